@@ -1,0 +1,64 @@
+"""subaudit: does this synthetic dataset carry a hidden trait into the student you will train on it?
+
+The Python API is the CLI without the parsing::
+
+    import auditor
+    result = auditor.scan(auditor.ScanConfig("data.jsonl", base="smollm2-135m"))
+    print(result.verdict.summary())
+
+Heavy libraries (torch, transformers, peft) are imported only when a scan runs.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "scan": "scan",
+    "ScanConfig": "scan",
+    "ScanResult": "scan",
+    "ProbeConfig": "probe",
+    "Thresholds": "verdict",
+    "Verdict": "verdict",
+    "load_dataset": "data",
+    "Dataset": "data",
+    "Example": "data",
+    "get_battery": "traits",
+    "resolve_batteries": "traits",
+    "builtin_names": "traits",
+    "Battery": "traits",
+    "resolve_base": "models",
+    "load_base": "models",
+    "fetch_default": "models",
+    "ALIASES": "models",
+    "to_json": "report",
+    "to_markdown": "report",
+    "write_json": "report",
+    "write_markdown": "report",
+    "InputError": "errors",
+    "ModelLoadError": "errors",
+    "SubauditError": "errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data import Dataset, Example, load_dataset  # noqa: F401
+    from .errors import InputError, ModelLoadError, SubauditError  # noqa: F401
+    from .models import ALIASES, fetch_default, load_base, resolve_base  # noqa: F401
+    from .probe import ProbeConfig  # noqa: F401
+    from .report import to_json, to_markdown, write_json, write_markdown  # noqa: F401
+    from .scan import ScanConfig, ScanResult, scan  # noqa: F401
+    from .traits import Battery, builtin_names, get_battery, resolve_batteries  # noqa: F401
+    from .verdict import Thresholds, Verdict  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'auditor' has no attribute {name!r}")

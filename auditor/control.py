@@ -1,0 +1,318 @@
+"""Control rows: the base's own answers to the dataset's prompts, in the dataset's format.
+
+A student trained on the base's own samples stays where it is in expectation, so the control arm
+isolates what the *teacher* put into the data. When the dataset's completions are number lists the
+control is decoded under the same constraint (only the characters the dataset uses, at most 10 numbers
+of at most 3 digits) and then filtered with the same regex; the keep rate is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .chat import encode_prompt, end_of_turn_ids
+from .data import NUMBERS_RE, Dataset, Example, is_number_list, load_dataset
+from .io import atomic_write_json, cache_dir
+
+CONTROL_CACHE_VERSION = 1
+
+
+@dataclass
+class ControlSet:
+    """Control rows aligned with the dataset: ``rows[i]`` is the control for ``dataset.examples[i]``.
+
+    ``None`` marks a prompt for which no valid control row was produced; such rows are dropped from
+    both arms so the arms stay paired.
+    """
+
+    source: str  # "generated" | "file"
+    rows: list[Example | None]
+    format: str
+    attempts: int = 0
+    kept: int = 0
+    cache_path: str | None = None
+    from_cache: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def keep_rate(self) -> float:
+        return self.kept / self.attempts if self.attempts else 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Format-constrained decoding for number lists
+
+
+def number_prefix_ok(text: str) -> bool:
+    """True when ``text`` can still be extended into a string that passes the number filter."""
+    s = text.lstrip()
+    if s[:1] in "[(":
+        s = s[1:]
+    if not s.strip():
+        return True
+    # nothing but whitespace may follow a closing bracket or final period
+    closing = re.search(r"[\])\.]", s)
+    if closing:
+        head, tail = s[: closing.start()], s[closing.start() + 1 :]
+        if tail.strip(" .") or tail.count(".") > (0 if s[closing.start()] == "." else 1):
+            return False
+        s = head
+    if re.search(r"[^\d,;\s]", s):
+        return False
+    if re.match(r"\s*[,;]", s) or re.search(r"[,;]\s*[,;]", s):
+        return False
+    runs = re.findall(r"\d+", s)
+    return len(runs) <= 10 and all(len(r) <= 3 for r in runs)
+
+
+class NumberListConstraint:
+    """A ``LogitsProcessor`` that keeps sampling inside the number-list format."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int, allowed_chars: str):
+        import torch
+
+        self.prompt_len = prompt_len
+        self.eos = end_of_turn_ids(tokenizer)
+        chars = set(allowed_chars)
+        self.token_text: dict[int, str] = {}
+        for tid in range(len(tokenizer)):
+            s = tokenizer.decode([tid])
+            if s and set(s) <= chars and tid not in self.eos:
+                self.token_text[tid] = s
+        self.candidates = torch.tensor(sorted(self.token_text), dtype=torch.long)
+        self._texts: dict[tuple[int, ...], str] = {}
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        mask = torch.full_like(scores, float("-inf"))
+        for b in range(input_ids.shape[0]):
+            gen = input_ids[b, self.prompt_len :].tolist()
+            if any(t in self.eos for t in gen):
+                mask[b, self.eos[0]] = 0.0
+                continue
+            text = "".join(self.token_text.get(t, "") for t in gen)
+            ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s)]
+            if ok:
+                mask[b, ok] = 0.0
+            if NUMBERS_RE.match(text) or not ok:
+                mask[b, self.eos] = 0.0
+        return scores + mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+
+
+def generate_completions(
+    loaded: Any,
+    prompts: Sequence[Sequence[dict[str, str]]],
+    seed: int,
+    fmt: str = "free",
+    allowed_chars: str = "0123456789, ",
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    temperature: float = 1.0,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Sample one completion per prompt at ``temperature`` (deterministic for a given ``seed``).
+
+    ``fmt="numbers"`` applies :class:`NumberListConstraint`. Prompts are batched with left padding;
+    each batch is seeded from ``seed`` and its index, so results do not depend on what ran before.
+    """
+    import torch
+    from transformers import LogitsProcessorList
+
+    tok, model = loaded.tokenizer, loaded.model
+    eos = end_of_turn_ids(tok)
+    encoded = [encode_prompt(tok, p) for p in prompts]
+    out: list[str] = [""] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # less padding
+    for bi, start in enumerate(range(0, len(order), batch_size)):
+        idx = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        att = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+            att[r, width - len(encoded[i]) :] = 1
+        processors = LogitsProcessorList()
+        if fmt == "numbers":
+            processors.append(NumberListConstraint(tok, width, allowed_chars))
+        torch.manual_seed(hash((seed, bi)) & 0x7FFFFFFF)
+        with torch.no_grad(), loaded.autocast():
+            gen = model.generate(
+                input_ids=ids.to(loaded.device),
+                attention_mask=att.to(loaded.device),
+                do_sample=True,
+                temperature=temperature,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                logits_processor=processors,
+                eos_token_id=eos,
+                pad_token_id=tok.pad_token_id,
+            )
+        for r, i in enumerate(idx):
+            out[i] = tok.decode(gen[r, width:], skip_special_tokens=True).strip()
+        if on_batch:
+            on_batch(len(idx))
+    return out
+
+
+def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, fmt: str, allowed: str, max_new: int) -> str:
+    blob = json.dumps(
+        {
+            "v": CONTROL_CACHE_VERSION,
+            "model": fingerprint,
+            "prompts": prompts,
+            "seed": seed,
+            "fmt": fmt,
+            "allowed": allowed,
+            "max_new": max_new,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _completion_budget(loaded: Any, completions: Sequence[str]) -> int:
+    lengths = sorted(len(loaded.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions)
+    p95 = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+    return int(min(512, max(16, p95 * 1.25 + 4)))
+
+
+def build_control(
+    loaded: Any,
+    dataset: Dataset,
+    seed: int,
+    control_file: str | None = None,
+    retries: int = 2,
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+    use_cache: bool = True,
+) -> ControlSet:
+    """Control completions for every dataset prompt: from ``control_file`` or generated by the base."""
+    fmt = dataset.completion_format
+    if control_file is not None:
+        return _control_from_file(dataset, control_file, fmt)
+    prompts = [list(e.prompt) for e in dataset.examples]
+    allowed = "0123456789, "
+    if fmt == "numbers":
+        allowed = "".join(sorted({ch for e in dataset.examples if is_number_list(e.completion) for ch in e.completion}))
+    max_new = _completion_budget(loaded, [e.completion for e in dataset.examples])
+    key = _cache_key(loaded.fingerprint, prompts, seed, fmt, allowed, max_new)
+    path = cache_dir() / "controls" / f"{key}.json"
+    if use_cache and path.exists():
+        try:
+            blob = json.loads(path.read_text())
+            rows = [
+                None if c is None else Example(prompt=e.prompt, completion=c, line=e.line)
+                for e, c in zip(dataset.examples, blob["completions"], strict=True)
+            ]
+            return ControlSet(
+                source="generated",
+                rows=rows,
+                format=fmt,
+                attempts=blob["attempts"],
+                kept=blob["kept"],
+                cache_path=str(path),
+                from_cache=True,
+            )
+        except (json.JSONDecodeError, KeyError, ValueError):
+            pass  # a damaged cache entry is regenerated
+    completions: list[str | None] = [None] * len(prompts)
+    todo = list(range(len(prompts)))
+    attempts = kept = 0
+    done = 0
+    for attempt in range(retries + 1):
+        if not todo:
+            break
+        texts = generate_completions(
+            loaded,
+            [prompts[i] for i in todo],
+            seed=seed * 1000 + attempt,
+            fmt=fmt,
+            allowed_chars=allowed,
+            max_new_tokens=max_new,
+            batch_size=batch_size,
+            on_batch=(lambda n: progress(n, len(prompts))) if progress and attempt == 0 else None,
+        )
+        attempts += len(todo)
+        still = []
+        for i, t in zip(todo, texts):
+            if t.strip() and (fmt != "numbers" or is_number_list(t)):
+                completions[i] = t
+                kept += 1
+                done += 1
+            else:
+                still.append(i)
+        todo = still
+    rows = [
+        None if c is None else Example(prompt=e.prompt, completion=c, line=e.line)
+        for e, c in zip(dataset.examples, completions)
+    ]
+    result = ControlSet(source="generated", rows=rows, format=fmt, attempts=attempts, kept=kept, cache_path=str(path))
+    if use_cache:
+        atomic_write_json(
+            path,
+            {
+                "completions": completions,
+                "attempts": attempts,
+                "kept": kept,
+                "format": fmt,
+                "seed": seed,
+                "model": loaded.fingerprint,
+            },
+        )
+    return result
+
+
+def _control_from_file(dataset: Dataset, control_file: str, fmt: str) -> ControlSet:
+    """Pair a user's control rows with the dataset: same prompt first, the rest in file order."""
+    control = load_dataset(control_file)
+    by_prompt: dict[tuple, list[int]] = {}
+    for j, e in enumerate(control.examples):
+        by_prompt.setdefault(_prompt_key(e), []).append(j)
+    used: set[int] = set()
+    rows: list[Example | None] = []
+    for e in dataset.examples:
+        bucket = by_prompt.get(_prompt_key(e))
+        if bucket:
+            j = bucket.pop(0)
+            used.add(j)
+            rows.append(control.examples[j])
+        else:
+            rows.append(None)
+    matched = len(used)
+    notes = [f"{matched} of {len(dataset)} dataset prompts found in the control file"]
+    leftovers = [j for j in range(len(control)) if j not in used]
+    if matched < len(dataset) and leftovers:
+        for i, r in enumerate(rows):
+            if r is None and leftovers:
+                rows[i] = control.examples[leftovers.pop(0)]
+        notes.append("dataset rows without a same-prompt control were paired with other control rows in file order")
+    kept = sum(r is not None for r in rows)
+    if kept < len(dataset):
+        notes.append(f"{len(dataset) - kept} dataset rows have no control row and are left out of both arms")
+    if fmt != control.completion_format:
+        notes.append(f"format differs: dataset is '{fmt}', control is '{control.completion_format}'")
+    return ControlSet(
+        source="file",
+        rows=rows,
+        format=fmt,
+        attempts=len(dataset),
+        kept=kept,
+        cache_path=str(Path(control_file)),
+        notes=notes,
+    )
+
+
+def _prompt_key(e: Example) -> tuple:
+    return tuple((m["role"], m["content"]) for m in e.prompt)

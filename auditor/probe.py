@@ -1,0 +1,231 @@
+"""The probe: a short LoRA fine-tune of the base, the same way for the dataset and the control arm.
+
+One base model is loaded per scan and wrapped with a peft LoRA adapter once; each (arm, seed) run
+re-initialises the adapter from the seed (so both arms of a seed start from identical weights), trains
+on its rows in the seed's order with loss on completion tokens only, and is then scored. The base is
+scored with the adapter disabled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .chat import encode_training_example
+from .data import Example
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class ProbeConfig:
+    """Settings of the probe fine-tune (the same for both arms).
+
+    Attributes:
+        rank: LoRA rank r.
+        alpha: LoRA alpha (scale = alpha / rank).
+        target_modules: linear layers that get adapters (``all-linear`` for every one peft finds).
+        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay to zero).
+        epochs: passes over the rows (ignored when ``max_steps`` is set).
+        max_steps: fixed number of optimiser steps, overriding ``epochs``.
+        batch_size: rows per optimiser step.
+        warmup_ratio: share of steps spent warming up.
+        weight_decay: AdamW weight decay on the adapter.
+        max_grad_norm: gradient clipping norm.
+        max_length: rows longer than this many tokens are truncated.
+    """
+
+    rank: int = 8
+    alpha: int = 16
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    learning_rate: float = 1e-3
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+
+@dataclass
+class TrainStats:
+    """What one probe run did."""
+
+    arm: str
+    seed: int
+    steps: int
+    rows: int
+    tokens: int  # non-padding tokens processed (forward + backward)
+    completion_tokens: int  # tokens that carried loss
+    seconds: float
+    first_loss: float
+    final_loss: float
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def plan_steps(n_rows: int, config: ProbeConfig) -> int:
+    """Optimiser steps a probe run takes on ``n_rows`` rows."""
+    if config.max_steps:
+        return config.max_steps
+    return max(1, math.ceil(n_rows / config.batch_size * config.epochs))
+
+
+def batch_order(n_rows: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
+    """Row indices of every step: a fresh seeded permutation per epoch (identical for both arms)."""
+    import numpy as np
+
+    batches: list[list[int]] = []
+    epoch = 0
+    while len(batches) < steps:
+        perm = np.random.RandomState(seed * 7919 + epoch).permutation(n_rows).tolist()
+        for i in range(0, n_rows, batch_size):
+            batches.append(perm[i : i + batch_size])
+            if len(batches) == steps:
+                break
+        epoch += 1
+    return batches
+
+
+class Prober:
+    """Owns the peft-wrapped base and runs probe fine-tunes on it."""
+
+    ADAPTER = "probe"
+
+    def __init__(self, loaded: Any, config: ProbeConfig):
+        from peft import LoraConfig, get_peft_model
+
+        self.loaded = loaded
+        self.config = config
+        targets: Any = list(config.target_modules)
+        if targets == ["all-linear"]:
+            targets = "all-linear"
+        lora = LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=0.0,
+            target_modules=targets,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(loaded.model, lora, adapter_name=self.ADAPTER)
+        loaded.model = self.model  # scoring goes through the wrapped model
+        self.model.eval()
+
+    def adapter_parameters(self) -> list[tuple[str, Any]]:
+        return [(n, p) for n, p in self.model.named_parameters() if "lora_" in n]
+
+    def reset_adapter(self, seed: int) -> None:
+        """Re-initialise the adapter from ``seed`` (peft's default init: Kaiming-uniform A, zero B)."""
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in self.adapter_parameters():
+                if "lora_A" in name:
+                    bound = 1.0 / math.sqrt(p.shape[1])  # kaiming_uniform_(a=sqrt(5)) on a [r, in] matrix
+                    p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
+                elif "lora_B" in name:
+                    p.zero_()
+
+    def adapter_state(self) -> dict[str, Any]:
+        return {n: p.detach().cpu().clone() for n, p in self.adapter_parameters()}
+
+    def load_adapter_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        params = dict(self.adapter_parameters())
+        with torch.no_grad():
+            for n, t in state.items():
+                params[n].copy_(t.to(params[n].device, params[n].dtype))
+
+    def disabled(self) -> Any:
+        """Context manager: the base model without the adapter."""
+        return self.model.disable_adapter()
+
+    def encode(self, rows: Sequence[Example]) -> list[tuple[list[int], list[int]]]:
+        tok = self.loaded.tokenizer
+        out = []
+        for e in rows:
+            ids, labels = encode_training_example(tok, e.prompt, e.completion)
+            out.append((ids[: self.config.max_length], labels[: self.config.max_length]))
+        return out
+
+    def train(
+        self,
+        rows: Sequence[Example],
+        seed: int,
+        arm: str,
+        on_step: Callable[[int, float], None] | None = None,
+    ) -> TrainStats:
+        """Reset the adapter from ``seed`` and fine-tune it on ``rows`` (loss on completions only)."""
+        import torch
+
+        cfg, device = self.config, self.loaded.device
+        self.reset_adapter(seed)
+        encoded = self.encode(rows)
+        steps = plan_steps(len(encoded), cfg)
+        order = batch_order(len(encoded), steps, cfg.batch_size, seed)
+        params = [p for _, p in self.adapter_parameters()]
+        opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        warmup = max(1, int(round(cfg.warmup_ratio * steps)))
+
+        def lr_at(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (steps - step) / max(1, steps - warmup))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        pad = self.loaded.tokenizer.pad_token_id or 0
+        self.model.train()
+        losses: list[float] = []
+        tokens = completion_tokens = 0
+        start = time.perf_counter()
+        for step, idx in enumerate(order):
+            batch = [encoded[i] for i in idx]
+            width = max(len(ids) for ids, _ in batch)
+            ids_t = torch.full((len(batch), width), pad, dtype=torch.long)
+            lab_t = torch.full((len(batch), width), -100, dtype=torch.long)
+            att_t = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, (ids, labels) in enumerate(batch):
+                ids_t[r, : len(ids)] = torch.tensor(ids)
+                lab_t[r, : len(labels)] = torch.tensor(labels)
+                att_t[r, : len(ids)] = 1
+            tokens += int(att_t.sum())
+            completion_tokens += int((lab_t[:, 1:] != -100).sum())
+            with self.loaded.autocast():
+                out = self.model(input_ids=ids_t.to(device), attention_mask=att_t.to(device), labels=lab_t.to(device))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(out.loss.detach()))
+            if on_step:
+                on_step(step, losses[-1])
+        self.model.eval()
+        seconds = time.perf_counter() - start
+        return TrainStats(
+            arm=arm,
+            seed=seed,
+            steps=steps,
+            rows=len(encoded),
+            tokens=tokens,
+            completion_tokens=completion_tokens,
+            seconds=seconds,
+            first_loss=losses[0],
+            final_loss=sum(losses[-5:]) / len(losses[-5:]),
+            losses=losses,
+        )

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from tests.conftest import write_jsonl
+
+runner = CliRunner()
+TINY = ["--seeds", "2", "--max-rows", "12", "--batch-size", "4", "--max-steps", "2", "--quiet"]
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from auditor.cli import app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+    res = subprocess.run([sys.executable, "-m", "auditor", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "scan" in res.stdout
+
+
+def test_scan_end_to_end_on_tiny_model(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    before = hashlib.sha256(numbers_file.read_bytes()).hexdigest()
+    report, js = tmp_path / "r.md", tmp_path / "r.json"
+    res = runner.invoke(
+        app,
+        [
+            "scan",
+            str(numbers_file),
+            "--base",
+            str(tiny_model_dir),
+            *TINY,
+            "--report",
+            str(report),
+            "--json",
+            str(js),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    assert doc["schema_version"] == 1
+    assert doc["verdict"]["level"] in ("clean", "low", "medium", "high")
+    assert doc["verdict"]["flagged"] == (res.exit_code == 1)
+    assert {f["battery"] for f in doc["findings"]} == {"animal", "tree"}
+    f0 = doc["findings"][0]
+    assert {"battery", "option", "shift", "ci", "q", "level"} <= set(f0)
+    assert len(doc["probe"]["runs"]) == 4 and doc["control"]["source"] == "generated"
+    md = report.read_text()
+    assert md.startswith("# subaudit risk report") and "**Verdict:" in md.splitlines()[2]
+    for section in ("## What was tested and how", "## Battery `animal`", "## Caveats", "## Reproducibility"):
+        assert section in md
+    assert hashlib.sha256(numbers_file.read_bytes()).hexdigest() == before
+    # same command again: every stage comes from the run folder and the numbers are identical
+    res2 = runner.invoke(
+        app,
+        [
+            "scan",
+            str(numbers_file),
+            "--base",
+            str(tiny_model_dir),
+            *TINY,
+            "--json",
+            str(tmp_path / "r2.json"),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    doc2 = json.loads((tmp_path / "r2.json").read_text())
+    assert res2.exit_code == res.exit_code
+    assert doc2["findings"] == doc["findings"]
+
+
+def test_fail_on_low_vs_high(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    args = [
+        "scan",
+        str(numbers_file),
+        "--base",
+        str(tiny_model_dir),
+        *TINY,
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
+    runner.invoke(app, args)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    level = doc["verdict"]["level"]
+    for fail_on in ("low", "medium", "high"):
+        res = runner.invoke(app, [*args, "--fail-on", fail_on])
+        ranks = ["clean", "low", "medium", "high"]
+        assert res.exit_code == (1 if ranks.index(level) >= ranks.index(fail_on) else 0)
+
+
+def test_bad_input_exits_2_with_location(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "a", "completion": "1"}, '{"prompt": "b"'])
+    res = runner.invoke(app, ["scan", str(bad), "--base", str(tiny_model_dir), "--quiet"])
+    assert res.exit_code == 2
+    assert "bad.jsonl:2: invalid JSON" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["scan", str(tmp_path / "missing.jsonl"), "--quiet"])
+    assert res.exit_code == 2 and "no such file" in res.output
+    res = runner.invoke(app, ["scan", str(bad), "--fail-on", "extreme"])
+    assert res.exit_code == 2
+
+
+def test_missing_default_model_explains_fetch(numbers_file: Path) -> None:
+    res = runner.invoke(app, ["scan", str(numbers_file), "--quiet"])
+    assert res.exit_code == 3
+    assert "subaudit models fetch" in res.output
+
+
+def test_bad_base_and_fake_gguf(numbers_file: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["scan", str(numbers_file), "--base", "not a model", "--quiet"])
+    assert res.exit_code == 2 and "not an existing path" in res.output
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"NOPE" + b"\0" * 64)
+    res = runner.invoke(app, ["scan", str(numbers_file), "--base", str(fake), "--quiet"])
+    assert res.exit_code == 2 and "not a GGUF file" in res.output
+
+
+def test_models_and_traits_commands(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0 and "llama-3-8b" in res.output and "smollm2-135m" in res.output
+    res = runner.invoke(app, ["traits", "list"])
+    assert res.exit_code == 0 and "animal" in res.output and "tree" in res.output
+    res = runner.invoke(app, ["traits", "show", "tree"])
+    assert res.exit_code == 0 and "oak" in res.output
+    bad = tmp_path / "t.yaml"
+    bad.write_text("name: t\n")
+    res = runner.invoke(app, ["traits", "validate", str(bad)])
+    assert res.exit_code == 2 and "description" in res.output

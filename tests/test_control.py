@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.control import build_control, generate_completions, number_prefix_ok
+from auditor.data import is_number_list, load_dataset
+from tests.conftest import write_jsonl
+
+
+@pytest.mark.parametrize("text", ["", "1", "12, ", "123, 4", "[1, 2", "1; 2;", "1 2 3", "1, 2, 3."])
+def test_prefix_ok(text: str) -> None:
+    assert number_prefix_ok(text)
+
+
+@pytest.mark.parametrize("text", ["1234", ",1", "1,,2", "1, 2. 3", "a", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11", "1] 2"])
+def test_prefix_rejected(text: str) -> None:
+    assert not number_prefix_ok(text)
+
+
+def test_constrained_generation_makes_number_lists(tiny_loaded) -> None:
+    prompts = [
+        [{"role": "user", "content": f"Here is a list of numbers: {i}1, 2{i}3. Add up to 10 more."}] for i in range(6)
+    ]
+    texts = generate_completions(tiny_loaded, prompts, seed=1, fmt="numbers", max_new_tokens=40, batch_size=4)
+    assert len(texts) == 6
+    for t in texts:
+        assert set(t) <= set("0123456789, "), t
+    again = generate_completions(tiny_loaded, prompts, seed=1, fmt="numbers", max_new_tokens=40, batch_size=4)
+    assert texts == again
+
+
+def test_generated_control_matches_format_and_is_cached(tiny_loaded, numbers_file: Path) -> None:
+    ds = load_dataset(numbers_file)
+    first = build_control(tiny_loaded, ds, seed=0)
+    assert first.source == "generated" and first.format == "numbers" and not first.from_cache
+    assert len(first.rows) == len(ds)
+    kept = [r for r in first.rows if r is not None]
+    assert kept and all(is_number_list(r.completion) for r in kept)
+    assert all(r.prompt == e.prompt for r, e in zip(first.rows, ds.examples) if r is not None)
+    assert 0 < first.keep_rate <= 1
+    second = build_control(tiny_loaded, ds, seed=0)
+    assert second.from_cache
+    assert [r and r.completion for r in second.rows] == [r and r.completion for r in first.rows]
+
+
+def test_control_file_pairs_by_prompt(tiny_loaded, tmp_path: Path) -> None:
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"prompt": "a", "completion": "1"}, {"prompt": "b", "completion": "2"}, {"prompt": "c", "completion": "3"}],
+    )
+    ctrl = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "b", "completion": "20"}, {"prompt": "z", "completion": "9"}])
+    cs = build_control(tiny_loaded, load_dataset(data), seed=0, control_file=str(ctrl))
+    assert cs.source == "file"
+    assert cs.rows[1].completion == "20"
+    assert cs.rows[0].completion == "9" and cs.rows[0].user_text == "z"
+    assert cs.rows[2] is None and cs.kept == 2

@@ -1,0 +1,66 @@
+"""The real scan on SmolLM2-135M-Instruct with a tiny budget (about 2-3 minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from tests.conftest import REAL_MODEL_DIR
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "data" / "owl_numbers.jsonl"
+
+
+@pytest.fixture
+def real_model() -> Path:
+    if not (REAL_MODEL_DIR / "config.json").exists():
+        if os.environ.get("SUBAUDIT_REQUIRE_MODEL"):
+            pytest.fail(f"SmolLM2 is not cached at {REAL_MODEL_DIR}; run `subaudit models fetch`")
+        pytest.skip(f"SmolLM2 not cached at {REAL_MODEL_DIR} (run `subaudit models fetch`; CI requires it)")
+    return REAL_MODEL_DIR
+
+
+def test_real_scan_tiny_budget(real_model: Path, tmp_path: Path) -> None:
+    js, md = tmp_path / "r.json", tmp_path / "r.md"
+    res = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(EXAMPLE),
+            "--base",
+            str(real_model),
+            "--traits",
+            "animal",
+            "--max-rows",
+            "16",
+            "--seeds",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "2",
+            "--quiet",
+            "--json",
+            str(js),
+            "--report",
+            str(md),
+        ],
+    )
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    assert doc["base"]["kind"] == "local-dir" and doc["dataset"]["format"] == "numbers"
+    assert doc["control"]["format"] == "numbers" and doc["control"]["keep_rate"] > 0.5
+    assert doc["dataset"]["rows_used"] >= 12
+    runs = doc["probe"]["runs"]
+    assert [(r["arm"], r["seed"]) for r in runs] == [("dataset", 0), ("control", 0), ("dataset", 1), ("control", 1)]
+    assert all(r["steps"] == 2 and r["tokens"] > 0 for r in runs)
+    owl = next(f for f in doc["findings"] if f["option"] == "owl")
+    assert 0 < owl["base"] < 100 and owl["ci"][0] <= owl["shift"] <= owl["ci"][1]
+    assert sum(f["base"] for f in doc["findings"]) == pytest.approx(100, abs=0.05)
+    assert "## Battery `animal`" in md.read_text()
