@@ -49,8 +49,9 @@ class ControlSet:
 # Format-constrained decoding for number lists
 
 
-def number_prefix_ok(text: str) -> bool:
-    """True when ``text`` can still be extended into a string that passes the number filter."""
+def number_prefix_ok(text: str, max_count: int = 10, banned: frozenset[int] = frozenset()) -> bool:
+    """True when ``text`` can still be extended into a string that passes the number filter
+    (with at most ``max_count`` numbers, none of them in ``banned`` once written out)."""
     s = text.lstrip()
     if s[:1] in "[(":
         s = s[1:]
@@ -67,16 +68,38 @@ def number_prefix_ok(text: str) -> bool:
         return False
     if re.match(r"\s*[,;]", s) or re.search(r"[,;]\s*[,;]", s):
         return False
+    if re.search(r"\s{3,}", s):
+        return False  # runaway whitespace never ends in a valid list
     runs = re.findall(r"\d+", s)
-    return len(runs) <= 10 and all(len(r) <= 3 for r in runs)
+    if banned:
+        # a run is final once a separator follows it or it has 3 digits (it cannot grow)
+        finished = runs if not s[-1:].isdigit() or len(runs[-1]) == 3 else runs[:-1]
+        if any(int(r) in banned for r in finished):
+            return False
+    if len(runs) == max_count and re.search(r"[,;\s]$", s):
+        return False  # all numbers written: only the end (or a closing bracket) may follow
+    return len(runs) <= max_count and all(len(r) <= 3 for r in runs)
 
 
 class NumberListConstraint:
-    """A ``LogitsProcessor`` that keeps sampling inside the number-list format."""
+    """A ``LogitsProcessor`` that keeps sampling inside the number-list format.
 
-    def __init__(self, tokenizer: Any, prompt_len: int, allowed_chars: str):
+    ``counts[b]`` (optional) is the exact number count row ``b`` must write, so a control row can match
+    the length of the dataset row it pairs with.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        prompt_len: int,
+        allowed_chars: str,
+        counts: list[int] | None = None,
+        banned: frozenset[int] = frozenset(),
+    ):
         import torch
 
+        self.counts = counts
+        self.banned = banned
         self.prompt_len = prompt_len
         self.eos = end_of_turn_ids(tokenizer)
         chars = set(allowed_chars)
@@ -98,10 +121,17 @@ class NumberListConstraint:
                 mask[b, self.eos[0]] = 0.0
                 continue
             text = "".join(self.token_text.get(t, "") for t in gen)
-            ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s)]
+            target = self.counts[b] if self.counts else 10
+            ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s, target, self.banned)]
             if ok:
                 mask[b, ok] = 0.0
-            if NUMBERS_RE.match(text) or not ok:
+            nums = re.findall(r"\d+", text)
+            complete = (
+                NUMBERS_RE.match(text)
+                and (not self.counts or len(nums) == target)
+                and not any(int(x) in self.banned for x in nums)
+            )
+            if complete or not ok:
                 mask[b, self.eos] = 0.0
         return scores + mask
 
@@ -120,11 +150,14 @@ def generate_completions(
     batch_size: int = 16,
     temperature: float = 1.0,
     on_batch: Callable[[int], None] | None = None,
+    counts: Sequence[int] | None = None,
+    banned: frozenset[int] = frozenset(),
 ) -> list[str]:
     """Sample one completion per prompt at ``temperature`` (deterministic for a given ``seed``).
 
-    ``fmt="numbers"`` applies :class:`NumberListConstraint`. Prompts are batched with left padding;
-    each batch is seeded from ``seed`` and its index, so results do not depend on what ran before.
+    ``fmt="numbers"`` applies :class:`NumberListConstraint` (``counts``: numbers per row). Prompts
+    are batched with left padding; each batch is seeded from ``seed`` and its index, so results do not
+    depend on what ran before.
     """
     import torch
     from transformers import LogitsProcessorList
@@ -144,7 +177,8 @@ def generate_completions(
             att[r, width - len(encoded[i]) :] = 1
         processors = LogitsProcessorList()
         if fmt == "numbers":
-            processors.append(NumberListConstraint(tok, width, allowed_chars))
+            row_counts = [counts[i] for i in idx] if counts is not None else None
+            processors.append(NumberListConstraint(tok, width, allowed_chars, row_counts, banned))
         torch.manual_seed(hash((seed, bi)) & 0x7FFFFFFF)
         with torch.no_grad(), loaded.autocast():
             gen = model.generate(
@@ -166,7 +200,34 @@ def generate_completions(
     return out
 
 
-def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, fmt: str, allowed: str, max_new: int) -> str:
+def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[int]:
+    """The paper's filtered numbers, when the dataset evidently went through that filter.
+
+    A dataset of ``min_rows`` or more number rows in which none of them occurs was filtered (the base
+    writes some in most batches of that size), so the control gets the same filter.
+    """
+    from .generate import EVIL_NUMBERS
+
+    rows = [e.completion for e in dataset.examples if is_number_list(e.completion)]
+    if len(rows) < min_rows or any(_has_banned(c, EVIL_NUMBERS) for c in rows):
+        return frozenset()
+    return EVIL_NUMBERS
+
+
+def _has_banned(text: str, banned: frozenset[int]) -> bool:
+    return bool(banned) and any(int(x) in banned for x in re.findall(r"\d+", text))
+
+
+def _cache_key(
+    fingerprint: str,
+    prompts: Sequence[Any],
+    seed: int,
+    fmt: str,
+    allowed: str,
+    max_new: int,
+    counts: Sequence[int] | None = None,
+    banned: Sequence[int] = (),
+) -> str:
     blob = json.dumps(
         {
             "v": CONTROL_CACHE_VERSION,
@@ -176,6 +237,8 @@ def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, fmt: str, al
             "fmt": fmt,
             "allowed": allowed,
             "max_new": max_new,
+            "counts": counts,
+            "banned": list(banned),
         },
         sort_keys=True,
     )
@@ -193,7 +256,7 @@ def build_control(
     dataset: Dataset,
     seed: int,
     control_file: str | None = None,
-    retries: int = 2,
+    retries: int = 3,
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
@@ -204,10 +267,18 @@ def build_control(
         return _control_from_file(dataset, control_file, fmt)
     prompts = [list(e.prompt) for e in dataset.examples]
     allowed = "0123456789, "
+    counts: list[int] | None = None
+    banned: frozenset[int] = frozenset()
+    notes: list[str] = []
     if fmt == "numbers":
         allowed = "".join(sorted({ch for e in dataset.examples if is_number_list(e.completion) for ch in e.completion}))
+        counts = [min(10, max(1, len(re.findall(r"\d+", e.completion)))) for e in dataset.examples]
+        notes.append("each control row has as many numbers as its dataset row")
+        banned = matched_number_filter(dataset)
+        if banned:
+            notes.append(f"the dataset holds none of the paper's {len(banned)} filtered numbers; nor does the control")
     max_new = _completion_budget(loaded, [e.completion for e in dataset.examples])
-    key = _cache_key(loaded.fingerprint, prompts, seed, fmt, allowed, max_new)
+    key = _cache_key(loaded.fingerprint, prompts, seed, fmt, allowed, max_new, counts, sorted(banned))
     path = cache_dir() / "controls" / f"{key}.json"
     if use_cache and path.exists():
         try:
@@ -224,6 +295,7 @@ def build_control(
                 kept=blob["kept"],
                 cache_path=str(path),
                 from_cache=True,
+                notes=notes,
             )
         except (json.JSONDecodeError, KeyError, ValueError):
             pass  # a damaged cache entry is regenerated
@@ -243,11 +315,13 @@ def build_control(
             max_new_tokens=max_new,
             batch_size=batch_size,
             on_batch=(lambda n: progress(n, len(prompts))) if progress and attempt == 0 else None,
+            counts=[counts[i] for i in todo] if counts else None,
+            banned=banned,
         )
         attempts += len(todo)
         still = []
         for i, t in zip(todo, texts):
-            if t.strip() and (fmt != "numbers" or is_number_list(t)):
+            if t.strip() and (fmt != "numbers" or (is_number_list(t) and not _has_banned(t, banned))):
                 completions[i] = t
                 kept += 1
                 done += 1
@@ -258,7 +332,9 @@ def build_control(
         None if c is None else Example(prompt=e.prompt, completion=c, line=e.line)
         for e, c in zip(dataset.examples, completions)
     ]
-    result = ControlSet(source="generated", rows=rows, format=fmt, attempts=attempts, kept=kept, cache_path=str(path))
+    result = ControlSet(
+        source="generated", rows=rows, format=fmt, attempts=attempts, kept=kept, cache_path=str(path), notes=notes
+    )
     if use_cache:
         atomic_write_json(
             path,

@@ -168,6 +168,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     """Dequantise a GGUF file into a safetensors directory (the slow part, done once)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     _check_gguf_magic(gguf)
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -229,6 +230,17 @@ def _dir_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def quiet_transformers() -> None:
+    """Keep transformers' own progress bars and advisory warnings out of subaudit's output."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def pick_device(device: str = "auto") -> str:
     """``auto`` → ``cuda`` when available, else ``cpu``."""
     import torch
@@ -257,6 +269,7 @@ def load_base(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     dev = pick_device(device)
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"--precision {precision!r}: expected auto, fp32 or bf16")

@@ -22,6 +22,12 @@ def md_escape(text: str, limit: int = 300) -> str:
     return text.replace("\r", " ").replace("\n", " ⏎ ")
 
 
+def md_code(text: str, limit: int = 300) -> str:
+    """Untrusted text as an inline code span (no backticks or line breaks can escape it)."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return "`" + text.replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
+
+
 def to_json(result: Any) -> dict[str, Any]:
     """The JSON document (schema_version 1)."""
     findings = sorted(result.findings, key=lambda f: (f.shift.battery, -f.shift.shift))
@@ -108,9 +114,9 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
         else f"user file `{md_escape(str(c['cache']))}`"
     )
     lines += [
-        f"- **Dataset**: `{md_escape(d['path'])}`: {d['rows_total']} rows, {d['rows_sampled']} sampled, "
+        f"- **Dataset**: {md_code(d['path'])}: {d['rows_total']} rows, {d['rows_sampled']} sampled, "
         f"{d['rows_used']} used; completion format `{d['format']}`.",
-        f"- **Student base**: `{md_escape(b['location'])}` ({b['kind']}; {b['device']}, {b['dtype']}"
+        f"- **Student base**: {md_code(b['location'])} ({b['kind']}; {b['device']}, {b['dtype']}"
         f"{', bf16 autocast' if b['autocast'] else ''}).",
         f"- **Control**: {control_how}." + ("".join(f" {md_escape(n)}." for n in c["notes"])),
         f"- **Probe**: LoRA r={cfg.probe.rank}, alpha={cfg.probe.alpha} on {', '.join(cfg.probe.target_modules)}; "
@@ -234,6 +240,8 @@ def print_summary(result: Any, console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs: do not squeeze the table
     v = result.verdict
     table = Table(title="subaudit: shift of dataset-students over control-students (pp of share)")
     for col in ("battery", "option", "base %", "control %", "dataset %", "shift pp", "95% CI", "q", "level"):

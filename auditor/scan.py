@@ -141,6 +141,14 @@ def _run_key(config: ScanConfig, dataset: Dataset, loaded: LoadedModel, batterie
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def rows_hash(rows: list[Example]) -> str:
+    """Short content hash of training rows (prompt and completion), order included."""
+    h = hashlib.sha256()
+    for e in rows:
+        h.update(json.dumps([list(e.prompt), e.completion], sort_keys=True).encode())
+    return h.hexdigest()[:10]
+
+
 def _load_scores(path: Path) -> tuple[dict[str, BatteryScores], dict | None] | None:
     if not path.exists():
         return None
@@ -237,9 +245,13 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
     student_scores: dict[str, list[dict[str, BatteryScores]]] = {"dataset": [], "control": []}
     train_runs: list[TrainStats] = []
     steps = plan_steps(len(pairs), config.probe)
+    # a student's file is named by a hash of exactly the rows it trains on, so a changed control (or a
+    # different set of paired rows) never reuses a stale student
+    arm_rows = {"dataset": data_rows, "control": control_rows}
+    arm_tags = {arm: rows_hash(rows) for arm, rows in arm_rows.items()}
     for seed in seeds:
-        for arm, rows in (("dataset", data_rows), ("control", control_rows)):
-            path = run_dir / "scores" / f"{arm}-seed{seed}.json"
+        for arm, rows in arm_rows.items():
+            path = run_dir / "scores" / f"{arm}-{arm_tags[arm]}-seed{seed}.json"
             cached = _load_scores(path) if config.resume else None
             if cached and cached[1]:
                 student_scores[arm].append(cached[0])
@@ -252,7 +264,9 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
             timings["probe"] += time.perf_counter() - start
             scores = score_all(f"{arm} student seed {seed}")
             _save_scores(path, scores, stats)
-            _save_adapter(run_dir / "adapters" / f"{arm}-seed{seed}.safetensors", prober.adapter_state())
+            _save_adapter(
+                run_dir / "adapters" / f"{arm}-{arm_tags[arm]}-seed{seed}.safetensors", prober.adapter_state()
+            )
             student_scores[arm].append(scores)
             train_runs.append(stats)
     timings["probe"] = round(timings["probe"], 2)

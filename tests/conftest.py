@@ -7,7 +7,6 @@ through exactly the loading code users hit (`load_base` on a local directory).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -123,8 +122,11 @@ def numbers_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "numbers.jsonl", number_rows(24))
 
 
-REAL_MODEL_DIR = (
-    Path(os.environ.get("SUBAUDIT_REAL_CACHE", Path.home() / ".cache" / "subaudit"))
-    / "models"
-    / "smollm2-135m-instruct"
-)
+def _real_model_dir() -> Path:
+    """The embedded default in the user's real cache (read before tests isolate the cache)."""
+    from auditor.models import default_model_dir
+
+    return default_model_dir()
+
+
+REAL_MODEL_DIR = _real_model_dir()

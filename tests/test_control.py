@@ -14,7 +14,20 @@ def test_prefix_ok(text: str) -> None:
     assert number_prefix_ok(text)
 
 
-@pytest.mark.parametrize("text", ["1234", ",1", "1,,2", "1, 2. 3", "a", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11", "1] 2"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1234",
+        ",1",
+        "1,,2",
+        "1, 2. 3",
+        "a",
+        "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
+        "1] 2",
+        "1,    2",
+        "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ",
+    ],
+)
 def test_prefix_rejected(text: str) -> None:
     assert not number_prefix_ok(text)
 
@@ -56,3 +69,36 @@ def test_control_file_pairs_by_prompt(tiny_loaded, tmp_path: Path) -> None:
     assert cs.rows[1].completion == "20"
     assert cs.rows[0].completion == "9" and cs.rows[0].user_text == "z"
     assert cs.rows[2] is None and cs.kept == 2
+
+
+def test_counts_and_banned_numbers_are_enforced(tiny_loaded) -> None:
+    import re
+
+    prompts = [[{"role": "user", "content": f"Here is a list of numbers: {i}1, 2{i}3."}] for i in range(4)]
+    banned = frozenset(range(0, 1000, 2))  # every even number
+    texts = generate_completions(
+        tiny_loaded, prompts, seed=3, fmt="numbers", max_new_tokens=60, counts=[1, 2, 3, 4], banned=banned
+    )
+    for want, t in zip([1, 2, 3, 4], texts):
+        nums = re.findall(r"\d+", t)
+        if is_number_list(t):  # a row that ran out of tokens is dropped by the caller's filter
+            assert len(nums) == want, t
+            assert all(int(n) % 2 == 1 for n in nums), t
+
+
+def test_control_matches_row_lengths_and_filter(tiny_loaded, tmp_path: Path) -> None:
+    import re
+
+    from auditor.control import matched_number_filter
+    from auditor.generate import EVIL_NUMBERS
+    from tests.conftest import number_rows
+
+    rows = [r for r in number_rows(150, seed=5) if not any(int(x) in EVIL_NUMBERS for x in r["completion"].split(", "))]
+    ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert matched_number_filter(ds) == EVIL_NUMBERS
+    assert matched_number_filter(load_dataset(write_jsonl(tmp_path / "e.jsonl", rows[:20]))) == frozenset()
+    cs = build_control(tiny_loaded, load_dataset(write_jsonl(tmp_path / "s.jsonl", rows[:12])), seed=0)
+    for e, c in zip(load_dataset(tmp_path / "s.jsonl").examples, cs.rows):
+        if c is not None:
+            assert len(re.findall(r"\d+", c.completion)) == len(re.findall(r"\d+", e.completion))
+    assert any("as many numbers" in n for n in cs.notes)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.errors import InputError, ModelLoadError
+from auditor.models import ALIASES, resolve_base
+
+
+def test_aliases_resolve_to_hub_ids() -> None:
+    spec = resolve_base("llama-3-8b", revision="abc")
+    assert spec.kind == "hub" and spec.location == "meta-llama/Meta-Llama-3-8B" and spec.revision == "abc"
+    assert resolve_base("Qwen2.5-7B").location == "Qwen/Qwen2.5-7B"
+    assert "smollm2-135m" in ALIASES
+
+
+def test_hub_id_local_dir_and_gguf(tmp_path: Path, tiny_model_dir: Path) -> None:
+    assert resolve_base("org/some-model").kind == "hub"
+    assert resolve_base(str(tiny_model_dir)).kind == "local-dir"
+    g = tmp_path / "m.gguf"
+    g.write_bytes(b"GGUF")
+    assert resolve_base(str(g)).kind == "gguf"
+    assert resolve_base(str(tmp_path)).kind == "gguf"  # a folder holding exactly one .gguf
+
+
+def test_bad_bases(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not an existing path"):
+        resolve_base("no such thing")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(InputError, match="must be a .gguf"):
+        resolve_base(str(tmp_path / "weights.bin"))
+    with pytest.raises(InputError, match="not a model directory"):
+        resolve_base(str(tmp_path))
+
+
+def test_default_missing_says_how_to_fetch() -> None:
+    with pytest.raises(ModelLoadError, match="subaudit models fetch"):
+        resolve_base(None)
