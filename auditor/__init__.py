@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 _LAZY = {
-    "scan": "scan",
-    "ScanConfig": "scan",
-    "ScanResult": "scan",
+    "scan": "pipeline",
+    "ScanConfig": "pipeline",
+    "ScanResult": "pipeline",
     "ProbeConfig": "probe",
     "Thresholds": "verdict",
     "Verdict": "verdict",
@@ -48,9 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset, Example, load_dataset  # noqa: F401
     from .errors import InputError, ModelLoadError, SubauditError  # noqa: F401
     from .models import ALIASES, fetch_default, load_base, resolve_base  # noqa: F401
+    from .pipeline import ScanConfig, ScanResult, scan  # noqa: F401
     from .probe import ProbeConfig  # noqa: F401
     from .report import to_json, to_markdown, write_json, write_markdown  # noqa: F401
-    from .scan import ScanConfig, ScanResult, scan  # noqa: F401
     from .traits import Battery, builtin_names, get_battery, resolve_batteries  # noqa: F401
     from .verdict import Thresholds, Verdict  # noqa: F401
 

@@ -82,10 +82,10 @@ def scan(
     """Run the probe on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure."""
     from . import report as report_mod
     from .errors import SubauditError
+    from .pipeline import ScanConfig, command_line
+    from .pipeline import scan as run_scan
     from .probe import ProbeConfig
     from .progress import Reporter, RichReporter
-    from .scan import ScanConfig, command_line
-    from .scan import scan as run_scan
 
     probe = ProbeConfig(
         rank=rank,

@@ -20,7 +20,7 @@ from .chat import encode_prompt, end_of_turn_ids
 from .data import NUMBERS_RE, Dataset, Example, is_number_list, load_dataset
 from .io import atomic_write_json, cache_dir
 
-CONTROL_CACHE_VERSION = 1
+CONTROL_CACHE_VERSION = 2
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Render a :class:`~auditor.scan.ScanResult`: JSON (versioned), markdown risk report, terminal table."""
+"""Render a :class:`~auditor.pipeline.ScanResult`: JSON (versioned), markdown risk report, terminal table."""
 
 from __future__ import annotations
 

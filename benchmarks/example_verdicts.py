@@ -29,26 +29,34 @@ def main() -> None:
         start = time.perf_counter()
         result = auditor.scan(auditor.ScanConfig(str(path)))
         top = sorted(result.findings, key=lambda f: -f.shift.shift)[:5]
-        rows.append({
-            "case": name,
-            "file": str(path.relative_to(ROOT)),
-            "expected": expected,
-            "level": result.verdict.level,
-            "exit_code": result.exit_code,
-            "ok": (result.exit_code == 1) == (expected == "flag"),
-            "summary": result.verdict.summary(),
-            "top_rising": [f.headline() for f in top],
-            "detectable_shift_pp": round(result.verdict.detectable_shift, 2),
-            "timings_s": result.timings,
-            "wall_s": round(time.perf_counter() - start, 1),
-        })
+        rows.append(
+            {
+                "case": name,
+                "file": str(path.relative_to(ROOT)),
+                "expected": expected,
+                "level": result.verdict.level,
+                "exit_code": result.exit_code,
+                "ok": (result.exit_code == 1) == (expected == "flag"),
+                "summary": result.verdict.summary(),
+                "top_rising": [f.headline() for f in top],
+                "detectable_shift_pp": round(result.verdict.detectable_shift, 2),
+                "timings_s": result.timings,
+                "wall_s": round(time.perf_counter() - start, 1),
+            }
+        )
         print(json.dumps(rows[-1], indent=2), flush=True)
     atomic_write_json(OUT / "example_verdicts.json", rows)
-    lines = ["# Example verdicts at the default budget", "",
-             "| case | expected | level | exit | top rising options | wall s |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Example verdicts at the default budget",
+        "",
+        "| case | expected | level | exit | top rising options | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['expected']} | {r['level']} | {r['exit_code']} | "
-                     f"{'<br>'.join(r['top_rising'][:3])} | {r['wall_s']} |")
+        lines.append(
+            f"| {r['case']} | {r['expected']} | {r['level']} | {r['exit_code']} | "
+            f"{'<br>'.join(r['top_rising'][:3])} | {r['wall_s']} |"
+        )
     atomic_write_text(OUT / "example_verdicts.md", "\n".join(lines) + "\n")
 
 

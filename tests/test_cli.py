@@ -135,3 +135,10 @@ def test_models_and_traits_commands(tmp_path: Path) -> None:
     bad.write_text("name: t\n")
     res = runner.invoke(app, ["traits", "validate", str(bad)])
     assert res.exit_code == 2 and "description" in res.output
+
+
+def test_python_api_scan_stays_a_function_after_import() -> None:
+    import auditor
+    import auditor.pipeline  # noqa: F401  (importing the module must not shadow the function)
+
+    assert callable(auditor.scan) and auditor.scan is auditor.pipeline.scan
