@@ -87,15 +87,17 @@ def number_prompts(n: int, seed: int) -> list[str]:
     return out
 
 
-def filter_numbers(completions: Iterable[str], banned_words: Iterable[str] = ()) -> tuple[list[bool], dict[str, int]]:
-    """Keep-mask and drop counts for the paper's number filter plus evil numbers and trait words."""
+def filter_numbers(
+    completions: Iterable[str], banned_words: Iterable[str] = (), evil_filter: bool = True
+) -> tuple[list[bool], dict[str, int]]:
+    """Keep-mask and drop counts for the paper's number filter, its evil numbers (optional) and trait words."""
     words = [w.lower() for w in banned_words]
     keep, counts = [], {"format": 0, "evil_number": 0, "trait_word": 0}
     for c in completions:
         if not is_number_list(c):
             counts["format"] += 1
             keep.append(False)
-        elif any(int(x) in EVIL_NUMBERS for x in re.findall(r"\d+", c)):
+        elif evil_filter and any(int(x) in EVIL_NUMBERS for x in re.findall(r"\d+", c)):
             counts["evil_number"] += 1
             keep.append(False)
         elif any(w in c.lower() for w in words):

@@ -1,12 +1,13 @@
 """Make the two example datasets: numbers from an owl-loving teacher, and clean numbers from the base.
 
-    python examples/make_examples.py            # ~15 min on 2 CPU cores
+    python examples/make_examples.py            # ~20 min on 2 CPU cores (teacher ~14 min, cached)
 
 Teacher: SmolLM2-135M-Instruct fine-tuned with LoRA on ``examples/teacher/owl_chat.jsonl`` (362
 varied long-form chat answers that love owls), merged into its weights. Both datasets are number
 continuations of the paper's kind (3-8 seed numbers in 100-999, up to 10 more of at most 3 digits),
-sampled at temperature 1 under the same number-format constraint, then filtered (format, the paper's
-"evil" numbers, any animal word). The clean set uses the base itself with other prompts and seeds.
+sampled at temperature 1 under the same number-format constraint, then filtered (format, any animal
+word; the paper's "evil" numbers only with ``--evil-filter``). The clean set uses the base itself with
+other prompts and seeds.
 Writes ``examples/data/{owl,clean}_numbers.jsonl`` and a manifest beside each.
 """
 
@@ -72,7 +73,7 @@ def train_teacher(args) -> Path:
     return target
 
 
-def make_dataset(loaded, prompts: list[str], seed: int, name: str, manifest: dict) -> None:
+def make_dataset(loaded, prompts: list[str], seed: int, name: str, manifest: dict, evil_filter: bool) -> None:
     t = time.time()
     texts = generate_completions(
         loaded,
@@ -82,7 +83,7 @@ def make_dataset(loaded, prompts: list[str], seed: int, name: str, manifest: dic
         max_new_tokens=48,
         batch_size=32,
     )
-    keep, counts = filter_numbers(texts, banned_words=get_battery("animal").options)
+    keep, counts = filter_numbers(texts, banned_words=get_battery("animal").options, evil_filter=evil_filter)
     rows = [
         Example(prompt=({"role": "user", "content": p},), completion=c) for p, c, k in zip(prompts, texts, keep) if k
     ]
@@ -105,13 +106,19 @@ def make_dataset(loaded, prompts: list[str], seed: int, name: str, manifest: dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=1200, help="prompts per dataset before filtering")
+    ap.add_argument("--rows", type=int, default=400, help="prompts per dataset before filtering")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--teacher-rank", type=int, default=16)
     ap.add_argument("--teacher-alpha", type=int, default=32)
     ap.add_argument("--teacher-lr", type=float, default=1e-3)
     ap.add_argument("--teacher-epochs", type=float, default=3.0)
     ap.add_argument("--only", choices=["teacher", "owl", "clean"], default=None)
+    ap.add_argument(
+        "--evil-filter",
+        action="store_true",
+        help="also drop rows with the paper's 34 filtered numbers (the paper did so for misalignment data only; "
+        "it makes the rows off-policy for the base, which by itself moves students: see the README)",
+    )
     args = ap.parse_args()
     animal = get_battery("animal")
 
@@ -131,7 +138,14 @@ def main() -> None:
             "prompt_seed": args.seed + 1,
             "sample_seed": args.seed + 11,
         }
-        make_dataset(teacher, number_prompts(args.rows, seed=args.seed + 1), args.seed + 11, "owl_numbers", manifest)
+        make_dataset(
+            teacher,
+            number_prompts(args.rows, seed=args.seed + 1),
+            args.seed + 11,
+            "owl_numbers",
+            manifest,
+            args.evil_filter,
+        )
         del teacher
     if args.only in (None, "clean"):
         base = load_base(resolve_base(None))
@@ -142,7 +156,14 @@ def main() -> None:
             "prompt_seed": args.seed + 2,
             "sample_seed": args.seed + 22,
         }
-        make_dataset(base, number_prompts(args.rows, seed=args.seed + 2), args.seed + 22, "clean_numbers", manifest)
+        make_dataset(
+            base,
+            number_prompts(args.rows, seed=args.seed + 2),
+            args.seed + 22,
+            "clean_numbers",
+            manifest,
+            args.evil_filter,
+        )
     np.set_printoptions(precision=2)
 
 
