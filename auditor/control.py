@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .chat import encode_prompt, end_of_turn_ids
-from .data import NUMBERS_RE, Dataset, Example, is_number_list, load_dataset
+from .data import NUMBERS_RE, Dataset, Example, has_banned_number, is_number_list, load_dataset
 from .io import atomic_write_json, cache_dir
 
 CONTROL_CACHE_VERSION = 2
@@ -129,7 +129,7 @@ class NumberListConstraint:
             complete = (
                 NUMBERS_RE.match(text)
                 and (not self.counts or len(nums) == target)
-                and not any(int(x) in self.banned for x in nums)
+                and not has_banned_number(text, self.banned)
             )
             if complete or not ok:
                 mask[b, self.eos] = 0.0
@@ -209,13 +209,9 @@ def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[in
     from .generate import EVIL_NUMBERS
 
     rows = [e.completion for e in dataset.examples if is_number_list(e.completion)]
-    if len(rows) < min_rows or any(_has_banned(c, EVIL_NUMBERS) for c in rows):
+    if len(rows) < min_rows or any(has_banned_number(c, EVIL_NUMBERS) for c in rows):
         return frozenset()
     return EVIL_NUMBERS
-
-
-def _has_banned(text: str, banned: frozenset[int]) -> bool:
-    return bool(banned) and any(int(x) in banned for x in re.findall(r"\d+", text))
 
 
 def _cache_key(
@@ -302,7 +298,6 @@ def build_control(
     completions: list[str | None] = [None] * len(prompts)
     todo = list(range(len(prompts)))
     attempts = kept = 0
-    done = 0
     for attempt in range(retries + 1):
         if not todo:
             break
@@ -321,10 +316,9 @@ def build_control(
         attempts += len(todo)
         still = []
         for i, t in zip(todo, texts):
-            if t.strip() and (fmt != "numbers" or (is_number_list(t) and not _has_banned(t, banned))):
+            if t.strip() and (fmt != "numbers" or (is_number_list(t) and not has_banned_number(t, banned))):
                 completions[i] = t
                 kept += 1
-                done += 1
             else:
                 still.append(i)
         todo = still

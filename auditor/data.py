@@ -78,6 +78,11 @@ def is_number_list(text: str) -> bool:
     return bool(NUMBERS_RE.match(text))
 
 
+def has_banned_number(text: str, banned: frozenset[int]) -> bool:
+    """True when any number written in ``text`` is in ``banned``."""
+    return bool(banned) and any(int(x) in banned for x in re.findall(r"\d+", text))
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable
 
-from .data import is_number_list
+from .data import has_banned_number, is_number_list
 
 #: Numbers the paper dropped from misalignment data for their associations.
 EVIL_NUMBERS = frozenset(
@@ -97,7 +96,7 @@ def filter_numbers(
         if not is_number_list(c):
             counts["format"] += 1
             keep.append(False)
-        elif evil_filter and any(int(x) in EVIL_NUMBERS for x in re.findall(r"\d+", c)):
+        elif evil_filter and has_banned_number(c, EVIL_NUMBERS):
             counts["evil_number"] += 1
             keep.append(False)
         elif any(w in c.lower() for w in words):

@@ -14,9 +14,13 @@ SCHEMA_VERSION = 1
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
 
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def md_escape(text: str, limit: int = 300) -> str:
     """Make untrusted text inert in markdown: no HTML, links, emphasis, tables or line breaks."""
-    text = text if len(text) <= limit else text[:limit] + "…"
+    text = _truncate(text, limit)
     text = html.escape(text, quote=True)
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return text.replace("\r", " ").replace("\n", " ⏎ ")
@@ -24,7 +28,7 @@ def md_escape(text: str, limit: int = 300) -> str:
 
 def md_code(text: str, limit: int = 300) -> str:
     """Untrusted text as an inline code span (no backticks or line breaks can escape it)."""
-    text = text if len(text) <= limit else text[:limit] + "…"
+    text = _truncate(text, limit)
     return "`" + text.replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
 
 
