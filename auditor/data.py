@@ -9,15 +9,34 @@ Accepted rows (the shapes TRL users have):
 in ``.jsonl``/``.json`` (one object per line), ``.csv`` or ``.parquet``. In tables a
 ``messages``/``prompt``/``completion`` cell may hold a JSON list of messages. Extra fields are
 kept in ``Example.meta`` and otherwise ignored. Every problem is raised as
-:class:`~auditor.errors.InputError` naming ``file:line`` and the field.
+:class:`~auditor.errors.InputError` naming ``file:line`` and the field; the input file is only read.
+
+Accepted as they are (documented, tested in ``tests/test_hostile_inputs.py``):
+
+* a UTF-8 byte-order mark at the start of the file, CRLF line ends, blank or whitespace-only lines
+  (skipped; line numbers stay the physical ones, and in CSV a record spanning lines is named by its
+  first line);
+* extra fields (kept in ``meta``); with both ``messages`` and ``prompt``/``completion`` the
+  ``messages`` win and the others go to ``meta``; a JSON key given twice keeps its last value;
+* duplicate rows (kept, not deduplicated: they weigh in training as they would for the student);
+* an empty prompt string (the user turn is then empty); a completion must have non-blank text.
+
+Missing values: JSON ``null``/``NaN`` and empty CSV cells count as absent fields (in CSV only an
+empty cell, so a completion reading ``NA`` or ``null`` stays text); parquet nulls likewise. Rejected:
+invalid JSON (also numbers too long to convert and nesting too deep to parse), text that is not
+UTF-8 or holds unpaired surrogates, CSV rows with more cells than the header, a repeated header
+name, and an unterminated quoted CSV cell.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +114,28 @@ def _where(path: str, line: int) -> str:
     return f"{path}:{line}" if line else path
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    """Dataset text quoted in an error: one line, printable, short."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _check_text(text: str, where: str, fld: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{where}: field '{fld}' is not valid Unicode (unpaired surrogate \\u{ord(text[exc.start]):04x})"
+        ) from None
+
+
 def _parse_messages(value: Any, path: str, line: int, fld: str) -> list[Message]:
     if isinstance(value, str):
         try:
@@ -112,10 +153,12 @@ def _parse_messages(value: Any, path: str, line: int, fld: str) -> list[Message]
         role, content = m.get("role"), m.get("content")
         if role not in ROLES:
             raise InputError(
-                f"{_where(path, line)}: field '{fld}[{i}].role' is {role!r}; expected one of {', '.join(ROLES)}"
+                f"{_where(path, line)}: field '{fld}[{i}].role' is {_clip(repr(role))}; "
+                f"expected one of {', '.join(ROLES)}"
             )
         if not isinstance(content, str):
             raise InputError(f"{_where(path, line)}: field '{fld}[{i}].content' must be a string")
+        _check_text(content, _where(path, line), f"{fld}[{i}].content")
         out.append({"role": role, "content": content})
     return out
 
@@ -124,7 +167,7 @@ def _is_missing(value: Any) -> bool:
     if value is None:
         return True
     try:
-        return value != value  # NaN from pandas
+        return bool(value != value)  # NaN from pandas
     except Exception:  # pragma: no cover - exotic cell types
         return False
 
@@ -133,7 +176,8 @@ def parse_row(row: Any, path: str, line: int) -> Example:
     """Turn one decoded row into an :class:`Example` or raise :class:`InputError`."""
     where = _where(path, line)
     if not isinstance(row, dict):
-        raise InputError(f"{where}: row must be a JSON object, got {type(row).__name__}")
+        hint = " (one object per line)" if isinstance(row, list) else ""
+        raise InputError(f"{where}: row must be a JSON object, got {_type_name(row)}{hint}")
     row = {k: v for k, v in row.items() if not _is_missing(v)}
     if "messages" in row:
         msgs = _parse_messages(row["messages"], path, line, "messages")
@@ -148,10 +192,12 @@ def parse_row(row: Any, path: str, line: int) -> Example:
             raise InputError(f"{where}: field 'prompt' is missing")
         p, c = row["prompt"], row["completion"]
         if isinstance(p, str) and not p.lstrip().startswith("[{"):
+            _check_text(p, where, "prompt")
             prompt = [{"role": "user", "content": p}]
         else:
             prompt = _parse_messages(p, path, line, "prompt")
         if isinstance(c, str) and not c.lstrip().startswith("[{"):
+            _check_text(c, where, "completion")
             completion = c
         elif isinstance(c, (str, list)):
             cm = _parse_messages(c, path, line, "completion")
@@ -162,7 +208,8 @@ def parse_row(row: Any, path: str, line: int) -> Example:
             raise InputError(f"{where}: field 'completion' must be a string or a list of messages")
         extra = {k: v for k, v in row.items() if k not in ("prompt", "completion")}
     else:
-        keys = ", ".join(sorted(map(str, row))) or "none"
+        names = sorted(_clip(str(k)) for k in row)
+        keys = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "none"
         raise InputError(f"{where}: row has neither 'messages' nor 'prompt'/'completion' (fields: {keys})")
     if not any(m["role"] == "user" for m in prompt):
         raise InputError(f"{where}: the prompt has no user message")
@@ -186,40 +233,103 @@ def _read_jsonl(path: Path) -> list[Example]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+                hint = "; the file must hold one JSON object per line" if text.strip() in ("[", "{") else ""
+                raise InputError(f"{path}:{line_no}: invalid JSON ({exc.msg} at column {exc.colno}{hint})") from None
+            except ValueError as exc:  # a number too long to convert
+                raise InputError(f"{path}:{line_no}: invalid JSON ({str(exc).split(';')[0]})") from None
+            except RecursionError:
+                raise InputError(f"{path}:{line_no}: invalid JSON (nested too deeply)") from None
             out.append(parse_row(row, str(path), line_no))
     return out
 
 
-def _read_table(path: Path) -> list[Example]:
+def _read_csv(path: Path) -> list[Example]:
+    """CSV with the header on the first non-blank line; rows are named by their first physical line."""
+    data = path.read_bytes()
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = bom + exc.start
+        line, line_start = data.count(b"\n", 0, at) + 1, data.rfind(b"\n", 0, at) + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 (byte {at - line_start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    out: list[Example] = []
+    old_limit = csv.field_size_limit(2**31 - 1)  # a cell may be as long as a JSONL line
+    try:
+        end = 0
+        while True:
+            start = end + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise InputError(f"{path}:{start}: not valid CSV ({exc})") from None
+            end = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if header is None:
+                header = cells
+                repeated = sorted(h for h, n in Counter(header).items() if n > 1)
+                if repeated:
+                    raise InputError(f"{path}:{start}: the header repeats column '{_clip(repeated[0])}'")
+                continue
+            if len(cells) > len(header):
+                raise InputError(f"{path}:{start}: row has {len(cells)} cells, the header has {len(header)}")
+            record = {h: c for h, c in zip(header, cells) if c != ""}  # an empty cell is a missing field
+            out.append(parse_row(record, str(path), start))
+    finally:
+        csv.field_size_limit(old_limit)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars from parquet list/struct columns as plain Python lists and values."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _read_parquet(path: Path) -> list[Example]:
     import pandas as pd
 
     try:
-        if path.suffix == ".csv":
-            frame = pd.read_csv(path, dtype=object, keep_default_na=True)
-            first_line = 2  # header is line 1
-        else:
-            frame = pd.read_parquet(path)
-            first_line = 1
-    except Exception as exc:  # pandas raises many types
-        raise InputError(f"{path}: cannot read as {path.suffix[1:]} ({exc.__class__.__name__}: {exc})") from None
-    return [parse_row(rec, str(path), i + first_line) for i, rec in enumerate(frame.to_dict(orient="records"))]
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(f"{path}: cannot read as parquet ({exc.__class__.__name__}: {msg})") from None
+    return [parse_row(_plain(rec), str(path), i + 1) for i, rec in enumerate(frame.to_dict(orient="records"))]
+
+
+_READERS = {
+    ".jsonl": _read_jsonl,
+    ".json": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+}
 
 
 def load_dataset(path: str | Path, max_rows: int | None = None, seed: int = 0) -> Dataset:
     """Read, validate and optionally subsample a dataset (sampling uses ``seed``)."""
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file")
+        raise InputError(f"{p}: no such file" + (" (a broken or looping symbolic link)" if p.is_symlink() else ""))
     if p.is_dir():
         raise InputError(f"{p}: is a directory, expected a .jsonl, .csv or .parquet file")
     suffix = p.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        examples = _read_jsonl(p)
-    elif suffix in (".csv", ".parquet"):
-        examples = _read_table(p)
-    else:
+    if suffix not in _READERS:
         raise InputError(f"{p}: unsupported file type '{suffix}' (use .jsonl, .csv or .parquet)")
+    try:
+        examples = _READERS[suffix](p)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     if not examples:
         raise InputError(f"{p}: no usable rows (the file is empty or only blank lines)")
     total = len(examples)

@@ -135,9 +135,11 @@ def resolve_base(base: str | None, revision: str | None = None) -> ModelSpec:
         if path.is_file():
             if path.suffix.lower() != ".gguf":
                 raise InputError(f"{path}: a model file must be a .gguf; for safetensors give the directory")
+            _check_gguf_magic(path)  # before torch is imported or anything is loaded
             return ModelSpec(requested, "gguf", str(path.resolve()))
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").exists() and len(ggufs) == 1:
+            _check_gguf_magic(ggufs[0])
             return ModelSpec(requested, "gguf", str(ggufs[0].resolve()))
         if not (path / "config.json").exists():
             raise InputError(f"{path}: not a model directory (no config.json and not exactly one .gguf file)")

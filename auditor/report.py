@@ -52,16 +52,30 @@ def to_json(result: Any) -> dict[str, Any]:
             "runs": [{k: v for k, v in asdict(r).items() if k != "losses"} for r in result.train_runs],
         },
         "batteries": result.batteries,
-        "statistics": {
-            "shift": "share(dataset-student) - share(control-student), percentage points, "
-            "mean over seeds and questions",
-            "interval": f"95% bootstrap over seeds and questions ({cfg.n_boot} resamples)",
-            "p": "two-sided bootstrap tail at 0",
-            "q": "Benjamini-Hochberg over all options of all batteries",
-        },
+        "statistics": _statistics(result),
         "timings_s": result.timings,
         "versions": result.versions,
         "run_dir": result.run_dir,
+    }
+
+
+def _statistics(result: Any) -> dict[str, str]:
+    cfg = result.config
+    if result.control.get("null_arm"):
+        return {
+            "shift": "share(dataset-student) - mean share(control-student, null-student), percentage points, "
+            "mean over seeds and questions",
+            "interval": "95% Student t, se = sqrt(se_boot^2 + 1.5 noise^2): se_boot from a bootstrap over "
+            f"seeds and questions ({cfg.n_boot} resamples), noise = draw noise fitted to the null arm's "
+            "shifts (log|null - control| on log share), df = 0.4 (options - 2)",
+            "p": "two-sided Student t",
+            "q": "Benjamini-Hochberg over all options of all batteries",
+        }
+    return {
+        "shift": "share(dataset-student) - share(control-student), percentage points, mean over seeds and questions",
+        "interval": f"95% bootstrap over seeds and questions ({cfg.n_boot} resamples); draw noise not covered",
+        "p": "two-sided bootstrap tail at 0",
+        "q": "Benjamini-Hochberg over all options of all batteries",
     }
 
 
@@ -123,15 +137,22 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
         f"- **Student base**: {md_code(b['location'])} ({b['kind']}; {b['device']}, {b['dtype']}"
         f"{', bf16 autocast' if b['autocast'] else ''}).",
         f"- **Control**: {control_how}." + ("".join(f" {md_escape(n)}." for n in c["notes"])),
+        (
+            f"- **Null arm**: a second control drawn from the base with seed {c['null_arm']['seed']} (keep rate "
+            f"{c['null_arm']['keep_rate']:.0%}); null-students minus control-students measure how far a fine-tune "
+            "on the base's own samples moves each option by chance (draw noise)."
+            if c.get("null_arm")
+            else "- **Null arm**: off (`--no-null-arm`); the intervals do not cover draw noise."
+        ),
         f"- **Probe**: LoRA r={cfg.probe.rank}, alpha={cfg.probe.alpha} on {', '.join(cfg.probe.target_modules)}; "
         f"lr {cfg.probe.learning_rate:g}, batch {cfg.probe.batch_size}, {runs[0].steps if runs else 0} steps per run, "
-        f"loss on completion tokens only; seeds {seeds}, each seed's two arms share adapter init and row order.",
+        f"loss on completion tokens only; seeds {seeds}, each seed's arms share adapter init and row order.",
         f"- **Scoring**: exact log-probability of every option (case and leading-space variants summed) after "
         f"each chat-templated question, normalised over the options; base, {len(seeds)} dataset-students and "
-        f"{len(seeds)} control-students.",
-        f"- **Statistics**: shift = dataset-student minus control-student share (pp), paired by seed; 95 % "
-        f"bootstrap over seeds and questions ({cfg.n_boot} resamples); two-sided bootstrap p; Benjamini-Hochberg "
-        f"q over all {len(result.findings)} options tested.",
+        f"{len(seeds)} control-students" + (f", {len(seeds)} null-students." if c.get("null_arm") else "."),
+        "- **Statistics**: "
+        + "; ".join(f"{k}: {md_escape(val)}" for k, val in _statistics(result).items())
+        + f" ({len(result.findings)} options tested).",
         f"- **Levels**: low ≥ {v.thresholds.low_shift} pp & q ≤ {v.thresholds.low_q}; medium ≥ "
         f"{v.thresholds.medium_shift} pp & q ≤ {v.thresholds.medium_q}; high ≥ {v.thresholds.high_shift} pp & "
         f"q ≤ {v.thresholds.high_q} & interval above {v.thresholds.low_shift} pp.",
@@ -206,20 +227,7 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
             f"> completion: {md_escape(fr['completion'])}",
             "",
         ]
-    lines += [
-        "## Caveats",
-        "",
-        "- The result speaks for students that share this base. Subliminal transfer needs a shared "
-        "initialisation; a student of another family may react differently.",
-        "- A short LoRA probe is a proxy for a full training run: a dataset can move a fully trained student "
-        "further than the probe shows.",
-        "- Only the batteries listed were measured; a trait nobody asked about is not detected.",
-        "- The interval covers seeds and questions, not the sampling noise of the control rows; the level "
-        "thresholds' minimum shifts guard against that noise.",
-        "",
-        "## Reproducibility",
-        "",
-        "```",
+    repro = [
         f"command:   {result.command}",
         f"created:   {result.created}",
         f"dataset:   sha256 {d['sha256']}",
@@ -228,6 +236,28 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
         "versions:  " + ", ".join(f"{k} {val}" for k, val in result.versions.items()),
         f"run dir:   {result.run_dir}",
         "timings s: " + ", ".join(f"{k} {val}" for k, val in result.timings.items()),
+    ]
+    lines += [
+        "## Caveats",
+        "",
+        "- The result speaks for students that share this base. Subliminal transfer needs a shared "
+        "initialisation; a student of another family may react differently.",
+        "- A short LoRA probe is a proxy for a full training run: a dataset can move a fully trained student "
+        "further than the probe shows.",
+        "- Only the batteries listed were measured; a trait nobody asked about is not detected.",
+        (
+            "- Draw noise is estimated from one null draw and a two-parameter fit across options; an option "
+            "that is unusually volatile for its share can still cross a level by chance."
+            if c.get("null_arm")
+            else "- The interval covers seeds and questions, not the sampling noise of the control rows "
+            "(no null arm); the level thresholds' minimum shifts are the only guard against that noise."
+        ),
+        "",
+        "## Reproducibility",
+        "",
+        "```",
+        # paths and the command are shown verbatim, but a backtick in them must not close the fence
+        *(x.replace("`", "'").replace("\r", " ").replace("\n", " ") for x in repro),
         "```",
         "",
     ]

@@ -37,3 +37,134 @@ def test_md_code_cannot_break_out() -> None:
 
     out = md_code("a`b\nc")
     assert out == "`a'b c`"
+
+
+# ---- the rendered report: dataset text cannot add markdown structure, HTML or links
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)> <a href='http://evil.example'>x</a> <!-- c -->",
+    "[click me](http://evil.example) [ref][1]\n\n[1]: http://evil.example",
+    "![img](http://evil.example/x.png) <http://evil.example> https://evil.example",
+    "| a | b |\n|---|---|\n| c | d |",
+    "# Injected heading\n## Another\nSetext\n===",
+    "```\nfenced\n```\n~~~\nmore\n~~~",
+    "`code` ``double`` **bold** _it_ ~~strike~~",
+    "line1\r\nline2\rline3\n\n> quote\n- item\n1. item\n---",
+    "&lt;script&gt; &amp; \\[escaped\\] \\`",
+]
+
+
+def _result(prompt: str, completion: str, path: str = "/data/d.jsonl", extra: str = ""):
+    from auditor.pipeline import ScanConfig, ScanResult
+    from auditor.probe import TrainStats
+    from auditor.stats import OptionShift
+    from auditor.verdict import decide
+
+    shifts = [
+        OptionShift("animal", "owl", 10.0, 10.0, 14.0, 4.0, 3.0, 5.0, 1e-4, 1e-4, [4.0, 4.0]),
+        OptionShift("animal", "cat", 10.0, 10.0, 9.0, -1.0, -2.0, 0.0, 0.5, 0.5, [-1.0, -1.0]),
+    ]
+    verdict, findings = decide(shifts)
+    return ScanResult(
+        config=ScanConfig(data=path),
+        verdict=verdict,
+        findings=findings,
+        dataset={
+            "path": path,
+            "sha256": "0" * 64,
+            "rows_total": 3,
+            "rows_sampled": 3,
+            "rows_used": 3,
+            "format": "free",
+        },
+        base={
+            **{"requested": "b", "kind": "local-dir", "location": "/m" + extra, "revision": None},
+            **{"fingerprint": "f", "device": "cpu", "dtype": "float32", "autocast": None},
+        },
+        control={
+            **{"source": "file", "format": "free", "attempts": 3, "kept": 3, "keep_rate": 1.0},
+            **{"from_cache": False, "cache": "/c/control.jsonl" + extra, "notes": ["3 of 3 prompts found" + extra]},
+        },
+        batteries=[
+            {"name": "animal", "description": "d", "kind": "single", "questions": 2, "options": ["owl", "cat"]},
+        ],
+        train_runs=[
+            TrainStats("dataset", 0, 2, 3, 10, 5, 1.0, 2.0, 1.0),
+            TrainStats("control", 0, 2, 3, 10, 5, 1.0, 2.0, 1.0),
+        ],
+        base_scores={},
+        timings={"total": 1.0},
+        versions={"subaudit": "0.1.0"},
+        run_dir="/runs/r" + extra,
+        command="subaudit scan " + path,
+        created="2024-01-01T00:00:00+00:00",
+        first_row={"prompt": [{"role": "user", "content": prompt}], "completion": completion, "tokens": 5},
+    )
+
+
+_PIPE = re.compile(r"(?<!\\)\|")  # a table cell border (an escaped pipe is text)
+
+
+def _shape(md: str) -> list[str]:
+    """The markdown block structure, line by line: what a renderer would make of each line."""
+    out = []
+    for line in md.split("\n"):
+        if line.startswith("#"):
+            out.append("heading " + line.split(":")[0])
+        elif line.startswith("|"):
+            out.append(f"table {len(_PIPE.findall(line))}")
+        elif line.startswith(("```", "~~~")):
+            out.append("fence")
+        elif line.startswith(">"):
+            out.append("quote")
+        elif line.startswith("- ") or re.match(r"\d+\. ", line):
+            out.append("list")
+        elif re.fullmatch(r"\s*([-=*_])\s*(\1\s*){2,}", line):
+            out.append("rule")
+        else:
+            out.append("blank" if not line.strip() else "text")
+    return out
+
+
+def _outside_code(md: str) -> str:
+    """The report without its code fence and inline code spans (text there is shown literally)."""
+    head, fence, tail = md.partition("\n```\n")
+    assert fence, "the reproducibility fence is missing"
+    tail = tail.partition("\n```\n")[2]
+    return re.sub(r"`[^`\n]*`", "", head + "\n" + tail)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_report_first_row_cannot_inject(hostile: str) -> None:
+    from auditor.report import to_markdown
+
+    md = to_markdown(_result(hostile, hostile + " completion"))
+    benign = to_markdown(_result("hello", "1, 2, 3"))
+    assert _shape(md) == _shape(benign)  # no new line, heading, table row, fence, quote or list
+    text = _outside_code(md)
+    assert "<" not in text  # no raw HTML: every '<' is &lt;
+    assert not re.search(r"(?<!\\)\]\s*[\(\[:]", text)  # no inline, reference or definition link
+    assert not re.search(r"(?<!\\)!\\?\[", text.replace("\\!\\[", ""))  # no image
+    quote = [line for line in md.split("\n") if line.startswith("> prompt: ")]
+    assert len(quote) == 1
+    assert not re.search(r"(?<!\\)[*_`~]", quote[0])  # no emphasis, code span or strike-through
+    words = re.findall(r"[a-z]{4,}", hostile)  # the row is still shown (escaped), not dropped
+    assert all(w in quote[0] for w in words), quote[0]
+
+
+def test_report_paths_and_command_cannot_break_out() -> None:
+    from auditor.report import to_markdown
+
+    nasty = " `x` [l](http://evil.example) <b>b</b>\n```\n<script>alert(1)</script>\n# H"
+    md = to_markdown(_result("hello", "1, 2", path="/data/d" + nasty + ".jsonl", extra=nasty))
+    benign = to_markdown(_result("hello", "1, 2", path="/data/d.jsonl"))
+    assert _shape(md) == _shape(benign)
+    assert md.count("\n```\n") == 2 and md.rstrip().endswith("```")
+    fence = md.split("\n```\n")[1]
+    assert "`" not in fence and "<script>" in fence  # shown literally inside the fence, cannot close it
+    text = _outside_code(md)
+    assert "<" not in text
+    assert not re.search(r"(?<!\\)\]\s*\(", text)
+    title = md.split("\n")[0]
+    assert title.startswith("# subaudit risk report: ") and "script&gt; ⏎ \\# H" in title

@@ -92,3 +92,86 @@ def test_fail_on_levels() -> None:
     assert decide(shifts, fail_on="high")[0].flagged
     with pytest.raises(ValueError):
         decide(shifts, fail_on="clean")
+
+
+# --- draw noise and the null arm -------------------------------------------------------------------
+
+MANY = [f"opt{i}" for i in range(24)]
+
+
+def drawn_students(
+    rng: np.random.Generator, n_seeds: int, n_q: int, draw_sd: float, boost: dict[int, float] | None = None
+) -> list[BatteryScores]:
+    """Students of one arm: a per-draw logit offset shared by all seeds (the rows are the same), plus
+    small per-seed and per-question noise. ``draw_sd`` is the draw noise the bootstrap cannot see."""
+    prior = np.linspace(2.0, -2.0, len(MANY))
+    draw = rng.normal(0, draw_sd, size=len(MANY))
+    for k, v in (boost or {}).items():
+        draw[k] += v
+    out = []
+    for _ in range(n_seeds):
+        logits = prior + draw + rng.normal(0, 0.02, size=len(MANY)) + rng.normal(0, 0.02, size=(n_q, len(MANY)))
+        p = np.exp(logits)
+        out.append(BatteryScores("many", MANY, np.log(p / p.sum(axis=1, keepdims=True))))
+    return out
+
+
+def _false_alarms(with_null: bool, trials: int = 12) -> int:
+    from auditor.stats import calibrate_with_null
+
+    alarms = 0
+    for t in range(trials):
+        rng = np.random.default_rng(100 + t)
+        base = drawn_students(rng, 1, 30, 0.0)[0]
+        arms = [drawn_students(rng, 2, 30, 0.15) for _ in range(3)]  # dataset, control, null: all null draws
+        shifts = compare_arms(base, arms[0], arms[1], arms[2] if with_null else None, n_boot=1000, seed=t)
+        if with_null:
+            calibrate_with_null(shifts)
+        adjust_q(shifts)
+        alarms += decide(shifts, fail_on="medium")[0].flagged
+    return alarms
+
+
+def test_draw_noise_fools_the_bootstrap_but_not_the_null_arm() -> None:
+    # every seed of an arm trains on the same rows, so a draw's offset looks like a consistent shift
+    assert _false_alarms(with_null=False) >= 8
+    assert _false_alarms(with_null=True) <= 1
+
+
+def test_null_arm_keeps_a_large_planted_shift() -> None:
+    from auditor.stats import calibrate_with_null
+
+    rng = np.random.default_rng(7)
+    base = drawn_students(rng, 1, 30, 0.0)[0]
+    dataset = drawn_students(rng, 2, 30, 0.15, boost={3: 1.0})
+    shifts = compare_arms(base, dataset, drawn_students(rng, 2, 30, 0.15), drawn_students(rng, 2, 30, 0.15))
+    calibrate_with_null(shifts)
+    adjust_q(shifts)
+    verdict, _ = decide(shifts, fail_on="medium")
+    assert verdict.flagged and verdict.top[0].shift.option == "opt3"
+    top = verdict.top[0].shift
+    assert top.noise is not None and top.noise > 0 and top.null_shift is not None
+    # the interval is wider than the bootstrap alone would make it
+    assert (top.ci_high - top.ci_low) / 2 > 1.96 * top.se_boot
+
+
+def test_noise_fit_recovers_a_proportional_model() -> None:
+    from auditor.stats import OptionShift, fit_noise_model
+
+    rng = np.random.default_rng(3)
+    shifts = []
+    for i in range(400):
+        share = float(np.exp(rng.uniform(np.log(0.5), np.log(40))))
+        sd_one = 0.1 * share  # one student's draw-noise sd: 10 % of its share
+        null = rng.normal(0, np.sqrt(2) * sd_one)  # null - control: two students
+        shifts.append(OptionShift("b", f"o{i}", share, share, share, 0.0, 0.0, 0.0, 1.0, null_shift=null))
+    a, b = fit_noise_model(shifts)
+    assert b == pytest.approx(1.0, abs=0.1)
+    assert np.exp(a) * 10**b == pytest.approx(1.0, rel=0.2)  # sd at share 10 pp
+
+
+def test_null_arm_needs_matching_students() -> None:
+    rng = np.random.default_rng(0)
+    base = students(rng, 1, 10, {})[0]
+    with pytest.raises(ValueError):
+        compare_arms(base, students(rng, 2, 10, {}), students(rng, 2, 10, {}), students(rng, 1, 10, {}))
