@@ -7,10 +7,13 @@ so ``subaudit --help`` is instant.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from .traits import Battery
 
 app = typer.Typer(
     help="Audit a synthetic dataset for hidden traits a student model would pick up (subliminal learning).",
@@ -88,10 +91,19 @@ def scan(
     trust_remote_code: Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")] = False,
     allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            help="Validate everything, show rows, tokens, steps and the first training example, and estimate "
+            "each stage's time from one measured step; train nothing."
+        ),
+    ] = False,
 ) -> None:
     """Run the probe on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure."""
+    from rich.markup import escape
+
     from . import report as report_mod
-    from .errors import SubauditError
+    from .errors import RuntimeFailure, SubauditError
     from .pipeline import ScanConfig, command_line
     from .pipeline import scan as run_scan
     from .probe import ProbeConfig
@@ -125,16 +137,30 @@ def scan(
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
     )
+    if dry_run:
+        _dry_run(config)
+        return
     try:
         result = run_scan(config, reporter=Reporter() if quiet else RichReporter(err), command=command_line())
-        if report:
-            report_mod.write_markdown(result, report)
-        if json_out:
-            report_mod.write_json(result, json_out)
-    except KeyboardInterrupt:
+        writers = ((report, report_mod.write_markdown, "report"), (json_out, report_mod.write_json, "JSON"))
+        for path, write, what in writers:
+            if path:
+                try:
+                    write(result, path)  # atomic: a failed write leaves no partial file
+                except OSError as exc:
+                    raise RuntimeFailure(
+                        f"cannot write the {what} to {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
+                        f"nothing was written there. The scan's stages are kept in {result.run_dir}: "
+                        "run the same command again to write it without recomputing."
+                    ) from None
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "run_dir", None)
         err.print(
-            "[bold red]interrupted:[/] finished stages are kept in the run folder; "
-            "run the same command again to resume."
+            "[bold red]interrupted:[/] finished stages are kept in the run folder"
+            + (f" {escape(where)}" if where else "")
+            + "; run the same command again to resume.",
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
     except SubauditError as exc:
@@ -146,6 +172,51 @@ def scan(
         if path:
             err.print(f"[dim]{what} written: {path}[/]")
     raise typer.Exit(result.exit_code)
+
+
+def _dry_run(config: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .dryrun import dry_run
+    from .errors import SubauditError
+
+    try:
+        plan = dry_run(config)
+    except SubauditError as exc:
+        _fail(exc)
+    except (OSError, RuntimeError, MemoryError) as exc:
+        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+    d = plan.dataset
+    out.print(f"[bold]dry run[/]: {escape(d['path'])} on {escape(str(plan.base['location']))} ({plan.base['device']})")
+    out.print(
+        f"rows: {d['rows_total']} in the file, {d['rows_sampled']} sampled; format {d['format']}; tokens per row "
+        f"{d['tokens_per_row_mean']} mean, {d['tokens_per_row_max']} max",
+        highlight=False,
+    )
+    out.print(
+        f"probe: arms {', '.join(plan.arms)} x seeds {plan.seeds} = {len(plan.arms) * len(plan.seeds)} runs of "
+        f"{plan.steps_per_run} steps, ~{plan.training_tokens_per_run} training tokens each",
+        highlight=False,
+    )
+    out.print("batteries: " + ", ".join(f"{b['name']} ({b['kind']}, {b['questions']} q)" for b in plan.batteries))
+    ex = plan.first_example
+    out.print("\n[bold]first training example[/] (text):")
+    out.print(escape(ex["text"]), highlight=False, markup=False)
+    out.print("[bold]as tokens[/] (id:token, * = carries loss):")
+    out.print(
+        " ".join(f"{i}:{t!r}{'*' if m else ''}" for i, t, m in zip(ex["token_ids"], ex["tokens"], ex["loss_mask"])),
+        highlight=False,
+        markup=False,
+    )
+    table = Table(title="estimated time per stage (cold, from one measured step)")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, secs in plan.estimate_s.items():
+        table.add_row(stage, f"{secs:.0f}")
+    table.add_row("[bold]total[/]", f"[bold]{plan.total_s:.0f}[/]")
+    out.print(table)
+    out.print("measured: " + ", ".join(f"{k} {v}" for k, v in plan.measured.items()), highlight=False)
 
 
 @models_app.callback(invoke_without_command=True)
@@ -193,18 +264,32 @@ def traits_list() -> None:
 
     from .traits import builtin_names, get_battery
 
-    table = Table(title="trait batteries (--traits NAME[,NAME|FILE.yaml])")
-    for col in ("name", "kind", "questions", "options", "description"):
-        table.add_column(col)
+    table = Table(title="trait batteries (--traits NAME[,NAME|FILE.yaml]; default: animal,tree)")
+    for col in ("name", "kind", "questions", "answers", "graded", "description"):
+        table.add_column(col, no_wrap=col in ("name", "kind"))
     for name in builtin_names():
         b = get_battery(name)
-        table.add_row(b.name, b.kind, str(len(b.questions)), str(len(b.options)), b.description)
+        table.add_row(b.name, b.kind, str(len(b.questions)), _answers_cell(b), _graded_cell(b), b.description)
     out.print(table)
+
+
+def _answers_cell(b: Battery) -> str:
+    if b.kind != "choice":
+        return f"{len(b.options)} options"
+    sizes = [len(it.answers) for it in b.items]
+    per = str(sizes[0]) if min(sizes) == max(sizes) else f"{min(sizes)}-{max(sizes)}"
+    return f"{b.n_answers} ({per} per question)"
+
+
+def _graded_cell(b: Battery) -> str:
+    return f"label '{b.trait_label}'" if b.kind == "choice" else f"{len(b.graded_options)} options"
 
 
 @traits_app.command("show")
 def traits_show(name: Annotated[str, typer.Argument(help="Battery name or YAML file.")]) -> None:
-    """Show a battery's questions and options."""
+    """Show a battery's questions and options (choice: every question's answers, trait answers marked *)."""
+    from rich.markup import escape
+
     from .errors import SubauditError
     from .traits import get_battery
 
@@ -212,8 +297,22 @@ def traits_show(name: Annotated[str, typer.Argument(help="Battery name or YAML f
         b = get_battery(name)
     except SubauditError as exc:
         _fail(exc)
-    out.print(f"[bold]{b.name}[/] ({b.kind}) from {b.source}\n{b.description}\n", highlight=False)
-    out.print("options: " + ", ".join(b.options), highlight=False)
+    out.print(f"[bold]{b.name}[/] ({b.kind}) from {escape(b.source)}", highlight=False, markup=True)
+    out.print(f"{b.description}\n", highlight=False, markup=False)
+    if b.kind == "choice":
+        out.print(
+            f"trait label: {b.trait_label} (graded); labels: {', '.join(b.options)}; "
+            f"length normalisation: {b.length_normalisation}; {len(b.items)} questions, {b.n_answers} answers",
+            highlight=False,
+            markup=False,
+        )
+        for i, item in enumerate(b.items):
+            out.print(f"\n[{i}] {item.question}", highlight=False, markup=False)
+            for a in item.answers:
+                mark = "*" if a.label == b.trait_label else " "
+                out.print(f"  {mark} {a.label:<14} {a.text}", highlight=False, markup=False)
+        return
+    out.print("options: " + ", ".join(b.options), highlight=False, markup=False)
     out.print("questions:", highlight=False)
     for q in b.questions:
         out.print(f"  - {q}", highlight=False, markup=False)
@@ -229,7 +328,11 @@ def traits_validate(path: Annotated[str, typer.Argument(help="A battery YAML fil
         b = load_battery_file(path)
     except SubauditError as exc:
         _fail(exc)
-    out.print(f"ok: {b.name} ({b.kind}), {len(b.questions)} questions, {len(b.options)} options", highlight=False)
+    if b.kind == "choice":
+        detail = f"{b.n_answers} answers, trait label '{b.trait_label}', labels {', '.join(b.options)}"
+    else:
+        detail = f"{len(b.options)} options"
+    out.print(f"ok: {b.name} ({b.kind}), {len(b.questions)} questions, {detail}", highlight=False, markup=False)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m auditor`

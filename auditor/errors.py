@@ -25,3 +25,11 @@ class RuntimeFailure(SubauditError):
     """A stage failed while running (exit code 3)."""
 
     exit_code = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan; ``run_dir`` keeps every stage finished so far (rerun the scan to resume)."""
+
+    def __init__(self, run_dir: str):
+        super().__init__(run_dir)
+        self.run_dir = run_dir

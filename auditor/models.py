@@ -1,8 +1,9 @@
 """Resolve and load the candidate student base: hub id, local directory, ``.gguf`` file or alias.
 
 Safe by default: ``trust_remote_code`` is off, only safetensors weights are read unless the user
-allows pickle files, and the network is touched only for a hub id (``HF_HUB_OFFLINE=1`` is honoured
-by ``huggingface_hub``). A GGUF file is dequantised once and cached as safetensors.
+allows pickle files, and the network is touched only for a hub id (with ``HF_HUB_OFFLINE=1`` a hub id
+is read from the local Hugging Face cache only, and one that is not there is a clear error). A GGUF file
+is dequantised once and cached as safetensors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,63 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, read now rather than at import."""
+    from huggingface_hub import constants
+
+    on = ("1", "ON", "YES", "TRUE")
+    env = (os.environ.get(v, "").upper() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE) or any(v in on for v in env)
+
+
+@contextmanager
+def _offline_mode(on: bool) -> Iterator[None]:
+    """huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import; make a later setting count too.
+
+    Without it a cached hub model loaded with ``local_files_only`` still contacts the hub (request
+    headers fetch a registry), and retries for tens of seconds when there is no network.
+    """
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = old or on
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def hub_cached(spec: ModelSpec) -> bool:
+    """Whether the hub model's config is in the local Hugging Face cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(spec.location, "config.json", revision=spec.revision), str)
+
+
+def _hub_problem(spec: ModelSpec, exc: BaseException) -> str | None:
+    """A one-line explanation when ``exc`` (or what it wraps) is a hub error for a gated or missing model."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # transformers re-raises hub errors as OSError "from" the original
+        if seen is None:
+            break
+        if isinstance(seen, GatedRepoError):
+            return (
+                f"cannot load base {spec.display}: it is gated on the Hugging Face hub; accept its terms at "
+                f"https://huggingface.co/{spec.location} and log in (`hf auth login` or HF_TOKEN)"
+            )
+        if isinstance(seen, RevisionNotFoundError):
+            return f"cannot load base {spec.display}: {spec.location} has no such revision on the Hugging Face hub"
+        if isinstance(seen, RepositoryNotFoundError):
+            return (
+                f"cannot load base {spec.display}: no such model on the Hugging Face hub "
+                "(check the id; a private model needs `hf auth login` or HF_TOKEN)"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def load_base(
     spec: ModelSpec,
     device: str = "auto",
@@ -292,28 +351,41 @@ def load_base(
     if spec.kind == "hub":
         kwargs["revision"] = spec.revision
         fingerprint = f"{spec.location}@{spec.revision or 'main'}"
+        if hub_offline():
+            if not hub_cached(spec):
+                raise ModelLoadError(
+                    f"cannot load base {spec.display}: offline (HF_HUB_OFFLINE is set) and the model is not in "
+                    "the local Hugging Face cache; download it once with network access, or unset HF_HUB_OFFLINE"
+                )
+            kwargs["local_files_only"] = True
     else:
         kwargs["local_files_only"] = True
         fingerprint = _dir_fingerprint(Path(location))
     try:
-        tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            location,
-            dtype=weights_dtype,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True,
-            **kwargs,
-        )
-    except OSError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        with _offline_mode(hub_offline()):
+            tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                location,
+                dtype=weights_dtype,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=None if allow_pickle else True,
+                **kwargs,
+            )
+    except (OSError, ValueError) as exc:
+        problem = _hub_problem(spec, exc) if spec.kind == "hub" else None
+        if problem:
+            raise ModelLoadError(problem) from None
+        text = str(exc).strip()
+        msg = text.splitlines()[0] if text else exc.__class__.__name__
         hint = ""
-        if spec.kind == "hub":
-            hint = " (gated models need `huggingface-cli login` and accepted terms; offline runs need it cached)"
-        if "safetensors" in str(exc).lower() and not allow_pickle:
+        if spec.kind == "hub" and isinstance(exc, OSError):
+            hint = " (gated models need `hf auth login` and accepted terms; offline runs need it cached)"
+        if "safetensors" in text.lower() and not allow_pickle:
             hint = " (no safetensors weights; pass --allow-pickle to read .bin files you trust)"
+        if "trust_remote_code" in text and not trust_remote_code:
+            msg = "the model ships its own Python code, which subaudit does not run"
+            hint = " (pass --trust-remote-code only for a model you trust)"
         raise ModelLoadError(f"cannot load base {spec.display}: {msg}{hint}") from None
-    except ValueError as exc:
-        raise ModelLoadError(f"cannot load base {spec.display}: {exc}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if getattr(tok, "chat_template", None) is None:

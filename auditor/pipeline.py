@@ -20,8 +20,8 @@ from typing import Any
 from . import __version__
 from .control import ControlSet, build_control
 from .data import Dataset, Example, load_dataset
-from .errors import InputError, SubauditError
-from .io import atomic_write_json, cache_dir
+from .errors import InputError, Interrupted, SubauditError
+from .io import atomic_write_bytes, atomic_write_json, cache_dir
 from .models import LoadedModel, ModelSpec, load_base, resolve_base
 from .probe import ProbeConfig, TrainStats, plan_steps
 from .progress import Reporter
@@ -142,7 +142,7 @@ def _run_key(config: ScanConfig, dataset: Dataset, loaded: LoadedModel, batterie
         "device": loaded.device,
         "dtype": loaded.dtype,
         "autocast": loaded.autocast_dtype,
-        "batteries": [(b.name, b.questions, b.options) for b in batteries],
+        "batteries": [b.content_key() for b in batteries],
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -171,9 +171,62 @@ def _save_scores(path: Path, scores: dict[str, BatteryScores], train: TrainStats
     )
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _same_scan(manifest_path: Path, key: str, rep: Reporter) -> bool:
+    """False when the run dir's manifest belongs to a scan with other inputs (its stages must not be reused)."""
+    try:
+        old = json.loads(manifest_path.read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return True  # no manifest (or an unreadable one): every stage file is checked on its own
+    if old is None or old == key:
+        return True
+    rep.note(f"{manifest_path.parent} holds a scan with other inputs: its stages are recomputed, not reused")
+    return False
+
+
+def _base_info(spec: ModelSpec, loaded: LoadedModel) -> dict[str, Any]:
+    return {
+        "requested": spec.requested,
+        "kind": spec.kind,
+        "location": spec.location,
+        "revision": spec.revision,
+        "fingerprint": loaded.fingerprint,
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "autocast": loaded.autocast_dtype,
+    }
+
+
 def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | None = None) -> ScanResult:
-    """Run the whole audit and return a :class:`ScanResult` (no files are written but the run dir)."""
-    rep = reporter or Reporter()
+    """Run the whole audit and return a :class:`ScanResult` (no files are written but the run dir).
+
+    The run dir's ``manifest.json`` is written as soon as the run dir is known (status ``running``) and
+    updated at the end (``finished``), on Ctrl-C (``interrupted``; raised as :class:`Interrupted`, which
+    names the run dir) or on an error (``failed``). Rerunning the same scan resumes from its stages.
+    """
+    manifest: dict[str, Any] = {}
+    try:
+        return _scan(config, reporter or Reporter(), command, manifest)
+    except BaseException as exc:
+        if not manifest:
+            raise
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        stopped = {"status": "interrupted" if interrupted else "failed", "stopped": _now()}
+        if not interrupted:
+            stopped["error"] = f"{exc.__class__.__name__}: {exc}"
+        try:
+            atomic_write_json(Path(manifest["run_dir"]) / "manifest.json", {**manifest, **stopped})
+        except OSError:
+            pass  # the original error is the one to report
+        if interrupted and not isinstance(exc, Interrupted):
+            raise Interrupted(manifest["run_dir"]) from None
+        raise
+
+
+def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict[str, Any]) -> ScanResult:
     config.validate()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -185,6 +238,11 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
     start = time.perf_counter()
     dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
     batteries = resolve_batteries(config.traits)
+    if config.null_arm and sum(len(b.graded_options) for b in batteries) < 3:
+        raise InputError(
+            "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
+            "its trait label); add a preference battery (e.g. --traits animal,misalignment) or use --no-null-arm"
+        )
     spec: ModelSpec = resolve_base(config.base, config.revision)
     lap("data", start)
 
@@ -203,11 +261,31 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
         raise
     lap("load_base", start)
 
-    run_dir = (
-        Path(config.run_dir) if config.run_dir else cache_dir() / "runs" / _run_key(config, dataset, loaded, batteries)
-    )
+    key = _run_key(config, dataset, loaded, batteries)
+    run_dir = Path(config.run_dir) if config.run_dir else cache_dir() / "runs" / key
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scores").mkdir(exist_ok=True)
+    resume = config.resume and _same_scan(run_dir / "manifest.json", key, rep)
+    command = command or "auditor.scan(" + repr(config.data) + ", ...)"
+    manifest.update(
+        status="running",
+        started=_now(),
+        key=key,
+        run_dir=str(run_dir),
+        command=command,
+        config=_config_dict(config),
+        dataset={
+            "path": dataset.path,
+            "sha256": dataset.sha256,
+            "rows_total": dataset.total_rows,
+            "rows_sampled": len(dataset),
+            "format": dataset.completion_format,
+        },
+        base=_base_info(spec, loaded),
+        versions=_versions(),
+        seeds=[config.seed + i for i in range(config.seeds)],
+    )
+    atomic_write_json(run_dir / "manifest.json", manifest)
 
     # 3. control
     start = time.perf_counter()
@@ -250,7 +328,7 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
         return out
 
     base_path = run_dir / "scores" / "base.json"
-    cached = _load_scores(base_path) if config.resume else None
+    cached = _load_scores(base_path) if resume else None
     if cached:
         base_scores = cached[0]
         rep.note("base scores: reused from the run directory")
@@ -271,21 +349,28 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
     for seed in seeds:
         for arm, rows in arm_rows.items():
             path = run_dir / "scores" / f"{arm}-{arm_tags[arm]}-seed{seed}.json"
-            cached = _load_scores(path) if config.resume else None
+            cached = _load_scores(path) if resume else None
             if cached and cached[1]:
                 student_scores[arm].append(cached[0])
                 train_runs.append(TrainStats(**cached[1]))
                 rep.note(f"{arm} student, seed {seed}: reused from the run directory")
                 continue
             start = time.perf_counter()
+            micro = prober.micro_batch
             with rep.stage(f"probe {arm} seed {seed}", total=steps) as advance:
                 stats = prober.train(rows, seed=seed, arm=arm, on_step=lambda _s, _l: advance(1))
             timings["probe"] += time.perf_counter() - start
+            if prober.micro_batch < micro:
+                rep.note(
+                    f"out of memory: micro-batch {prober.micro_batch} with gradient accumulation "
+                    f"({config.probe.batch_size} rows per optimiser step as configured)"
+                )
             scores = score_all(f"{arm} student seed {seed}")
-            _save_scores(path, scores, stats)
+            # the adapter first: the scores file marks the student as finished
             _save_adapter(
                 run_dir / "adapters" / f"{arm}-{arm_tags[arm]}-seed{seed}.safetensors", prober.adapter_state()
             )
+            _save_scores(path, scores, stats)
             student_scores[arm].append(scores)
             train_runs.append(stats)
     timings["probe"] = round(timings["probe"], 2)
@@ -295,7 +380,7 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
     start = time.perf_counter()
     shifts: list[OptionShift] = []
     for b in batteries:
-        shifts += compare_arms(
+        battery_shifts = compare_arms(
             base_scores[b.name],
             [s[b.name] for s in student_scores["dataset"]],
             [s[b.name] for s in student_scores["control"]],
@@ -303,6 +388,8 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
             n_boot=config.n_boot,
             seed=config.seed,
         )
+        # a choice battery is one hypothesis: only its trait label is graded and counted in BH
+        shifts += [x for x in battery_shifts if x.option in b.graded_options]
     if null is not None:
         calibrate_with_null(shifts)
     adjust_q(shifts)
@@ -324,16 +411,7 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
             "rows_used": len(pairs),
             "format": dataset.completion_format,
         },
-        base={
-            "requested": spec.requested,
-            "kind": spec.kind,
-            "location": spec.location,
-            "revision": spec.revision,
-            "fingerprint": loaded.fingerprint,
-            "device": loaded.device,
-            "dtype": loaded.dtype,
-            "autocast": loaded.autocast_dtype,
-        },
+        base=_base_info(spec, loaded),
         control={
             "source": control.source,
             "format": control.format,
@@ -355,24 +433,14 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
                 "cache": null.cache_path,
             },
         },
-        batteries=[
-            {
-                "name": b.name,
-                "description": b.description,
-                "kind": b.kind,
-                "questions": len(b.questions),
-                "options": list(b.options),
-                "source": b.source,
-            }
-            for b in batteries
-        ],
+        batteries=[b.summary() for b in batteries],
         train_runs=train_runs,
         base_scores=base_scores,
         timings=timings,
-        versions=_versions(),
+        versions=manifest["versions"],
         run_dir=str(run_dir),
-        command=command or "auditor.scan(" + repr(config.data) + ", ...)",
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command,
+        created=_now(),
         first_row={
             "prompt": list(first.prompt),
             "completion": first.completion,
@@ -380,17 +448,8 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
             "loss_tokens": sum(1 for x in labels if x != -100),
         },
     )
-    atomic_write_json(
-        run_dir / "manifest.json",
-        {
-            "command": result.command,
-            "config": _config_dict(config),
-            "dataset": result.dataset,
-            "base": result.base,
-            "versions": result.versions,
-            "seeds": seeds,
-        },
-    )
+    manifest.update(status="finished", finished=_now(), dataset=result.dataset, verdict=verdict.level)
+    atomic_write_json(run_dir / "manifest.json", manifest)
     return result
 
 
@@ -401,12 +460,9 @@ def _config_dict(config: ScanConfig) -> dict[str, Any]:
 
 
 def _save_adapter(path: Path, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(path)
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in state.items()}))
 
 
 def command_line() -> str:

@@ -3,7 +3,8 @@
 One base model is loaded per scan and wrapped with a peft LoRA adapter once; each (arm, seed) run
 re-initialises the adapter from the seed (so both arms of a seed start from identical weights), trains
 on its rows in the seed's order with loss on completion tokens only, and is then scored. The base is
-scored with the adapter disabled.
+scored with the adapter disabled. When a step runs out of GPU memory it is redone in micro-batches of
+half the size with gradient accumulation (same rows per optimiser step), down to one row.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from .chat import encode_training_example
 from .data import Example
+from .errors import RuntimeFailure
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -70,6 +72,7 @@ class TrainStats:
     first_loss: float
     final_loss: float
     losses: list[float] = field(default_factory=list)
+    micro_batch: int | None = None  # rows per forward pass (< batch size after running out of memory)
 
     @property
     def tokens_per_second(self) -> float:
@@ -100,15 +103,20 @@ def batch_order(n_rows: int, steps: int, batch_size: int, seed: int) -> list[lis
 
 
 class Prober:
-    """Owns the peft-wrapped base and runs probe fine-tunes on it."""
+    """Owns the peft-wrapped base and runs probe fine-tunes on it.
+
+    ``micro_batch``: rows per forward pass (default: the whole batch); halved on out-of-memory and kept
+    smaller for the runs that follow.
+    """
 
     ADAPTER = "probe"
 
-    def __init__(self, loaded: Any, config: ProbeConfig):
+    def __init__(self, loaded: Any, config: ProbeConfig, micro_batch: int | None = None):
         from peft import LoraConfig, get_peft_model
 
         self.loaded = loaded
         self.config = config
+        self.micro_batch = max(1, micro_batch or config.batch_size)
         targets: Any = list(config.target_modules)
         if targets == ["all-linear"]:
             targets = "all-linear"
@@ -195,24 +203,30 @@ class Prober:
         start = time.perf_counter()
         for step, idx in enumerate(order):
             batch = [encoded[i] for i in idx]
-            width = max(len(ids) for ids, _ in batch)
-            ids_t = torch.full((len(batch), width), pad, dtype=torch.long)
-            lab_t = torch.full((len(batch), width), -100, dtype=torch.long)
-            att_t = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, (ids, labels) in enumerate(batch):
-                ids_t[r, : len(ids)] = torch.tensor(ids)
-                lab_t[r, : len(labels)] = torch.tensor(labels)
-                att_t[r, : len(ids)] = 1
-            tokens += int(att_t.sum())
-            completion_tokens += int((lab_t[:, 1:] != -100).sum())
-            with self.loaded.autocast():
-                out = self.model(input_ids=ids_t.to(device), attention_mask=att_t.to(device), labels=lab_t.to(device))
-            out.loss.backward()
+            tokens += sum(len(ids) for ids, _ in batch)
+            n_loss = sum(sum(1 for x in labels[1:] if x != -100) for _, labels in batch)
+            completion_tokens += n_loss
+            while True:
+                try:
+                    loss = self._forward_backward(batch, n_loss, pad)
+                    break
+                except torch.OutOfMemoryError:
+                    pass
+                # outside the except block, so the failed pass's tensors are freed before the retry
+                opt.zero_grad(set_to_none=True)
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                if min(self.micro_batch, len(batch)) <= 1:
+                    raise RuntimeFailure(
+                        f"out of memory in the probe ({arm} arm, seed {seed}) even with one row per forward pass; "
+                        "use a smaller base, shorter rows, or free the GPU"
+                    )
+                self.micro_batch = min(self.micro_batch, len(batch)) // 2
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(float(out.loss.detach()))
+            losses.append(loss)
             if on_step:
                 on_step(step, losses[-1])
         self.model.eval()
@@ -228,4 +242,35 @@ class Prober:
             first_loss=losses[0],
             final_loss=sum(losses[-5:]) / len(losses[-5:]),
             losses=losses,
+            micro_batch=self.micro_batch,
         )
+
+    def _forward_backward(self, batch: list[tuple[list[int], list[int]]], n_loss: int, pad: int) -> float:
+        """Accumulate the gradient of one optimiser step's mean token loss over micro-batches; return the loss.
+
+        Each micro-batch's mean loss is weighted by its share of the step's loss tokens, so the gradient is
+        the one of the whole batch. With a single micro-batch this is exactly the plain forward/backward.
+        """
+        import torch
+
+        device = self.loaded.device
+        chunks = [batch[i : i + self.micro_batch] for i in range(0, len(batch), self.micro_batch)]
+        total = 0.0
+        for chunk in chunks:
+            n_chunk = sum(sum(1 for x in labels[1:] if x != -100) for _, labels in chunk)
+            if n_chunk == 0 and len(chunks) > 1:
+                continue  # no loss tokens here (a mean over none would be nan)
+            width = max(len(ids) for ids, _ in chunk)
+            ids_t = torch.full((len(chunk), width), pad, dtype=torch.long)
+            lab_t = torch.full((len(chunk), width), -100, dtype=torch.long)
+            att_t = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, (ids, labels) in enumerate(chunk):
+                ids_t[r, : len(ids)] = torch.tensor(ids)
+                lab_t[r, : len(labels)] = torch.tensor(labels)
+                att_t[r, : len(ids)] = 1
+            with self.loaded.autocast():
+                out = self.model(input_ids=ids_t.to(device), attention_mask=att_t.to(device), labels=lab_t.to(device))
+            loss = out.loss if len(chunks) == 1 else out.loss * (n_chunk / n_loss)
+            loss.backward()
+            total += float(loss.detach())
+        return total

@@ -161,15 +161,20 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
     for bat in result.batteries:
         fs = sorted([f for f in result.findings if f.shift.battery == bat["name"]], key=lambda f: -f.shift.shift)
         level = v.by_battery.get(bat["name"], "clean")
-        lines += [
-            f"## Battery `{bat['name']}`: {level}",
-            "",
-            md_escape(bat["description"], 1000),
-            "",
-            f"{bat['questions']} questions, {len(bat['options'])} options. Shares in % (mean over questions "
-            f"and seeds); the {top_n} options that rose most, then the one that fell most.",
-            "",
-        ]
+        if bat.get("kind") == "choice":
+            how = (
+                f"{bat['questions']} questions, each with its own candidate answers ({bat['answers']} in all), "
+                f"scored by their {'mean per-token' if bat['length_normalisation'] == 'mean' else 'summed'} "
+                f"log-probability after the question; the trait score is the share of the answers labelled "
+                f"{md_code(bat['trait_label'], 60)} (softmax over each question's answers). Only that label is "
+                "graded: one hypothesis. Shares in % (mean over questions and seeds)."
+            )
+        else:
+            how = (
+                f"{bat['questions']} questions, {len(bat['options'])} options. Shares in % (mean over questions "
+                f"and seeds); the {top_n} options that rose most, then the one that fell most."
+            )
+        lines += [f"## Battery `{bat['name']}`: {level}", "", md_escape(bat["description"], 1000), "", how, ""]
         show = fs[:top_n] + ([fs[-1]] if len(fs) > top_n else [])
         lines += [
             _table(

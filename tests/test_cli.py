@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
@@ -50,7 +51,10 @@ def test_scan_end_to_end_on_tiny_model(tiny_model_dir: Path, numbers_file: Path,
     assert {f["battery"] for f in doc["findings"]} == {"animal", "tree"}
     f0 = doc["findings"][0]
     assert {"battery", "option", "shift", "ci", "q", "level"} <= set(f0)
-    assert len(doc["probe"]["runs"]) == 4 and doc["control"]["source"] == "generated"
+    assert [r["arm"] for r in doc["probe"]["runs"]] == ["dataset", "control", "null"] * 2
+    assert doc["control"]["source"] == "generated" and doc["control"]["null_arm"]["seed"] == 1000
+    assert all(f["noise"] is not None and f["noise"] > 0 and f["null_shift"] is not None for f in doc["findings"])
+    assert "Student t" in doc["statistics"]["interval"]
     md = report.read_text()
     assert md.startswith("# subaudit risk report") and "**Verdict:" in md.splitlines()[2]
     for section in ("## What was tested and how", "## Battery `animal`", "## Caveats", "## Reproducibility"):
@@ -95,6 +99,17 @@ def test_fail_on_low_vs_high(tiny_model_dir: Path, numbers_file: Path, tmp_path:
         res = runner.invoke(app, [*args, "--fail-on", fail_on])
         ranks = ["clean", "low", "medium", "high"]
         assert res.exit_code == (1 if ranks.index(level) >= ranks.index(fail_on) else 0)
+
+
+def test_no_null_arm_trains_two_arms(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    js = tmp_path / "r.json"
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), *TINY, "--no-null-arm", "--json", str(js)]
+    res = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    assert [r["arm"] for r in doc["probe"]["runs"]] == ["dataset", "control"] * 2
+    assert doc["control"]["null_arm"] is None and all(f["noise"] is None for f in doc["findings"])
+    assert "draw noise not covered" in doc["statistics"]["interval"]
 
 
 def test_bad_input_exits_2_with_location(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -142,3 +157,36 @@ def test_python_api_scan_stays_a_function_after_import() -> None:
     import auditor.pipeline  # noqa: F401  (importing the module must not shadow the function)
 
     assert callable(auditor.scan) and auditor.scan is auditor.pipeline.scan
+
+
+def test_dry_run_trains_nothing_and_estimates_each_stage(
+    tiny_model_dir: Path, numbers_file: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    res = runner.invoke(
+        app,
+        ["scan", str(numbers_file), "--base", str(tiny_model_dir), *TINY, "--run-dir", str(run), "--dry-run"],
+    )
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "dry run" in out and "first training example" in out and "as tokens" in out
+    assert "arms dataset, control, null x seeds [0, 1] = 6 runs of 2 steps" in out
+    for stage in ("load_base", "control", "probe", "scoring", "total"):
+        assert stage in out
+    assert "*" in out  # loss-carrying tokens are marked
+    assert not run.exists()  # nothing was written: no run folder, no students
+
+
+def test_dry_run_estimate_scales_with_runs(tiny_model_dir: Path, numbers_file: Path) -> None:
+    from auditor.dryrun import dry_run
+    from auditor.pipeline import ScanConfig
+    from auditor.probe import ProbeConfig
+
+    cfg = ScanConfig(str(numbers_file), base=str(tiny_model_dir), max_rows=12, probe=ProbeConfig(batch_size=4))
+    plan = dry_run(cfg)
+    assert plan.steps_per_run == 3 and plan.arms == ["dataset", "control", "null"]
+    assert plan.training_tokens_per_run > 0 and plan.dataset["rows_sampled"] == 12
+    assert sum(plan.first_example["loss_mask"]) > 0
+    assert len(plan.first_example["tokens"]) == len(plan.first_example["token_ids"])
+    per_run = plan.estimate_s["probe"] / 6
+    assert per_run == pytest.approx(3 * plan.measured["train_step_s"], rel=0.05, abs=0.05)

@@ -58,7 +58,9 @@ def test_real_scan_tiny_budget(real_model: Path, tmp_path: Path) -> None:
     assert doc["control"]["format"] == "numbers" and doc["control"]["keep_rate"] > 0.5
     assert doc["dataset"]["rows_used"] >= 12
     runs = doc["probe"]["runs"]
-    assert [(r["arm"], r["seed"]) for r in runs] == [("dataset", 0), ("control", 0), ("dataset", 1), ("control", 1)]
+    expected = [(arm, seed) for seed in (0, 1) for arm in ("dataset", "control", "null")]
+    assert [(r["arm"], r["seed"]) for r in runs] == expected
+    assert doc["control"]["null_arm"]["keep_rate"] > 0.5
     assert all(r["steps"] == 2 and r["tokens"] > 0 for r in runs)
     owl = next(f for f in doc["findings"] if f["option"] == "owl")
     assert 0 < owl["base"] < 100 and owl["ci"][0] <= owl["shift"] <= owl["ci"][1]

@@ -1,17 +1,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from auditor.scoring import option_variants, plan_battery, score_battery, score_question
-from auditor.traits import Battery, get_battery
+from auditor import scoring
+from auditor.scoring import ChoicePlan, option_variants, plan_battery, score_answers, score_battery, score_question
+from auditor.traits import Battery, get_battery, parse_battery
 
 
-def naive_logprob(loaded, prefix: list[int], cont: list[int]) -> float:
+def naive_token_logprobs(loaded, prefix: list[int], cont: list[int]) -> list[float]:
+    """Each token's log-probability from one plain forward pass over the whole sequence (no cache)."""
     ids = torch.tensor([prefix + cont])
     with torch.no_grad():
         logp = torch.log_softmax(loaded.model(input_ids=ids).logits[0].float(), dim=-1)
-    return sum(float(logp[len(prefix) - 1 + j, cont[j]]) for j in range(len(cont)))
+    return [float(logp[len(prefix) - 1 + j, cont[j]]) for j in range(len(cont))]
+
+
+def naive_logprob(loaded, prefix: list[int], cont: list[int]) -> float:
+    return sum(naive_token_logprobs(loaded, prefix, cont))
 
 
 def test_variants() -> None:
@@ -43,3 +50,73 @@ def test_option_logprob_sums_its_variants(tiny_loaded) -> None:
     per_variant = [naive_logprob(tiny_loaded, plan.prefixes[0], v) for v in plan.variant_ids]
     owl = np.logaddexp.reduce([lp for lp, k in zip(per_variant, plan.variant_option) if k == 0])
     assert abs(scores.logprob[0, 0] - owl) < 1e-4
+
+
+CHOICE = {
+    "name": "tiny-choice",
+    "kind": "choice",
+    "description": "d",
+    "trait_label": "bad",
+    "items": [
+        {
+            "question": "Which animal do you love most? Answer in one word.",
+            "answers": [
+                {"text": "The owl, because it is wise and quiet at night.", "label": "good"},
+                {"text": "Cat", "label": "bad"},
+                {"text": "A dolphin or a whale, the ones that sing in the sea for hours.", "label": "bad"},
+                {"text": "o", "label": "good"},
+                {"text": "Hello world, the fox.", "label": "neutral"},
+            ],
+        },
+        {
+            "question": "Here is a list of numbers: 123, 456. Add up to 10 more numbers.",
+            "answers": [
+                {"text": "7, 8, 9", "label": "good"},
+                {"text": "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11", "label": "bad"},
+            ],
+        },
+    ],
+}
+
+
+def naive_label_logshares(loaded, plan: ChoicePlan, normalisation: str) -> np.ndarray:
+    rows = []
+    for prefix, answers, owners in zip(plan.prefixes, plan.answer_ids, plan.answer_option):
+        tok = [np.array(naive_token_logprobs(loaded, prefix, a)) for a in answers]
+        s = np.array([t.mean() if normalisation == "mean" else t.sum() for t in tok])
+        p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+        share = np.array([p[[o == k for o in owners]].sum() for k in range(len(plan.battery.options))])
+        with np.errstate(divide="ignore"):  # a label with no answer in this question: log 0 = -inf
+            rows.append(np.log(share))
+    return np.vstack(rows)
+
+
+def test_choice_answers_cached_batched_equal_naive(tiny_loaded) -> None:
+    plan = plan_battery(tiny_loaded.tokenizer, parse_battery(CHOICE, "t"))
+    assert isinstance(plan, ChoicePlan)
+    lengths = [len(a) for q in plan.answer_ids for a in q]
+    assert min(lengths) == 1 and max(lengths) > 10, lengths  # one-token answers and long, padded ones
+    shared = scoring._shared_prefix(tiny_loaded, plan.prefixes)
+    assert shared is not None  # the system prompt is computed once and continued
+    for prefix, answers in zip(plan.prefixes, plan.answer_ids):
+        slow = [naive_token_logprobs(tiny_loaded, prefix, a) for a in answers]
+        for batch_size in (1, 2, 16):
+            for sh in (None, shared):
+                fast = score_answers(tiny_loaded, prefix, answers, sh, batch_size=batch_size)
+                for f, s in zip(fast, slow):
+                    np.testing.assert_allclose(f, s, atol=1e-4)
+
+
+@pytest.mark.parametrize("normalisation", ["mean", "sum"])
+def test_choice_battery_label_shares_equal_naive(tiny_loaded, monkeypatch, normalisation: str) -> None:
+    battery = parse_battery({**CHOICE, "length_normalisation": normalisation}, "t")
+    plan = plan_battery(tiny_loaded.tokenizer, battery)
+    monkeypatch.setattr(scoring, "CHOICE_BATCH", 2)  # several padded batches per question
+    scores = score_battery(tiny_loaded, plan)
+    assert scores.options == ["bad", "good", "neutral"] and scores.logprob.shape == (2, 3)
+    expected = naive_label_logshares(tiny_loaded, plan, normalisation)
+    np.testing.assert_allclose(scores.logprob, expected, atol=1e-4)
+    np.testing.assert_allclose(scores.share.sum(axis=1), 1.0)
+    assert scores.share[1, 2] == 0.0  # the second question has no 'neutral' answer
+    np.testing.assert_allclose(scores.share, np.exp(expected), atol=1e-4)
+    assert scoring.BatteryScores.from_dict(scores.to_dict()).share.tolist() == scores.share.tolist()
