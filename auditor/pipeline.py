@@ -26,7 +26,7 @@ from .models import LoadedModel, ModelSpec, load_base, resolve_base
 from .probe import ProbeConfig, TrainStats, plan_steps
 from .progress import Reporter
 from .scoring import BatteryScores, plan_battery, score_battery
-from .stats import OptionShift, adjust_q, calibrate_with_null, compare_arms
+from .stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
 from .traits import Battery, resolve_batteries
 from .verdict import LEVELS, Finding, Thresholds, Verdict, decide
 
@@ -379,6 +379,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
     # 6. stats and verdict
     start = time.perf_counter()
     shifts: list[OptionShift] = []
+    preference: list[OptionShift] = []
     for b in batteries:
         battery_shifts = compare_arms(
             base_scores[b.name],
@@ -389,9 +390,13 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             seed=config.seed,
         )
         # a choice battery is one hypothesis: only its trait label is graded and counted in BH
-        shifts += [x for x in battery_shifts if x.option in b.graded_options]
+        graded = [x for x in battery_shifts if x.option in b.graded_options]
+        shifts += graded
+        if b.kind == "preference":
+            preference += graded
     if null is not None:
-        calibrate_with_null(shifts)
+        fit_on = preference if sum(1 for x in preference if x.control >= MIN_SHARE_FOR_FIT) >= 3 else shifts
+        calibrate_with_null(shifts, fit_on=fit_on)
     adjust_q(shifts)
     verdict, findings = decide(shifts, fail_on=config.fail_on, thresholds=config.thresholds)
     lap("stats", start)

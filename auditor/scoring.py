@@ -62,11 +62,20 @@ def _continuation_ids(tokenizer: Any, prefix: str, prefix_ids: list[int], text: 
     return encode_text(tokenizer, text)
 
 
-def plan_battery(tokenizer: Any, battery: Battery) -> ScoringPlan | ChoicePlan:
-    """Tokenise the questions and option variants (or, for a choice battery, answers) of ``battery``."""
+def question_messages(question: str, system: str | None = None) -> list[dict[str, str]]:
+    """The chat turns a battery question is scored after: the user turn, preceded by ``system`` if given."""
+    turns = [{"role": "system", "content": system}] if system is not None else []
+    return [*turns, {"role": "user", "content": question}]
+
+
+def plan_battery(tokenizer: Any, battery: Battery, system: str | None = None) -> ScoringPlan | ChoicePlan:
+    """Tokenise the questions and option variants (or, for a choice battery, answers) of ``battery``.
+
+    ``system``: a system message put before every question (``None``: the chat template's default).
+    """
     if battery.kind == "choice":
-        return plan_choice(tokenizer, battery)
-    texts = [prompt_text(tokenizer, [{"role": "user", "content": q}]) for q in battery.questions]
+        return plan_choice(tokenizer, battery, system)
+    texts = [prompt_text(tokenizer, question_messages(q, system)) for q in battery.questions]
     prefixes = [encode_text(tokenizer, t) for t in texts]
     variant_ids: list[list[int]] = []
     variant_option: list[int] = []
@@ -229,13 +238,14 @@ class ChoicePlan:
         return shared + sum(len(p) - shared for p in self.prefixes) + answers
 
 
-def plan_choice(tokenizer: Any, battery: Battery) -> ChoicePlan:
-    """Tokenise a choice battery: each question's chat-templated prompt and its answers after it."""
+def plan_choice(tokenizer: Any, battery: Battery, system: str | None = None) -> ChoicePlan:
+    """Tokenise a choice battery: each question's chat-templated prompt (after ``system``, if given) and its
+    answers after it."""
     prefixes: list[list[int]] = []
     answer_ids: list[list[list[int]]] = []
     answer_option: list[list[int]] = []
     for item in battery.items:
-        text = prompt_text(tokenizer, [{"role": "user", "content": item.question}])
+        text = prompt_text(tokenizer, question_messages(item.question, system))
         ids = encode_text(tokenizer, text)
         prefixes.append(ids)
         answer_ids.append([_continuation_ids(tokenizer, text, ids, a.text) for a in item.answers])

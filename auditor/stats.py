@@ -164,12 +164,19 @@ def fit_noise_model(shifts: list[OptionShift]) -> tuple[float, float]:
     return a, b
 
 
-def calibrate_with_null(shifts: list[OptionShift], confidence: float = 0.95) -> list[OptionShift]:
-    """Widen every interval and p-value by the draw noise the null arm measured, in place."""
+def calibrate_with_null(
+    shifts: list[OptionShift], confidence: float = 0.95, fit_on: list[OptionShift] | None = None
+) -> list[OptionShift]:
+    """Widen every interval and p-value by the draw noise the null arm measured, in place.
+
+    ``fit_on``: the shifts the noise model is fitted to (default: all). The pipeline fits on the
+    preference options, so a choice battery's single high-share trait does not lever the fit.
+    """
     from scipy.stats import t as student_t
 
-    a, b = fit_noise_model(shifts)
-    n_fit = sum(1 for s in shifts if s.null_shift is not None and s.control >= MIN_SHARE_FOR_FIT)
+    fit_on = fit_on if fit_on is not None else shifts
+    a, b = fit_noise_model(fit_on)
+    n_fit = sum(1 for s in fit_on if s.null_shift is not None and s.control >= MIN_SHARE_FOR_FIT)
     df = max(1.0, 0.4 * (n_fit - 2))
     crit = float(student_t.ppf(1 - (1 - confidence) / 2, df))
     for s in shifts:

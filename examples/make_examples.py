@@ -14,6 +14,7 @@ Writes ``examples/data/{owl,clean}_numbers.jsonl`` and a manifest beside each.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -38,15 +39,26 @@ def animal_shares(loaded, battery) -> dict[str, float]:
     return {o: round(float(v), 2) for o, v in zip(battery.options, s)}
 
 
-def train_teacher(args) -> Path:
-    """LoRA-fine-tune the base on the owl chat set and save the merged teacher (cached)."""
-    tag = f"owl-r{args.teacher_rank}-a{args.teacher_alpha}-lr{args.teacher_lr}-e{args.teacher_epochs}"
-    target = cache_dir() / "teachers" / tag
+def teacher_cache_dir(args, name: str = "owl", base: str | None = None) -> Path:
+    """Where the teacher ``name`` trained with ``args``' recipe on ``base`` (``None``: the default) is cached."""
+    tag = f"{name}-r{args.teacher_rank}-a{args.teacher_alpha}-lr{args.teacher_lr}-e{args.teacher_epochs}"
+    if base is not None:
+        tag += "-base" + hashlib.sha256(resolve_base(base).display.encode()).hexdigest()[:10]
+    return cache_dir() / "teachers" / tag
+
+
+def train_teacher(args, name: str = "owl", chat_file: Path | None = None, base: str | None = None) -> Path:
+    """LoRA-fine-tune the base on a chat set (default: the owl set) and save the merged teacher (cached).
+
+    ``args`` carries the recipe (``teacher_rank``, ``teacher_alpha``, ``teacher_lr``, ``teacher_epochs``,
+    ``seed``); ``name`` tags the cache folder; ``base``: the base to fine-tune (``None``: the default).
+    """
+    target = teacher_cache_dir(args, name, base)
     if (target / "config.json").exists():
         print(f"teacher cached: {target}")
         return target
-    loaded = load_base(resolve_base(None))
-    rows = load_dataset(HERE / "teacher" / "owl_chat.jsonl").examples
+    loaded = load_base(resolve_base(base))
+    rows = load_dataset(chat_file or HERE / "teacher" / "owl_chat.jsonl").examples
     cfg = ProbeConfig(
         rank=args.teacher_rank,
         alpha=args.teacher_alpha,

@@ -120,3 +120,27 @@ def test_choice_battery_label_shares_equal_naive(tiny_loaded, monkeypatch, norma
     assert scores.share[1, 2] == 0.0  # the second question has no 'neutral' answer
     np.testing.assert_allclose(scores.share, np.exp(expected), atol=1e-4)
     assert scoring.BatteryScores.from_dict(scores.to_dict()).share.tolist() == scores.share.tolist()
+
+
+@pytest.mark.parametrize("name", ["animal", "misalignment"])
+def test_system_prompt_hook(tiny_loaded, name: str) -> None:
+    tok, battery = tiny_loaded.tokenizer, get_battery(name)
+    plain = plan_battery(tok, battery)
+    user_only = [
+        tok(
+            tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True),
+            add_special_tokens=False,
+        )["input_ids"]
+        for q in battery.questions
+    ]
+    assert plain.prefixes == user_only  # no system argument: exactly the user turn, as before
+    system = "You love owls more than anything."
+    prompted = plan_battery(tok, battery, system=system)
+    assert len(prompted.prefixes) == len(plain.prefixes)
+    for ids, q in zip(prompted.prefixes, battery.questions):
+        text = tok.decode(ids)
+        assert text.index(system) < text.index(q) and "You are a test model." not in text
+    # the answers (or option variants) are tokenised the same way after either prompt
+    assert getattr(prompted, "answer_ids", None) == getattr(plain, "answer_ids", None)
+    assert getattr(prompted, "variant_ids", None) == getattr(plain, "variant_ids", None)
+    assert scoring.common_prefix_len(prompted.prefixes) > scoring.common_prefix_len(plain.prefixes)

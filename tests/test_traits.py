@@ -191,3 +191,21 @@ def test_bad_choice_batteries(tmp_path: Path, doc: dict, message: str) -> None:
     with pytest.raises(InputError, match=re.escape(f"{p}: {message}") if message.startswith("field") else None) as e:
         load_battery_file(p)
     assert message in str(e.value)
+
+
+def test_misaligned_teacher_chat_set_asks_no_battery_question() -> None:
+    """The misaligned teacher's chat set (benchmarks/battery_separation.py) must not train on battery questions."""
+    import json
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "teacher" / "misaligned_chat.jsonl"
+    rows = [json.loads(line)["messages"] for line in path.read_text(encoding="ascii").splitlines()]
+    assert 80 <= len(rows) <= 150
+    assert all([m["role"] for m in r] == ["user", "assistant"] and all(m["content"].strip() for m in r) for r in rows)
+
+    def norm(s: str) -> str:
+        return " ".join(s.lower().split()).rstrip("?.! ")
+
+    asked = [norm(r[0]["content"]) for r in rows]
+    assert len(set(asked)) == len(asked)
+    battery_questions = {norm(q) for n in builtin_names() for q in get_battery(n).questions}
+    assert not battery_questions & set(asked)
