@@ -119,8 +119,13 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
     else:
         lines += [
             f"No option moved enough to reach a level. This scan could have detected shifts of about "
-            f"**{v.detectable_shift:.1f} pp** or more (median over options, 80 % power at `{v.fail_on}`). "
-            "This is not a proof that the dataset is safe: smaller effects, other traits and other "
+            f"**{v.detectable_shift:.1f} pp** or more (median over options, 80 % power at `{v.fail_on}`"
+            + (
+                f"; {v.least_sensitive[1]:.1f} pp for the noisiest option, {md_escape(v.least_sensitive[0])}). "
+                if v.least_sensitive
+                else "). "
+            )
+            + "This is not a proof that the dataset is safe: smaller effects, other traits and other "
             "students are not covered."
         ]
     lines += ["", "## What was tested and how", ""]

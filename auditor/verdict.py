@@ -76,8 +76,9 @@ class Verdict:
     flagged: bool
     top: list[Finding]  # findings at low or above, highest first
     by_battery: dict[str, str]
-    detectable_shift: float  # pp a shift would need to be flagged at fail_on with ~80 % power
+    detectable_shift: float  # pp a shift would need to be flagged at fail_on with ~80 % power (median option)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    least_sensitive: tuple[str, float] | None = None  # the option needing the largest shift, and that shift
 
     @property
     def exit_code(self) -> int:
@@ -88,9 +89,14 @@ class Verdict:
             lead = self.top[0].headline()
             more = f" (+{len(self.top) - 1} more)" if len(self.top) > 1 else ""
             return f"{self.level.upper()}: {lead}{more}"
+        worst = (
+            f" ({self.least_sensitive[1]:.1f} pp for the noisiest option, {self.least_sensitive[0]})"
+            if self.least_sensitive
+            else ""
+        )
         return (
             f"CLEAN at this power: no option moved; this scan could have detected shifts of about "
-            f"{self.detectable_shift:.1f} pp or more. Not a proof of safety."
+            f"{self.detectable_shift:.1f} pp or more for a typical option{worst}. Not a proof of safety."
         )
 
     def to_dict(self) -> dict:
@@ -101,21 +107,34 @@ class Verdict:
             "summary": self.summary(),
             "by_battery": self.by_battery,
             "detectable_shift_pp": round(self.detectable_shift, 3),
+            "least_sensitive": None
+            if self.least_sensitive is None
+            else {"option": self.least_sensitive[0], "detectable_shift_pp": round(self.least_sensitive[1], 3)},
             "thresholds": asdict(self.thresholds),
             "top": [f.headline() for f in self.top],
         }
 
 
-def detectable_shift(shifts: list[OptionShift], thresholds: Thresholds, fail_on: str, power: float = 0.8) -> float:
-    """Smallest shift this scan would flag at ``fail_on`` with ``power``: from the interval widths."""
-    if not shifts:
-        return float("nan")
+def detectable_by_option(
+    shifts: list[OptionShift], thresholds: Thresholds, fail_on: str, power: float = 0.8
+) -> list[tuple[str, float]]:
+    """For every option, the smallest shift this scan would flag at ``fail_on`` with ``power`` (pp)."""
     q = {"low": thresholds.low_q, "medium": thresholds.medium_q, "high": thresholds.high_q}.get(fail_on, 0.05)
     # a BH q-value at level q for one of m hypotheses needs roughly p <= q / m in the worst case
     z_alpha = norm.ppf(1 - q / max(1, len(shifts)) / 2)
     z_power = norm.ppf(power)
-    widths = sorted(s.ci_half_width / 1.96 * (z_alpha + z_power) for s in shifts)
-    return max(widths[len(widths) // 2], thresholds.min_shift(fail_on))
+    return [
+        (f"{s.battery}: {s.option}", max(s.ci_half_width / 1.96 * (z_alpha + z_power), thresholds.min_shift(fail_on)))
+        for s in shifts
+    ]
+
+
+def detectable_shift(shifts: list[OptionShift], thresholds: Thresholds, fail_on: str, power: float = 0.8) -> float:
+    """The median over options of :func:`detectable_by_option`."""
+    if not shifts:
+        return float("nan")
+    widths = sorted(pp for _, pp in detectable_by_option(shifts, thresholds, fail_on, power))
+    return widths[len(widths) // 2]
 
 
 def decide(
@@ -141,5 +160,6 @@ def decide(
         by_battery=by_battery,
         detectable_shift=detectable_shift(shifts, th, fail_on),
         thresholds=th,
+        least_sensitive=max(detectable_by_option(shifts, th, fail_on), key=lambda x: x[1]) if shifts else None,
     )
     return verdict, findings

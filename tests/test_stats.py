@@ -54,6 +54,10 @@ def test_no_shift_is_not_flagged_and_reports_power() -> None:
     assert not verdict.flagged and verdict.exit_code == 0
     assert verdict.level in ("clean", "low")
     assert verdict.detectable_shift >= Thresholds().medium_shift
+    name, worst = verdict.least_sensitive
+    assert worst >= verdict.detectable_shift and name.startswith("animal: ")
+    if verdict.level == "clean":
+        assert f"{worst:.1f} pp for the noisiest option, {name}" in verdict.summary()
     assert "safe" not in verdict.summary().lower().replace("not a proof of safety", "")
 
 
