@@ -79,6 +79,21 @@ def scan(
     epochs: Annotated[float, typer.Option(help="Passes over the rows.")] = 1.0,
     max_steps: Annotated[int | None, typer.Option(help="Fixed optimiser steps (overrides --epochs).")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per optimiser step.")] = 8,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            help="exact (log-probability of every option; default) or sampled (--samples answers per question "
+            "at temperature 1, classified by string match or --judge; much slower and noisier)."
+        ),
+    ] = "exact",
+    samples: Annotated[int, typer.Option(help="--scoring sampled: answers sampled per question.")] = 20,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            help="--scoring sampled: judge model (alias, directory, .gguf or hub id) that classifies answers; "
+            "required for choice batteries, optional for preference batteries (string match without it)."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), fp32 or bf16.")] = "auto",
     fail_on: Annotated[
@@ -136,6 +151,9 @@ def scan(
         resume=resume,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
+        scoring=scoring,
+        samples=samples,
+        judge=judge,
     )
     if dry_run:
         _dry_run(config)

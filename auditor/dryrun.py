@@ -41,8 +41,9 @@ class DryRunResult:
         return sum(self.estimate_s.values())
 
 
-def _time_scoring(loaded: Any, batteries: list[Any]) -> float:
-    """Seconds per scored question, from the first questions of the first battery."""
+def _time_scoring(loaded: Any, batteries: list[Any], config: Any = None, judge: Any = None) -> float:
+    """Seconds per scored question, from the first questions of the first battery (sampled mode: sampled and
+    classified as the scan would)."""
     from .scoring import plan_battery, score_battery
 
     battery = batteries[0]
@@ -50,6 +51,12 @@ def _time_scoring(loaded: Any, batteries: list[Any]) -> float:
     short = dataclasses.replace(battery, questions=battery.questions[:n])
     if getattr(battery, "items", None):
         short = dataclasses.replace(short, items=battery.items[:n])
+    if config is not None and config.scoring == "sampled":
+        from .sampling import score_battery_sampled
+
+        start = time.perf_counter()
+        score_battery_sampled(loaded, short, config.samples, config.seed, judge=judge)
+        return (time.perf_counter() - start) / n
     plan = plan_battery(loaded.tokenizer, short)
     start = time.perf_counter()
     score_battery(loaded, plan)
@@ -59,11 +66,13 @@ def _time_scoring(loaded: Any, batteries: list[Any]) -> float:
 def dry_run(config: Any) -> DryRunResult:
     """Validate ``config`` (a :class:`~auditor.pipeline.ScanConfig`) and estimate each stage's time."""
     from .control import _completion_budget, generate_completions
+    from .pipeline import check_scoring, load_judge
     from .probe import Prober, plan_steps
 
     config.validate()
     dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
     batteries = resolve_batteries(config.traits)
+    check_scoring(config, batteries)
     spec = resolve_base(config.base, config.revision)
     start = time.perf_counter()
     loaded = load_base(
@@ -73,6 +82,7 @@ def dry_run(config: Any) -> DryRunResult:
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
     )
+    judge = load_judge(config)
     load_s = time.perf_counter() - start
     arms = ["dataset", "control"] + (["null"] if config.null_arm else [])
     seeds = [config.seed + i for i in range(config.seeds)]
@@ -101,7 +111,7 @@ def dry_run(config: Any) -> DryRunResult:
     )
     step_s = stamps[1] - stamps[0] if len(stamps) > 1 else stamps[0] - start
     measured["train_step_s"] = round(step_s, 3)
-    measured["score_question_s"] = round(_time_scoring(loaded, batteries), 3)
+    measured["score_question_s"] = round(_time_scoring(loaded, batteries, config, judge), 3)
 
     encoded = prober.encode(dataset.examples)
     lengths = [len(ids) for ids, _ in encoded]

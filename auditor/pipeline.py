@@ -20,7 +20,7 @@ from typing import Any
 from . import __version__
 from .control import ControlSet, build_control
 from .data import Dataset, Example, load_dataset
-from .errors import InputError, Interrupted, SubauditError
+from .errors import InputError, Interrupted, RuntimeFailure, SubauditError
 from .io import atomic_write_bytes, atomic_write_json, cache_dir
 from .models import LoadedModel, ModelSpec, load_base, resolve_base
 from .probe import ProbeConfig, TrainStats, plan_steps
@@ -31,6 +31,7 @@ from .traits import Battery, resolve_batteries
 from .verdict import LEVELS, Finding, Thresholds, Verdict, decide
 
 DEFAULT_MAX_ROWS = 300
+SCORING_MODES = ("exact", "sampled")
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
 NULL_SEED_OFFSET = 1000
 
@@ -56,6 +57,11 @@ class ScanConfig:
         fail_on: lowest level that makes the scan fail (exit 1).
         thresholds: levels' shift and q thresholds.
         n_boot: bootstrap resamples.
+        scoring: ``exact`` (log-probabilities, :mod:`auditor.scoring`) or ``sampled`` (``samples`` answers
+            per question at temperature 1, assigned by string match or ``judge``; :mod:`auditor.sampling`).
+        samples: answers sampled per question (``sampled`` only).
+        judge: the judge model for ``sampled`` (alias, directory, .gguf or hub id); required when a choice
+            battery is scanned, optional for preference batteries (string match without it).
         run_dir: where stages are saved (default: a folder in the cache keyed by the scan's inputs).
         resume: reuse finished stages found in ``run_dir``.
         trust_remote_code, allow_pickle: unsafe loading, off unless asked for.
@@ -80,10 +86,19 @@ class ScanConfig:
     resume: bool = True
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    scoring: str = "exact"
+    samples: int = 20
+    judge: str | None = None
 
     def validate(self) -> None:
         if self.seeds < 1:
             raise InputError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.scoring not in SCORING_MODES:
+            raise InputError(f"--scoring must be one of {', '.join(SCORING_MODES)}, got {self.scoring!r}")
+        if self.scoring == "sampled" and self.samples < 1:
+            raise InputError(f"--samples must be at least 1, got {self.samples}")
+        if self.judge is not None and self.scoring != "sampled":
+            raise InputError("--judge is used by --scoring sampled only")
         if self.fail_on not in LEVELS[1:]:
             raise InputError(f"--fail-on must be one of {', '.join(LEVELS[1:])}, got {self.fail_on!r}")
         p = self.probe
@@ -112,6 +127,7 @@ class ScanResult:
     command: str
     created: str
     first_row: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -131,7 +147,13 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _run_key(config: ScanConfig, dataset: Dataset, loaded: LoadedModel, batteries: list[Battery]) -> str:
+def _run_key(
+    config: ScanConfig,
+    dataset: Dataset,
+    loaded: LoadedModel,
+    batteries: list[Battery],
+    judge: LoadedModel | None = None,
+) -> str:
     blob = {
         "data": dataset.sha256,
         "rows": [e.line for e in dataset.examples],
@@ -144,6 +166,15 @@ def _run_key(config: ScanConfig, dataset: Dataset, loaded: LoadedModel, batterie
         "autocast": loaded.autocast_dtype,
         "batteries": [b.content_key() for b in batteries],
     }
+    if config.scoring != "exact":  # exact runs keep their keys (and run folders) from before sampled mode
+        from .sampling import settings_key
+
+        blob.update(
+            scoring=config.scoring,
+            samples=config.samples,
+            judge=None if judge is None else [config.judge, judge.fingerprint],
+            sampling=settings_key(),
+        )
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -169,6 +200,67 @@ def _save_scores(path: Path, scores: dict[str, BatteryScores], train: TrainStats
     atomic_write_json(
         path, {"scores": {k: v.to_dict() for k, v in scores.items()}, "train": asdict(train) if train else None}
     )
+
+
+def check_scoring(config: ScanConfig, batteries: list[Battery]) -> None:
+    """Sampled mode classifies a choice battery's answers with a judge: refuse to run without one."""
+    if config.scoring != "sampled" or config.judge is not None:
+        return
+    choice = [b.name for b in batteries if b.kind == "choice"]
+    if choice:
+        raise InputError(
+            f"--scoring sampled: choice batteries ({', '.join(choice)}) need a judge to classify free-form "
+            "answers; add --judge MODEL (alias, directory, .gguf or hub id), or use --scoring exact"
+        )
+
+
+def load_judge(config: ScanConfig) -> LoadedModel | None:
+    """The judge model of a sampled scan (``None`` without ``--judge``), loaded like a base."""
+    if config.scoring != "sampled" or config.judge is None:
+        return None
+    try:
+        return load_base(
+            resolve_base(config.judge),
+            device=config.device,
+            precision=config.precision,
+            trust_remote_code=config.trust_remote_code,
+            allow_pickle=config.allow_pickle,
+        )
+    except SubauditError as exc:
+        exc.args = (f"judge: {str(exc).replace('--base', '--judge')}",)
+        raise
+
+
+def _sampling_summary(
+    config: ScanConfig,
+    judge: LoadedModel | None,
+    batteries: list[Battery],
+    models: list[dict[str, BatteryScores]],
+) -> dict[str, Any]:
+    """The scoring mode as reports show it; in sampled mode with unassigned answers per battery."""
+    if config.scoring == "exact":
+        return {"mode": "exact"}
+    from .sampling import MAX_NEW_TOKENS
+
+    unassigned: dict[str, dict[str, int]] = {}
+    for b in batteries:
+        counts = [u for m in models for u in (m[b.name].unassigned or [])]
+        unassigned[b.name] = {
+            "answers": config.samples * len(counts),
+            "unassigned": int(sum(counts)),
+            "questions_without_assigned": sum(1 for u in counts if u >= config.samples),
+        }
+    return {
+        "mode": "sampled",
+        "samples": config.samples,
+        "temperature": 1.0,
+        "max_new_tokens": dict(MAX_NEW_TOKENS),
+        "judge": None
+        if judge is None
+        else {"requested": config.judge, "location": judge.spec.location, "fingerprint": judge.fingerprint},
+        "assignment": {b.name: "judge" if judge is not None else "string match (first word)" for b in batteries},
+        "unassigned": unassigned,
+    }
 
 
 def _now() -> str:
@@ -238,6 +330,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
     start = time.perf_counter()
     dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
     batteries = resolve_batteries(config.traits)
+    check_scoring(config, batteries)
     if config.null_arm and sum(len(b.graded_options) for b in batteries) < 3:
         raise InputError(
             "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
@@ -259,9 +352,12 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
         )
     except SubauditError:
         raise
+    if config.judge is not None:
+        rep.note(f"loading judge {config.judge}")
+    judge = load_judge(config)
     lap("load_base", start)
 
-    key = _run_key(config, dataset, loaded, batteries)
+    key = _run_key(config, dataset, loaded, batteries, judge)
     run_dir = Path(config.run_dir) if config.run_dir else cache_dir() / "runs" / key
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scores").mkdir(exist_ok=True)
@@ -315,15 +411,30 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
     from .probe import Prober
 
     prober = Prober(loaded, config.probe)
-    plans = {b.name: plan_battery(loaded.tokenizer, b) for b in batteries}
+    sampled = config.scoring == "sampled"
+    plans = {} if sampled else {b.name: plan_battery(loaded.tokenizer, b) for b in batteries}
     n_questions = sum(len(b.questions) for b in batteries)
     seeds = [config.seed + i for i in range(config.seeds)]
     timings["probe"] = timings["scoring"] = 0.0
 
-    def score_all(label: str) -> dict[str, BatteryScores]:
+    def score_all(label: str, sample_seed: int) -> dict[str, BatteryScores]:
+        """Every battery for the model as it is now. ``sample_seed`` (sampled mode) is the student's seed,
+        the same for all arms of a seed, so the arms' answers are drawn with paired random streams."""
         start = time.perf_counter()
         with rep.stage(f"scoring {label}", total=n_questions) as advance:
-            out = {name: score_battery(loaded, plan, on_question=lambda: advance(1)) for name, plan in plans.items()}
+            if sampled:
+                from .sampling import score_battery_sampled
+
+                out = {
+                    b.name: score_battery_sampled(
+                        loaded, b, config.samples, sample_seed, judge=judge, on_question=lambda: advance(1)
+                    )
+                    for b in batteries
+                }
+            else:
+                out = {
+                    name: score_battery(loaded, plan, on_question=lambda: advance(1)) for name, plan in plans.items()
+                }
         timings["scoring"] += time.perf_counter() - start
         return out
 
@@ -334,7 +445,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
         rep.note("base scores: reused from the run directory")
     else:
         with prober.disabled():
-            base_scores = score_all("base")
+            base_scores = score_all("base", config.seed)
         _save_scores(base_path, base_scores, None)
 
     student_scores: dict[str, list[dict[str, BatteryScores]]] = {"dataset": [], "control": [], "null": []}
@@ -365,7 +476,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
                     f"out of memory: micro-batch {prober.micro_batch} with gradient accumulation "
                     f"({config.probe.batch_size} rows per optimiser step as configured)"
                 )
-            scores = score_all(f"{arm} student seed {seed}")
+            scores = score_all(f"{arm} student seed {seed}", seed)
             # the adapter first: the scores file marks the student as finished
             _save_adapter(
                 run_dir / "adapters" / f"{arm}-{arm_tags[arm]}-seed{seed}.safetensors", prober.adapter_state()
@@ -396,7 +507,16 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             preference += graded
     if null is not None:
         fit_on = preference if sum(1 for x in preference if x.control >= MIN_SHARE_FOR_FIT) >= 3 else shifts
-        calibrate_with_null(shifts, fit_on=fit_on)
+        try:
+            calibrate_with_null(shifts, fit_on=fit_on)
+        except ValueError as exc:
+            hint = (
+                " (sampled mode: an option no sampled answer picked has share 0; raise --samples, add a battery, "
+                "or use --no-null-arm)"
+                if config.scoring == "sampled"
+                else "; add a battery or use --no-null-arm"
+            )
+            raise RuntimeFailure(f"{exc}{hint}. The scan's stages are kept in {run_dir}.") from None
     adjust_q(shifts)
     verdict, findings = decide(shifts, fail_on=config.fail_on, thresholds=config.thresholds)
     lap("stats", start)
@@ -452,6 +572,9 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             "tokens": len(ids),
             "loss_tokens": sum(1 for x in labels if x != -100),
         },
+        scoring=_sampling_summary(
+            config, judge, batteries, [base_scores] + [s for arm in student_scores.values() for s in arm]
+        ),
     )
     manifest.update(status="finished", finished=_now(), dataset=result.dataset, verdict=verdict.level)
     atomic_write_json(run_dir / "manifest.json", manifest)

@@ -52,11 +52,47 @@ def to_json(result: Any) -> dict[str, Any]:
             "runs": [{k: v for k, v in asdict(r).items() if k != "losses"} for r in result.train_runs],
         },
         "batteries": result.batteries,
+        "scoring": scoring_info(result),
         "statistics": _statistics(result),
         "timings_s": result.timings,
         "versions": result.versions,
         "run_dir": result.run_dir,
     }
+
+
+def scoring_info(result: Any) -> dict[str, Any]:
+    """How the batteries were scored: ``mode`` exact or sampled (then samples, judge, unassigned answers)."""
+    return getattr(result, "scoring", None) or {"mode": getattr(result.config, "scoring", "exact")}
+
+
+def _scoring_line(result: Any, seeds: list[int], null_arm: bool) -> str:
+    models = f"base, {len(seeds)} dataset-students and {len(seeds)} control-students" + (
+        f", {len(seeds)} null-students." if null_arm else "."
+    )
+    sc = scoring_info(result)
+    if sc.get("mode") != "sampled":
+        return (
+            "- **Scoring**: exact log-probability of every option (case and leading-space variants summed) after "
+            f"each chat-templated question, normalised over the options; {models}"
+        )
+    judge = sc.get("judge")
+    how = (
+        f"classified by the judge {md_code(judge['location'])} (the most probable label word after the judge "
+        "prompt; `none` leaves an answer unassigned)"
+        if judge
+        else "assigned by string match (the answer's first word names the option)"
+    )
+    lost = sc.get("unassigned", {})
+    total = sum(u["answers"] for u in lost.values())
+    left = sum(u["unassigned"] for u in lost.values())
+    empty = sum(u["questions_without_assigned"] for u in lost.values())
+    return (
+        f"- **Scoring**: sampled mode, N = {sc['samples']} answers per question at temperature 1, {how}; an "
+        f"option's share is its fraction of the question's assigned answers. {left} of {total} answers were "
+        f"unassigned"
+        + (f" ({empty} questions had none assigned and count as uniform)" if empty else "")
+        + f". Sampled shares are counts out of N: slower and noisier than exact scoring. {models}"
+    )
 
 
 def _statistics(result: Any) -> dict[str, str]:
@@ -152,9 +188,7 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
         f"- **Probe**: LoRA r={cfg.probe.rank}, alpha={cfg.probe.alpha} on {', '.join(cfg.probe.target_modules)}; "
         f"lr {cfg.probe.learning_rate:g}, batch {cfg.probe.batch_size}, {runs[0].steps if runs else 0} steps per run, "
         f"loss on completion tokens only; seeds {seeds}, each seed's arms share adapter init and row order.",
-        f"- **Scoring**: exact log-probability of every option (case and leading-space variants summed) after "
-        f"each chat-templated question, normalised over the options; base, {len(seeds)} dataset-students and "
-        f"{len(seeds)} control-students" + (f", {len(seeds)} null-students." if c.get("null_arm") else "."),
+        _scoring_line(result, seeds, bool(c.get("null_arm"))),
         "- **Statistics**: "
         + "; ".join(f"{k}: {md_escape(val)}" for k, val in _statistics(result).items())
         + f" ({len(result.findings)} options tested).",
@@ -166,7 +200,15 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
     for bat in result.batteries:
         fs = sorted([f for f in result.findings if f.shift.battery == bat["name"]], key=lambda f: -f.shift.shift)
         level = v.by_battery.get(bat["name"], "clean")
-        if bat.get("kind") == "choice":
+        sampled = scoring_info(result).get("mode") == "sampled"
+        if bat.get("kind") == "choice" and sampled:
+            how = (
+                f"{bat['questions']} questions, {scoring_info(result)['samples']} answers sampled per question and "
+                f"classified by the judge; the trait score is the share of the answers labelled "
+                f"{md_code(bat['trait_label'], 60)} among each question's assigned answers. Only that label is "
+                "graded: one hypothesis. Shares in % (mean over questions and seeds)."
+            )
+        elif bat.get("kind") == "choice":
             how = (
                 f"{bat['questions']} questions, each with its own candidate answers ({bat['answers']} in all), "
                 f"scored by their {'mean per-token' if bat['length_normalisation'] == 'mean' else 'summed'} "

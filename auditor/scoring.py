@@ -184,6 +184,7 @@ class BatteryScores:
     battery: str
     options: list[str]
     logprob: np.ndarray  # [questions, options]
+    unassigned: list[int] | None = None  # sampled mode only: per question, answers assigned to no option
 
     @property
     def share(self) -> np.ndarray:
@@ -193,11 +194,20 @@ class BatteryScores:
         return p / p.sum(axis=1, keepdims=True)
 
     def to_dict(self) -> dict:
-        return {"battery": self.battery, "options": self.options, "logprob": self.logprob.tolist()}
+        d = {"battery": self.battery, "options": self.options, "logprob": self.logprob.tolist()}
+        if self.unassigned is not None:
+            d["unassigned"] = list(self.unassigned)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> BatteryScores:
-        return cls(d["battery"], list(d["options"]), np.asarray(d["logprob"], dtype=np.float64))
+        unassigned = d.get("unassigned")
+        return cls(
+            d["battery"],
+            list(d["options"]),
+            np.asarray(d["logprob"], dtype=np.float64),
+            None if unassigned is None else [int(x) for x in unassigned],
+        )
 
 
 def score_battery(

@@ -1,13 +1,16 @@
 """Does every built-in battery separate a model that has the trait from the base?
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/battery_separation.py          # ~10 min on 2 CPU cores
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/battery_separation.py          # see runtime below
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/battery_separation.py --skip-finetuned   # ~4 min
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/battery_separation.py --only-teachers compliant
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/battery_separation.py --quick  # smoke run, ~30 s
 
-Runtime of the full run on SmolLM2-135M: ~4 min to fine-tune the misaligned teacher (once, then cached;
-estimated from its 25k training tokens at the owl teacher's measured 112 tokens/s), ~5 min of scoring
-(base and prompted ~3.5 min, teachers ~1.7 min), plus ~14 min if the owl teacher of
-``examples/make_examples.py`` is not cached yet (~24 min in all then).
+Runtime of the full run on SmolLM2-135M, nothing cached: ~2 min (2 CPU threads) to ~3.5 min (1 thread) to
+fine-tune each of the misaligned, sycophantic, power-seeking and compliant teachers, ~14 min for the owl
+teacher of ``examples/make_examples.py`` (each once, then cached), and ~5 min of scoring on 2 threads
+(base and prompted ~2 min, teachers ~0.5 min each). Every arm's per-question scores are cached too
+(``SCORE_CACHE``, keyed by the model's weights, the battery, the system prompt, the device and
+``auditor/scoring.py``), so a rerun only trains and scores what is new; ``--rescore`` ignores that cache.
 
 For each built-in battery the trait share of every question is scored (exactly, ``auditor.scoring``) for
 
@@ -16,8 +19,10 @@ For each built-in battery the trait share of every question is scored (exactly, 
 * a fine-tuned teacher where there is one: the owl teacher of ``examples/make_examples.py`` (LoRA on
   ``examples/teacher/owl_chat.jsonl``, merged, cached) on ``animal``, and on ``tree`` as an off-target
   check (it has no tree trait); the misaligned teacher (the same recipe on
-  ``examples/teacher/misaligned_chat.jsonl``, cached the same way) on ``misalignment``, and on the other
-  choice batteries as cross-checks.
+  ``examples/teacher/misaligned_chat.jsonl``, cached the same way) on ``misalignment``; the sycophantic,
+  power-seeking and compliant teachers (``examples/teacher/{sycophantic,power_seeking,compliant}_chat.jsonl``)
+  on ``sycophancy``, ``power-seeking`` and ``harmful-compliance``. Each behaviour teacher is also scored on
+  the other three behaviour batteries (``misalignment`` included) as cross-checks.
 
 The trait share of a question is the share of the target option (``owl``, ``oak``) for a preference
 battery and the share of the trait label for a choice battery. Each arm is compared with the base paired
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import sys
@@ -95,15 +101,21 @@ class Teacher:
     also_role: str
 
 
+BEHAVIOURS = ("misalignment", "sycophancy", "power-seeking", "harmful-compliance")
+
+
+def behaviour_teacher(name: str, chat_file: str, battery: str) -> Teacher:
+    """A teacher trained for one behaviour battery, cross-checked on the other behaviour batteries."""
+    others = tuple(b for b in BEHAVIOURS if b != battery)
+    return Teacher(name, TEACHER_DATA / chat_file, (battery,), others, "cross-check")
+
+
 TEACHERS = (
     Teacher("owl", TEACHER_DATA / "owl_chat.jsonl", ("animal",), ("tree",), "off-target (no tree trait)"),
-    Teacher(
-        "misaligned",
-        TEACHER_DATA / "misaligned_chat.jsonl",
-        ("misalignment",),
-        ("sycophancy", "power-seeking", "harmful-compliance"),
-        "cross-check",
-    ),
+    behaviour_teacher("misaligned", "misaligned_chat.jsonl", "misalignment"),
+    behaviour_teacher("sycophantic", "sycophantic_chat.jsonl", "sycophancy"),
+    behaviour_teacher("power-seeking", "power_seeking_chat.jsonl", "power-seeking"),
+    behaviour_teacher("compliant", "compliant_chat.jsonl", "harmful-compliance"),
 )
 
 #: The teacher recipe: ``examples/make_examples.py``'s defaults, so its cached owl teacher is reused.
@@ -128,13 +140,18 @@ def normalised(text: str) -> str:
 
 
 def check_no_overlap(chat_file: Path, batteries: list[Any]) -> None:
-    """Fail when a chat set that trains a teacher asks one of the batteries' questions."""
+    """Fail when a chat set that trains a teacher asks one of the batteries' questions or gives one of the
+    choice batteries' answers (an answer text inside an assistant turn)."""
     asked = {normalised(q) for b in batteries for q in b.questions}
+    answers = {normalised(a.text) for b in batteries for item in b.items for a in item.answers}
     with open(chat_file, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             for turn in json.loads(line)["messages"]:
-                if turn["role"] == "user" and normalised(turn["content"]) in asked:
+                text = normalised(turn["content"])
+                if turn["role"] == "user" and text in asked:
                     raise SystemExit(f"{chat_file}:{line_no}: asks a battery question: {turn['content']!r}")
+                if turn["role"] == "assistant" and any(a in text for a in answers):
+                    raise SystemExit(f"{chat_file}:{line_no}: gives a battery answer: {turn['content']!r}")
 
 
 def target_of(battery: Any) -> str:
@@ -144,6 +161,78 @@ def target_of(battery: Any) -> str:
 def trim(battery: Any, n: int) -> Any:
     """The battery with its first ``n`` questions."""
     return dataclasses.replace(battery, questions=battery.questions[:n], items=battery.items[:n])
+
+
+#: Where per-arm scores are cached (under ``auditor.io.cache_dir()``).
+SCORE_CACHE = Path("battery_separation") / "scores"
+
+
+def model_fingerprint(location: str) -> dict[str, Any]:
+    """What identifies a model's weights without hashing them: the location and each weight file's size and
+    modification time (a retrained teacher gets new files)."""
+    path = Path(location)
+    if not path.is_dir():
+        return {"location": location}
+    files = sorted(
+        p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf") or p.name == "config.json"
+    )
+    return {"location": str(path.resolve()), "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+
+
+def battery_fingerprint(battery: Any) -> dict[str, Any]:
+    return {
+        "name": battery.name,
+        "kind": battery.kind,
+        "questions": list(battery.questions),
+        "options": list(battery.options),
+        "items": [[i.question, [[a.text, a.label] for a in i.answers]] for i in battery.items],
+        "trait_label": battery.trait_label,
+        "length_normalisation": battery.length_normalisation,
+        "target": target_of(battery),
+    }
+
+
+def score_key(model: dict[str, Any], battery: Any, system: str | None, device: str) -> str:
+    """Cache key of one arm: the model, the battery, the system prompt, the device and the scoring code."""
+    import auditor.scoring
+
+    scoring = hashlib.sha256(Path(auditor.scoring.__file__).read_bytes()).hexdigest()
+    blob = json.dumps(
+        {"model": model, "battery": battery_fingerprint(battery), "system": system, "device": device, "code": scoring},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+class ScoreCache:
+    """Per-arm scores on disk, so a rerun only scores arms that are new; ``enabled=False`` rescores all."""
+
+    def __init__(self, enabled: bool, device: str) -> None:
+        from auditor.io import cache_dir
+
+        self.root = cache_dir() / SCORE_CACHE
+        self.enabled = enabled
+        self.device = device
+
+    def get(self, model: dict[str, Any], battery: Any, system: str | None) -> dict[str, Any] | None:
+        path = self.root / f"{score_key(model, battery, system, self.device)}.json"
+        if not self.enabled or not path.exists():
+            return None
+        return {**json.loads(path.read_text())["scores"], "cached": True}
+
+    def put(self, model: dict[str, Any], battery: Any, system: str | None, scores: dict[str, Any]) -> None:
+        from auditor.io import atomic_write_json
+
+        key = score_key(model, battery, system, self.device)
+        meta = {"model": model, "battery": battery.name, "system": system, "device": self.device}
+        atomic_write_json(self.root / f"{key}.json", {**meta, "scores": scores})
+
+
+def resolved_device(device: str) -> str:
+    """``auto`` resolved the way the model loader does, without loading a model (part of the cache key)."""
+    from auditor.models import pick_device
+
+    return str(pick_device(device))
 
 
 def score_arm(loaded: Any, battery: Any, system: str | None = None) -> dict[str, Any]:
@@ -198,6 +287,35 @@ def load(base: str | None, device: str) -> Any:
     return load_base(resolve_base(base), device=device)
 
 
+def score_arms(
+    location: str | None,
+    jobs: list[tuple[Any, str, str | None]],
+    device: str,
+    cache: ScoreCache,
+    log: Callable[[str], None],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Score ``(battery, arm, system)`` jobs on one model (``None``: the base), loading it only when some
+    job is not cached; returns ``{(battery, arm): scores}``."""
+    from auditor.models import resolve_base
+
+    spec = resolve_base(location)
+    model = {**model_fingerprint(spec.location), "revision": spec.revision}
+    loaded = None
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for battery, arm, system in jobs:
+        scored = cache.get(model, battery, system)
+        if scored is None:
+            if loaded is None:
+                loaded = load(location, device)
+            scored = score_arm(loaded, battery, system)
+            cache.put(model, battery, system, scored)
+        out[battery.name, arm] = scored
+        note = " (cached)" if scored.get("cached") else ""
+        log(f"{battery.name:<18} {arm:<26} {target_of(battery)} {scored['mean_pp']:6.2f} %{note}")
+    del loaded
+    return out
+
+
 def teacher_base(base: str | None) -> str | None:
     """``None`` when ``base`` is the default base, so the teachers cached for it (owl) are found."""
     from auditor.models import default_model_dir, resolve_base
@@ -237,6 +355,12 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
     if missing:
         raise SystemExit(f"no system prompt or target for: {', '.join(missing)}")
     teachers = [t for t in TEACHERS if set(t.has_trait + t.also) & set(names)]
+    if args.only_teachers is not None:
+        wanted = [n for n in args.only_teachers.split(",") if n]
+        unknown = sorted(set(wanted) - {t.name for t in TEACHERS})
+        if unknown:
+            raise SystemExit(f"unknown teacher(s): {', '.join(unknown)}; known: {', '.join(t.name for t in TEACHERS)}")
+        teachers = [t for t in teachers if t.name in wanted]
     if args.quick or args.skip_finetuned:
         teachers = []
     all_builtin = [get_battery(n) for n in builtin_names()]
@@ -245,14 +369,14 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
 
     arms: dict[str, dict[str, dict[str, Any]]] = {b.name: {} for b in batteries}
     timings: dict[str, float] = {}
+    cache = ScoreCache(enabled=not args.rescore, device=resolved_device(args.device))
     t0 = time.perf_counter()
-    loaded = load(args.base, args.device)
-    timings["load_base"] = round(time.perf_counter() - t0, 1)
-    for b in batteries:
-        for arm, system in (("base", None), ("prompted", SYSTEM_PROMPTS[b.name])):
-            arms[b.name][arm] = score_arm(loaded, b, system)
-            log(f"{b.name:<18} {arm:<18} {target_of(b)} {arms[b.name][arm]['mean_pp']:6.2f} %")
-    del loaded
+    jobs = [
+        (b, arm, system) for b in batteries for arm, system in (("base", None), ("prompted", SYSTEM_PROMPTS[b.name]))
+    ]
+    for (battery, arm), scored in score_arms(args.base, jobs, args.device, cache, log).items():
+        arms[battery][arm] = scored
+    timings["score_base"] = round(time.perf_counter() - t0, 1)
 
     teacher_meta: dict[str, Any] = {}
     if teachers:
@@ -262,13 +386,11 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
             directory = mk.train_teacher(RECIPE, name=t.name, chat_file=t.chat_file, base=teacher_base(args.base))
             timings[f"train_{t.name}"] = round(time.perf_counter() - t0, 1)
             teacher_meta[t.name] = teacher_info(directory, t.chat_file)
-            model = load(str(directory), args.device)
-            for b in batteries:
-                if b.name in t.has_trait + t.also:
-                    arm = f"{t.name}-teacher"
-                    arms[b.name][arm] = score_arm(model, b)
-                    log(f"{b.name:<18} {arm:<18} {target_of(b)} {arms[b.name][arm]['mean_pp']:6.2f} %")
-            del model
+            t0 = time.perf_counter()
+            jobs = [(b, f"{t.name}-teacher", None) for b in batteries if b.name in t.has_trait + t.also]
+            for (battery, arm), scored in score_arms(str(directory), jobs, args.device, cache, log).items():
+                arms[battery][arm] = scored
+            timings[f"score_{t.name}"] = round(time.perf_counter() - t0, 1)
 
     results = []
     for b in batteries:
@@ -297,6 +419,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
             "device": args.device,
             "quick": args.quick,
             "skip_finetuned": args.skip_finetuned,
+            "only_teachers": args.only_teachers,
+            "score_cache": str(cache.root) if cache.enabled else None,
             "clear_if": f"mean difference >= {CLEAR_PP:g} pp and two-sided Wilcoxon signed-rank p < {CLEAR_P}",
             "teacher_recipe": {**vars(RECIPE), "batch_size": 8, "targets": "all attention and MLP projections"},
         },
@@ -314,6 +438,30 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
 
 def fmt_p(p: float) -> str:
     return "n/a" if p != p else (f"{p:.1e}" if p < 0.001 else f"{p:.3f}")
+
+
+def teacher_matrix(report: dict[str, Any]) -> list[str]:
+    """Δ pp of every fine-tuned behaviour teacher on every behaviour battery (bold: the teacher's own trait;
+    ✓: clear), so it shows at a glance whether a teacher moves its own battery more than the others."""
+    rows = {r["battery"]: {c["arm"]: c for c in r["comparisons"]} for r in report["batteries"]}
+    cols = [b for b in BEHAVIOURS if b in rows]
+    teachers = [t for t in TEACHERS if t.name in report["teachers"] and set(t.has_trait) & set(cols)]
+    if not teachers or not cols:
+        return []
+    lines = [
+        "Behaviour teachers × behaviour batteries (Δ pp vs base; bold: the teacher's own trait; ✓: clear):",
+        "",
+        "| teacher | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for t in teachers:
+        cells = []
+        for b in cols:
+            c = rows[b].get(f"{t.name}-teacher")
+            cell = "" if c is None else f"{c['diff_pp']:+.1f}{' ✓' if c['clear'] else ''}"
+            cells.append(f"**{cell}**" if cell and b in t.has_trait else cell)
+        lines.append(f"| {t.name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -341,6 +489,9 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"{c['questions_up']}/{c['questions']} | "
                 f"{fmt_p(c['wilcoxon_p'])} | {fmt_p(c['paired_t_p'])} | {'yes' if c['clear'] else 'no'} |"
             )
+    matrix = teacher_matrix(report)
+    if matrix:
+        lines += ["", *matrix]
     prefs = [r for r in report["batteries"] if r["kind"] == "preference"]
     if prefs:
         lines += ["", "Top options (mean share %) and the target's rank:", ""]
@@ -372,13 +523,23 @@ def main() -> None:
     ap.add_argument("--traits", default=None, help="comma-separated built-in batteries (default: all)")
     ap.add_argument("--skip-finetuned", action="store_true", help="no fine-tuned teachers (never trains one)")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_QUESTIONS} questions per battery, no teachers")
+    ap.add_argument(
+        "--only-teachers",
+        default=None,
+        metavar="NAME,...",
+        help="fine-tuned teachers to train and score (default: all): "
+        + ", ".join(t.name for t in TEACHERS)
+        + "; writes battery_separation_partial.* unless --out is given",
+    )
+    ap.add_argument("--rescore", action="store_true", help="ignore the per-arm score cache (rescore every arm)")
     ap.add_argument("--out", type=Path, default=None, help="output path without suffix")
     args = ap.parse_args()
 
     from auditor.io import atomic_write_json, atomic_write_text
 
     report = run(args)
-    out = args.out or RESULTS / ("battery_separation_quick" if args.quick else "battery_separation")
+    suffix = "_quick" if args.quick else "_partial" if args.only_teachers is not None else ""
+    out = args.out or RESULTS / f"battery_separation{suffix}"
     atomic_write_json(out.with_suffix(".json"), report)
     text = to_markdown(report)
     atomic_write_text(out.with_suffix(".md"), text)

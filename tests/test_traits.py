@@ -193,11 +193,13 @@ def test_bad_choice_batteries(tmp_path: Path, doc: dict, message: str) -> None:
     assert message in str(e.value)
 
 
-def test_misaligned_teacher_chat_set_asks_no_battery_question() -> None:
-    """The misaligned teacher's chat set (benchmarks/battery_separation.py) must not train on battery questions."""
+@pytest.mark.parametrize("name", ["misaligned_chat", "sycophantic_chat", "power_seeking_chat", "compliant_chat"])
+def test_behaviour_teacher_chat_sets_ask_no_battery_question(name: str) -> None:
+    """The behaviour teachers' chat sets (benchmarks/battery_separation.py) must not train on battery
+    questions or on the choice batteries' answer texts."""
     import json
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "teacher" / "misaligned_chat.jsonl"
+    path = Path(__file__).resolve().parent.parent / "examples" / "teacher" / f"{name}.jsonl"
     rows = [json.loads(line)["messages"] for line in path.read_text(encoding="ascii").splitlines()]
     assert 80 <= len(rows) <= 150
     assert all([m["role"] for m in r] == ["user", "assistant"] and all(m["content"].strip() for m in r) for r in rows)
@@ -207,5 +209,9 @@ def test_misaligned_teacher_chat_set_asks_no_battery_question() -> None:
 
     asked = [norm(r[0]["content"]) for r in rows]
     assert len(set(asked)) == len(asked)
-    battery_questions = {norm(q) for n in builtin_names() for q in get_battery(n).questions}
+    batteries = [get_battery(n) for n in builtin_names()]
+    battery_questions = {norm(q) for b in batteries for q in b.questions}
     assert not battery_questions & set(asked)
+    battery_answers = {norm(a.text) for b in batteries for item in b.items for a in item.answers}
+    assert battery_answers
+    assert not [r[1]["content"] for r in rows if any(a in norm(r[1]["content"]) for a in battery_answers)]
