@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data import load_dataset
-from .models import load_base, resolve_base
+from .models import resolve_base
 from .traits import resolve_batteries
 
 #: Questions scored to time the scoring stage.
@@ -66,22 +66,16 @@ def _time_scoring(loaded: Any, batteries: list[Any], config: Any = None, judge: 
 def dry_run(config: Any) -> DryRunResult:
     """Validate ``config`` (a :class:`~auditor.pipeline.ScanConfig`) and estimate each stage's time."""
     from .control import _completion_budget, generate_completions
-    from .pipeline import check_scoring, load_judge
+    from .pipeline import check_batteries, load_judge, load_model
     from .probe import Prober, plan_steps
 
     config.validate()
     dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
     batteries = resolve_batteries(config.traits)
-    check_scoring(config, batteries)
+    check_batteries(config, batteries)
     spec = resolve_base(config.base, config.revision)
     start = time.perf_counter()
-    loaded = load_base(
-        spec,
-        device=config.device,
-        precision=config.precision,
-        trust_remote_code=config.trust_remote_code,
-        allow_pickle=config.allow_pickle,
-    )
+    loaded = load_model(config, spec)
     judge = load_judge(config)
     load_s = time.perf_counter() - start
     arms = ["dataset", "control"] + (["null"] if config.null_arm else [])

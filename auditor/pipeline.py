@@ -202,16 +202,31 @@ def _save_scores(path: Path, scores: dict[str, BatteryScores], train: TrainStats
     )
 
 
-def check_scoring(config: ScanConfig, batteries: list[Battery]) -> None:
-    """Sampled mode classifies a choice battery's answers with a judge: refuse to run without one."""
-    if config.scoring != "sampled" or config.judge is not None:
-        return
+def check_batteries(config: ScanConfig, batteries: list[Battery]) -> None:
+    """Refuse battery sets the scan cannot grade: choice batteries in sampled mode without a judge to classify
+    their answers, or too few graded options for the null arm's noise fit."""
     choice = [b.name for b in batteries if b.kind == "choice"]
-    if choice:
+    if config.scoring == "sampled" and config.judge is None and choice:
         raise InputError(
             f"--scoring sampled: choice batteries ({', '.join(choice)}) need a judge to classify free-form "
             "answers; add --judge MODEL (alias, directory, .gguf or hub id), or use --scoring exact"
         )
+    if config.null_arm and sum(len(b.graded_options) for b in batteries) < 3:
+        raise InputError(
+            "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
+            "its trait label); add a preference battery (e.g. --traits animal,misalignment) or use --no-null-arm"
+        )
+
+
+def load_model(config: ScanConfig, spec: ModelSpec) -> LoadedModel:
+    """Load a model with the scan's device, precision and safety settings."""
+    return load_base(
+        spec,
+        device=config.device,
+        precision=config.precision,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
 
 
 def load_judge(config: ScanConfig) -> LoadedModel | None:
@@ -219,13 +234,7 @@ def load_judge(config: ScanConfig) -> LoadedModel | None:
     if config.scoring != "sampled" or config.judge is None:
         return None
     try:
-        return load_base(
-            resolve_base(config.judge),
-            device=config.device,
-            precision=config.precision,
-            trust_remote_code=config.trust_remote_code,
-            allow_pickle=config.allow_pickle,
-        )
+        return load_model(config, resolve_base(config.judge))
     except SubauditError as exc:
         exc.args = (f"judge: {str(exc).replace('--base', '--judge')}",)
         raise
@@ -330,28 +339,14 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
     start = time.perf_counter()
     dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
     batteries = resolve_batteries(config.traits)
-    check_scoring(config, batteries)
-    if config.null_arm and sum(len(b.graded_options) for b in batteries) < 3:
-        raise InputError(
-            "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
-            "its trait label); add a preference battery (e.g. --traits animal,misalignment) or use --no-null-arm"
-        )
+    check_batteries(config, batteries)
     spec: ModelSpec = resolve_base(config.base, config.revision)
     lap("data", start)
 
     # 2. base
     start = time.perf_counter()
     rep.note(f"loading base {spec.display}")
-    try:
-        loaded = load_base(
-            spec,
-            device=config.device,
-            precision=config.precision,
-            trust_remote_code=config.trust_remote_code,
-            allow_pickle=config.allow_pickle,
-        )
-    except SubauditError:
-        raise
+    loaded = load_model(config, spec)
     if config.judge is not None:
         rep.note(f"loading judge {config.judge}")
     judge = load_judge(config)

@@ -329,7 +329,7 @@ def print_summary(result: Any, console: Any = None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 120)  # logs: do not squeeze the table
     v = result.verdict
-    table = Table(title="subaudit: shift of dataset-students over control-students (pp of share)")
+    table = Table(title="subaudit: shift of dataset-students over the control students (pp of share)")
     for col in ("battery", "option", "base %", "control %", "dataset %", "shift pp", "95% CI", "q", "level"):
         table.add_column(col, justify="right" if col not in ("battery", "option", "level") else "left")
     colors = {"clean": "green", "low": "yellow", "medium": "dark_orange", "high": "red"}
