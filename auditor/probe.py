@@ -102,6 +102,21 @@ def batch_order(n_rows: int, steps: int, batch_size: int, seed: int) -> list[lis
     return batches
 
 
+def pad_batch(batch: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding) tensors for a batch."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    ids_t = torch.full((len(batch), width), pad, dtype=torch.long)
+    lab_t = torch.full((len(batch), width), -100, dtype=torch.long)
+    att_t = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, (ids, labels) in enumerate(batch):
+        ids_t[r, : len(ids)] = torch.tensor(ids)
+        lab_t[r, : len(labels)] = torch.tensor(labels)
+        att_t[r, : len(ids)] = 1
+    return ids_t, att_t, lab_t
+
+
 class Prober:
     """Owns the peft-wrapped base and runs probe fine-tunes on it.
 
@@ -251,7 +266,6 @@ class Prober:
         Each micro-batch's mean loss is weighted by its share of the step's loss tokens, so the gradient is
         the one of the whole batch. With a single micro-batch this is exactly the plain forward/backward.
         """
-        import torch
 
         device = self.loaded.device
         chunks = [batch[i : i + self.micro_batch] for i in range(0, len(batch), self.micro_batch)]
@@ -260,14 +274,7 @@ class Prober:
             n_chunk = sum(sum(1 for x in labels[1:] if x != -100) for _, labels in chunk)
             if n_chunk == 0 and len(chunks) > 1:
                 continue  # no loss tokens here (a mean over none would be nan)
-            width = max(len(ids) for ids, _ in chunk)
-            ids_t = torch.full((len(chunk), width), pad, dtype=torch.long)
-            lab_t = torch.full((len(chunk), width), -100, dtype=torch.long)
-            att_t = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, (ids, labels) in enumerate(chunk):
-                ids_t[r, : len(ids)] = torch.tensor(ids)
-                lab_t[r, : len(labels)] = torch.tensor(labels)
-                att_t[r, : len(ids)] = 1
+            ids_t, att_t, lab_t = pad_batch(chunk, pad)
             with self.loaded.autocast():
                 out = self.model(input_ids=ids_t.to(device), attention_mask=att_t.to(device), labels=lab_t.to(device))
             loss = out.loss if len(chunks) == 1 else out.loss * (n_chunk / n_loss)

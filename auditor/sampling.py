@@ -33,10 +33,9 @@ from .chat import encode_text, prompt_text
 from .errors import InputError
 from .scoring import (
     BatteryScores,
-    _continuation_ids,
     _logsumexp_by_option,
     _shared_prefix,
-    option_variants,
+    option_variant_ids,
     question_messages,
     score_question,
 )
@@ -189,16 +188,7 @@ def judge_answers(
         for i in todo
     ]
     prefixes = [encode_text(tok, t) for t in texts]
-    variant_ids: list[list[int]] = []
-    owners: list[int] = []
-    for k, label in enumerate(choices):
-        seen: set[tuple[int, ...]] = set()
-        for form in option_variants(label):
-            ids = _continuation_ids(tok, texts[0], prefixes[0], form)
-            if ids and tuple(ids) not in seen:
-                seen.add(tuple(ids))
-                variant_ids.append(ids)
-                owners.append(k)
+    variant_ids, owners = option_variant_ids(tok, texts[0], prefixes[0], choices)
     was_training = judge.model.training
     judge.model.eval()
     try:

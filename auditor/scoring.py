@@ -15,7 +15,7 @@ each label's share, so ``share`` returns the label shares exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,17 +77,25 @@ def plan_battery(tokenizer: Any, battery: Battery, system: str | None = None) ->
         return plan_choice(tokenizer, battery, system)
     texts = [prompt_text(tokenizer, question_messages(q, system)) for q in battery.questions]
     prefixes = [encode_text(tokenizer, t) for t in texts]
+    variant_ids, variant_option = option_variant_ids(tokenizer, texts[0], prefixes[0], battery.options)
+    return ScoringPlan(battery, prefixes, variant_ids, variant_option)
+
+
+def option_variant_ids(
+    tokenizer: Any, prefix: str, prefix_ids: list[int], options: Sequence[str]
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids of every distinct case/space variant of every option after ``prefix``, and each one's option."""
     variant_ids: list[list[int]] = []
-    variant_option: list[int] = []
-    for k, option in enumerate(battery.options):
+    owners: list[int] = []
+    for k, option in enumerate(options):
         seen: set[tuple[int, ...]] = set()
         for form in option_variants(option):
-            ids = _continuation_ids(tokenizer, texts[0], prefixes[0], form)
+            ids = _continuation_ids(tokenizer, prefix, prefix_ids, form)
             if ids and tuple(ids) not in seen:
                 seen.add(tuple(ids))
                 variant_ids.append(ids)
-                variant_option.append(k)
-    return ScoringPlan(battery, prefixes, variant_ids, variant_option)
+                owners.append(k)
+    return variant_ids, owners
 
 
 def _logsumexp_by_option(values: np.ndarray, owners: list[int], n_options: int) -> np.ndarray:

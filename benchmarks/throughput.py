@@ -48,7 +48,7 @@ from auditor.chat import encode_training_example, end_of_turn_ids
 from auditor.data import Example, load_dataset
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.models import LoadedModel, ModelSpec, load_base, resolve_base
-from auditor.probe import ProbeConfig, Prober, batch_order, plan_steps
+from auditor.probe import ProbeConfig, Prober, batch_order, pad_batch, plan_steps
 from auditor.scoring import ScoringPlan, _prefix_pass, _run, _shared_prefix, plan_battery, score_battery
 from auditor.traits import get_battery
 
@@ -231,7 +231,6 @@ def warm_up(spec: ModelSpec, args: argparse.Namespace, rows: Sequence[Example], 
     It pays the process's one-off costs (lazy imports, kernel selection, allocator growth) before either arm is
     timed, so the arm that runs first is not penalised for them.
     """
-    import torch
 
     start = time.perf_counter()
     loaded = load_base(spec, device=args.device, precision=args.precision)
@@ -239,15 +238,7 @@ def warm_up(spec: ModelSpec, args: argparse.Namespace, rows: Sequence[Example], 
     loaded.model.enable_input_require_grads()
     n = 2 if args.quick else cfg.batch_size
     batch = [encode_training_example(loaded.tokenizer, e.prompt, e.completion) for e in rows[:n]]
-    width = max(len(ids) for ids, _ in batch)
-    pad = loaded.tokenizer.pad_token_id or 0
-    ids_t = torch.full((len(batch), width), pad, dtype=torch.long)
-    lab_t = torch.full((len(batch), width), -100, dtype=torch.long)
-    att_t = torch.zeros((len(batch), width), dtype=torch.long)
-    for r, (ids, labels) in enumerate(batch):
-        ids_t[r, : len(ids)] = torch.tensor(ids)
-        lab_t[r, : len(labels)] = torch.tensor(labels)
-        att_t[r, : len(ids)] = 1
+    ids_t, att_t, lab_t = pad_batch(batch, loaded.tokenizer.pad_token_id or 0)
     dev = loaded.device
     with loaded.autocast():
         out = loaded.model(input_ids=ids_t.to(dev), attention_mask=att_t.to(dev), labels=lab_t.to(dev))
