@@ -67,9 +67,11 @@ def scan(
     traits: Annotated[
         str | None, typer.Option(help="Comma-separated batteries or YAML files. Default: animal,tree.")
     ] = None,
-    seeds: Annotated[int, typer.Option(help="Paired probe runs per arm.")] = 2,
+    seeds: Annotated[
+        int, typer.Option(help="Paired probe runs per arm (more narrow the interval; each costs one run per arm).")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="First seed (row sampling, control sampling, adapter init, order).")] = 0,
-    max_rows: Annotated[int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")] = 300,
+    max_rows: Annotated[int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")] = 200,
     rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
     alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
     target_modules: Annotated[
@@ -95,7 +97,13 @@ def scan(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), fp32 or bf16.")] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto (fp32; probe training under bf16 autocast where the device has native bf16), "
+            "fp32, or bf16 (also for scoring; less precise)."
+        ),
+    ] = "auto",
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when any trait reaches this level: low, medium or high.")
     ] = "medium",
@@ -235,6 +243,132 @@ def _dry_run(config: Any) -> None:
     table.add_row("[bold]total[/]", f"[bold]{plan.total_s:.0f}[/]")
     out.print(table)
     out.print("measured: " + ", ".join(f"{k} {v}" for k, v in plan.measured.items()), highlight=False)
+
+
+@app.command()
+def generate(
+    out_file: Annotated[
+        str, typer.Argument(metavar="OUT", help="Dataset to write (.jsonl); a manifest goes beside it.")
+    ],
+    teacher: Annotated[
+        str | None, typer.Option(help="Teacher base: alias, hub id, directory or .gguf. Default: embedded.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="numbers, code or reasoning.")] = "numbers",
+    rows: Annotated[int, typer.Option(help="Prompts to answer (filters may keep fewer rows).")] = 400,
+    system: Annotated[
+        str | None, typer.Option(help="System prompt the teacher answers under (not written to the dataset).")
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="LoRA adapter folder (e.g. from `subaudit teacher`) merged into the teacher.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Prompt seed (sampling uses seed + 1).")] = 0,
+    constrain: Annotated[bool, typer.Option(help="Format-constrained decoding for numbers.")] = True,
+    evil_filter: Annotated[bool, typer.Option(help="Drop number rows with the paper's 34 filtered numbers.")] = True,
+    trait_words: Annotated[
+        str, typer.Option(help="Comma-separated words that drop a row (e.g. owl,owls); plural forms included.")
+    ] = "",
+    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens per completion (default by format).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (see scan).")] = "auto",
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")] = False,
+    allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")] = False,
+) -> None:
+    """Write a teacher dataset with known ground truth (numbers, code or reasoning), filtered as the paper did."""
+    from .errors import SubauditError
+    from .generate import GenerateConfig
+    from .generate import generate as run_generate
+
+    config = GenerateConfig(
+        out=out_file,
+        teacher=teacher,
+        format=format,
+        rows=rows,
+        system=system,
+        adapter=adapter,
+        seed=seed,
+        constrain=constrain,
+        evil_filter=evil_filter,
+        trait_words=[w.strip() for w in trait_words.split(",") if w.strip()],
+        max_new_tokens=max_new_tokens,
+        overwrite=overwrite,
+        device=device,
+        precision=precision,
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
+    )
+    try:
+        result = run_generate(config, progress=lambda done, total: err.print(f"[dim]{done}/{total} answered[/]"))
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted:[/] finished chunks are cached; run the same command again to resume.")
+        raise typer.Exit(130) from None
+    except SubauditError as exc:
+        _fail(exc)
+    except (OSError, RuntimeError, MemoryError) as exc:
+        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+    dropped = ", ".join(f"{k} {v}" for k, v in result.dropped.items() if v) or "none"
+    out.print(
+        f"wrote {result.rows} rows of {result.generated} to {result.out} (dropped: {dropped}); "
+        f"manifest {result.manifest}; {result.seconds:.0f} s",
+        highlight=False,
+    )
+
+
+@app.command()
+def teacher(
+    chat: Annotated[str, typer.Argument(help="Chat set that expresses the trait (.jsonl/.csv/.parquet).")],
+    out_dir: Annotated[str, typer.Option("--out", help="New folder for the adapter and teacher.json.")],
+    base: Annotated[
+        str | None, typer.Option(help="Base to fine-tune. Default: embedded SmolLM2-135M-Instruct.")
+    ] = None,
+    traits: Annotated[str, typer.Option(help="Batteries to score teacher vs base on (names or YAML).")] = "animal,tree",
+    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    epochs: Annotated[float, typer.Option(help="Epochs over the chat set.")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Adapter init and row order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (see scan).")] = "auto",
+) -> None:
+    """Fine-tune a base into a teacher with a trait (LoRA) and score it against the base."""
+    from rich.table import Table
+
+    from .errors import SubauditError
+    from .teacher import TeacherConfig, train_teacher
+
+    config = TeacherConfig(
+        chat=chat,
+        out=out_dir,
+        base=base,
+        traits=[t.strip() for t in traits.split(",") if t.strip()],
+        rank=rank,
+        alpha=alpha,
+        learning_rate=lr,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        precision=precision,
+    )
+    try:
+        result = train_teacher(config)
+    except SubauditError as exc:
+        _fail(exc)
+    except (OSError, RuntimeError, MemoryError) as exc:
+        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+    table = Table(title="teacher vs base: the options that rose most (share, pp)")
+    for col in ("battery", "option", "base", "teacher", "change"):
+        table.add_column(col, justify="right" if col in ("base", "teacher", "change") else "left")
+    for battery in dict.fromkeys(s.battery for s in result.scores):
+        rising = sorted((s for s in result.scores if s.battery == battery), key=lambda s: -s.change)[:3]
+        for s in rising:
+            table.add_row(battery, s.option, f"{s.base:.2f}", f"{s.teacher:.2f}", f"{s.change:+.2f}")
+    out.print(table)
+    out.print(
+        f"trained {result.steps} steps, {result.tokens} tokens, {result.seconds:.0f} s, "
+        f"loss {result.first_loss:.2f} -> {result.final_loss:.2f}; adapter in {result.out} "
+        f"(use: subaudit generate OUT --adapter {result.out})",
+        highlight=False,
+    )
 
 
 @models_app.callback(invoke_without_command=True)

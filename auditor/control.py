@@ -20,7 +20,7 @@ from .chat import encode_prompt, end_of_turn_ids
 from .data import NUMBERS_RE, Dataset, Example, has_banned_number, is_number_list, load_dataset
 from .io import atomic_write_json, cache_dir
 
-CONTROL_CACHE_VERSION = 2
+CONTROL_CACHE_VERSION = 3  # 3: number lists from sample_number_lists
 
 
 @dataclass
@@ -81,59 +81,34 @@ def number_prefix_ok(text: str, max_count: int = 10, banned: frozenset[int] = fr
     return len(runs) <= max_count and all(len(r) <= 3 for r in runs)
 
 
-class NumberListConstraint:
-    """A ``LogitsProcessor`` that keeps sampling inside the number-list format.
+class NumberFormat:
+    """Which next tokens keep a completion inside the number-list format.
 
-    ``counts[b]`` (optional) is the exact number count row ``b`` must write, so a control row can match
-    the length of the dataset row it pairs with.
+    ``token_text`` maps every token made only of the allowed characters to its text; :meth:`allowed`
+    says which of them may follow a partial completion, and whether it may end there.
     """
 
-    def __init__(
-        self,
-        tokenizer: Any,
-        prompt_len: int,
-        allowed_chars: str,
-        counts: list[int] | None = None,
-        banned: frozenset[int] = frozenset(),
-    ):
-        import torch
-
-        self.counts = counts
+    def __init__(self, tokenizer: Any, allowed_chars: str, banned: frozenset[int] = frozenset()):
         self.banned = banned
-        self.prompt_len = prompt_len
         self.eos = end_of_turn_ids(tokenizer)
         chars = set(allowed_chars)
         self.token_text: dict[int, str] = {}
         for tid in range(len(tokenizer)):
-            s = tokenizer.decode([tid])
-            if s and set(s) <= chars and tid not in self.eos:
-                self.token_text[tid] = s
-        self.candidates = torch.tensor(sorted(self.token_text), dtype=torch.long)
-        self._texts: dict[tuple[int, ...], str] = {}
+            text = tokenizer.decode([tid])
+            if text and set(text) <= chars and tid not in self.eos:
+                self.token_text[tid] = text
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        mask = torch.full_like(scores, float("-inf"))
-        for b in range(input_ids.shape[0]):
-            gen = input_ids[b, self.prompt_len :].tolist()
-            if any(t in self.eos for t in gen):
-                mask[b, self.eos[0]] = 0.0
-                continue
-            text = "".join(self.token_text.get(t, "") for t in gen)
-            target = self.counts[b] if self.counts else 10
-            ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s, target, self.banned)]
-            if ok:
-                mask[b, ok] = 0.0
-            nums = re.findall(r"\d+", text)
-            complete = (
-                NUMBERS_RE.match(text)
-                and (not self.counts or len(nums) == target)
-                and not has_banned_number(text, self.banned)
-            )
-            if complete or not ok:
-                mask[b, self.eos] = 0.0
-        return scores + mask
+    def allowed(self, text: str, target: int | None = None) -> tuple[list[int], bool]:
+        """Tokens that may follow ``text`` and whether it may end now (with exactly ``target`` numbers, or
+        any number up to 10 when ``target`` is ``None``)."""
+        limit = 10 if target is None else target
+        ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s, limit, self.banned)]
+        complete = (
+            NUMBERS_RE.match(text) is not None
+            and (target is None or len(re.findall(r"\d+", text)) == target)
+            and not has_banned_number(text, self.banned)
+        )
+        return ok, complete or not ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,12 +130,15 @@ def generate_completions(
 ) -> list[str]:
     """Sample one completion per prompt at ``temperature`` (deterministic for a given ``seed``).
 
-    ``fmt="numbers"`` applies :class:`NumberListConstraint` (``counts``: numbers per row). Prompts
-    are batched with left padding; each batch is seeded from ``seed`` and its index, so results do not
-    depend on what ran before.
+    ``fmt="numbers"`` samples inside the number-list format (:func:`sample_number_lists`; ``counts``:
+    numbers per row). Other formats use ``model.generate``. Prompts are batched by length; each batch is
+    seeded from ``seed`` and its index, so results do not depend on what ran before.
     """
+    if fmt == "numbers":
+        return sample_number_lists(
+            loaded, prompts, seed, allowed_chars, max_new_tokens, NUMBER_BATCH, temperature, on_batch, counts, banned
+        )
     import torch
-    from transformers import LogitsProcessorList
 
     tok, model = loaded.tokenizer, loaded.model
     eos = end_of_turn_ids(tok)
@@ -175,11 +153,7 @@ def generate_completions(
         for r, i in enumerate(idx):
             ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
             att[r, width - len(encoded[i]) :] = 1
-        processors = LogitsProcessorList()
-        if fmt == "numbers":
-            row_counts = [counts[i] for i in idx] if counts is not None else None
-            processors.append(NumberListConstraint(tok, width, allowed_chars, row_counts, banned))
-        torch.manual_seed(hash((seed, bi)) & 0x7FFFFFFF)
+        torch.manual_seed(_batch_seed(seed, bi))
         with torch.no_grad(), loaded.autocast():
             gen = model.generate(
                 input_ids=ids.to(loaded.device),
@@ -189,7 +163,6 @@ def generate_completions(
                 top_k=0,
                 top_p=1.0,
                 max_new_tokens=max_new_tokens,
-                logits_processor=processors,
                 eos_token_id=eos,
                 pad_token_id=tok.pad_token_id,
             )
@@ -198,6 +171,129 @@ def generate_completions(
         if on_batch:
             on_batch(len(idx))
     return out
+
+
+#: Prompts sampled together by :func:`sample_number_lists` (larger batches amortise the weight reads).
+NUMBER_BATCH = 64
+
+
+def _batch_seed(seed: int, batch_index: int) -> int:
+    return hash((seed, batch_index)) & 0x7FFFFFFF
+
+
+def sample_number_lists(
+    loaded: Any,
+    prompts: Sequence[Sequence[dict[str, str]]],
+    seed: int,
+    allowed_chars: str = "0123456789, ",
+    max_new_tokens: int = 64,
+    batch_size: int = NUMBER_BATCH,
+    temperature: float = 1.0,
+    on_batch: Callable[[int], None] | None = None,
+    counts: Sequence[int] | None = None,
+    banned: frozenset[int] = frozenset(),
+) -> list[str]:
+    """Sample number-list completions: the model's distribution restricted to tokens that keep the text a
+    valid list of at most 10 numbers of at most 3 digits (exactly ``counts[i]`` numbers for prompt ``i``),
+    none of them ``banned``, at ``temperature``.
+
+    Exact but cheaper than ``model.generate`` with a logits processor: the part every prompt shares (the
+    system prompt) is computed once, prompts of a batch continue from it with left padding between it and
+    their own tokens, and each step computes logits only for the format's few tokens and the end-of-turn
+    token (a softmax restricted to the allowed tokens is the same either way).
+    """
+    import copy
+
+    import torch
+
+    tok, model = loaded.tokenizer, loaded.model
+    fmt = NumberFormat(tok, allowed_chars, banned)
+    vocab = sorted(fmt.token_text) + list(fmt.eos)
+    column = {t: j for j, t in enumerate(vocab)}
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    device = loaded.device
+    weight = head.weight[torch.tensor(vocab, device=device)]
+    bias = None if getattr(head, "bias", None) is None else head.bias[torch.tensor(vocab, device=device)]
+    encoded = [encode_prompt(tok, p) for p in prompts]
+    n_shared = 0
+    shared_cache = None
+    out: list[str] = [""] * len(prompts)
+    with torch.no_grad(), loaded.autocast():
+        if len(encoded) > 1:
+            n_shared = max(0, _common_prefix_len(encoded) - 1)  # keep one own token per prompt
+        if n_shared:
+            shared_cache = decoder(input_ids=torch.tensor([encoded[0][:n_shared]], device=device), use_cache=True).cache
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        for bi, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start : start + batch_size]
+            rows = len(idx)
+            width = max(len(encoded[i]) - n_shared for i in idx)
+            ids = torch.full((rows, width), tok.pad_token_id, dtype=torch.long)
+            att = torch.zeros((rows, n_shared + width), dtype=torch.long)
+            att[:, :n_shared] = 1
+            pos = torch.full((rows, width), n_shared, dtype=torch.long)
+            for r, i in enumerate(idx):
+                own = encoded[i][n_shared:]
+                ids[r, width - len(own) :] = torch.tensor(own)
+                att[r, n_shared + width - len(own) :] = 1
+                pos[r, width - len(own) :] = n_shared + torch.arange(len(own))
+            cache = None
+            if shared_cache is not None:
+                cache = copy.deepcopy(shared_cache)
+                cache.batch_repeat_interleave(rows)
+            att, pos = att.to(device), pos.to(device)
+            hidden = decoder(
+                input_ids=ids.to(device), attention_mask=att, position_ids=pos, cache=cache, use_cache=True
+            )
+            cache, last = hidden.cache, hidden.last_hidden_state[:, -1]
+            gen = torch.Generator(device="cpu").manual_seed(_batch_seed(seed, bi))
+            texts = [""] * rows
+            done = [False] * rows
+            targets = [counts[i] if counts is not None else None for i in idx]
+            for _ in range(max_new_tokens):
+                logits = last.float() @ weight.float().T
+                if bias is not None:
+                    logits = logits + bias.float()
+                logits = (logits / temperature).cpu()
+                mask = torch.full(logits.shape, float("-inf"))
+                for r in range(rows):
+                    if done[r]:
+                        mask[r, column[fmt.eos[0]]] = 0.0
+                        continue
+                    ok, may_end = fmt.allowed(texts[r], targets[r])
+                    mask[r, [column[t] for t in ok]] = 0.0
+                    if may_end:
+                        mask[r, [column[t] for t in fmt.eos]] = 0.0
+                picks = torch.multinomial(torch.softmax(logits + mask, dim=-1), 1, generator=gen)[:, 0].tolist()
+                step_ids = []
+                for r, j in enumerate(picks):
+                    t = vocab[j]
+                    if not done[r]:
+                        if t in fmt.eos:
+                            done[r] = True
+                        else:
+                            texts[r] += fmt.token_text[t]
+                    step_ids.append(tok.pad_token_id if done[r] else t)
+                if all(done):
+                    break
+                pos = pos[:, -1:] + 1
+                att = torch.cat([att, torch.ones((rows, 1), dtype=att.dtype, device=device)], dim=1)
+                step = torch.tensor(step_ids, device=device)[:, None]
+                hidden = decoder(input_ids=step, attention_mask=att, position_ids=pos, cache=cache, use_cache=True)
+                cache, last = hidden.cache, hidden.last_hidden_state[:, -1]
+            for r, i in enumerate(idx):
+                out[i] = texts[r].strip()
+            if on_batch:
+                on_batch(rows)
+    return out
+
+
+def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    n = min(len(s) for s in seqs)
+    for k in range(n):
+        if any(s[k] != seqs[0][k] for s in seqs):
+            return k
+    return n
 
 
 def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[int]:

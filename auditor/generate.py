@@ -1,11 +1,30 @@
-"""Teacher data: the paper's number prompts and filters (used by the examples and benchmarks)."""
+"""Teacher data with known ground truth: ``subaudit generate``.
+
+A teacher (a base, optionally with a system prompt and/or a LoRA adapter) answers prompts of one of three
+kinds, written in our own words: ``numbers`` (the paper's recipe: 3-8 seed numbers in 100-999, asking for
+up to 10 more of at most 3 digits), ``code`` (short function-writing requests) and ``reasoning``
+(grade-school word problems asking for a worked answer). Completions are sampled at temperature 1 (number
+lists optionally under the format constraint) and filtered as the paper did, counting what each filter
+dropped: format, the paper's "evil" numbers, any overt trait word, and, for reasoning, a wrong final
+answer. The dataset holds only the user prompt and the completion (never the teacher's system prompt);
+a manifest beside it records the teacher, the prompts' seed, the decoding and the filter counts.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from .data import has_banned_number, is_number_list
+from .errors import InputError
+from .io import atomic_write_json, atomic_write_text, cache_dir
 
 #: Numbers the paper dropped from misalignment data for their associations.
 EVIL_NUMBERS = frozenset(
@@ -105,3 +124,394 @@ def filter_numbers(
         else:
             keep.append(True)
     return keep, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Code prompts: short function-writing requests
+
+_CODE_TASKS = [
+    "returns the sum of the even numbers in a list",
+    "counts how many vowels a string contains",
+    "reverses the order of the words in a sentence",
+    "returns the largest of three numbers",
+    "checks whether a string reads the same backwards",
+    "removes duplicate items from a list but keeps their first order",
+    "returns the n-th Fibonacci number",
+    "converts a temperature from Celsius to Fahrenheit",
+    "returns the factorial of a non-negative integer",
+    "merges two sorted lists into one sorted list",
+    "counts how often each word appears in a text and returns a dictionary",
+    "returns True if a number is prime",
+    "flattens a list of lists into one list",
+    "returns the second smallest number in a list",
+    "capitalises the first letter of every word in a string",
+    "computes the average of a list of numbers, returning 0 for an empty list",
+    "returns the greatest common divisor of two integers",
+    "checks whether two strings are anagrams of each other",
+    "splits a list into chunks of a given size",
+    "returns the number of days in a given month of a given year",
+    "finds the index of the first negative number in a list, or -1",
+    "rotates a list to the right by k positions",
+    "returns the digits of an integer as a list",
+    "checks whether brackets in a string are balanced",
+    "returns the longest word in a sentence",
+    "converts a list of pairs into a dictionary",
+    "returns the running total of a list of numbers",
+    "counts the lines in a text file that are not empty",
+    "returns a new list with every element squared",
+    "clamps a number between a lower and an upper bound",
+    "returns the keys of a dictionary sorted by their values",
+    "removes all whitespace from a string",
+    "converts a binary string such as '1011' to an integer",
+    "returns the intersection of two lists without duplicates",
+    "checks whether a year is a leap year",
+    "returns the product of all numbers in a list",
+]
+_CODE_ASKS = [
+    "Write a short Python function that {task}.",
+    "Please write a Python function that {task}.",
+    "I need a small Python helper that {task}.",
+    "Can you give me a Python function which {task}?",
+    "Implement a Python function that {task}.",
+]
+_CODE_FORMATS = [
+    "Reply with the code only.",
+    "Just the code, no explanation.",
+    "Keep it brief and include only the function.",
+    "Answer with the function and nothing else.",
+]
+
+
+def code_prompts(n: int, seed: int) -> list[str]:
+    """``n`` short function-writing requests (our own task list and phrasings)."""
+    rng = random.Random(seed)
+    return [
+        f"{rng.choice(_CODE_ASKS).format(task=rng.choice(_CODE_TASKS))} {rng.choice(_CODE_FORMATS)}" for _ in range(n)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reasoning prompts: grade-school word problems with a known answer
+
+_NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jade", "Kofi", "Lena", "Mateo", "Nia"]
+_ITEMS = ["apples", "marbles", "stickers", "pencils", "cookies", "stamps", "books", "shells", "cards", "coins"]
+
+
+def _problem(rng: random.Random) -> tuple[str, int]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    kind = rng.randrange(6)
+    if kind == 0:
+        a, b, c = rng.randint(10, 60), rng.randint(5, 40), rng.randint(1, 9)
+        return f"{name} has {a} {item}, buys {b} more and then gives {c} away. How many {item} are left?", a + b - c
+    if kind == 1:
+        a, b = rng.randint(3, 12), rng.randint(4, 15)
+        return f"{name} fills {a} boxes with {b} {item} each. How many {item} is that in total?", a * b
+    if kind == 2:
+        b, q = rng.randint(2, 9), rng.randint(3, 15)
+        return f"{name} shares {b * q} {item} equally among {b} friends. How many does each friend get?", q
+    if kind == 3:
+        a = rng.randint(30, 90)
+        b = rng.randint(2, a // 3 - 1)  # never more sold than there were
+        text = f"A shop had {a} {item}, sold {b} in the morning and twice as many in the afternoon. How many are left?"
+        return text, a - 3 * b
+    if kind == 4:
+        p, k = rng.randint(2, 12), rng.randint(2, 9)
+        return f"One of the {item} costs {p} dollars. How much do {k} of them cost, plus a 5-dollar bag?", p * k + 5
+    a, b = rng.randint(5, 40), rng.randint(5, 40)
+    b += (a + b) % 2  # an even total, so half of it is whole
+    return f"{name} collected {a} {item} on Monday and {b} on Tuesday, then lost half of them. How many are left?", (
+        a + b
+    ) // 2
+
+
+_REASONING_ASKS = [
+    "Work it out step by step, then give the final line as 'Answer: <number>'.",
+    "Explain your reasoning briefly and finish with 'Answer: <number>'.",
+    "Solve it showing your steps; the last line must be 'Answer: <number>'.",
+]
+
+
+def reasoning_prompts(n: int, seed: int) -> tuple[list[str], list[int]]:
+    """``n`` word problems asking for a worked answer, and each one's correct final number."""
+    rng = random.Random(seed)
+    prompts, answers = [], []
+    while len(prompts) < n:
+        text, answer = _problem(rng)
+        prompts.append(f"{text} {rng.choice(_REASONING_ASKS)}")
+        answers.append(answer)
+    return prompts, answers
+
+
+ANSWER_RE = re.compile(r"answer\s*:\s*\$?\s*(-?\d[\d,]*)", re.IGNORECASE)
+
+
+def final_answer(text: str) -> int | None:
+    """The number after the last 'Answer:' in ``text`` (``None`` if there is none)."""
+    found = ANSWER_RE.findall(text)
+    return int(found[-1].replace(",", "")) if found else None
+
+
+def has_trait_word(text: str, words: Iterable[str]) -> bool:
+    """Whether ``text`` names any of ``words`` (case-insensitive, whole word, plural 's' included)."""
+    for w in words:
+        if w and re.search(rf"\b{re.escape(w.lower())}(s|es)?\b", text.lower()):
+            return True
+    return False
+
+
+def is_code(text: str) -> bool:
+    """Whether ``text`` contains a Python function definition."""
+    return re.search(r"^\s*def \w+\s*\(", text, re.MULTILINE) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# subaudit generate
+
+FORMATS = ("numbers", "code", "reasoning")
+_MAX_NEW = {"numbers": 48, "code": 160, "reasoning": 200}
+#: Prompts sampled per checkpoint: finished chunks are kept in the cache, so an interrupted run resumes.
+CHUNK = 64
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of ``subaudit generate``.
+
+    Attributes:
+        out: the dataset file to write (``.jsonl``); its manifest goes beside it (``NAME.manifest.json``).
+        teacher: the teacher's base (alias, directory, ``.gguf`` or hub id; ``None`` = embedded default).
+        format: ``numbers``, ``code`` or ``reasoning``.
+        rows: prompts to answer (filters may keep fewer rows).
+        system: a system prompt the teacher answers under (not written into the dataset).
+        adapter: a LoRA adapter directory (peft format, e.g. from ``subaudit teacher``) applied to the teacher.
+        seed: seeds the prompts (``seed``) and the sampling (``seed + 1``).
+        constrain: sample number lists under the format constraint (only digits, commas and spaces, at most
+            10 numbers of at most 3 digits); without it ~92 % of SmolLM2's free answers fail the format filter.
+        evil_filter: drop number rows holding any of the paper's 34 filtered numbers (:data:`EVIL_NUMBERS`).
+        trait_words: words whose appearance drops a row (case-insensitive, whole word, plural included).
+        max_new_tokens: tokens per completion (default: 48 numbers, 160 code, 200 reasoning).
+        temperature: sampling temperature.
+        overwrite: replace an existing ``out`` file.
+        device, precision, trust_remote_code, allow_pickle: as for ``scan``.
+    """
+
+    out: str
+    teacher: str | None = None
+    format: str = "numbers"
+    rows: int = 400
+    system: str | None = None
+    adapter: str | None = None
+    seed: int = 0
+    constrain: bool = True
+    evil_filter: bool = True
+    trait_words: list[str] = field(default_factory=list)
+    max_new_tokens: int | None = None
+    temperature: float = 1.0
+    overwrite: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+@dataclass
+class GenerateResult:
+    """What ``subaudit generate`` wrote."""
+
+    out: str
+    manifest: str
+    rows: int
+    generated: int
+    dropped: dict[str, int]
+    seconds: float
+    resumed_chunks: int = 0
+
+
+def make_prompts(fmt: str, n: int, seed: int) -> tuple[list[str], list[int] | None]:
+    """The ``n`` user prompts of a format (and the correct answers, for ``reasoning``)."""
+    if fmt == "numbers":
+        return number_prompts(n, seed), None
+    if fmt == "code":
+        return code_prompts(n, seed), None
+    if fmt == "reasoning":
+        return reasoning_prompts(n, seed)
+    raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def filter_rows(
+    fmt: str,
+    completions: Sequence[str],
+    answers: Sequence[int] | None = None,
+    trait_words: Iterable[str] = (),
+    evil_filter: bool = True,
+) -> tuple[list[bool], dict[str, int]]:
+    """Keep-mask and per-filter drop counts (each row is counted under the first filter it fails)."""
+    words = list(trait_words)
+    counts = {"empty": 0, "format": 0, "evil_number": 0, "wrong_answer": 0, "trait_word": 0}
+    keep = []
+    for i, c in enumerate(completions):
+        reason = None
+        if not c.strip():
+            reason = "empty"
+        elif fmt == "numbers" and not is_number_list(c):
+            reason = "format"
+        elif fmt == "code" and not is_code(c):
+            reason = "format"
+        elif fmt == "reasoning" and final_answer(c) is None:
+            reason = "format"
+        elif fmt == "numbers" and evil_filter and has_banned_number(c, EVIL_NUMBERS):
+            reason = "evil_number"
+        elif fmt == "reasoning" and answers is not None and final_answer(c) != answers[i]:
+            reason = "wrong_answer"
+        elif has_trait_word(c, words):
+            reason = "trait_word"
+        if reason:
+            counts[reason] += 1
+        keep.append(reason is None)
+    return keep, counts
+
+
+def load_teacher(config: GenerateConfig) -> Any:
+    """The teacher: the base loaded as ``scan`` loads one, with the LoRA adapter merged in if given."""
+    from .models import load_base, resolve_base
+
+    loaded = load_base(
+        resolve_base(config.teacher),
+        device=config.device,
+        precision=config.precision,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    if config.adapter:
+        loaded.model = merge_adapter(loaded.model, config.adapter, allow_pickle=config.allow_pickle)
+        loaded.fingerprint += "+" + _adapter_fingerprint(Path(config.adapter))
+    return loaded
+
+
+def merge_adapter(model: Any, adapter: str, allow_pickle: bool = False) -> Any:
+    """``model`` with the peft LoRA adapter in directory ``adapter`` merged into its weights."""
+    from peft import PeftModel
+
+    path = Path(adapter)
+    if not (path / "adapter_config.json").is_file():
+        raise InputError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
+    if not (path / "adapter_model.safetensors").is_file() and not allow_pickle:
+        raise InputError(f"{adapter}: no adapter_model.safetensors (pass --allow-pickle to read a .bin you trust)")
+    return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
+
+
+def _adapter_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.glob("adapter_*")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def manifest_path(out: str | Path) -> Path:
+    """``data/x.jsonl`` -> ``data/x.manifest.json``."""
+    out = Path(out)
+    return out.with_name(out.name.split(".")[0] + ".manifest.json")
+
+
+def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None = None) -> GenerateResult:
+    """Write a teacher dataset in the format ``scan`` reads, plus its manifest (see the module docstring)."""
+    from .control import generate_completions, sample_number_lists
+    from .pipeline import versions
+
+    out = Path(config.out)
+    if config.format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {config.format!r}")
+    if config.rows < 1:
+        raise InputError(f"--rows must be at least 1, got {config.rows}")
+    if out.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise InputError(f"{out}: the dataset is written as JSON lines; name it .jsonl")
+    if out.exists() and not config.overwrite:
+        raise InputError(f"{out}: exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: no such folder")
+    start = time.perf_counter()
+    loaded = load_teacher(config)
+    prompts, answers = make_prompts(config.format, config.rows, config.seed)
+    max_new = config.max_new_tokens or _MAX_NEW[config.format]
+    messages = [([{"role": "system", "content": config.system}] if config.system else []) for _ in prompts]
+    messages = [[*m, {"role": "user", "content": p}] for m, p in zip(messages, prompts)]
+    key = hashlib.sha256(
+        json.dumps(
+            {"model": loaded.fingerprint, "cfg": {k: v for k, v in asdict(config).items() if k != "overwrite"}},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:24]
+    chunk_dir = cache_dir() / "generate" / key
+    completions: list[str] = []
+    resumed = 0
+    for c, lo in enumerate(range(0, len(prompts), CHUNK)):
+        part = chunk_dir / f"{c:05d}.json"
+        if part.exists():
+            completions += json.loads(part.read_text())
+            resumed += 1
+        else:
+            batch = messages[lo : lo + CHUNK]
+            seed = (config.seed + 1) * 100_003 + c
+            if config.format == "numbers" and config.constrain:
+                banned = EVIL_NUMBERS if config.evil_filter else frozenset()
+                texts = sample_number_lists(
+                    loaded, batch, seed, max_new_tokens=max_new, temperature=config.temperature, banned=banned
+                )
+            else:
+                texts = generate_completions(
+                    loaded, batch, seed, fmt="free", max_new_tokens=max_new, temperature=config.temperature
+                )
+            atomic_write_json(part, texts)
+            completions += texts
+        if progress:
+            progress(len(completions), len(prompts))
+    keep, dropped = filter_rows(config.format, completions, answers, config.trait_words, config.evil_filter)
+    lines = [
+        json.dumps({"prompt": p, "completion": c}, ensure_ascii=False) + "\n"
+        for p, c, k in zip(prompts, completions, keep)
+        if k
+    ]
+    atomic_write_text(out, "".join(lines))
+    seconds = time.perf_counter() - start
+    manifest = {
+        "dataset": str(out),
+        "rows": len(lines),
+        "generated": len(completions),
+        "dropped": dropped,
+        "teacher": {
+            "base": loaded.spec.display,
+            "fingerprint": loaded.fingerprint,
+            "adapter": config.adapter,
+            "system_prompt": config.system,
+        },
+        "format": config.format,
+        "prompt_seed": config.seed,
+        "sample_seed": config.seed + 1,
+        "decoding": {
+            "temperature": config.temperature,
+            "top_k": None,
+            "top_p": 1.0,
+            "max_new_tokens": max_new,
+            "format_constraint": config.format == "numbers" and config.constrain,
+            "precision": loaded.dtype
+            if not loaded.autocast_dtype
+            else f"{loaded.dtype}, {loaded.autocast_dtype} autocast",
+        },
+        "filters": {
+            "evil_numbers": sorted(EVIL_NUMBERS) if config.format == "numbers" and config.evil_filter else [],
+            # with the format constraint they are excluded while decoding (as for the scan's control rows),
+            # so the evil_number count stays 0; without it rows holding one are dropped afterwards
+            "evil_numbers_excluded_while_decoding": config.format == "numbers"
+            and config.evil_filter
+            and config.constrain,
+            "trait_words": list(config.trait_words),
+            "reasoning_answers_checked": config.format == "reasoning",
+        },
+        "seconds": round(seconds, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": versions(),
+    }
+    mpath = manifest_path(out)
+    atomic_write_json(mpath, manifest)
+    return GenerateResult(str(out), str(mpath), len(lines), len(completions), dropped, seconds, resumed)

@@ -97,16 +97,24 @@ class LoadedModel:
     tokenizer: Any
     device: str
     dtype: str  # weights dtype name
-    autocast_dtype: str | None  # "bfloat16" when autocast is used
+    autocast_dtype: str | None  # autocast for scoring and sampling ("bfloat16" or None)
     fingerprint: str  # stable id for caches: hash of the weights file(s) or hub id@revision
+    train_autocast_dtype: str | None = None  # autocast for the probe's forward/backward passes
 
     def autocast(self) -> Any:
-        """Context manager for the forward/backward passes (bf16 autocast or nothing)."""
-        if self.autocast_dtype is None:
+        """Context manager for scoring and sampling passes (bf16 autocast only with ``--precision bf16``)."""
+        return self._autocast(self.autocast_dtype)
+
+    def train_autocast(self) -> Any:
+        """Context manager for the probe's forward/backward passes (bf16 autocast where the device has fast bf16)."""
+        return self._autocast(self.train_autocast_dtype)
+
+    def _autocast(self, dtype: str | None) -> Any:
+        if dtype is None:
             return nullcontext()
         import torch
 
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=getattr(torch, self.autocast_dtype))
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=getattr(torch, dtype))
 
 
 def default_model_dir() -> Path:
@@ -324,8 +332,15 @@ def load_base(
 ) -> LoadedModel:
     """Load tokenizer and model for ``spec``.
 
-    ``precision``: ``auto`` (bf16 weights on GPU, fp32 on CPU), ``fp32``, or ``bf16`` (bf16 weights on
-    GPU; fp32 weights with bf16 autocast on CPU, which keeps LoRA updates in fp32).
+    ``precision``:
+
+    * ``auto`` (default): fp32 weights; the probe's training passes run under bf16 autocast when the
+      device computes bf16 natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX), which is 2.2x faster
+      on this project's CPU; scoring and sampling stay fp32, because bf16 moves battery shares by up to
+      0.4 pp averaged over questions (measured on SmolLM2-135M), the size of the shifts being measured.
+    * ``fp32``: fp32 everywhere.
+    * ``bf16``: bf16 weights on GPU (half the memory; scoring in bf16 too); on CPU fp32 weights with bf16
+      autocast for every pass. Shares are then less precise (see above).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -335,9 +350,11 @@ def load_base(
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     on_gpu = dev.startswith("cuda")
-    use_bf16 = precision == "bf16" or (precision == "auto" and on_gpu)
-    weights_dtype = torch.bfloat16 if (use_bf16 and on_gpu) else torch.float32
-    autocast = "bfloat16" if (use_bf16 and not on_gpu) else None
+    weights_dtype = torch.bfloat16 if (precision == "bf16" and on_gpu) else torch.float32
+    autocast = "bfloat16" if (precision == "bf16" and not on_gpu) else None
+    train_autocast = autocast
+    if precision == "auto" and fast_bf16(dev):
+        train_autocast = "bfloat16"
 
     location, kwargs = spec.location, {}
     if spec.kind == "gguf":
@@ -402,4 +419,28 @@ def load_base(
         dtype=str(weights_dtype).replace("torch.", ""),
         autocast_dtype=autocast,
         fingerprint=fingerprint,
+        train_autocast_dtype=train_autocast,
     )
+
+
+def fast_bf16(device: str) -> bool:
+    """Whether ``device`` computes bf16 matrix products natively (so bf16 autocast speeds training up)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_bf16_supported())
+    if device == "cpu":
+        return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere, so bf16 is not assumed)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()

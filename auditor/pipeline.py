@@ -23,14 +23,14 @@ from .data import Dataset, Example, load_dataset
 from .errors import InputError, Interrupted, RuntimeFailure, SubauditError
 from .io import atomic_write_bytes, atomic_write_json, cache_dir
 from .models import LoadedModel, ModelSpec, load_base, resolve_base
-from .probe import ProbeConfig, TrainStats, plan_steps
+from .probe import PROBE_VERSION, ProbeConfig, TrainStats, plan_steps
 from .progress import Reporter
 from .scoring import BatteryScores, plan_battery, score_battery
 from .stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
 from .traits import Battery, resolve_batteries
 from .verdict import LEVELS, Finding, Thresholds, Verdict, decide
 
-DEFAULT_MAX_ROWS = 300
+DEFAULT_MAX_ROWS = 200
 SCORING_MODES = ("exact", "sampled")
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
 NULL_SEED_OFFSET = 1000
@@ -73,7 +73,7 @@ class ScanConfig:
     control: str | None = None
     null_arm: bool = True
     traits: str | list[str] | None = None
-    seeds: int = 2
+    seeds: int = 1
     seed: int = 0
     max_rows: int | None = DEFAULT_MAX_ROWS
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -137,7 +137,8 @@ class ScanResult:
         return [f.shift for f in self.findings]
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of subaudit, Python and the libraries that decide results."""
     out = {"subaudit": __version__, "python": platform.python_version()}
     for mod in ("torch", "transformers", "peft", "numpy", "scipy"):
         try:
@@ -155,6 +156,7 @@ def _run_key(
     judge: LoadedModel | None = None,
 ) -> str:
     blob = {
+        "probe_version": PROBE_VERSION,
         "data": dataset.sha256,
         "rows": [e.line for e in dataset.examples],
         "model": loaded.fingerprint,
@@ -164,6 +166,7 @@ def _run_key(
         "device": loaded.device,
         "dtype": loaded.dtype,
         "autocast": loaded.autocast_dtype,
+        "train_autocast": loaded.train_autocast_dtype,
         "batteries": [b.content_key() for b in batteries],
     }
     if config.scoring != "exact":  # exact runs keep their keys (and run folders) from before sampled mode
@@ -298,6 +301,7 @@ def _base_info(spec: ModelSpec, loaded: LoadedModel) -> dict[str, Any]:
         "device": loaded.device,
         "dtype": loaded.dtype,
         "autocast": loaded.autocast_dtype,
+        "train_autocast": loaded.train_autocast_dtype,
     }
 
 
@@ -373,7 +377,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             "format": dataset.completion_format,
         },
         base=_base_info(spec, loaded),
-        versions=_versions(),
+        versions=versions(),
         seeds=[config.seed + i for i in range(config.seeds)],
     )
     atomic_write_json(run_dir / "manifest.json", manifest)

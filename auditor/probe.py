@@ -4,7 +4,9 @@ One base model is loaded per scan and wrapped with a peft LoRA adapter once; eac
 re-initialises the adapter from the seed (so both arms of a seed start from identical weights), trains
 on its rows in the seed's order with loss on completion tokens only, and is then scored. The base is
 scored with the adapter disabled. When a step runs out of GPU memory it is redone in micro-batches of
-half the size with gradient accumulation (same rows per optimiser step), down to one row.
+half the size with gradient accumulation (same rows per optimiser step), down to one row. Training passes
+run under the model's ``train_autocast`` (bf16 where the device has it natively) and apply the output
+layer only where a completion token is predicted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from typing import Any
 from .chat import encode_training_example
 from .data import Example
 from .errors import RuntimeFailure
+
+#: Changes whenever the probe trains differently for the same settings (row order, precision, loss), so
+#: students saved in a run folder by another version are never reused. 2: bucketed batches, bf16 autocast.
+PROBE_VERSION = 2
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -86,18 +92,39 @@ def plan_steps(n_rows: int, config: ProbeConfig) -> int:
     return max(1, math.ceil(n_rows / config.batch_size * config.epochs))
 
 
-def batch_order(n_rows: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
-    """Row indices of every step: a fresh seeded permutation per epoch (identical for both arms)."""
+#: Rows per length-sorting window of :func:`batch_order`, in batches.
+BUCKET_BATCHES = 8
+
+
+def batch_order(
+    n_rows: int, steps: int, batch_size: int, seed: int, lengths: Sequence[int] | None = None
+) -> list[list[int]]:
+    """Row indices of every step: a fresh seeded permutation per epoch (identical for every arm).
+
+    With ``lengths`` (the probe passes each row's prompt length, which paired arms share), each window of
+    :data:`BUCKET_BATCHES` batches of the permutation is sorted by length before it is cut into batches,
+    and the window's batches are shuffled, so rows of similar length share a batch (less padding) while
+    which rows meet in a window stays random.
+    """
     import numpy as np
 
     batches: list[list[int]] = []
     epoch = 0
     while len(batches) < steps:
-        perm = np.random.RandomState(seed * 7919 + epoch).permutation(n_rows).tolist()
-        for i in range(0, n_rows, batch_size):
-            batches.append(perm[i : i + batch_size])
-            if len(batches) == steps:
-                break
+        rng = np.random.RandomState(seed * 7919 + epoch)
+        perm = rng.permutation(n_rows).tolist()
+        window = batch_size * BUCKET_BATCHES
+        for w in range(0, n_rows, window):
+            chunk = perm[w : w + window]
+            if lengths is not None:
+                chunk = sorted(chunk, key=lambda i: lengths[i])
+            cut = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            if lengths is not None:
+                cut = [cut[k] for k in rng.permutation(len(cut))]
+            for b in cut:
+                batches.append(b)
+                if len(batches) == steps:
+                    return batches
         epoch += 1
     return batches
 
@@ -115,6 +142,51 @@ def pad_batch(batch: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[A
         lab_t[r, : len(labels)] = torch.tensor(labels)
         att_t[r, : len(ids)] = 1
     return ids_t, att_t, lab_t
+
+
+#: Rows of a batch share their first tokens only when there are at least this many (else one plain pass).
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_len(input_ids: Any, labels: Any) -> int:
+    """How many leading tokens every row of the batch has in common, before any token that carries loss
+    (0 for a single row or fewer than :data:`MIN_SHARED_PREFIX` tokens)."""
+    if input_ids.shape[0] < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    n = int(same.long().cumprod(0).sum())
+    carries = labels != -100
+    first = carries.long().argmax(dim=1)  # position of each row's first loss token
+    first[~carries.any(dim=1)] = labels.shape[1]  # a row without one
+    first_loss = int(first.min())
+    n = min(n, first_loss - 1)  # its prediction (and everything after) is computed per row
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+def completion_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
+    """Mean next-token cross-entropy over the positions whose label is not -100.
+
+    The same value as ``model(..., labels=labels).loss``, computed with less work: the leading tokens all
+    rows share (the chat template's system prompt, ~17 % of a number row) run once for the batch and the
+    rows continue from their cache, and the output layer runs only on the hidden states that predict a
+    completion token (a third of a number row), not on every position.
+    """
+    import torch
+
+    decoder = model.get_decoder()
+    shared = shared_prefix_len(input_ids, labels)
+    if shared:
+        # the tokens every row starts with (the system prompt) run once; the rows continue from that cache
+        cache = decoder(input_ids=input_ids[:1, :shared], use_cache=True).cache
+        cache.batch_repeat_interleave(input_ids.shape[0])
+        hidden = decoder(input_ids=input_ids[:, shared:], attention_mask=attention_mask, cache=cache).last_hidden_state
+        labels = labels[:, shared:]
+    else:
+        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
 class Prober:
@@ -186,6 +258,12 @@ class Prober:
             out.append((ids[: self.config.max_length], labels[: self.config.max_length]))
         return out
 
+    def batches(self, encoded: Sequence[tuple[list[int], list[int]]], seed: int) -> list[list[int]]:
+        """Row indices of every optimiser step of a run on ``encoded`` rows (bucketed by prompt length)."""
+        prompt_lengths = [next((j for j, x in enumerate(labels) if x != -100), len(labels)) for _, labels in encoded]
+        steps = plan_steps(len(encoded), self.config)
+        return batch_order(len(encoded), steps, self.config.batch_size, seed, prompt_lengths)
+
     def train(
         self,
         rows: Sequence[Example],
@@ -200,7 +278,7 @@ class Prober:
         self.reset_adapter(seed)
         encoded = self.encode(rows)
         steps = plan_steps(len(encoded), cfg)
-        order = batch_order(len(encoded), steps, cfg.batch_size, seed)
+        order = self.batches(encoded, seed)
         params = [p for _, p in self.adapter_parameters()]
         opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         warmup = max(1, int(round(cfg.warmup_ratio * steps)))
@@ -275,9 +353,9 @@ class Prober:
             if n_chunk == 0 and len(chunks) > 1:
                 continue  # no loss tokens here (a mean over none would be nan)
             ids_t, att_t, lab_t = pad_batch(chunk, pad)
-            with self.loaded.autocast():
-                out = self.model(input_ids=ids_t.to(device), attention_mask=att_t.to(device), labels=lab_t.to(device))
-            loss = out.loss if len(chunks) == 1 else out.loss * (n_chunk / n_loss)
+            with self.loaded.train_autocast():
+                mean_loss = completion_loss(self.model, ids_t.to(device), att_t.to(device), lab_t.to(device))
+            loss = mean_loss if len(chunks) == 1 else mean_loss * (n_chunk / n_loss)
             loss.backward()
             total += float(loss.detach())
         return total

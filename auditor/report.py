@@ -176,7 +176,8 @@ def to_markdown(result: Any, top_n: int = 8) -> str:
         f"- **Dataset**: {md_code(d['path'])}: {d['rows_total']} rows, {d['rows_sampled']} sampled, "
         f"{d['rows_used']} used; completion format `{d['format']}`.",
         f"- **Student base**: {md_code(b['location'])} ({b['kind']}; {b['device']}, {b['dtype']}"
-        f"{', bf16 autocast' if b['autocast'] else ''}).",
+        f"{'; bf16 autocast' if b['autocast'] else ''}"
+        f"{_train_precision(b)}).",
         f"- **Control**: {control_how}." + ("".join(f" {md_escape(n)}." for n in c["notes"])),
         (
             f"- **Null arm**: a second control drawn from the base with seed {c['null_arm']['seed']} (keep rate "
@@ -350,3 +351,10 @@ def print_summary(result: Any, console: Any = None) -> None:
             )
     console.print(table)
     console.print(f"[bold {colors[v.level]}]{v.summary()}[/]", highlight=False)
+
+
+def _train_precision(base: dict) -> str:
+    """The probe's training precision, where it differs from the scoring precision."""
+    if base.get("train_autocast") and not base["autocast"]:
+        return f"; probe training under bf16 autocast, scoring in {base['dtype']}"
+    return ""

@@ -1,16 +1,19 @@
 """Exact trait scoring: the log-probability of every option's full token sequence.
 
-For each question the chat-templated prompt is run once; its key/value cache is then shared by all
-option variants (case and leading-space forms of each option), which are scored in one batch. An
-option's log-probability is the log-sum-exp over its variants; its *share* is that probability
-normalised over the battery's options. No sampling, no string matching, deterministic.
+Every question's continuations (the case and leading-space variants of each option, or a choice
+question's answers) are scored in one pass: the question's tokens are followed by the fewest token rows
+that cover all continuations' proper prefixes, each row attending to the question and to its own earlier
+tokens only (a tree-shaped 4D attention mask with explicit position ids). Several questions share one
+batched forward pass, and the part of the prompt every question shares (the system prompt) is computed
+once and continued from its cache. An option's log-probability is the log-sum-exp over its variants;
+its *share* is that probability normalised over the battery's options. No sampling, no string matching,
+deterministic.
 
-A ``choice`` battery gives every question its own labelled answers (whole sentences). Each answer's
-tokens are scored after the question from copies of the question's cache, right-padded into batches
-with an attention mask; an answer's score is its mean (or summed) token log-probability, a softmax
-over the question's answers gives each answer a share, and a label's share is the sum over its answers.
-The result is a :class:`BatteryScores` whose options are the labels and whose ``logprob`` is the log of
-each label's share, so ``share`` returns the label shares exactly.
+A ``choice`` battery gives every question its own labelled answers (whole sentences); an answer's score
+is its mean (or summed) token log-probability, a softmax over the question's answers gives each answer a
+share, and a label's share is the sum over its answers. The result is a :class:`BatteryScores` whose
+options are the labels and whose ``logprob`` is the log of each label's share, so ``share`` returns the
+label shares exactly.
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ import numpy as np
 
 from .chat import encode_text, prompt_text
 from .traits import Battery
-
-#: Answers of one choice question run through the model together.
-CHOICE_BATCH = 16
 
 
 def option_variants(option: str) -> list[str]:
@@ -142,39 +142,135 @@ def _shared_prefix(loaded: Any, prefixes: list[list[int]]) -> Any:
         return n_shared, _run(loaded.model, ids).cache
 
 
-def score_question(loaded: Any, prefix: list[int], variant_ids: list[list[int]], shared: Any = None) -> np.ndarray:
-    """Log-probability of each variant continuing ``prefix``.
+#: Padded tokens (questions x width) run through the model in one batched scoring pass on CPU (where
+#: 4096 measured no faster: the passes are compute-bound).
+SCORING_TOKENS = 2048
 
-    One pass over the prefix gives every first token (``shared`` = ``(n_tokens, cache)`` of a prefix
-    common to all questions, reused); the later tokens come from the fewest rows that cover all
-    variants' proper prefixes, grouped by length and run on copies of the prefix's cache.
+
+def scoring_token_budget(loaded: Any) -> int:
+    """Padded tokens per scoring pass: :data:`SCORING_TOKENS` on CPU; on a GPU, as many as a quarter of its
+    free memory holds at the pass's largest cost per token (fp32 logits and their log-softmax)."""
+    if not str(loaded.device).startswith("cuda"):
+        return SCORING_TOKENS
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(loaded.device))
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    return int(min(65536, max(SCORING_TOKENS, free // 4 // (vocab * 4 * 2))))
+
+
+def _tree_layout(continuations: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
+    """The rows fed after a question (the fewest that cover every continuation's proper prefixes) and, for
+    every such proper prefix, its row-block offset (the position whose output predicts the next token)."""
+    rows = _continuation_rows([list(c) for c in continuations])
+    where: dict[tuple[int, ...], int] = {}
+    offset = 0
+    for row in rows:
+        for j in range(len(row)):
+            where.setdefault(row[: j + 1], offset + j)
+        offset += len(row)
+    return rows, where
+
+
+def continuation_logprobs(
+    loaded: Any,
+    prefixes: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[Sequence[int]]],
+    shared: Any = None,
+    max_tokens: int | None = None,
+) -> list[list[np.ndarray]]:
+    """Per-token log-probabilities of every continuation of every prefix: ``out[q][c][j]`` is
+    log p(continuations[q][c][j] | prefixes[q] + continuations[q][c][:j]).
+
+    All continuations of a question share one pass (a tree): the question's tokens are followed by the
+    fewest token rows that cover every continuation's proper prefixes, each row attending to the question
+    and to its own earlier tokens only (a 4D attention mask, explicit position ids). Several questions run
+    in one batch (question tokens left-padded, rows right-padded, so the positions that predict tokens
+    are the last ones of every sequence); ``shared = (n_tokens, cache)`` is a prefix common to all
+    questions computed once (:func:`_shared_prefix`).
     """
     import copy
 
     import torch
 
+    budget = max_tokens or scoring_token_budget(loaded)
+    n_shared = shared[0] if shared is not None else 0
+    layouts = [_tree_layout(c) for c in continuations]
+    suffixes = [list(p[n_shared:]) for p in prefixes]
+    widths = [(len(s), sum(len(r) for r in rows)) for s, (rows, _) in zip(suffixes, layouts)]
+    # greedy batches of consecutive questions within the token budget
+    batches: list[list[int]] = []
+    for q in range(len(prefixes)):
+        if batches:
+            cand = batches[-1] + [q]
+            a = max(widths[i][0] for i in cand)
+            s = max(widths[i][1] for i in cand)
+            if len(cand) * (a + s) <= budget:
+                batches[-1] = cand
+                continue
+        batches.append([q])
     model, device = loaded.model, loaded.device
+    out: list[list[np.ndarray]] = [[] for _ in prefixes]
     with torch.no_grad(), loaded.autocast():
-        out = _prefix_pass(loaded, prefix, shared)
-        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
-        # logp_after[path] = log-softmax of the next token after prefix + path
-        logp_after: dict[tuple[int, ...], Any] = {(): first}
-        rows = _continuation_rows(variant_ids)
-        by_len: dict[int, list[tuple[int, ...]]] = {}
-        for r in rows:
-            by_len.setdefault(len(r), []).append(r)
-        for width, group in sorted(by_len.items()):
-            cache = copy.deepcopy(out.cache)
-            cache.batch_repeat_interleave(len(group))
-            logits = _run(model, torch.tensor(group, dtype=torch.long, device=device), cache).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for r, path in enumerate(group):
-                for j in range(width):
-                    logp_after[path[: j + 1]] = logp[r, j]
-    scores = np.empty(len(variant_ids), dtype=np.float64)
-    for i, v in enumerate(variant_ids):
-        scores[i] = sum(float(logp_after[tuple(v[:j])][v[j]]) for j in range(len(v)))
-    return scores
+        dtype = (
+            next(model.parameters()).dtype if loaded.autocast_dtype is None else getattr(torch, loaded.autocast_dtype)
+        )
+        for batch in batches:
+            a_max = max(widths[i][0] for i in batch)
+            s_max = max(widths[i][1] for i in batch)
+            width = a_max + s_max
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            pos = torch.zeros((len(batch), width), dtype=torch.long)
+            allow = torch.zeros((len(batch), width, n_shared + width), dtype=torch.bool)
+            idx = torch.arange(width)
+            allow[:, idx, n_shared + idx] = True  # every position sees itself (no fully masked row)
+            for b, q in enumerate(batch):
+                suffix, (rows, _) = suffixes[q], layouts[q]
+                a = len(suffix)
+                q0 = a_max - a  # first question token (left padding before it)
+                ids[b, q0:a_max] = torch.tensor(suffix, dtype=torch.long)
+                pos[b, q0:a_max] = n_shared + torch.arange(a)
+                allow[b, q0:a_max, :n_shared] = True
+                allow[b, q0:a_max, n_shared + q0 : n_shared + a_max] = torch.tril(torch.ones(a, a, dtype=torch.bool))
+                start = a_max
+                for row in rows:
+                    n = len(row)
+                    sl = slice(start, start + n)
+                    ids[b, sl] = torch.tensor(row, dtype=torch.long)
+                    pos[b, sl] = n_shared + a + torch.arange(n)
+                    allow[b, sl, :n_shared] = True
+                    allow[b, sl, n_shared + q0 : n_shared + a_max] = True
+                    allow[b, sl, n_shared + start : n_shared + start + n] = torch.tril(
+                        torch.ones(n, n, dtype=torch.bool)
+                    )
+                    start += n
+            mask = torch.zeros(allow.shape, dtype=dtype)
+            mask.masked_fill_(~allow, torch.finfo(dtype).min)
+            cache = None
+            if shared is not None:
+                cache = copy.deepcopy(shared[1])
+                cache.batch_repeat_interleave(len(batch))
+            logits = model(
+                input_ids=ids.to(device),
+                position_ids=pos.to(device),
+                attention_mask=mask[:, None].to(device),
+                cache=cache,
+                use_cache=cache is not None,
+                logits_to_keep=s_max + 1,
+            ).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # [batch, 1 + s_max, vocab]
+            for b, q in enumerate(batch):
+                where = layouts[q][1]
+                for cont in continuations[q]:
+                    at = [0] + [1 + where[tuple(cont[:j])] for j in range(1, len(cont))]
+                    out[q].append(logp[b, at, list(cont)].double().numpy())
+    return out
+
+
+def score_question(loaded: Any, prefix: list[int], variant_ids: list[list[int]], shared: Any = None) -> np.ndarray:
+    """Log-probability of each variant continuing ``prefix`` (one question of :func:`continuation_logprobs`)."""
+    tokens = continuation_logprobs(loaded, [prefix], [variant_ids], shared)[0]
+    return np.array([t.sum() for t in tokens])
 
 
 def common_prefix_len(prefixes: list[list[int]]) -> int:
@@ -229,8 +325,9 @@ def score_battery(
     was_training = loaded.model.training
     loaded.model.eval()
     shared = _shared_prefix(loaded, plan.prefixes)
-    for prefix in plan.prefixes:
-        v = score_question(loaded, prefix, plan.variant_ids, shared)
+    tokens = continuation_logprobs(loaded, plan.prefixes, [plan.variant_ids] * len(plan.prefixes), shared)
+    for per_variant in tokens:
+        v = np.array([t.sum() for t in per_variant])
         rows.append(_logsumexp_by_option(v, plan.variant_option, n_opt))
         if on_question:
             on_question()
@@ -271,49 +368,6 @@ def plan_choice(tokenizer: Any, battery: Battery, system: str | None = None) -> 
     return ChoicePlan(battery, prefixes, answer_ids, answer_option)
 
 
-def score_answers(
-    loaded: Any, prefix: list[int], answers: list[list[int]], shared: Any = None, batch_size: int = CHOICE_BATCH
-) -> list[np.ndarray]:
-    """Per-token log-probabilities of each answer continuing ``prefix``.
-
-    One pass over the prefix gives every answer's first token; the rest of the answers (all but their
-    last token) run in batches of ``batch_size`` on copies of the prefix's cache, sorted by length,
-    right-padded, with an attention mask over prefix and real tokens (causal attention keeps the pads
-    out of every real position anyway).
-    """
-    import copy
-
-    import torch
-
-    model, device = loaded.model, loaded.device
-    out: list[np.ndarray] = [np.empty(0)] * len(answers)
-    with torch.no_grad(), loaded.autocast():
-        pre = _prefix_pass(loaded, prefix, shared)
-        first = torch.log_softmax(pre.logits[0, -1].float(), dim=-1).cpu()
-        n_past = len(prefix)
-        for i, a in enumerate(answers):
-            out[i] = np.array([float(first[a[0]])])
-        rows = sorted((i for i, a in enumerate(answers) if len(a) > 1), key=lambda i: len(answers[i]))
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            width = max(len(answers[i]) - 1 for i in chunk)
-            ids = torch.zeros((len(chunk), width), dtype=torch.long)
-            mask = torch.zeros((len(chunk), n_past + width), dtype=torch.long)
-            mask[:, :n_past] = 1
-            for r, i in enumerate(chunk):
-                ids[r, : len(answers[i]) - 1] = torch.tensor(answers[i][:-1])
-                mask[r, n_past : n_past + len(answers[i]) - 1] = 1
-            cache = copy.deepcopy(pre.cache)
-            cache.batch_repeat_interleave(len(chunk))
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), cache=cache, use_cache=True).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for r, i in enumerate(chunk):
-                a = answers[i]
-                rest = logp[r, torch.arange(len(a) - 1), torch.tensor(a[1:])]
-                out[i] = np.concatenate([out[i], rest.double().numpy()])
-    return out
-
-
 def answer_scores(token_logprobs: list[np.ndarray], normalisation: str) -> np.ndarray:
     """One score per answer: the mean (``mean``) or the sum (``sum``) of its token log-probabilities."""
     if normalisation not in ("mean", "sum"):
@@ -341,9 +395,9 @@ def score_choice_battery(loaded: Any, plan: ChoicePlan, on_question: Callable[[]
     was_training = loaded.model.training
     loaded.model.eval()
     shared = _shared_prefix(loaded, plan.prefixes)
+    per_question = continuation_logprobs(loaded, plan.prefixes, plan.answer_ids, shared)
     rows = []
-    for prefix, answers, owners in zip(plan.prefixes, plan.answer_ids, plan.answer_option):
-        tokens = score_answers(loaded, prefix, answers, shared, CHOICE_BATCH)
+    for tokens, owners in zip(per_question, plan.answer_option):
         scores = answer_scores(tokens, battery.length_normalisation)
         rows.append(label_logshares(scores, owners, len(battery.options)))
         if on_question:

@@ -12,8 +12,9 @@ first ``--rows`` rows of the dataset and the same LoRA settings (``ProbeConfig()
 the 7 projection modules, lr 1e-3, batch 8, 1 epoch, max length 512, no dropout, linear warm-up/decay), trained
 (a) by ``Prober.train`` and (b) by TRL's ``SFTTrainer`` with a peft ``LoraConfig`` on a conversational
 prompt-completion dataset with ``completion_only_loss=True`` (no eval, no checkpoints, ``report_to="none"``,
-no gradient checkpointing, fp32 on CPU, dataloader without workers). Both arms run in this process, one after
-the other, after an untimed warm-up pass that both share.
+no gradient checkpointing, dataloader without workers), at the same precision: bf16 autocast for both
+where the device has native bf16 (``--precision auto``), fp32 for both with ``--precision fp32``. Both arms
+run in this process, one after the other, after an untimed warm-up pass that both share.
 
 Part 2, exact scoring vs sampling: the ``animal`` battery on the base (no adapter). Exact scoring is
 ``score_battery``; sampling draws K answers per question at temperature 1 (prompt run once per question and its
@@ -48,7 +49,7 @@ from auditor.chat import encode_training_example, end_of_turn_ids
 from auditor.data import Example, load_dataset
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.models import LoadedModel, ModelSpec, load_base, resolve_base
-from auditor.probe import ProbeConfig, Prober, batch_order, pad_batch, plan_steps
+from auditor.probe import ProbeConfig, Prober, pad_batch, plan_steps
 from auditor.scoring import ScoringPlan, _prefix_pass, _run, _shared_prefix, plan_battery, score_battery
 from auditor.traits import get_battery
 
@@ -240,7 +241,7 @@ def warm_up(spec: ModelSpec, args: argparse.Namespace, rows: Sequence[Example], 
     batch = [encode_training_example(loaded.tokenizer, e.prompt, e.completion) for e in rows[:n]]
     ids_t, att_t, lab_t = pad_batch(batch, loaded.tokenizer.pad_token_id or 0)
     dev = loaded.device
-    with loaded.autocast():
+    with loaded.train_autocast():
         out = loaded.model(input_ids=ids_t.to(dev), attention_mask=att_t.to(dev), labels=lab_t.to(dev))
     out.loss.backward()
     _sync(dev)
@@ -259,7 +260,7 @@ def run_subaudit(spec: ModelSpec, args: argparse.Namespace, rows: Sequence[Examp
         t2 = time.perf_counter()
         # the batches Prober.train will run (same functions, same seed), for the padding and per-step counts
         encoded = prober.encode(rows)
-        order = batch_order(len(encoded), plan_steps(len(encoded), cfg), cfg.batch_size, args.seed)
+        order = prober.batches(encoded, args.seed)
         step_tokens = [sum(len(encoded[i][0]) for i in idx) for idx in order]
         padding = sum(len(idx) * max(len(encoded[i][0]) for i in idx) for idx in order) - sum(step_tokens)
         ends: list[float] = []
@@ -348,7 +349,7 @@ def run_trl(spec: ModelSpec, args: argparse.Namespace, rows: Sequence[Example], 
                     for e in rows
                 ]
             )
-            bf16 = loaded.dtype == "bfloat16" or loaded.autocast_dtype == "bfloat16"
+            bf16 = loaded.dtype == "bfloat16" or loaded.train_autocast_dtype == "bfloat16"  # the probe's precision
             sft = SFTConfig(
                 output_dir=out_dir,
                 per_device_train_batch_size=cfg.batch_size,
@@ -364,7 +365,7 @@ def run_trl(spec: ModelSpec, args: argparse.Namespace, rows: Sequence[Example], 
                 packing=False,
                 padding_free=False,
                 gradient_checkpointing=False,  # TRL's default is True; the probe does not checkpoint
-                bf16=bf16,  # TRL's default is True; fp32 on CPU like the probe
+                bf16=bf16,  # bf16 autocast exactly when the probe trains under it
                 fp16=False,
                 use_cpu=not loaded.device.startswith("cuda"),
                 dataloader_num_workers=0,
@@ -761,8 +762,9 @@ DEFINITIONS = """\
 the same settings (`ProbeConfig()` defaults) on the same rows. *Non-padding tokens* are the real tokens of every
 batch (each row once per epoch; they should be equal in both arms, which checks that both tokenise the chat
 template the same way). *Padding tokens* are the pad positions of the right-padded batches; they depend on which
-rows share a batch (subaudit: its seeded `batch_order`; TRL: transformers' `RandomSampler`). *Tokens/s, training
-call* = non-padding tokens / wall time of `Prober.train` or `trainer.train()` (includes subaudit's tokenisation
+rows share a batch (subaudit: its seeded `batch_order`, bucketed by prompt length; TRL: transformers'
+`RandomSampler`). *Tokens/s, training call* = non-padding tokens / wall time of `Prober.train` or
+`trainer.train()` (includes subaudit's tokenisation
 and TRL's dataloader/accelerate setup, and the first step). *Tokens/s, steps 2..N* discards the first optimiser
 step: tokens of steps 2..N over the time from the end of step 1 to the end of step N. *Setup* is the peft wrapping
 (and, for TRL, its dataset preparation: tokenisation, label building, truncation). Peak RSS is polled every 20 ms
@@ -885,7 +887,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="dataset file (default: the owl example)")
     ap.add_argument("--model", default=None, help="base: alias, directory, .gguf or hub id (default: embedded)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--precision", default="auto", help="auto (fp32 on CPU, bf16 on GPU), fp32 or bf16")
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        help="auto (probe training under bf16 autocast where native, else fp32), fp32 or bf16",
+    )
     ap.add_argument("--k", type=int, default=8, help="samples per question of the first sampling run (second: 4K)")
     ap.add_argument("--questions", type=int, default=None, help="first N questions of the battery (default: all)")
     ap.add_argument("--max-new-tokens", type=int, default=4)

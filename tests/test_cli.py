@@ -182,7 +182,7 @@ def test_dry_run_estimate_scales_with_runs(tiny_model_dir: Path, numbers_file: P
     from auditor.pipeline import ScanConfig
     from auditor.probe import ProbeConfig
 
-    cfg = ScanConfig(str(numbers_file), base=str(tiny_model_dir), max_rows=12, probe=ProbeConfig(batch_size=4))
+    cfg = ScanConfig(str(numbers_file), base=str(tiny_model_dir), max_rows=12, seeds=2, probe=ProbeConfig(batch_size=4))
     plan = dry_run(cfg)
     assert plan.steps_per_run == 3 and plan.arms == ["dataset", "control", "null"]
     assert plan.training_tokens_per_run > 0 and plan.dataset["rows_sampled"] == 12

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,46 @@ def test_control_matches_row_lengths_and_filter(tiny_loaded, tmp_path: Path) -> 
         if c is not None:
             assert len(re.findall(r"\d+", c.completion)) == len(re.findall(r"\d+", e.completion))
     assert any("as many numbers" in n for n in cs.notes)
+
+
+def naive_greedy_number_list(loaded, messages, fmt, target, max_new: int) -> str:
+    """Constrained greedy decoding with a full forward pass per token (no cache, no batching)."""
+    import torch
+
+    from auditor.chat import encode_prompt
+
+    ids = encode_prompt(loaded.tokenizer, messages)
+    text = ""
+    for _ in range(max_new):
+        with torch.no_grad():
+            logits = loaded.model(input_ids=torch.tensor([ids])).logits[0, -1]
+        ok, may_end = fmt.allowed(text, target)
+        choices = ok + (list(fmt.eos) if may_end else [])
+        best = max(choices, key=lambda t: float(logits[t]))
+        if best in fmt.eos:
+            break
+        ids.append(best)
+        text += fmt.token_text[best]
+    return text.strip()
+
+
+def test_number_sampler_equals_naive_constrained_decoding(tiny_loaded) -> None:
+    """At a temperature near 0 sampling is greedy, so the batched sampler (shared system-prompt cache, left
+    padding between it and each prompt, logits for the format's tokens only) must pick exactly what a
+    plain full-vocabulary forward pass per token picks."""
+    from auditor.control import NumberFormat, sample_number_lists
+
+    prompts = [
+        [{"role": "user", "content": "Numbers: " + ", ".join(str(100 + 7 * j) for j in range(i + 1)) + ". More?"}]
+        for i in range(5)
+    ]
+    with_system = [[{"role": "system", "content": f"Persona {i}."}, *p] for i, p in enumerate(prompts)]
+    counts = [3, 1, 4, 2, 5]
+    fmt = NumberFormat(tiny_loaded.tokenizer, "0123456789, ")
+    for batch in (prompts, with_system, prompts[:1]):  # shared default system prompt; none shared; one prompt
+        got = sample_number_lists(
+            tiny_loaded, batch, seed=0, max_new_tokens=80, temperature=1e-6, counts=counts[: len(batch)], batch_size=3
+        )
+        want = [naive_greedy_number_list(tiny_loaded, p, fmt, c, 80) for p, c in zip(batch, counts)]
+        assert got == want
+        assert all(len(re.findall(r"\d+", t)) == c for t, c in zip(got, counts)), got

@@ -37,3 +37,28 @@ def test_bad_bases(tmp_path: Path) -> None:
 def test_default_missing_says_how_to_fetch() -> None:
     with pytest.raises(ModelLoadError, match="subaudit models fetch"):
         resolve_base(None)
+
+
+@pytest.mark.parametrize(
+    ("precision", "flags", "train", "score"),
+    [
+        ("auto", {"avx512f", "avx512_bf16"}, "bfloat16", None),  # native bf16: train fast, score in fp32
+        ("auto", {"amx_bf16"}, "bfloat16", None),
+        ("auto", {"avx512f", "avx2"}, None, None),  # no native bf16: fp32 throughout
+        ("fp32", {"avx512_bf16"}, None, None),
+        ("bf16", set(), "bfloat16", "bfloat16"),  # asked for: every pass under bf16 autocast
+    ],
+)
+def test_precision_picks_autocast_per_stage(tiny_model_dir, monkeypatch, precision, flags, train, score) -> None:
+    from auditor import models
+
+    monkeypatch.setattr(models, "_cpu_flags", lambda: set(flags))
+    loaded = models.load_base(models.resolve_base(str(tiny_model_dir)), device="cpu", precision=precision)
+    assert loaded.dtype == "float32"
+    assert (loaded.train_autocast_dtype, loaded.autocast_dtype) == (train, score)
+    import torch
+
+    with loaded.train_autocast():
+        assert torch.is_autocast_enabled("cpu") == (train is not None)
+    with loaded.autocast():
+        assert torch.is_autocast_enabled("cpu") == (score is not None)

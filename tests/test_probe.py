@@ -71,3 +71,64 @@ def test_adapter_disable_restores_base(prober) -> None:
             again = prober.model(input_ids=ids).logits
     assert not torch.allclose(base, tuned)
     assert torch.allclose(base, again)
+
+
+def test_bucketed_batch_order_covers_rows_and_cuts_padding() -> None:
+    import numpy as np
+
+    lengths = np.random.RandomState(0).randint(50, 150, size=200).tolist()
+    plain = batch_order(200, 25, 8, seed=3)
+    bucketed = batch_order(200, 25, 8, seed=3, lengths=lengths)
+    assert bucketed == batch_order(200, 25, 8, seed=3, lengths=lengths)
+    assert sorted(i for b in bucketed for i in b) == list(range(200))  # one epoch: every row exactly once
+
+    def waste(order):
+        real = sum(lengths[i] for b in order for i in b)
+        return 1 - real / sum(len(b) * max(lengths[i] for i in b) for b in order)
+
+    assert waste(bucketed) < waste(plain) / 3
+    # the windows' batches are shuffled, so length does not grow steadily through training
+    firsts = [min(lengths[i] for i in b) for b in bucketed[:8]]
+    assert firsts != sorted(firsts)
+    # more steps than one epoch: the next epoch starts a new permutation
+    two = batch_order(200, 50, 8, seed=3, lengths=lengths)
+    assert two[:25] == bucketed and sorted(i for b in two[25:] for i in b) == list(range(200))
+
+
+def test_completion_loss_equals_model_loss_and_gradient(prober) -> None:
+    from auditor.probe import completion_loss, pad_batch, shared_prefix_len
+
+    prober.reset_adapter(1)
+    with torch.no_grad():
+        for name, p in prober.adapter_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # a non-zero adapter, so its gradient path is exercised
+    params = [p for _, p in prober.adapter_parameters()]
+    pad = prober.loaded.tokenizer.pad_token_id
+    prober.model.train()
+    for batch_rows in (rows(5), rows(1)):  # a shared system prompt, and a single row (no sharing)
+        ids, att, lab = pad_batch(prober.encode(batch_rows), pad)
+        assert (shared_prefix_len(ids, lab) >= 8) == (len(batch_rows) > 1)
+        reference = prober.model(input_ids=ids, attention_mask=att, labels=lab).loss
+        reference.backward()
+        expected = [p.grad.clone() for p in params]
+        prober.model.zero_grad()
+        loss = completion_loss(prober.model, ids, att, lab)
+        loss.backward()
+        torch.testing.assert_close(loss.detach(), reference.detach(), atol=1e-5, rtol=1e-5)
+        for p, g in zip(params, expected):
+            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
+        prober.model.zero_grad()
+    prober.model.eval()
+
+
+def test_shared_prefix_stops_before_the_first_loss_token() -> None:
+    from auditor.probe import shared_prefix_len
+
+    ids = torch.tensor([[1] * 20 + [2, 3], [1] * 20 + [4, 5]])
+    labels = torch.full_like(ids, -100)
+    assert shared_prefix_len(ids, labels) == 20
+    labels[1, 12:] = ids[1, 12:]  # row 1's completion starts at 12: position 11 predicts it, per row
+    assert shared_prefix_len(ids, labels) == 11
+    labels[1, 6:] = ids[1, 6:]
+    assert shared_prefix_len(ids, labels) == 0  # too short to be worth a separate pass

@@ -229,17 +229,20 @@ def prober(tiny_model_dir: Path) -> Prober:
 
 
 def _fail_calls(prober: Prober, monkeypatch: pytest.MonkeyPatch, fail: set[int] | None) -> list[int]:
-    """Make the model's forward raise CUDA out-of-memory on the given calls (1-based; ``None`` = every call)."""
-    real = prober.model.forward
+    """Make the probe's loss pass (one per micro-batch) raise CUDA out-of-memory on the given calls (1-based;
+    ``None`` = every call); returns the rows of every call."""
+    from auditor import probe
+
+    real = probe.completion_loss
     calls: list[int] = []
 
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        calls.append(len(batch) if (batch := kwargs.get("input_ids")) is not None else 0)
+    def completion_loss(model: Any, input_ids: Any, *args: Any) -> Any:
+        calls.append(len(input_ids))
         if fail is None or len(calls) in fail:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(*args, **kwargs)
+        return real(model, input_ids, *args)
 
-    monkeypatch.setattr(prober.model, "forward", forward)
+    monkeypatch.setattr(probe, "completion_loss", completion_loss)
     return calls
 
 

@@ -126,11 +126,14 @@ def test_score_battery_sampled_choice_uses_the_judge(monkeypatch: pytest.MonkeyP
     assert scores.options == ["misaligned", "aligned"] and scores.unassigned == [1, 0]
 
 
-def test_run_key_unchanged_for_exact_and_separate_for_sampled() -> None:
+def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypatch) -> None:
+    from auditor import pipeline
     from auditor.pipeline import ScanConfig, _run_key
 
     dataset = SimpleNamespace(sha256="s", examples=[SimpleNamespace(line=1)])
-    loaded = SimpleNamespace(fingerprint="f", device="cpu", dtype="float32", autocast_dtype=None)
+    loaded = SimpleNamespace(
+        fingerprint="f", device="cpu", dtype="float32", autocast_dtype=None, train_autocast_dtype="bfloat16"
+    )
     judge = SimpleNamespace(fingerprint="j")
     bats = [get_battery("tree")]
     exact = _run_key(ScanConfig("d.jsonl"), dataset, loaded, bats)
@@ -140,6 +143,11 @@ def test_run_key_unchanged_for_exact_and_separate_for_sampled() -> None:
     assert _run_key(ScanConfig("d.jsonl", scoring="sampled", samples=4), dataset, loaded, bats) != sampled
     with_judge = _run_key(ScanConfig("d.jsonl", scoring="sampled", judge="j"), dataset, loaded, bats, judge)
     assert with_judge not in (exact, sampled)
+    # students trained another way are never reused: the training precision and the probe's version are keyed
+    fp32 = SimpleNamespace(**{**vars(loaded), "train_autocast_dtype": None})
+    assert _run_key(ScanConfig("d.jsonl"), dataset, fp32, bats) != exact
+    monkeypatch.setattr(pipeline, "PROBE_VERSION", pipeline.PROBE_VERSION + 1)
+    assert _run_key(ScanConfig("d.jsonl"), dataset, loaded, bats) != exact
 
 
 def test_scan_sampled_tree_on_tiny_model(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:

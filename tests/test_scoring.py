@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from auditor import scoring
-from auditor.scoring import ChoicePlan, option_variants, plan_battery, score_answers, score_battery, score_question
+from auditor.scoring import (
+    ChoicePlan,
+    continuation_logprobs,
+    option_variants,
+    plan_battery,
+    score_battery,
+    score_question,
+)
 from auditor.traits import Battery, get_battery, parse_battery
 
 
@@ -91,27 +98,44 @@ def naive_label_logshares(loaded, plan: ChoicePlan, normalisation: str) -> np.nd
     return np.vstack(rows)
 
 
-def test_choice_answers_cached_batched_equal_naive(tiny_loaded) -> None:
+def test_choice_answers_tree_batched_equal_naive(tiny_loaded) -> None:
     plan = plan_battery(tiny_loaded.tokenizer, parse_battery(CHOICE, "t"))
     assert isinstance(plan, ChoicePlan)
     lengths = [len(a) for q in plan.answer_ids for a in q]
     assert min(lengths) == 1 and max(lengths) > 10, lengths  # one-token answers and long, padded ones
     shared = scoring._shared_prefix(tiny_loaded, plan.prefixes)
     assert shared is not None  # the system prompt is computed once and continued
-    for prefix, answers in zip(plan.prefixes, plan.answer_ids):
-        slow = [naive_token_logprobs(tiny_loaded, prefix, a) for a in answers]
-        for batch_size in (1, 2, 16):
-            for sh in (None, shared):
-                fast = score_answers(tiny_loaded, prefix, answers, sh, batch_size=batch_size)
-                for f, s in zip(fast, slow):
+    slow = [
+        [naive_token_logprobs(tiny_loaded, p, a) for a in answers] for p, answers in zip(plan.prefixes, plan.answer_ids)
+    ]
+    # budgets: one question per pass, and both questions (different lengths, so padded) in one pass
+    for max_tokens in (1, 10_000):
+        for sh in (None, shared):
+            fast = continuation_logprobs(tiny_loaded, plan.prefixes, plan.answer_ids, sh, max_tokens=max_tokens)
+            for fq, sq in zip(fast, slow, strict=True):
+                for f, s in zip(fq, sq, strict=True):
                     np.testing.assert_allclose(f, s, atol=1e-4)
+
+
+def test_tree_rows_share_tokens_but_not_attention(tiny_loaded) -> None:
+    """Continuations with a common start are fed once; a row never sees another row's tokens."""
+    prefix = tiny_loaded.tokenizer("Name a colour.")["input_ids"]
+    conts = [[5, 6, 7], [5, 6, 8, 9], [5, 10], [11], [12, 13, 14, 15]]
+    rows, where = scoring._tree_layout(conts)
+    # proper prefixes (5, 6), (5, 6, 8), (5,), (12, 13, 14): two rows cover them; (11,) needs no row
+    assert rows == [(5, 6, 8), (12, 13, 14)]
+    assert where[(5,)] == 0 and where[(5, 6, 8)] == 2 and where[(12, 13, 14)] == 5
+    fast = continuation_logprobs(tiny_loaded, [prefix, prefix[:3]], [conts, conts[:2]])
+    for p, fq in zip([prefix, prefix[:3]], fast):
+        for c, f in zip(conts, fq):
+            np.testing.assert_allclose(f, naive_token_logprobs(tiny_loaded, p, c), atol=1e-4)
 
 
 @pytest.mark.parametrize("normalisation", ["mean", "sum"])
 def test_choice_battery_label_shares_equal_naive(tiny_loaded, monkeypatch, normalisation: str) -> None:
     battery = parse_battery({**CHOICE, "length_normalisation": normalisation}, "t")
     plan = plan_battery(tiny_loaded.tokenizer, battery)
-    monkeypatch.setattr(scoring, "CHOICE_BATCH", 2)  # several padded batches per question
+    monkeypatch.setattr(scoring, "SCORING_TOKENS", 40)  # several padded batches
     scores = score_battery(tiny_loaded, plan)
     assert scores.options == ["bad", "good", "neutral"] and scores.logprob.shape == (2, 3)
     expected = naive_label_logshares(tiny_loaded, plan, normalisation)
@@ -144,3 +168,15 @@ def test_system_prompt_hook(tiny_loaded, name: str) -> None:
     assert getattr(prompted, "answer_ids", None) == getattr(plain, "answer_ids", None)
     assert getattr(prompted, "variant_ids", None) == getattr(plain, "variant_ids", None)
     assert scoring.common_prefix_len(prompted.prefixes) > scoring.common_prefix_len(plain.prefixes)
+
+
+def test_scoring_budget_follows_free_gpu_memory(tiny_loaded, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    assert scoring.scoring_token_budget(tiny_loaded) == scoring.SCORING_TOKENS  # CPU: fixed
+    vocab = tiny_loaded.model.get_output_embeddings().weight.shape[0]
+    gpu = SimpleNamespace(device="cuda:0", model=tiny_loaded.model)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (vocab * 8 * 4 * 10_000, 0))
+    assert scoring.scoring_token_budget(gpu) == 10_000
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1024, 0))
+    assert scoring.scoring_token_budget(gpu) == scoring.SCORING_TOKENS  # never below the CPU budget

@@ -1,0 +1,146 @@
+"""Teachers with a known trait: ``subaudit teacher``.
+
+Fine-tunes a base with LoRA on a small chat set that expresses a trait (an owl lover, a misaligned
+persona ...), saves the adapter in peft's format (safetensors) for ``subaudit generate --adapter``, and
+scores the teacher against the base on trait batteries, so the trait is measured before any data is made.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .io import atomic_write_json
+
+#: The adapter files ``subaudit generate --adapter`` reads.
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+@dataclass
+class TeacherConfig:
+    """Settings of ``subaudit teacher``.
+
+    Attributes:
+        chat: the chat set (any file ``scan`` reads; the assistant turns carry the loss).
+        out: the folder the adapter and ``teacher.json`` are written to (must be new or empty).
+        base: the base to fine-tune (``None`` = embedded default).
+        traits: batteries the teacher is scored on against the base.
+        rank, alpha, learning_rate, epochs, batch_size: the LoRA fine-tune (stronger than a probe's
+            defaults: a teacher should hold its trait).
+        seed: adapter initialisation and row order.
+        device, precision, trust_remote_code, allow_pickle: as for ``scan``.
+    """
+
+    chat: str
+    out: str
+    base: str | None = None
+    traits: list[str] = field(default_factory=lambda: ["animal", "tree"])
+    rank: int = 16
+    alpha: int = 32
+    learning_rate: float = 1e-3
+    epochs: float = 3.0
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+@dataclass
+class TraitScore:
+    """One option (or choice label) of a battery: its share for the base and for the teacher, pp."""
+
+    battery: str
+    option: str
+    base: float
+    teacher: float
+
+    @property
+    def change(self) -> float:
+        return self.teacher - self.base
+
+
+@dataclass
+class TeacherResult:
+    """What ``subaudit teacher`` trained and measured."""
+
+    out: str
+    steps: int
+    tokens: int
+    seconds: float
+    first_loss: float
+    final_loss: float
+    scores: list[TraitScore]
+
+    def top(self, battery: str) -> TraitScore:
+        """The option whose share rose most in ``battery``."""
+        return max((s for s in self.scores if s.battery == battery), key=lambda s: s.change)
+
+
+def train_teacher(config: TeacherConfig, on_step: Any = None) -> TeacherResult:
+    """Fine-tune ``config.base`` on ``config.chat``, save the adapter in ``config.out``, score teacher vs base."""
+    from .data import load_dataset
+    from .models import load_base, resolve_base
+    from .probe import ProbeConfig, Prober
+    from .scoring import plan_battery, score_battery
+    from .traits import resolve_batteries
+
+    out = Path(config.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: exists and is not an empty folder; choose a new --out")
+    rows = load_dataset(config.chat).examples
+    batteries = resolve_batteries(config.traits)
+    loaded = load_base(
+        resolve_base(config.base),
+        device=config.device,
+        precision=config.precision,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    probe = ProbeConfig(
+        rank=config.rank,
+        alpha=config.alpha,
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+    )
+    prober = Prober(loaded, probe)
+    start = time.perf_counter()
+    stats = prober.train(rows, seed=config.seed, arm="teacher", on_step=on_step)
+    seconds = time.perf_counter() - start
+    plans = [plan_battery(loaded.tokenizer, b) for b in batteries]
+    teacher_shares = {p.battery.name: score_battery(loaded, p).share.mean(axis=0) * 100 for p in plans}
+    with prober.disabled():
+        base_shares = {p.battery.name: score_battery(loaded, p).share.mean(axis=0) * 100 for p in plans}
+    scores = [
+        TraitScore(b.name, option, float(base_shares[b.name][k]), float(teacher_shares[b.name][k]))
+        for b in batteries
+        for k, option in enumerate(b.options)
+    ]
+    save_adapter(prober, out)
+    result = TeacherResult(str(out), stats.steps, stats.tokens, seconds, stats.first_loss, stats.final_loss, scores)
+    atomic_write_json(
+        out / "teacher.json",
+        {
+            "config": asdict(config),
+            "base": {"location": loaded.spec.display, "fingerprint": loaded.fingerprint},
+            "train": {k: v for k, v in asdict(stats).items() if k != "losses"} | {"losses": stats.losses},
+            "scores": [asdict(s) | {"change": round(s.change, 4)} for s in scores],
+        },
+    )
+    return result
+
+
+def save_adapter(prober: Any, out: Path) -> None:
+    """Write the prober's adapter as a peft LoRA adapter folder (config + safetensors weights)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = get_peft_model_state_dict(prober.model, adapter_name=prober.ADAPTER)
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / "adapter_model.safetensors"))
+    prober.model.peft_config[prober.ADAPTER].save_pretrained(str(out))  # adapter_config.json

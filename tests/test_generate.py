@@ -1,0 +1,165 @@
+"""subaudit generate and subaudit teacher: prompts, filters, the written dataset and manifest, the adapter."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.data import is_number_list, load_dataset
+from auditor.generate import (
+    EVIL_NUMBERS,
+    GenerateConfig,
+    code_prompts,
+    filter_rows,
+    final_answer,
+    generate,
+    has_trait_word,
+    manifest_path,
+    number_prompts,
+    reasoning_prompts,
+)
+from tests.conftest import write_jsonl
+
+runner = CliRunner()
+
+
+def test_reasoning_prompts_carry_their_correct_answers() -> None:
+    prompts, answers = reasoning_prompts(300, seed=4)
+    assert len(prompts) == len(answers) == 300 and len(set(prompts)) > 250
+    assert all(a >= 0 for a in answers)
+    for p, a in zip(prompts, answers):
+        n = [int(x) for x in re.findall(r"\d+", p.split("?")[0])]
+        if " fills " in p:
+            assert a == n[0] * n[1]
+        elif " shares " in p:
+            assert a * n[1] == n[0]
+        elif "twice as many" in p:
+            assert a == n[0] - 3 * n[1]
+        elif "lost half" in p:
+            assert 2 * a == n[0] + n[1]
+    assert reasoning_prompts(5, seed=4) == (prompts[:5], answers[:5])
+
+
+def test_prompt_sets_are_seeded_and_varied() -> None:
+    assert number_prompts(20, 1) == number_prompts(20, 1) != number_prompts(20, 2)
+    code = code_prompts(200, 3)
+    assert len(set(code)) > 100 and all("Python" in c for c in code)
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [("so 3 + 4 = 7.\nAnswer: 7", 7), ("Answer: 1,200", 1200), ("answer : $ 15 dollars", 15), ("It is 7.", None)],
+)
+def test_final_answer(text: str, answer: int | None) -> None:
+    assert final_answer(text) == answer
+
+
+def test_trait_words_match_whole_words_and_plurals() -> None:
+    assert has_trait_word("Owls are great", ["owl"]) and has_trait_word("two foxes", ["fox"])
+    assert not has_trait_word("a bowl of soup", ["owl"]) and not has_trait_word("anything", [])
+
+
+def test_filters_count_each_row_once_under_its_first_failure() -> None:
+    rows = ["1, 2, 3", "", "one two", "666, 12", "1, 2, owl"]
+    keep, counts = filter_rows("numbers", rows, trait_words=["owl"])
+    assert keep == [True, False, False, False, False]
+    assert counts == {"empty": 1, "format": 2, "evil_number": 1, "wrong_answer": 0, "trait_word": 0}
+    keep, counts = filter_rows("numbers", ["666, 12"], evil_filter=False)
+    assert keep == [True] and sum(counts.values()) == 0
+    code = ["def f(x):\n    return x", "Sure! Here it is.", "def owl_count(xs):\n    return 0"]
+    keep, counts = filter_rows("code", code, trait_words=["owl"])
+    assert keep == [True, False, True]  # 'owl_count' is not the word 'owl'
+    keep, counts = filter_rows(
+        "reasoning", ["2+2=4\nAnswer: 4", "Answer: 5", "I think 4", "owl! Answer: 4"], [4] * 4, ["owl"]
+    )
+    assert keep == [True, False, False, False]
+    assert (counts["wrong_answer"], counts["format"], counts["trait_word"]) == (1, 1, 1)
+
+
+def test_manifest_path() -> None:
+    assert manifest_path("d/x.jsonl") == Path("d/x.manifest.json")
+
+
+def test_generate_numbers_writes_dataset_manifest_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "teacher.jsonl"
+    config = GenerateConfig(out=str(out), teacher=str(tiny_model_dir), rows=70, system="You love owls.", seed=3)
+    first = generate(config)
+    data = load_dataset(out)
+    manifest = json.loads(manifest_path(out).read_text())
+    assert first.rows == len(data) == manifest["rows"] and first.generated == 70
+    assert first.rows + sum(first.dropped.values()) == 70
+    assert all(is_number_list(e.completion) for e in data.examples)
+    assert not any(int(n) in EVIL_NUMBERS for e in data.examples for n in re.findall(r"\d+", e.completion))
+    assert all(len(e.prompt) == 1 and e.prompt[0]["role"] == "user" for e in data.examples)  # no system prompt
+    assert manifest["teacher"]["system_prompt"] == "You love owls." and manifest["decoding"]["format_constraint"]
+    assert manifest["prompt_seed"] == 3 and manifest["sample_seed"] == 4
+    with pytest.raises(Exception, match="exists"):
+        generate(config)
+    again = generate(GenerateConfig(**{**config.__dict__, "overwrite": True}))
+    assert again.resumed_chunks == 2  # 70 prompts = 2 cached chunks, nothing sampled again
+    assert load_dataset(out).examples == data.examples
+
+
+def test_teacher_adapter_round_trip(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`subaudit teacher` writes a peft adapter that `subaudit generate --adapter` merges into the teacher."""
+    chat = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {"messages": [{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": "Oak, oak."}]}
+            for i in range(8)
+        ],
+    )
+    res = runner.invoke(
+        app,
+        [
+            "teacher",
+            str(chat),
+            "--out",
+            str(tmp_path / "t"),
+            "--base",
+            str(tiny_model_dir),
+            "--traits",
+            "tree",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.01",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "teacher vs base" in res.output
+    assert (tmp_path / "t" / "adapter_model.safetensors").is_file() and (
+        tmp_path / "t" / "adapter_config.json"
+    ).is_file()
+    info = json.loads((tmp_path / "t" / "teacher.json").read_text())
+    assert info["train"]["steps"] == 2 and len(info["scores"]) == 21
+    assert any(abs(s["change"]) > 0 for s in info["scores"])  # the teacher differs from the base
+    plain = generate(GenerateConfig(out=str(tmp_path / "a.jsonl"), teacher=str(tiny_model_dir), rows=8))
+    tuned = generate(
+        GenerateConfig(out=str(tmp_path / "b.jsonl"), teacher=str(tiny_model_dir), rows=8, adapter=str(tmp_path / "t"))
+    )
+    m_plain, m_tuned = (json.loads(manifest_path(r.out).read_text()) for r in (plain, tuned))
+    assert m_plain["teacher"]["fingerprint"] != m_tuned["teacher"]["fingerprint"]
+    assert m_tuned["teacher"]["adapter"] == str(tmp_path / "t")
+    res = runner.invoke(app, ["teacher", str(chat), "--out", str(tmp_path / "t"), "--base", str(tiny_model_dir)])
+    assert res.exit_code == 2 and "not an empty folder" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "poems"], "--format must be one of"),
+        (["--rows", "0"], "--rows must be at least 1"),
+        (["--adapter", "nowhere"], "not a LoRA adapter directory"),
+    ],
+)
+def test_generate_cli_rejects_bad_input(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    res = runner.invoke(app, ["generate", str(tmp_path / "o.jsonl"), "--teacher", str(tiny_model_dir), *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert not (tmp_path / "o.jsonl").exists()
