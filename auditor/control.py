@@ -19,6 +19,7 @@ from typing import Any
 from .chat import encode_prompt, end_of_turn_ids
 from .data import NUMBERS_RE, Dataset, Example, has_banned_number, is_number_list, load_dataset
 from .io import atomic_write_json, cache_dir
+from .scoring import common_prefix_len
 
 CONTROL_CACHE_VERSION = 3  # 3: number lists from sample_number_lists
 
@@ -220,7 +221,7 @@ def sample_number_lists(
     out: list[str] = [""] * len(prompts)
     with torch.no_grad(), loaded.autocast():
         if len(encoded) > 1:
-            n_shared = max(0, _common_prefix_len(encoded) - 1)  # keep one own token per prompt
+            n_shared = max(0, common_prefix_len(encoded) - 1)  # keep one own token per prompt
         if n_shared:
             shared_cache = decoder(input_ids=torch.tensor([encoded[0][:n_shared]], device=device), use_cache=True).cache
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
@@ -286,14 +287,6 @@ def sample_number_lists(
             if on_batch:
                 on_batch(rows)
     return out
-
-
-def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    n = min(len(s) for s in seqs)
-    for k in range(n):
-        if any(s[k] != seqs[0][k] for s in seqs):
-            return k
-    return n
 
 
 def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[int]:
