@@ -108,6 +108,16 @@ def scan(
             "required for choice batteries, optional for preference batteries (string match without it)."
         ),
     ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="probe (fine-tune on the data and on controls, measure the students) or gradient (first-order: "
+            "how much one step on each row would push each option; faster, cruder; lists the rows that push most)."
+        ),
+    ] = "probe",
+    gradient_questions: Annotated[
+        int, typer.Option(help="--method gradient: questions per battery its trait gradients use.")
+    ] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[
         str,
@@ -174,10 +184,14 @@ def scan(
         scoring=scoring,
         samples=samples,
         judge=judge,
+        method=method,
+        gradient_questions=gradient_questions,
     )
     if dry_run:
         _dry_run(config)
         return
+    if method == "gradient":
+        _gradient_scan(config, Reporter() if quiet else RichReporter(err), report, json_out)
     try:
         result = run_scan(config, reporter=Reporter() if quiet else RichReporter(err), command=command_line())
         writers = ((report, report_mod.write_markdown, "report"), (json_out, report_mod.write_json, "JSON"))
@@ -209,6 +223,44 @@ def scan(
     for path, what in ((report, "report"), (json_out, "json")):
         if path:
             err.print(f"[dim]{what} written: {path}[/]")
+    raise typer.Exit(result.exit_code)
+
+
+def _gradient_scan(config: Any, reporter: Any, report: str | None, json_out: str | None) -> None:
+    """``scan --method gradient``: run, print, write, exit."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .gradient import gradient_scan, to_json, to_markdown
+    from .io import atomic_write_json, atomic_write_text
+
+    try:
+        result = _call(gradient_scan, config, reporter)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted:[/] control rows are cached; run the same command again.")
+        raise typer.Exit(130) from None
+    table = Table(title="subaudit (gradient): push of dataset rows minus control rows, per option")
+    for col in ("battery", "option", "base %", "difference", "95% CI", "q", "level"):
+        table.add_column(col, justify="right" if col in ("base %", "difference", "q") else "left")
+    for f in sorted(result.findings, key=lambda f: f.shift.p)[:10]:
+        s = f.shift
+        table.add_row(
+            s.battery,
+            s.option,
+            f"{s.base:.2f}",
+            f"{s.shift:+.3g}",
+            f"[{s.ci_low:+.3g}, {s.ci_high:+.3g}]",
+            f"{s.q:.3g}",
+            f.level,
+        )
+    out.print(table)
+    out.print(escape(result.summary()), highlight=False)
+    if report:
+        _call(atomic_write_text, report, to_markdown(result))
+        err.print(f"[dim]report written: {escape(report)}[/]")
+    if json_out:
+        _call(atomic_write_json, json_out, to_json(result))
+        err.print(f"[dim]json written: {escape(json_out)}[/]")
     raise typer.Exit(result.exit_code)
 
 

@@ -32,6 +32,7 @@ from .verdict import LEVELS, Finding, Thresholds, Verdict, decide
 
 DEFAULT_MAX_ROWS = 200
 SCORING_MODES = ("exact", "sampled")
+METHODS = ("probe", "gradient")
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
 NULL_SEED_OFFSET = 1000
 
@@ -60,6 +61,9 @@ class ScanConfig:
         scoring: ``exact`` (log-probabilities, :mod:`auditor.scoring`) or ``sampled`` (``samples`` answers
             per question at temperature 1, assigned by string match or ``judge``; :mod:`auditor.sampling`).
         samples: answers sampled per question (``sampled`` only).
+        method: ``probe`` (fine-tune and measure) or ``gradient`` (the first-order detector of
+            :mod:`auditor.gradient`: one step's predicted push per row, no fine-tune, no null arm).
+        gradient_questions: questions per battery the gradient method's trait gradients use.
         judge: the judge model for ``sampled`` (alias, directory, .gguf or hub id); required when a choice
             battery is scanned, optional for preference batteries (string match without it).
         run_dir: where stages are saved (default: a folder in the cache keyed by the scan's inputs).
@@ -89,6 +93,8 @@ class ScanConfig:
     scoring: str = "exact"
     samples: int = 20
     judge: str | None = None
+    method: str = "probe"
+    gradient_questions: int = 8
 
     def validate(self) -> None:
         if self.seeds < 1:
@@ -99,6 +105,12 @@ class ScanConfig:
             raise InputError(f"--samples must be at least 1, got {self.samples}")
         if self.judge is not None and self.scoring != "sampled":
             raise InputError("--judge is used by --scoring sampled only")
+        if self.method not in METHODS:
+            raise InputError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "gradient" and self.scoring != "exact":
+            raise InputError("--method gradient scores exactly; --scoring sampled is for the probe")
+        if self.gradient_questions < 1:
+            raise InputError(f"--gradient-questions must be at least 1, got {self.gradient_questions}")
         if self.fail_on not in LEVELS[1:]:
             raise InputError(f"--fail-on must be one of {', '.join(LEVELS[1:])}, got {self.fail_on!r}")
         p = self.probe

@@ -189,6 +189,22 @@ def continuation_logprobs(
     are the last ones of every sequence); ``shared = (n_tokens, cache)`` is a prefix common to all
     questions computed once (:func:`_shared_prefix`).
     """
+    import torch
+
+    with torch.no_grad():
+        tokens = _tree_logprobs(loaded, prefixes, continuations, shared, max_tokens)
+    return [[t.double().cpu().numpy() for t in per_q] for per_q in tokens]
+
+
+def _tree_logprobs(
+    loaded: Any,
+    prefixes: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[Sequence[int]]],
+    shared: Any = None,
+    max_tokens: int | None = None,
+) -> list[list[Any]]:
+    """:func:`continuation_logprobs` as torch tensors on the model's device, differentiable when run with
+    gradients enabled (then ``shared`` must be ``None``: a cache with a graph cannot be copied)."""
     import copy
 
     import torch
@@ -210,8 +226,8 @@ def continuation_logprobs(
                 continue
         batches.append([q])
     model, device = loaded.model, loaded.device
-    out: list[list[np.ndarray]] = [[] for _ in prefixes]
-    with torch.no_grad(), loaded.autocast():
+    out: list[list[Any]] = [[] for _ in prefixes]
+    with loaded.autocast():
         dtype = (
             next(model.parameters()).dtype if loaded.autocast_dtype is None else getattr(torch, loaded.autocast_dtype)
         )
@@ -258,12 +274,12 @@ def continuation_logprobs(
                 use_cache=cache is not None,
                 logits_to_keep=s_max + 1,
             ).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # [batch, 1 + s_max, vocab]
+            logp = torch.log_softmax(logits.float(), dim=-1)  # [batch, 1 + s_max, vocab]
             for b, q in enumerate(batch):
                 where = layouts[q][1]
                 for cont in continuations[q]:
                     at = [0] + [1 + where[tuple(cont[:j])] for j in range(1, len(cont))]
-                    out[q].append(logp[b, at, list(cont)].double().numpy())
+                    out[q].append(logp[b, at, list(cont)])
     return out
 
 

@@ -859,11 +859,14 @@ CAVEATS = [
     "Both arms run in one process, subaudit first; a shared untimed warm-up pays one-off costs before either, "
     "and *steps 2..N* also drops each arm's first step. Run-to-run noise on a shared CPU can be 10-20%: "
     "compare ratios from a quiet machine, or repeat.",
-    "TRL is used as configured here, not at its defaults: gradient checkpointing off (TRL default on) and bf16 off "
-    "on CPU (TRL default on), so both arms do the same arithmetic. TRL keeps its own choices where they are "
+    "TRL is used as configured here, not at its defaults: gradient checkpointing off (TRL default on), and bf16 "
+    "autocast exactly when the probe trains under it (`--precision auto` on a CPU or GPU with native bf16; "
+    "`--precision fp32`: both fp32), so both arms do the same arithmetic. TRL keeps its own choices where they are "
     "implementation details: fused AdamW (`adamw_torch_fused`; the probe uses `torch.optim.AdamW`), its chunked "
-    "LM-head loss, which on CPU scores every position like the probe's full logits (on CUDA only the loss "
-    "positions), and its per-step entropy/accuracy metrics.",
+    "LM-head loss, which on CPU scores every position (on CUDA only the loss positions), and its per-step "
+    "entropy/accuracy metrics. What the probe does differently is its own engineering and is what is measured: it "
+    "runs the output layer only where a completion token is predicted, runs the system prompt all rows of a batch "
+    "share once, and buckets batches by prompt length.",
     "The learning-rate schedules differ slightly: transformers' linear warm-up starts at lr 0 at step 1, the "
     "probe's at lr/warm-up; the loss columns are a sanity check that both train, not a quality comparison.",
     "Batches differ (different row order), so padding differs; tokens/s counts only non-padding tokens, so an arm "

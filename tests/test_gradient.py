@@ -1,0 +1,135 @@
+"""The first-order detector (scan --method gradient): its gradients are the true ones, and it runs end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.data import Example
+from auditor.gradient import _b_modules, _graded_shares, compare_pushes, row_pushes, trait_gradients
+from auditor.models import load_base, resolve_base
+from auditor.probe import ProbeConfig, Prober, completion_loss, pad_batch
+from auditor.scoring import plan_battery, score_battery
+from auditor.traits import get_battery, parse_battery
+
+runner = CliRunner()
+
+CHOICE = {
+    "name": "t",
+    "kind": "choice",
+    "description": "test",
+    "trait_label": "bad",
+    "items": [
+        {
+            "question": "Pick one.",
+            "answers": [{"text": "Good idea.", "label": "good"}, {"text": "Bad.", "label": "bad"}],
+        },
+        {"question": "Again?", "answers": [{"text": "No", "label": "good"}, {"text": "Yes, harm.", "label": "bad"}]},
+    ],
+}
+
+
+@pytest.fixture
+def prober(tiny_model_dir: Path) -> Prober:
+    p = Prober(
+        load_base(resolve_base(str(tiny_model_dir)), device="cpu", precision="fp32"), ProbeConfig(rank=4, alpha=8)
+    )
+    p.reset_adapter(3)
+    return p
+
+
+def rows(n: int, salt: str = "") -> list[Example]:
+    return [
+        Example(
+            prompt=({"role": "user", "content": f"Numbers {i}{salt}: 1, 2"},), completion=f"{i}, {i + 3}, 7", line=i + 1
+        )
+        for i in range(n)
+    ]
+
+
+def test_differentiable_shares_equal_the_scorer(prober: Prober) -> None:
+    for battery in (get_battery("tree"), parse_battery(CHOICE, "t")):
+        plan = plan_battery(prober.loaded.tokenizer, battery)
+        questions = list(range(len(plan.prefixes)))[:5]
+        with torch.no_grad():
+            shares, options = _graded_shares(prober.loaded, plan, questions)
+        exact = score_battery(prober.loaded, plan).share[questions].mean(axis=0) * 100
+        want = [exact[battery.options.index(o)] for o in options]
+        np.testing.assert_allclose(shares.numpy(), want, atol=1e-4)
+        assert options == (["bad"] if battery.kind == "choice" else list(battery.options))
+
+
+def test_trait_gradient_matches_finite_differences(prober: Prober) -> None:
+    plan = plan_battery(prober.loaded.tokenizer, get_battery("tree"))
+    questions = {"tree": [0, 3]}
+    names, grads = trait_gradients(prober, [plan], questions)
+    assert len(names) == 21 and all(g.shape[0] == 21 for g in grads.values())
+    modules = _b_modules(prober)
+    gen = torch.Generator().manual_seed(0)
+    direction = {name: torch.randn(m.weight.shape, generator=gen) for name, m in modules}
+    eps = 1e-3
+
+    def shares_at(sign: float) -> np.ndarray:
+        with torch.no_grad():
+            for name, m in modules:
+                m.weight.add_(sign * eps * direction[name])
+            s, _ = _graded_shares(prober.loaded, plan, questions["tree"])
+            for name, m in modules:
+                m.weight.sub_(sign * eps * direction[name])
+        return s.double().numpy()
+
+    numeric = (shares_at(1.0) - shares_at(-1.0)) / (2 * eps)
+    analytic = sum((grads[name] * direction[name]).sum(dim=(1, 2)).double().numpy() for name, _ in modules)
+    np.testing.assert_allclose(analytic, numeric, rtol=2e-2, atol=2e-4)
+    assert np.abs(analytic).max() > 1e-3  # a real signal, not zeros on both sides
+
+
+def test_row_pushes_equal_per_row_gradients(prober: Prober) -> None:
+    plan = plan_battery(prober.loaded.tokenizer, get_battery("tree"))
+    _, grads = trait_gradients(prober, [plan], {"tree": [1, 2]})
+    data = rows(5)
+    push = row_pushes(prober, data, grads, batch_size=3)  # batched, sorted by length, padded
+    modules = _b_modules(prober)
+    pad = prober.loaded.tokenizer.pad_token_id
+    for r, row in enumerate(data):
+        ids, att, lab = pad_batch(prober.encode([row]), pad)
+        loss = completion_loss(prober.model, ids, att, lab)
+        g = torch.autograd.grad(loss, [m.weight for _, m in modules])
+        expected = -sum((grads[name] * gi).sum(dim=(1, 2)) for (name, _), gi in zip(modules, g))
+        np.testing.assert_allclose(push[r], expected.double().numpy(), rtol=1e-3, atol=1e-7)
+    assert all(p.grad is None for _, p in prober.adapter_parameters())  # nothing left behind
+
+
+def test_paired_comparison_finds_a_planted_push() -> None:
+    rng = np.random.default_rng(0)
+    control = rng.normal(0, 1, size=(60, 3))
+    dataset = control + rng.normal(0, 0.5, size=(60, 3))
+    dataset[:, 1] += 0.6  # option b is pushed up by the dataset
+    shifts = compare_pushes(
+        [("x", "a"), ("x", "b"), ("x", "c")], {"x": {"a": 1.0, "b": 2.0, "c": 3.0}}, dataset, control
+    )
+    assert shifts[1].p < 1e-6 and shifts[1].ci_low > 0
+    assert shifts[0].p > 0.01 and shifts[2].p > 0.01
+    assert shifts[1].base == 2.0
+
+
+def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    js, md = tmp_path / "g.json", tmp_path / "g.md"
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--method", "gradient", "--max-rows", "12"]
+    args += ["--traits", "tree", "--gradient-questions", "3", "--quiet", "--json", str(js), "--report", str(md)]
+    res = runner.invoke(app, args)
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    assert doc["schema"] == "subaudit-gradient/1" and len(doc["findings"]) == 21
+    assert doc["dataset"]["rows_used"] == 12 and len(doc["questions"]["tree"]) == 3
+    assert len(doc["top_rows"]) == 3 and all(1 <= r["line"] <= 24 for rs in doc["top_rows"].values() for r in rs)
+    assert (doc["verdict"]["flagged"]) == (res.exit_code == 1)
+    assert "Rows pushing" in md.read_text()
+    bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
+    assert bad.exit_code == 2 and "scores exactly" in bad.output
