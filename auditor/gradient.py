@@ -70,7 +70,8 @@ class GradientResult:
 
 
 def _graded_shares(loaded: Any, plan: Any, questions: Sequence[int]) -> Any:
-    """Differentiable battery shares (pp, mean over ``questions``) of the battery's graded options."""
+    """Differentiable battery shares (pp, mean over ``questions``) of the battery's graded options, under the
+    training precision (a gradient's direction, the same for both arms, need not be as exact as a score)."""
     import torch
 
     from .scoring import ChoicePlan, _tree_logprobs
@@ -79,7 +80,7 @@ def _graded_shares(loaded: Any, plan: Any, questions: Sequence[int]) -> Any:
     prefixes = [plan.prefixes[q] for q in questions]
     if isinstance(plan, ChoicePlan):
         conts = [plan.answer_ids[q] for q in questions]
-        tokens = _tree_logprobs(loaded, prefixes, conts)
+        tokens = _tree_logprobs(loaded, prefixes, conts, autocast_dtype=loaded.train_autocast_dtype)
         shares = []
         for q, per_answer in zip(questions, tokens):
             agg = [t.mean() if battery.length_normalisation == "mean" else t.sum() for t in per_answer]
@@ -87,7 +88,9 @@ def _graded_shares(loaded: Any, plan: Any, questions: Sequence[int]) -> Any:
             owners = torch.tensor(plan.answer_option[q])
             shares.append(torch.stack([log_share[owners == k].exp().sum() for k in range(len(battery.options))]))
     else:
-        tokens = _tree_logprobs(loaded, prefixes, [plan.variant_ids] * len(prefixes))
+        tokens = _tree_logprobs(
+            loaded, prefixes, [plan.variant_ids] * len(prefixes), autocast_dtype=loaded.train_autocast_dtype
+        )
         owners = torch.tensor(plan.variant_option)
         shares = []
         for per_variant in tokens:

@@ -103,13 +103,14 @@ class LoadedModel:
 
     def autocast(self) -> Any:
         """Context manager for scoring and sampling passes (bf16 autocast only with ``--precision bf16``)."""
-        return self._autocast(self.autocast_dtype)
+        return self.autocast_as(self.autocast_dtype)
 
     def train_autocast(self) -> Any:
         """Context manager for the probe's forward/backward passes (bf16 autocast where the device has fast bf16)."""
-        return self._autocast(self.train_autocast_dtype)
+        return self.autocast_as(self.train_autocast_dtype)
 
-    def _autocast(self, dtype: str | None) -> Any:
+    def autocast_as(self, dtype: str | None) -> Any:
+        """Context manager: autocast to ``dtype`` (``None``: none)."""
         if dtype is None:
             return nullcontext()
         import torch

@@ -202,9 +202,14 @@ def _tree_logprobs(
     continuations: Sequence[Sequence[Sequence[int]]],
     shared: Any = None,
     max_tokens: int | None = None,
+    autocast_dtype: str | None | bool = False,
 ) -> list[list[Any]]:
     """:func:`continuation_logprobs` as torch tensors on the model's device, differentiable when run with
-    gradients enabled (then ``shared`` must be ``None``: a cache with a graph cannot be copied)."""
+    gradients enabled (then ``shared`` must be ``None``: a cache with a graph cannot be copied).
+
+    ``autocast_dtype``: ``False`` = the model's scoring precision; else the autocast dtype to run under
+    (``None`` = none).
+    """
     import copy
 
     import torch
@@ -227,10 +232,9 @@ def _tree_logprobs(
         batches.append([q])
     model, device = loaded.model, loaded.device
     out: list[list[Any]] = [[] for _ in prefixes]
-    with loaded.autocast():
-        dtype = (
-            next(model.parameters()).dtype if loaded.autocast_dtype is None else getattr(torch, loaded.autocast_dtype)
-        )
+    cast = loaded.autocast_dtype if autocast_dtype is False else autocast_dtype
+    with loaded.autocast_as(cast):
+        dtype = next(model.parameters()).dtype if cast is None else getattr(torch, cast)
         for batch in batches:
             a_max = max(widths[i][0] for i in batch)
             s_max = max(widths[i][1] for i in batch)
