@@ -279,11 +279,20 @@ def _tree_logprobs(
                 logits_to_keep=s_max + 1,
             ).logits
             logp = torch.log_softmax(logits.float(), dim=-1)  # [batch, 1 + s_max, vocab]
+            # one gather for the whole batch (one gather per continuation would make the backward pass
+            # write a full [batch, positions, vocab] gradient per continuation)
+            rows_i, cols_i, toks_i, spans = [], [], [], []
             for b, q in enumerate(batch):
                 where = layouts[q][1]
                 for cont in continuations[q]:
-                    at = [0] + [1 + where[tuple(cont[:j])] for j in range(1, len(cont))]
-                    out[q].append(logp[b, at, list(cont)])
+                    spans.append((q, len(rows_i), len(cont)))
+                    rows_i += [b] * len(cont)
+                    cols_i += [0] + [1 + where[tuple(cont[:j])] for j in range(1, len(cont))]
+                    toks_i += list(cont)
+            index = [torch.tensor(x, device=logp.device) for x in (rows_i, cols_i, toks_i)]
+            values = logp[index[0], index[1], index[2]]
+            for q, start, n in spans:
+                out[q].append(values[start : start + n])
     return out
 
 
