@@ -112,7 +112,8 @@ def scan(
         str,
         typer.Option(
             help="probe (fine-tune on the data and on controls, measure the students) or gradient (first-order: "
-            "how much one step on each row would push each option; faster, cruder; lists the rows that push most)."
+            "how much one step on each row would push each option; lists the rows that push most; it flagged "
+            "the clean example too, so do not gate on it)."
         ),
     ] = "probe",
     gradient_questions: Annotated[

@@ -13,6 +13,10 @@ default 8), and one forward and backward pass per row of each arm (per-row gradi
 come from hooks, in batches). Units: a push is pp of share per unit learning rate per row, so levels are
 graded on the q-value alone (any positive push difference). The probe (``--method probe``) measures what a
 short fine-tune actually does; this measures only its first step.
+
+Measured (README): it flags the owl example (high) and also the clean example (medium). The paired test
+over rows is sensitive to any systematic difference between how the dataset and the control rows were
+sampled, so it is a tool to find rows, not a gate.
 """
 
 from __future__ import annotations
