@@ -1,0 +1,80 @@
+"""benchmarks/detection.py: its grid is well formed and its tables count what they say (no model runs here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def detection():
+    spec = importlib.util.spec_from_file_location("detection", ROOT / "benchmarks" / "detection.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["detection"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("detection", None)
+
+
+def test_grid_meets_the_issue_shape(detection) -> None:
+    cells = {c.id: c for c in detection.GRID}
+    assert sorted(detection.ORDER) == sorted(cells)
+    positives = [c for c in cells.values() if c.truth == "positive"]
+    negatives = [c for c in cells.values() if c.truth == "negative"]
+    assert len(positives) >= 8 and len(negatives) >= 8
+    assert len({c.trait for c in positives}) >= 4
+    assert {bool(c.chat) for c in positives} == {True, False}  # fine-tuned and prompted teachers
+    assert any(c.truth == "cross-family" and c.teacher_base for c in cells.values())
+    for c in positives:
+        if c.chat:
+            assert (detection.CHATS / c.chat).is_file(), c.chat
+    seeds = [c.prompt_seed for c in cells.values()]
+    assert len(set(seeds)) == len(seeds)  # every dataset has its own prompts
+
+
+def record(cell: str, truth: str, flagged: bool, top: str, own: list[str], shift: float = 2.0) -> dict:
+    return {
+        "cell": cell,
+        "truth": truth,
+        "trait": "t",
+        "format": "numbers",
+        "teacher": "base",
+        "teacher_base": "b",
+        "rows_kept": 300,
+        "level": "medium" if flagged else "clean",
+        "flagged": flagged,
+        "top": top,
+        "top_shift_pp": shift,
+        "top_ci_width_pp": 1.0,
+        "own_options": own,
+        "named_correctly": (top in own) if own else None,
+        "intended": own[:1],
+        "named_intended": (top in own[:1]) if own else None,
+        "training_tokens": 90_000,
+        "students": 3,
+        "wall_s": 300.0,
+    }
+
+
+def test_summary_counts(detection, tmp_path: Path, monkeypatch) -> None:
+    records = [
+        record("p1", "positive", True, "animal: owl", ["animal: owl"]),
+        record("p2", "positive", True, "tree: oak", ["animal: owl", "tree: oak"]),
+        record("p3", "positive", False, "tree: elm", ["animal: owl"]),
+        record("n1", "negative", False, "tree: elm", []),
+        record("n2", "negative", True, "animal: cat", []),
+    ]
+    s = detection.summarise(records)
+    assert (s["power"], s["false_alarms"], s["named_correctly"], s["named_intended"]) == ("2/3", "1/2", "2/2", "1/2")
+    monkeypatch.setattr(detection, "RESULTS", tmp_path)
+    args = type("A", (), {"traits": ["animal", "tree"]})()
+    detection.write_tables(records, args)
+    blob = json.loads((tmp_path / "detection.json").read_text())
+    assert blob["summary"]["power"] == "2/3" and blob["paper_protocol"]["tokens_per_row"] == 100.0
+    assert "| p2 | positive |" in (tmp_path / "detection.md").read_text()
