@@ -254,6 +254,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
         "teacher_base": cell.teacher_base or "smollm2-135m",
         "rows_generated": manifest["generated"],
         "rows_kept": manifest["rows"],
+        "rows_used": blob["dataset"]["rows_used"],
         "dropped": manifest["dropped"],
         "level": result.verdict.level,
         "flagged": result.verdict.flagged,
@@ -298,11 +299,18 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _rows_used(record: dict[str, Any]) -> int:
+    """Rows a cell's scan trained on (cells recorded before this field existed used the default budget)."""
+    from auditor.pipeline import DEFAULT_MAX_ROWS
+
+    return record.get("rows_used") or min(record["rows_kept"], DEFAULT_MAX_ROWS)
+
+
 def paper_compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's protocol for one dataset, in the same units, from our measured tokens per row."""
     if not records:
         return {}
-    per_row = sum(r["training_tokens"] / (r["students"] * 300) for r in records) / len(records)
+    per_row = sum(r["training_tokens"] / (r["students"] * _rows_used(r)) for r in records) / len(records)
     return {
         "training_tokens_low": round(10_000 * 3 * per_row),
         "training_tokens_high": round(10_000 * 10 * per_row),
@@ -329,16 +337,16 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
         f"top shift of positives {summary['median_top_shift_pp']} pp · median CI width "
         f"{summary['median_ci_width_pp']} pp · median wall {summary['median_wall_s']} s per scan.",
         "",
-        "| cell | truth | teacher | trait | format | rows | level | top finding | shift pp | CI width | named "
-        "| wall s |",
+        "| cell | truth | teacher | trait | format | rows (kept/used) | level | top finding | shift pp | CI width "
+        "| named | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         named = "-" if r["named_correctly"] is None else ("yes" if r["named_correctly"] else "no")
         lines.append(
             f"| {r['cell']} | {r['truth']} | {r['teacher']} ({r['teacher_base']}) | {r['trait']} | {r['format']} | "
-            f"{r['rows_kept']} | {r['level']} | {r['top']} | {r['top_shift_pp']:+.2f} | {r['top_ci_width_pp']:.2f} | "
-            f"{named} | {r['wall_s']:.0f} |"
+            f"{r['rows_kept']}/{_rows_used(r)} | {r['level']} | {r['top']} | {r['top_shift_pp']:+.2f} | "
+            f"{r['top_ci_width_pp']:.2f} | {named} | {r['wall_s']:.0f} |"
         )
     if paper:
         lines += [

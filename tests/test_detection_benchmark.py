@@ -47,6 +47,7 @@ def record(cell: str, truth: str, flagged: bool, top: str, own: list[str], shift
         "teacher": "base",
         "teacher_base": "b",
         "rows_kept": 300,
+        "rows_used": 300,
         "level": "medium" if flagged else "clean",
         "flagged": flagged,
         "top": top,
