@@ -238,7 +238,7 @@ def gradient_scan(config: Any, reporter: Any = None) -> GradientResult:
     from .control import build_control
     from .data import load_dataset
     from .models import resolve_base
-    from .pipeline import _base_info, _now, check_batteries, load_model, versions
+    from .pipeline import _base_info, _now, check_batteries, dataset_summary, load_model, versions
     from .probe import Prober
     from .progress import Reporter
     from .scoring import plan_battery, score_battery
@@ -267,6 +267,7 @@ def gradient_scan(config: Any, reporter: Any = None) -> GradientResult:
         from .errors import InputError
 
         raise InputError(f"{config.data}: fewer than 3 dataset rows have a usable control row")
+    data_rows = [e for e, _ in pairs]
     prober = Prober(loaded, config.probe)
     prober.reset_adapter(config.seed)
     plans = [plan_battery(loaded.tokenizer, b) for b in batteries]
@@ -289,7 +290,7 @@ def gradient_scan(config: Any, reporter: Any = None) -> GradientResult:
     timings["trait_gradients"] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
     with rep.stage("dataset rows", total=1) as advance:
-        d_push = row_pushes(prober, [e for e, _ in pairs], grads, config.probe.batch_size)
+        d_push = row_pushes(prober, data_rows, grads, config.probe.batch_size)
         advance(1)
     with rep.stage("control rows (gradients)", total=1) as advance:
         c_push = row_pushes(prober, [c for _, c in pairs], grads, config.probe.batch_size)
@@ -298,20 +299,13 @@ def gradient_scan(config: Any, reporter: Any = None) -> GradientResult:
     shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
     verdict, findings = decide(shifts, fail_on=config.fail_on, thresholds=GRADIENT_THRESHOLDS)
     ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
-    top_rows = {f"{names[k][0]}: {names[k][1]}": top_pushing_rows([e for e, _ in pairs], d_push, k) for k in ranked}
+    top_rows = {f"{names[k][0]}: {names[k][1]}": top_pushing_rows(data_rows, d_push, k) for k in ranked}
     timings["total"] = round(time.perf_counter() - t0, 2)
     return GradientResult(
         config=config,
         verdict=verdict,
         findings=findings,
-        dataset={
-            "path": dataset.path,
-            "sha256": dataset.sha256,
-            "rows_total": dataset.total_rows,
-            "rows_sampled": len(dataset),
-            "rows_used": len(pairs),
-            "format": dataset.completion_format,
-        },
+        dataset=dataset_summary(dataset, rows_used=len(pairs)),
         base=_base_info(spec, loaded),
         control={"source": control.source, "kept": control.kept, "attempts": control.attempts, "notes": control.notes},
         batteries=[b.summary() for b in batteries],

@@ -303,6 +303,18 @@ def _same_scan(manifest_path: Path, key: str, rep: Reporter) -> bool:
     return False
 
 
+def dataset_summary(dataset: Dataset, rows_used: int) -> dict[str, Any]:
+    """The dataset block of a result: file, hash, rows in the file, sampled and used (paired with a control)."""
+    return {
+        "path": dataset.path,
+        "sha256": dataset.sha256,
+        "rows_total": dataset.total_rows,
+        "rows_sampled": len(dataset),
+        "rows_used": rows_used,
+        "format": dataset.completion_format,
+    }
+
+
 def _base_info(spec: ModelSpec, loaded: LoadedModel) -> dict[str, Any]:
     return {
         "requested": spec.requested,
@@ -539,14 +551,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
         config=config,
         verdict=verdict,
         findings=findings,
-        dataset={
-            "path": dataset.path,
-            "sha256": dataset.sha256,
-            "rows_total": dataset.total_rows,
-            "rows_sampled": len(dataset),
-            "rows_used": len(pairs),
-            "format": dataset.completion_format,
-        },
+        dataset=dataset_summary(dataset, rows_used=len(pairs)),
         base=_base_info(spec, loaded),
         control={
             "source": control.source,
