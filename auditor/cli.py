@@ -332,6 +332,9 @@ def generate(
     precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (see scan).")] = "auto",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")] = False,
     allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")] = False,
+    chat_template: Annotated[
+        str | None, typer.Option(help="Jinja chat template file, for a teacher that ships none.")
+    ] = None,
 ) -> None:
     """Write a teacher dataset with known ground truth (numbers, code or reasoning), filtered as the paper did."""
     from .generate import GenerateConfig
@@ -354,6 +357,7 @@ def generate(
         precision=precision,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
+        chat_template=chat_template,
     )
     try:
         result = _call(run_generate, config, progress=lambda done, total: err.print(f"[dim]{done}/{total} answered[/]"))

@@ -292,6 +292,7 @@ class GenerateConfig:
         max_new_tokens: tokens per completion (default: 48 numbers, 160 code, 200 reasoning).
         temperature: sampling temperature.
         overwrite: replace an existing ``out`` file.
+        chat_template: a Jinja chat template file for a teacher whose tokenizer has none.
         device, precision, trust_remote_code, allow_pickle: as for ``scan``.
     """
 
@@ -312,6 +313,7 @@ class GenerateConfig:
     precision: str = "auto"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    chat_template: str | None = None
 
 
 @dataclass
@@ -381,6 +383,7 @@ def load_teacher(config: GenerateConfig) -> Any:
         precision=config.precision,
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
+        chat_template=config.chat_template,
     )
     if config.adapter:
         loaded.model = merge_adapter(loaded.model, config.adapter, allow_pickle=config.allow_pickle)
@@ -484,6 +487,7 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
             "fingerprint": loaded.fingerprint,
             "adapter": config.adapter,
             "system_prompt": config.system,
+            "chat_template": config.chat_template,
         },
         "format": config.format,
         "prompt_seed": config.seed,

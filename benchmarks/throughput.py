@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,6 +535,47 @@ def k_needed(within: float, between: float, tolerance: float) -> float:
     return within / (((1 + tolerance) ** 2 - 1) * between)
 
 
+def all_options(
+    share: np.ndarray,
+    options: list[str],
+    on_rate: float,
+    tolerance: float,
+    sampling_cost: Callable[[float], tuple[float, float]],
+    plan: ScoringPlan,
+) -> dict[str, Any]:
+    """Samples needed and the forward-token ratio for every option of the battery, and for a whole scan.
+
+    A scan reports every option at once, so sampling matches its CI width only when the K needed for the
+    hardest option is reached: the scan's K is the maximum over options."""
+    per_option = []
+    for j, option in enumerate(options):
+        p = share[:, j]
+        between = float(np.var(p, ddof=1)) if len(p) > 1 else 0.0
+        k_on = k_needed(float(np.mean(p * (1 - p))), between, tolerance)
+        k_total = k_on / on_rate if on_rate > 0 else math.inf
+        tokens = sampling_cost(k_total)[0] if math.isfinite(k_total) else math.inf
+        per_option.append(
+            {
+                "option": option,
+                "exact_share": float(p.mean()),
+                "k_total_needed": k_total,
+                "token_ratio": tokens / plan.forward_tokens,
+            }
+        )
+    ratios = np.array([r["token_ratio"] for r in per_option])
+    hardest = max(per_option, key=lambda r: r["k_total_needed"])
+    return {
+        "per_option": sorted(per_option, key=lambda r: -r["exact_share"]),
+        "min_ratio": float(ratios.min()),
+        "min_ratio_option": per_option[int(np.argmin(ratios))]["option"],
+        "median_ratio": float(np.median(ratios)),
+        "options_at_least_50x": int((ratios >= 50).sum()),
+        "scan_k_total_needed": hardest["k_total_needed"],
+        "scan_hardest_option": hardest["option"],
+        "scan_token_ratio": hardest["token_ratio"],
+    }
+
+
 def scoring_vs_sampling(spec: ModelSpec, args: argparse.Namespace) -> dict[str, Any]:
     """Part 2 (see the module docstring)."""
     battery = get_battery("animal")
@@ -619,6 +660,7 @@ def scoring_vs_sampling(spec: ModelSpec, args: argparse.Namespace) -> dict[str, 
             )
         rows.append(row)
     return {
+        "all_options": all_options(share, list(battery.options), on_rate, args.tolerance, sampling_cost, plan),
         "battery": battery.name,
         "questions": n_q,
         "options": list(battery.options),
@@ -738,6 +780,27 @@ def scoring_table(part2: dict[str, Any]) -> list[str]:
     return lines
 
 
+def all_options_lines(part2: dict[str, Any]) -> list[str]:
+    a = part2.get("all_options")
+    if not a:
+        return []
+    n = len(a["per_option"])
+    return [
+        f"**Every option** (the scan tests all {n} at once): forward-token ratio sampling / exact "
+        f"min {a['min_ratio']:.1f}x ({a['min_ratio_option']}), median "
+        f"{a['median_ratio']:,.0f}x; {a['options_at_least_50x']} of {n} options >= 50x. For a whole scan "
+        f"sampling must reach the CI width on the hardest option ({a['scan_hardest_option']}: "
+        f"{_k(a['scan_k_total_needed'])} answers per question): {a['scan_token_ratio']:,.0f}x.",
+        "",
+        "| option | exact share | all answers needed per question | token ratio |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {r['option']} | {100 * r['exact_share']:.2f}% | {_k(r['k_total_needed'])} | {r['token_ratio']:,.1f}x |"
+            for r in a["per_option"]
+        ),
+    ]
+
+
 def sampling_runs_table(part2: dict[str, Any]) -> list[str]:
     ex = part2["exact"]
     lines = [
@@ -839,6 +902,8 @@ def write_report(result: dict[str, Any], sub: ArmResult, trl: ArmResult, out_bas
         *scoring_table(part2),
         "",
         *sampling_runs_table(part2),
+        "",
+        *all_options_lines(part2),
         "",
         f"On-option rate pi: {part2['on_option_answers']} of {part2['sampled_answers']} sampled answers "
         f"({100 * part2['on_option_rate']:.1f}%) name a listed option. Example answers (first question): "

@@ -74,8 +74,24 @@ def test_summary_counts(detection, tmp_path: Path, monkeypatch) -> None:
     s = detection.summarise(records)
     assert (s["power"], s["false_alarms"], s["named_correctly"], s["named_intended"]) == ("2/3", "1/2", "2/2", "1/2")
     monkeypatch.setattr(detection, "RESULTS", tmp_path)
+    monkeypatch.setattr(detection, "work_dir", lambda: tmp_path / "work")
+    monkeypatch.setattr(detection, "ORDER", [r["cell"] for r in records])
+    for r in records:
+        path = detection.scan_file(r["cell"], "probe")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    # the gradient method finished two cells: it flags the negative one and misses the positive one
+    for r in (record("p1", "positive", False, "animal: cat", ["animal: owl"]), record("n1", "negative", True, "x", [])):
+        path = detection.scan_file(r["cell"], "gradient")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**r, "training_tokens": 0, "students": 0}))
     args = type("A", (), {"traits": ["animal", "tree"]})()
-    detection.write_tables(records, args)
+    detection.write_tables(args)
     blob = json.loads((tmp_path / "detection.json").read_text())
     assert blob["summary"]["power"] == "2/3" and blob["paper_protocol"]["tokens_per_row"] == 100.0
-    assert "| p2 | positive |" in (tmp_path / "detection.md").read_text()
+    assert blob["gradient"]["summary"]["power"] == "0/1" and blob["gradient"]["summary"]["false_alarms"] == "1/1"
+    text = (tmp_path / "detection.md").read_text()
+    assert "| p2 | positive |" in text
+    assert "| p1 | positive | medium, animal: owl | clean, animal: cat |" in text
+    expected = "On these 2 cells: probe power 1/1, false alarms 0/1, named 1/1; gradient power 0/1, false alarms 1/1"
+    assert expected in text

@@ -62,3 +62,39 @@ def test_precision_picks_autocast_per_stage(tiny_model_dir, monkeypatch, precisi
         assert torch.is_autocast_enabled("cpu") == (train is not None)
     with loaded.autocast():
         assert torch.is_autocast_enabled("cpu") == (score is not None)
+
+
+def test_chat_template_file_for_a_base_without_one(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A base that ships no chat template is refused unless a template file is given; the file's template
+    is used and becomes part of the fingerprint (so caches never mix templates)."""
+    import json
+    import shutil
+
+    from auditor.models import load_base
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_model_dir, bare)
+    cfg_path = bare / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.pop("chat_template", None)
+    cfg_path.write_text(json.dumps(cfg))
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError, match="--chat-template"):
+        load_base(resolve_base(str(bare)), device="cpu")
+
+    template = Path(__file__).resolve().parent.parent / "examples" / "templates" / "gemma.jinja"
+    loaded = load_base(resolve_base(str(bare)), device="cpu", chat_template=str(template))
+    text = loaded.tokenizer.apply_chat_template(
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert text.endswith("<start_of_turn>user\nS\n\nHi<end_of_turn>\n<start_of_turn>model\n")
+    assert "+template:" in loaded.fingerprint
+
+    with pytest.raises(InputError, match="no such file"):
+        load_base(resolve_base(str(bare)), device="cpu", chat_template=str(tmp_path / "missing.jinja"))
+    not_template = tmp_path / "x.jinja"
+    not_template.write_text("hello")
+    with pytest.raises(InputError, match="not a chat template"):
+        load_base(resolve_base(str(bare)), device="cpu", chat_template=str(not_template))
