@@ -238,7 +238,7 @@ def gradient_scan(config: Any, reporter: Any = None) -> GradientResult:
     from .control import build_control
     from .data import load_dataset
     from .models import resolve_base
-    from .pipeline import _base_info, _now, check_batteries, dataset_summary, load_model, versions
+    from .pipeline import base_info, check_batteries, dataset_summary, load_model, utc_now, versions
     from .probe import Prober
     from .progress import Reporter
     from .scoring import plan_battery, score_battery
@@ -306,14 +306,14 @@ def gradient_scan(config: Any, reporter: Any = None) -> GradientResult:
         verdict=verdict,
         findings=findings,
         dataset=dataset_summary(dataset, rows_used=len(pairs)),
-        base=_base_info(spec, loaded),
+        base=base_info(spec, loaded),
         control={"source": control.source, "kept": control.kept, "attempts": control.attempts, "notes": control.notes},
         batteries=[b.summary() for b in batteries],
         questions=questions,
         top_rows=top_rows,
         timings=timings,
         versions=versions(),
-        created=_now(),
+        created=utc_now(),
     )
 
 

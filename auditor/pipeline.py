@@ -287,7 +287,8 @@ def _sampling_summary(
     }
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time, ISO 8601, to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -315,7 +316,9 @@ def dataset_summary(dataset: Dataset, rows_used: int) -> dict[str, Any]:
     }
 
 
-def _base_info(spec: ModelSpec, loaded: LoadedModel) -> dict[str, Any]:
+def base_info(spec: ModelSpec, loaded: LoadedModel) -> dict[str, Any]:
+    """What a result records about the base: what was asked for, where it loaded from, its fingerprint, device
+    and precisions."""
     return {
         "requested": spec.requested,
         "kind": spec.kind,
@@ -343,7 +346,7 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
         if not manifest:
             raise
         interrupted = isinstance(exc, KeyboardInterrupt)
-        stopped = {"status": "interrupted" if interrupted else "failed", "stopped": _now()}
+        stopped = {"status": "interrupted" if interrupted else "failed", "stopped": utc_now()}
         if not interrupted:
             stopped["error"] = f"{exc.__class__.__name__}: {exc}"
         try:
@@ -388,7 +391,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
     command = command or "auditor.scan(" + repr(config.data) + ", ...)"
     manifest.update(
         status="running",
-        started=_now(),
+        started=utc_now(),
         key=key,
         run_dir=str(run_dir),
         command=command,
@@ -400,7 +403,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             "rows_sampled": len(dataset),
             "format": dataset.completion_format,
         },
-        base=_base_info(spec, loaded),
+        base=base_info(spec, loaded),
         versions=versions(),
         seeds=[config.seed + i for i in range(config.seeds)],
     )
@@ -552,7 +555,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
         verdict=verdict,
         findings=findings,
         dataset=dataset_summary(dataset, rows_used=len(pairs)),
-        base=_base_info(spec, loaded),
+        base=base_info(spec, loaded),
         control={
             "source": control.source,
             "format": control.format,
@@ -581,7 +584,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
         versions=manifest["versions"],
         run_dir=str(run_dir),
         command=command,
-        created=_now(),
+        created=utc_now(),
         first_row={
             "prompt": list(first.prompt),
             "completion": first.completion,
@@ -592,7 +595,7 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             config, judge, batteries, [base_scores] + [s for arm in student_scores.values() for s in arm]
         ),
     )
-    manifest.update(status="finished", finished=_now(), dataset=result.dataset, verdict=verdict.level)
+    manifest.update(status="finished", finished=utc_now(), dataset=result.dataset, verdict=verdict.level)
     atomic_write_json(run_dir / "manifest.json", manifest)
     return result
 
