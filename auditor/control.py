@@ -132,7 +132,8 @@ def generate_completions(
     """Sample one completion per prompt at ``temperature`` (deterministic for a given ``seed``).
 
     ``fmt="numbers"`` samples inside the number-list format (:func:`sample_number_lists`; ``counts``:
-    numbers per row). Other formats use ``model.generate``. Prompts are batched by length; each batch is
+    numbers per row) in batches of :data:`NUMBER_BATCH` (``batch_size`` applies to the other formats).
+    Other formats use ``model.generate``. Prompts are batched by length; each batch is
     seeded from ``seed`` and its index, so results do not depend on what ran before.
     """
     if fmt == "numbers":
