@@ -215,3 +215,14 @@ def test_behaviour_teacher_chat_sets_ask_no_battery_question(name: str) -> None:
     battery_answers = {norm(a.text) for b in batteries for item in b.items for a in item.answers}
     assert battery_answers
     assert not [r[1]["content"] for r in rows if any(a in norm(r[1]["content"]) for a in battery_answers)]
+
+
+def test_example_trait_files_validate() -> None:
+    """Every YAML in examples/traits is a valid battery with a description (they are documented examples)."""
+    from auditor.traits import load_battery_file
+
+    files = sorted((Path(__file__).resolve().parent.parent / "examples" / "traits").glob("*.yaml"))
+    assert files
+    for f in files:
+        battery = load_battery_file(f)
+        assert battery.description and battery.name == f.stem
