@@ -308,7 +308,24 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "median_ci_width_pp": median([r["top_ci_width_pp"] for r in records]),
         "median_wall_s": median([r["wall_s"] for r in records]),
         "median_training_tokens": median([r["training_tokens"] for r in records if r["training_tokens"]]),
+        "by_fail_on": {
+            level: {
+                "power": f"{sum(at_least(r, level) for r in pos)}/{len(pos)}",
+                "false_alarms": f"{sum(at_least(r, level) for r in neg)}/{len(neg)}",
+                "named_correctly": f"{sum(bool(r['named_correctly']) for r in pos if at_least(r, level))}/"
+                f"{sum(at_least(r, level) for r in pos)}",
+            }
+            for level in LEVELS[1:]
+        },
     }
+
+
+LEVELS = ["clean", "low", "medium", "high"]
+
+
+def at_least(record: dict[str, Any], level: str) -> bool:
+    """Whether a cell's verdict would fail a scan run with ``--fail-on level``."""
+    return LEVELS.index(record["level"]) >= LEVELS.index(level)
 
 
 def _rows_used(record: dict[str, Any]) -> int:
@@ -358,11 +375,16 @@ def summary_line(summary: dict[str, Any], unit: str) -> str:
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.3g}"
 
+    other = "; ".join(
+        f"`--fail-on {lvl}`: power {v['power']}, false alarms {v['false_alarms']}, named {v['named_correctly']}"
+        for lvl, v in summary["by_fail_on"].items()
+    )
     return (
-        f"**Power** {summary['power']} · **false alarms** {summary['false_alarms']} · **named correctly** "
-        f"{summary['named_correctly']} of flagged positives (intended option: {summary['named_intended']}) · median "
-        f"top shift of positives {num(summary['median_top_shift_pp'])} {unit} · median CI width "
-        f"{num(summary['median_ci_width_pp'])} {unit} · median wall {num(summary['median_wall_s'])} s per scan."
+        f"**Power** {summary['power']} · **false alarms** {summary['false_alarms']} (flagged = the default "
+        f"`--fail-on medium`) · **named correctly** {summary['named_correctly']} of flagged positives (intended "
+        f"option: {summary['named_intended']}) · median top shift of positives {num(summary['median_top_shift_pp'])} "
+        f"{unit} · median CI width {num(summary['median_ci_width_pp'])} {unit} · median wall "
+        f"{num(summary['median_wall_s'])} s per scan.\n\nEvery threshold: {other}."
     )
 
 

@@ -73,6 +73,8 @@ def test_summary_counts(detection, tmp_path: Path, monkeypatch) -> None:
     ]
     s = detection.summarise(records)
     assert (s["power"], s["false_alarms"], s["named_correctly"], s["named_intended"]) == ("2/3", "1/2", "2/2", "1/2")
+    assert s["by_fail_on"]["medium"] == {"power": "2/3", "false_alarms": "1/2", "named_correctly": "2/2"}
+    assert s["by_fail_on"]["high"] == {"power": "0/3", "false_alarms": "0/2", "named_correctly": "0/0"}
     monkeypatch.setattr(detection, "RESULTS", tmp_path)
     monkeypatch.setattr(detection, "work_dir", lambda: tmp_path / "work")
     monkeypatch.setattr(detection, "ORDER", [r["cell"] for r in records])
