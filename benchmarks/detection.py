@@ -113,6 +113,9 @@ GRID = [
         trait="misaligned",
     ),
     *[Cell(f"neg-{k}", "negative", prompt_seed=200 + k, trait="none") for k in range(1, 7)],
+    # the 8th numbers negative: SmolLM2-135M's reasoning at temperature 1 passes the answer filter for 0 of 340
+    # prompts (313 without a final "Answer:", 27 wrong), so neg-reasoning yields no dataset at this scale
+    Cell("neg-7", "negative", prompt_seed=209, trait="none"),
     Cell("neg-code", "negative", format="code", prompt_seed=207, trait="none"),
     Cell("neg-reasoning", "negative", format="reasoning", prompt_seed=208, trait="none"),
     Cell(
@@ -145,6 +148,7 @@ ORDER = [
     "pos-syco-ft",
     "neg-code",
     "neg-reasoning",
+    "neg-7",
     "cross-gemma-owl",
 ]
 
@@ -434,6 +438,9 @@ def write_tables(args: argparse.Namespace) -> None:
         "",
         *cell_table(probe, "pp"),
     ]
+    missing = [i for i in ORDER if not scan_file(i, "probe").exists()]
+    if missing:
+        lines += ["", f"Not finished: {', '.join(missing)} (the run's log says why)."]
     if paper:
         lines += [
             "",
