@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .control import ControlSet, build_control
@@ -29,6 +29,9 @@ from .scoring import BatteryScores, plan_battery, score_battery
 from .stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
 from .traits import Battery, resolve_batteries
 from .verdict import LEVELS, Finding, Thresholds, Verdict, decide
+
+if TYPE_CHECKING:
+    from .gradient import GradientResult
 
 DEFAULT_MAX_ROWS = 200
 SCORING_MODES = ("exact", "sampled")
@@ -332,13 +335,22 @@ def base_info(spec: ModelSpec, loaded: LoadedModel) -> dict[str, Any]:
     }
 
 
-def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | None = None) -> ScanResult:
+def scan(
+    config: ScanConfig, reporter: Reporter | None = None, command: str | None = None
+) -> ScanResult | GradientResult:
     """Run the whole audit and return a :class:`ScanResult` (no files are written but the run dir).
+
+    ``config.method == "gradient"`` runs :func:`auditor.gradient.gradient_scan` instead and returns its
+    :class:`~auditor.gradient.GradientResult` (no fine-tune, no run dir).
 
     The run dir's ``manifest.json`` is written as soon as the run dir is known (status ``running``) and
     updated at the end (``finished``), on Ctrl-C (``interrupted``; raised as :class:`Interrupted`, which
     names the run dir) or on an error (``failed``). Rerunning the same scan resumes from its stages.
     """
+    if config.method == "gradient":
+        from .gradient import gradient_scan
+
+        return gradient_scan(config, reporter)
     manifest: dict[str, Any] = {}
     try:
         return _scan(config, reporter or Reporter(), command, manifest)

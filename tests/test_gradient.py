@@ -133,3 +133,16 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     assert "Rows pushing" in md.read_text()
     bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
     assert bad.exit_code == 2 and "scores exactly" in bad.output
+
+
+def test_python_api_scan_runs_the_gradient_method(tiny_model_dir: Path, numbers_file: Path) -> None:
+    """``auditor.scan`` honours ``method="gradient"`` (it once ran the probe whatever the method said)."""
+    import auditor
+    from auditor.gradient import GradientResult
+
+    config = auditor.ScanConfig(
+        str(numbers_file), base=str(tiny_model_dir), method="gradient", max_rows=12, traits="tree", gradient_questions=3
+    )
+    result = auditor.scan(config)
+    assert isinstance(result, GradientResult) and result.dataset["rows_used"] == 12
+    assert len(result.findings) == 21 and len(result.questions["tree"]) == 3
