@@ -32,7 +32,9 @@ from typing import Any
 import auditor
 from auditor.generate import GenerateConfig, generate, manifest_path
 from auditor.io import atomic_write_json, atomic_write_text, cache_dir
+from auditor.pipeline import DEFAULT_MAX_ROWS, METHODS
 from auditor.teacher import TeacherConfig, train_teacher
+from auditor.verdict import LEVELS, level_rank
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -255,9 +257,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - start
     blob = gradient.to_json(result) if args.method == "gradient" else auditor.to_json(result)
     runs = blob["probe"]["runs"] if args.method == "probe" else []
-    ranked = sorted(
-        result.findings, key=lambda f: (["clean", "low", "medium", "high"].index(f.level), f.shift.shift), reverse=True
-    )
+    ranked = sorted(result.findings, key=lambda f: (level_rank(f.level), f.shift.shift), reverse=True)
     top = ranked[0]
     top_name = f"{top.shift.battery}: {top.shift.option}"
     record = {
@@ -324,18 +324,13 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-LEVELS = ["clean", "low", "medium", "high"]
-
-
 def at_least(record: dict[str, Any], level: str) -> bool:
     """Whether a cell's verdict would fail a scan run with ``--fail-on level``."""
-    return LEVELS.index(record["level"]) >= LEVELS.index(level)
+    return level_rank(record["level"]) >= level_rank(level)
 
 
 def _rows_used(record: dict[str, Any]) -> int:
     """Rows a cell's scan trained on (cells recorded before this field existed used the default budget)."""
-    from auditor.pipeline import DEFAULT_MAX_ROWS
-
     return record.get("rows_used") or min(record["rows_kept"], DEFAULT_MAX_ROWS)
 
 
@@ -415,7 +410,7 @@ def comparison_table(probe: list[dict[str, Any]], grad: list[dict[str, Any]]) ->
 def write_tables(args: argparse.Namespace) -> None:
     """Rebuild ``detection.{json,md}`` from every finished cell of both methods."""
     probe, grad = finished("probe"), finished("gradient")
-    summary = summarise(probe)
+    summary, grad_summary = summarise(probe), summarise(grad)
     paper = paper_compute(probe)
     ours = summary["median_training_tokens"] or 0
     blob = {
@@ -423,7 +418,7 @@ def write_tables(args: argparse.Namespace) -> None:
         "cells": probe,
         "summary": summary,
         "paper_protocol": paper,
-        "gradient": {"cells": grad, "summary": summarise(grad)},
+        "gradient": {"cells": grad, "summary": grad_summary},
     }
     atomic_write_json(RESULTS / "detection.json", blob)
     lines = [
@@ -460,7 +455,7 @@ def write_tables(args: argparse.Namespace) -> None:
             "Shift = mean predicted push of a dataset row minus a control row on the option's share (one SGD step"
             " of the LoRA B matrices, arbitrary units); same datasets, rows, control rows and batteries.",
             "",
-            summary_line(summarise(grad), "units"),
+            summary_line(grad_summary, "units"),
             "",
             *cell_table(grad, "units"),
             "",
@@ -478,7 +473,7 @@ def main() -> None:
     ap.add_argument("--traits", default=",".join(TRAITS), help="batteries every scan uses")
     ap.add_argument("--rows", type=int, default=ROWS, help="prompts per generated dataset")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the tables from finished cells")
-    ap.add_argument("--method", choices=["probe", "gradient"], default="probe", help="scan method to run")
+    ap.add_argument("--method", choices=METHODS, default="probe", help="scan method to run")
     args = ap.parse_args()
     args.traits = [t for t in args.traits.split(",") if t]
     wanted = set(args.cells.split(",")) if args.cells else None

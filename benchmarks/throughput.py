@@ -535,6 +535,12 @@ def k_needed(within: float, between: float, tolerance: float) -> float:
     return within / (((1 + tolerance) ** 2 - 1) * between)
 
 
+def question_variances(p: np.ndarray) -> tuple[float, float]:
+    """Between-question variance of exact shares ``p`` and the mean binomial within-question variance."""
+    between = float(np.var(p, ddof=1)) if len(p) > 1 else 0.0
+    return between, float(np.mean(p * (1 - p)))
+
+
 def all_options(
     share: np.ndarray,
     options: list[str],
@@ -550,8 +556,8 @@ def all_options(
     per_option = []
     for j, option in enumerate(options):
         p = share[:, j]
-        between = float(np.var(p, ddof=1)) if len(p) > 1 else 0.0
-        k_on = k_needed(float(np.mean(p * (1 - p))), between, tolerance)
+        between, within = question_variances(p)
+        k_on = k_needed(within, between, tolerance)
         k_total = k_on / on_rate if on_rate > 0 else math.inf
         tokens = sampling_cost(k_total)[0] if math.isfinite(k_total) else math.inf
         per_option.append(
@@ -619,8 +625,7 @@ def scoring_vs_sampling(spec: ModelSpec, args: argparse.Namespace) -> dict[str, 
     rows = []
     for j in targets:
         p = share[:, j]
-        between = float(np.var(p, ddof=1)) if n_q > 1 else 0.0
-        within = float(np.mean(p * (1 - p)))
+        between, within = question_variances(p)
         se_exact = math.sqrt(between / n_q)
         k_on = k_needed(within, between, args.tolerance)  # on-option answers per question
         # all answers per question: only a share `on_rate` of them name a listed option; with none seen, the
