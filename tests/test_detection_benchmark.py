@@ -38,7 +38,10 @@ def test_grid_meets_the_issue_shape(detection) -> None:
     assert len(set(seeds)) == len(seeds)  # every dataset has its own prompts
 
 
-def record(cell: str, truth: str, flagged: bool, top: str, own: list[str], shift: float = 2.0) -> dict:
+def record(
+    cell: str, truth: str, flagged: bool, top: str, own: list[str], shift: float = 2.0, level: str | None = None
+) -> dict:
+    level = level or ("medium" if flagged else "clean")
     return {
         "cell": cell,
         "truth": truth,
@@ -48,7 +51,7 @@ def record(cell: str, truth: str, flagged: bool, top: str, own: list[str], shift
         "teacher_base": "b",
         "rows_kept": 300,
         "rows_used": 300,
-        "level": "medium" if flagged else "clean",
+        "level": level,
         "flagged": flagged,
         "top": top,
         "top_shift_pp": shift,
@@ -97,3 +100,32 @@ def test_summary_counts(detection, tmp_path: Path, monkeypatch) -> None:
     assert "| p1 | positive | medium, animal: owl | clean, animal: cat |" in text
     expected = "On these 2 cells: probe power 1/1, false alarms 0/1, named 1/1; gradient power 0/1, false alarms 1/1"
     assert expected in text
+
+
+def test_holdout_rule(detection) -> None:
+    held = [c for c in detection.GRID if c.split == "holdout"]
+    assert {c.truth for c in held} == {"positive", "negative"}
+    grid_seeds = {c.prompt_seed for c in detection.GRID if c.split == "grid"}
+    assert not grid_seeds & {c.prompt_seed for c in held}  # new prompts, not the grid's
+
+    def ft(cell: str, level: str) -> dict:
+        return {
+            **record(cell, "positive", level != "clean", "tree: oak", ["tree: oak"], level=level),
+            "teacher": "fine-tuned",
+        }
+
+    ids = ["p1", "p2", "n1", "n2"]
+    low_only = [
+        ft("p1", "low"),
+        ft("p2", "medium"),
+        record("n1", "negative", False, "x", []),
+        record("n2", "negative", False, "x", []),
+    ]
+    out = detection.holdout_outcome(low_only, ids)
+    assert (
+        out["rule_met"] is True and out["fine_tuned_flagged_low"] == "2/2" and out["fine_tuned_flagged_medium"] == "1/2"
+    )
+    false_alarm = [*low_only[:3], record("n2", "negative", False, "x", [], level="low")]
+    assert detection.holdout_outcome(false_alarm, ids)["rule_met"] is False
+    assert detection.holdout_outcome(false_alarm, ids)["false_alarms_low"] == "1/2"
+    assert detection.holdout_outcome(low_only[:3], ids)["rule_met"] is None  # n2 has not run: undecided
