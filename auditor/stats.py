@@ -60,6 +60,14 @@ class OptionShift:
     def ci_half_width(self) -> float:
         return (self.ci_high - self.ci_low) / 2
 
+    @property
+    def se(self) -> float:
+        """The standard error the interval and p-value use: bootstrap alone, or with the null arm's draw noise
+        (the dataset student against the mean of two control students: ``1 + 1/2`` of one student's variance)."""
+        if self.noise is None:
+            return self.se_boot
+        return float(np.sqrt(self.se_boot**2 + 1.5 * self.noise**2))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ci"] = [round(self.ci_low, 4), round(self.ci_high, 4)]
@@ -181,7 +189,7 @@ def calibrate_with_null(
     crit = float(student_t.ppf(1 - (1 - confidence) / 2, df))
     for s in shifts:
         s.noise = float(np.exp(a) * max(s.control, MIN_SHARE_FOR_FIT) ** b)
-        se = float(np.sqrt(s.se_boot**2 + 1.5 * s.noise**2))
+        se = s.se
         s.ci_low, s.ci_high = s.shift - crit * se, s.shift + crit * se
         s.p = float(2 * student_t.sf(abs(s.shift) / se, df)) if se > 0 else 1.0
     return shifts

@@ -341,6 +341,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
         "intended": cell.intended,
         "named_intended": top_name in cell.intended if cell.intended else None,
         "method": args.method,
+        "shifts": shift_records(result.findings),
         "training_tokens": sum(r["tokens"] for r in runs),
         "students": len(runs),
         "timings_s": blob["timings_s"],
@@ -348,6 +349,19 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     }
     atomic_write_json(out, record)
     return record
+
+
+def shift_records(findings: list[Any]) -> list[dict[str, Any]]:
+    """Every graded option's shift, its shift over its standard error (``t``) and its q-value."""
+    return [
+        {
+            "option": f"{f.shift.battery}: {f.shift.option}",
+            "shift": round(f.shift.shift, 4),
+            "t": round(f.shift.shift / f.shift.se, 3) if f.shift.se > 0 else 0.0,
+            "q": float(f"{f.shift.q:.4g}"),
+        }
+        for f in findings
+    ]
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -492,6 +506,48 @@ def comparison_table(probe: list[dict[str, Any]], grad: list[dict[str, Any]]) ->
     return lines
 
 
+def teacher_changes() -> dict[str, dict[str, float]]:
+    """Each trained teacher's own change over the base, per option (pp), keyed by its chat set's name."""
+    out = {}
+    for info in sorted((work_dir() / "teachers").glob("*/teacher.json")):
+        scores = json.loads(info.read_text())["scores"]
+        out[info.parent.name] = {f"{s['battery']}: {s['option']}": s["change"] for s in scores}
+    return out
+
+
+def movement_table(records: list[dict[str, Any]], top: int = 8) -> list[str]:
+    """Where students move: each option's mean standardised shift over fine-tuned-teacher positives, prompted
+    positives and negatives, with each teacher's own change on that option for comparison."""
+    groups = {
+        "fine-tuned": [r for r in records if r["truth"] == "positive" and r["teacher"] == "fine-tuned"],
+        "prompted": [r for r in records if r["truth"] == "positive" and r["teacher"] == "prompted"],
+        "negatives": [r for r in records if r["truth"] == "negative"],
+    }
+    groups = {k: [r for r in v if r.get("shifts")] for k, v in groups.items()}
+    if not groups["fine-tuned"]:
+        return []
+
+    def stats(rs: list[dict[str, Any]], option: str) -> tuple[float, int]:
+        ts = [s["t"] for r in rs for s in r["shifts"] if s["option"] == option]
+        return (sum(ts) / len(ts) if ts else float("nan")), sum(t >= 2 for t in ts)
+
+    options = {s["option"] for r in groups["fine-tuned"] for s in r["shifts"]}
+    ranked = sorted(options, key=lambda o: -stats(groups["fine-tuned"], o)[0])[:top]
+    teachers = teacher_changes()
+    head = " | ".join(f"{k} (n={len(v)}): mean t, cells t≥2" for k, v in groups.items())
+    lines = [
+        f"| option | {head} | teachers' own change, pp ({', '.join(teachers)}) |",
+        "|---|" + "---|" * len(groups) + "---|",
+    ]
+    for o in ranked:
+        cells = " | ".join(
+            f"{m:+.1f}, {n}/{len(groups[k])}" if groups[k] else "-" for k in groups for m, n in [stats(groups[k], o)]
+        )
+        own = ", ".join(f"{t[o]:+.1f}" if o in t else "-" for t in teachers.values())
+        lines.append(f"| {o} | {cells} | {own} |")
+    return lines
+
+
 def write_tables(args: argparse.Namespace) -> None:
     """Rebuild ``detection.{json,md}`` from every finished cell of both methods."""
     probe, grad = finished("probe", "grid"), finished("gradient")
@@ -541,6 +597,17 @@ def write_tables(args: argparse.Namespace) -> None:
             f"{paper['eval_answers_high']:,} generations per model, where the scan scores each battery exactly once "
             "per model.",
         ]
+    movement = movement_table(probe + held)
+    if movement:
+        lines += [
+            "",
+            "## Where the students move",
+            "",
+            "Each option's shift over its standard error (t), averaged over the cells of each kind (grid and "
+            "held-out), for the options the fine-tuned teachers' data moves most:",
+            "",
+            *movement,
+        ]
     if held:
         verdict = {None: "not decided yet (not every held-out cell has run)", True: "met", False: "not met"}[
             outcome["rule_met"]
@@ -581,6 +648,21 @@ def write_tables(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def backfill_shifts(by_id: dict[str, Cell], args: argparse.Namespace) -> None:
+    """Re-derive every option's shift for finished probe records without them (the scan resumes from its run
+    directory: nothing is trained or scored again); the record's level must come out the same."""
+    for cell_id in ORDER:
+        path = scan_file(cell_id, "probe")
+        if not path.exists() or "shifts" in (record := json.loads(path.read_text())):
+            continue
+        data = work_dir() / "data" / f"{cell_id}.jsonl"
+        result = auditor.scan(auditor.ScanConfig(str(data), traits=args.traits))
+        if result.verdict.level != record["level"] or result.timings.get("probe", 0) > 30:
+            raise SystemExit(f"{cell_id}: the resumed scan does not reproduce the record; not backfilled")
+        atomic_write_json(path, {**record, "shifts": shift_records(result.findings)})
+        print(f"  {cell_id}: shifts added", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", help="comma-separated cell ids (default: all)")
@@ -588,6 +670,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=ROWS, help="prompts per generated dataset")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the tables from finished cells")
     ap.add_argument("--method", choices=METHODS, default="probe", help="scan method to run")
+    ap.add_argument(
+        "--backfill-shifts",
+        action="store_true",
+        help="add every option's shift to probe records made before they were kept (re-derived from the scans' "
+        "run directories, which resume without training)",
+    )
     args = ap.parse_args()
     args.traits = [t for t in args.traits.split(",") if t]
     wanted = set(args.cells.split(",")) if args.cells else None
@@ -595,6 +683,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown cells: {', '.join(sorted(unknown))}")
     by_id = {c.id: c for c in GRID}
+    if args.backfill_shifts:
+        backfill_shifts(by_id, args)
     for cell in [by_id[i] for i in ORDER]:
         if args.report_only or (wanted and cell.id not in wanted) or scan_file(cell.id, args.method).exists():
             continue

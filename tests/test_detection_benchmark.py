@@ -129,3 +129,29 @@ def test_holdout_rule(detection) -> None:
     assert detection.holdout_outcome(false_alarm, ids)["rule_met"] is False
     assert detection.holdout_outcome(false_alarm, ids)["false_alarms_low"] == "1/2"
     assert detection.holdout_outcome(low_only[:3], ids)["rule_met"] is None  # n2 has not run: undecided
+
+
+def test_movement_table(detection, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(detection, "work_dir", lambda: tmp_path)
+    teacher = tmp_path / "teachers" / "owl_chat" / "teacher.json"
+    teacher.parent.mkdir(parents=True)
+    teacher.write_text(json.dumps({"scores": [{"battery": "tree", "option": "willow", "change": -2.0}]}))
+
+    def cell(name: str, truth: str, teacher_kind: str, willow_t: float, owl_t: float) -> dict:
+        shifts = [{"option": "tree: willow", "shift": 1.0, "t": willow_t, "q": 0.5}]
+        shifts.append({"option": "animal: owl", "shift": 1.0, "t": owl_t, "q": 0.5})
+        return {**record(name, truth, False, "x", []), "teacher": teacher_kind, "shifts": shifts}
+
+    records = [
+        cell("p1", "positive", "fine-tuned", 3.0, 1.0),
+        cell("p2", "positive", "fine-tuned", 1.0, 0.0),
+        cell("n1", "negative", "base", 0.5, 2.5),
+        {**record("n2", "negative", False, "x", []), "teacher": "base"},  # made before shifts were kept: left out
+    ]
+    lines = detection.movement_table(records)
+    assert (
+        lines[0].startswith("| option | fine-tuned (n=2)") and "negatives (n=1)" in lines[0] and "owl_chat" in lines[0]
+    )
+    assert lines[2] == "| tree: willow | +2.0, 1/2 | - | +0.5, 0/1 | -2.0 |"  # ranked first: mean t 2.0
+    assert lines[3] == "| animal: owl | +0.5, 0/2 | - | +2.5, 1/1 | - |"
+    assert detection.movement_table([records[2]]) == []  # no fine-tuned positive: no table
