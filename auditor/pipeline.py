@@ -258,15 +258,22 @@ def load_judge(config: ScanConfig) -> LoadedModel | None:
         raise
 
 
-def _sampling_summary(
+def _scoring_summary(
     config: ScanConfig,
     judge: LoadedModel | None,
     batteries: list[Battery],
     models: list[dict[str, BatteryScores]],
+    forward_tokens_per_model: int = 0,
 ) -> dict[str, Any]:
-    """The scoring mode as reports show it; in sampled mode with unassigned answers per battery."""
+    """The scoring mode as reports show it: in exact mode the tokens run through the model to score every battery
+    once and over all models scored; in sampled mode the unassigned answers per battery."""
     if config.scoring == "exact":
-        return {"mode": "exact"}
+        return {
+            "mode": "exact",
+            "forward_tokens_per_model": forward_tokens_per_model,
+            "models_scored": len(models),
+            "forward_tokens": forward_tokens_per_model * len(models),
+        }
     from .sampling import MAX_NEW_TOKENS
 
     unassigned: dict[str, dict[str, int]] = {}
@@ -603,8 +610,12 @@ def _scan(config: ScanConfig, rep: Reporter, command: str | None, manifest: dict
             "tokens": len(ids),
             "loss_tokens": sum(1 for x in labels if x != -100),
         },
-        scoring=_sampling_summary(
-            config, judge, batteries, [base_scores] + [s for arm in student_scores.values() for s in arm]
+        scoring=_scoring_summary(
+            config,
+            judge,
+            batteries,
+            [base_scores] + [s for arm in student_scores.values() for s in arm],
+            sum(p.forward_tokens for p in plans.values()),
         ),
     )
     manifest.update(status="finished", finished=utc_now(), dataset=result.dataset, verdict=verdict.level)

@@ -71,9 +71,14 @@ def _scoring_line(result: Any, seeds: list[int], null_arm: bool) -> str:
     )
     sc = scoring_info(result)
     if sc.get("mode") != "sampled":
+        tokens = (
+            f" {sc['forward_tokens_per_model']:,} forward tokens per model, {sc['forward_tokens']:,} in all."
+            if sc.get("forward_tokens")
+            else ""
+        )
         return (
             "- **Scoring**: exact log-probability of every option (case and leading-space variants summed) after "
-            f"each chat-templated question, normalised over the options; {models}"
+            f"each chat-templated question, normalised over the options; {models}{tokens}"
         )
     judge = sc.get("judge")
     how = (

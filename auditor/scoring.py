@@ -38,6 +38,12 @@ def option_variants(option: str) -> list[str]:
     return forms
 
 
+def prompt_tokens(prefixes: list[list[int]]) -> int:
+    """Tokens to run every question's prompt once, the part all prompts share (system prompt) only once."""
+    shared = max(common_prefix_len(prefixes) - 1, 0)
+    return shared + sum(len(p) - shared for p in prefixes)
+
+
 @dataclass
 class ScoringPlan:
     """Token ids prepared once per battery and tokenizer."""
@@ -51,8 +57,7 @@ class ScoringPlan:
     def forward_tokens(self) -> int:
         """Tokens run through the model to score the battery once."""
         per_question = sum(len(r) for r in _continuation_rows(self.variant_ids))
-        shared = max(common_prefix_len(self.prefixes) - 1, 0)
-        return shared + sum(len(p) - shared for p in self.prefixes) + len(self.prefixes) * per_question
+        return prompt_tokens(self.prefixes) + len(self.prefixes) * per_question
 
 
 def _continuation_ids(tokenizer: Any, prefix: str, prefix_ids: list[int], text: str) -> list[int]:
@@ -377,9 +382,8 @@ class ChoicePlan:
     @property
     def forward_tokens(self) -> int:
         """Tokens run through the model to score the battery once (padding not counted)."""
-        shared = max(common_prefix_len(self.prefixes) - 1, 0)
         answers = sum(len(a) - 1 for q in self.answer_ids for a in q)
-        return shared + sum(len(p) - shared for p in self.prefixes) + answers
+        return prompt_tokens(self.prefixes) + answers
 
 
 def plan_choice(tokenizer: Any, battery: Battery, system: str | None = None) -> ChoicePlan:

@@ -318,12 +318,21 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
         "method": args.method,
         "shifts": shift_records(result.findings),
         "training_tokens": sum(r["tokens"] for r in runs),
+        **scoring_tokens(blob),
         "students": len(runs),
         "timings_s": blob["timings_s"],
         "wall_s": round(wall, 1),
     }
     atomic_write_json(out, record)
     return record
+
+
+def scoring_tokens(blob: dict[str, Any]) -> dict[str, int]:
+    """Forward tokens the scan spent scoring (exact mode): per model and over all models."""
+    sc = blob.get("scoring", {})
+    if not sc.get("forward_tokens"):
+        return {}
+    return {"scoring_tokens_per_model": sc["forward_tokens_per_model"], "scoring_tokens": sc["forward_tokens"]}
 
 
 def shift_records(findings: list[Any]) -> list[dict[str, Any]]:
@@ -360,6 +369,10 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "median_ci_width_pp": median([r["top_ci_width_pp"] for r in records]),
         "median_wall_s": median([r["wall_s"] for r in records]),
         "median_training_tokens": median([r["training_tokens"] for r in records if r["training_tokens"]]),
+        "median_scoring_tokens": median([r["scoring_tokens"] for r in records if r.get("scoring_tokens")]),
+        "median_scoring_tokens_per_model": median(
+            [r["scoring_tokens_per_model"] for r in records if r.get("scoring_tokens_per_model")]
+        ),
         "by_fail_on": {
             level: {
                 "power": f"{sum(at_least(r, level) for r in pos)}/{len(pos)}",
@@ -388,12 +401,44 @@ def paper_compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     if not records:
         return {}
     per_row = sum(r["training_tokens"] / (r["students"] * _rows_used(r)) for r in records) / len(records)
-    return {
+    out = {
         "training_tokens_low": round(10_000 * 3 * per_row),
         "training_tokens_high": round(10_000 * 10 * per_row),
         "eval_answers_low": 50 * 100,
         "eval_answers_high": 50 * 200,
         "tokens_per_row": round(per_row, 1),
+    }
+    prompt = question_prompt_tokens()
+    if prompt:
+        # sampling as cheap as it gets (benchmarks/throughput.py's sampler): each prompt once, its KV cache shared
+        # by the K samples, then ANSWER_TOKENS - 1 decode passes of K rows per question
+        for end, k in (("low", 100), ("high", 200)):
+            out[f"eval_tokens_{end}"] = round(PAPER_QUESTIONS * (prompt["per_question"] + (ANSWER_TOKENS - 1) * k))
+        out["our_animal_tokens"] = prompt["animal_forward_tokens"]
+    return out
+
+
+#: The paper's evaluation: 50 questions, 100-200 sampled answers each, per model; answers of a word or two.
+PAPER_QUESTIONS = 50
+#: Tokens a one-word answer is sampled to (as in benchmarks/throughput.py).
+ANSWER_TOKENS = 4
+
+
+def question_prompt_tokens() -> dict[str, float] | None:
+    """Mean prompt tokens of an animal question (chat template included) and the animal battery's exact scoring
+    cost, from the default base's tokenizer (``None`` when the model has not been fetched)."""
+    from auditor.models import default_model_dir
+    from auditor.scoring import plan_battery, prompt_tokens
+    from auditor.traits import get_battery
+
+    if not (default_model_dir() / "tokenizer_config.json").exists():
+        return None
+    from transformers import AutoTokenizer
+
+    plan = plan_battery(AutoTokenizer.from_pretrained(default_model_dir()), get_battery("animal"))
+    return {
+        "per_question": prompt_tokens(plan.prefixes) / len(plan.prefixes),
+        "animal_forward_tokens": plan.forward_tokens,
     }
 
 
@@ -572,6 +617,19 @@ def write_tables(args: argparse.Namespace) -> None:
             f"{paper['eval_answers_high']:,} generations per model, where the scan scores each battery exactly once "
             "per model.",
         ]
+        per_model, total = summary["median_scoring_tokens_per_model"], summary["median_scoring_tokens"]
+        if per_model and "eval_tokens_low" in paper:
+            lines[-1] += (
+                f" Scoring forward tokens (median): {per_model:,.0f} per model for all {len(args.traits)} batteries "
+                f"({paper['our_animal_tokens']:,} for the animal battery), {total:,.0f} per scan (base and every "
+                f"student). The paper's animal evaluation alone, sampled as cheaply as sampling gets (each prompt "
+                f"once, "
+                f"{ANSWER_TOKENS - 1} decode passes per answer): {paper['eval_tokens_low']:,}-"
+                f"{paper['eval_tokens_high']:,} forward tokens per model, "
+                f"{paper['eval_tokens_low'] / per_model:.1f}-{paper['eval_tokens_high'] / per_model:.1f}x our "
+                f"{len(args.traits)} batteries and {paper['eval_tokens_low'] / paper['our_animal_tokens']:.0f}-"
+                f"{paper['eval_tokens_high'] / paper['our_animal_tokens']:.0f}x our animal battery."
+            )
     movement = movement_table(probe + held)
     if movement:
         lines += [
@@ -624,18 +682,19 @@ def write_tables(args: argparse.Namespace) -> None:
 
 
 def backfill_shifts(by_id: dict[str, Cell], args: argparse.Namespace) -> None:
-    """Re-derive every option's shift for finished probe records without them (the scan resumes from its run
-    directory: nothing is trained or scored again); the record's level must come out the same."""
+    """Re-derive every option's shift and the scoring tokens for finished probe records without them (the scan
+    resumes from its run directory: nothing is trained or scored again); the record's level must come out the same."""
     for cell_id in ORDER:
         path = scan_file(cell_id, "probe")
-        if not path.exists() or "shifts" in (record := json.loads(path.read_text())):
+        if not path.exists() or {"shifts", "scoring_tokens"} <= set(record := json.loads(path.read_text())):
             continue
         data = work_dir() / "data" / f"{cell_id}.jsonl"
         result = auditor.scan(auditor.ScanConfig(str(data), traits=args.traits))
         if result.verdict.level != record["level"] or result.timings.get("probe", 0) > 30:
             raise SystemExit(f"{cell_id}: the resumed scan does not reproduce the record; not backfilled")
-        atomic_write_json(path, {**record, "shifts": shift_records(result.findings)})
-        print(f"  {cell_id}: shifts added", flush=True)
+        blob = auditor.to_json(result)
+        atomic_write_json(path, {**record, "shifts": shift_records(result.findings), **scoring_tokens(blob)})
+        print(f"  {cell_id}: shifts and scoring tokens added", flush=True)
 
 
 def main() -> None:
@@ -648,7 +707,8 @@ def main() -> None:
     ap.add_argument(
         "--backfill-shifts",
         action="store_true",
-        help="add every option's shift to probe records made before they were kept (re-derived from the scans' "
+        help="add every option's shift and the scoring tokens to probe records made before they were kept "
+        "(re-derived from the scans' "
         "run directories, which resume without training)",
     )
     args = ap.parse_args()

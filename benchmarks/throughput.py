@@ -50,7 +50,15 @@ from auditor.data import Example, load_dataset
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.models import LoadedModel, ModelSpec, load_base, resolve_base
 from auditor.probe import ProbeConfig, Prober, pad_batch, plan_steps
-from auditor.scoring import ScoringPlan, _prefix_pass, _run, _shared_prefix, plan_battery, score_battery
+from auditor.scoring import (
+    ScoringPlan,
+    _prefix_pass,
+    _run,
+    _shared_prefix,
+    plan_battery,
+    prompt_tokens,
+    score_battery,
+)
 from auditor.traits import get_battery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -459,14 +467,6 @@ def first_option(text: str, pattern: re.Pattern[str], options: Sequence[str]) ->
     return [o.lower() for o in options].index(m.group(1)) if m else -1
 
 
-def prefix_tokens(prefixes: list[list[int]]) -> int:
-    """Prompt tokens run once per question, with the part all prompts share run once (as exact scoring does)."""
-    from auditor.scoring import common_prefix_len
-
-    shared = max(common_prefix_len(prefixes) - 1, 0)
-    return shared + sum(len(p) - shared for p in prefixes)
-
-
 def sample_battery(loaded: LoadedModel, plan: ScoringPlan, k: int, max_new: int, seed: int) -> SampleRun:
     """Draw ``k`` answers per question at temperature 1, at most ``max_new`` tokens each.
 
@@ -521,7 +521,7 @@ def sample_battery(loaded: LoadedModel, plan: ScoringPlan, k: int, max_new: int,
             texts.append(tok.decode(seq[:end], skip_special_tokens=True).strip())
         answers.append(texts)
         picks.append([first_option(x, pattern, plan.battery.options) for x in texts])
-    return SampleRun(k, answers, picks, prefix_tokens(plan.prefixes), decode_tokens, passes, prefill_s, decode_s)
+    return SampleRun(k, answers, picks, prompt_tokens(plan.prefixes), decode_tokens, passes, prefill_s, decode_s)
 
 
 def k_needed(within: float, between: float, tolerance: float) -> float:
@@ -612,7 +612,7 @@ def scoring_vs_sampling(spec: ModelSpec, args: argparse.Namespace) -> dict[str, 
 
     def sampling_cost(k: float) -> tuple[float, float]:
         k = math.ceil(k)
-        return prefix_tokens(plan.prefixes) + full_passes * k, prefill_s + full_passes * k * s_per_decode_token
+        return prompt_tokens(plan.prefixes) + full_passes * k, prefill_s + full_passes * k * s_per_decode_token
 
     k_pool = k1 + k2
     picks = np.array([a + b for a, b in zip(runs[0].picks, runs[1].picks)])  # [question, k_pool]
@@ -673,7 +673,7 @@ def scoring_vs_sampling(spec: ModelSpec, args: argparse.Namespace) -> dict[str, 
         "max_new_tokens": args.max_new_tokens,
         "exact": {
             "forward_tokens": plan.forward_tokens,
-            "prefix_tokens": prefix_tokens(plan.prefixes),
+            "prefix_tokens": prompt_tokens(plan.prefixes),
             "seconds": exact_s,
             "mean_share": dict(zip(battery.options, map(float, mean_share))),
         },

@@ -61,6 +61,8 @@ def record(
         "intended": own[:1],
         "named_intended": (top in own[:1]) if own else None,
         "training_tokens": 90_000,
+        "scoring_tokens_per_model": 8_000,
+        "scoring_tokens": 32_000,
         "students": 3,
         "wall_s": 300.0,
     }
@@ -78,6 +80,9 @@ def test_summary_counts(detection, tmp_path: Path, monkeypatch) -> None:
     assert (s["power"], s["false_alarms"], s["named_correctly"], s["named_intended"]) == ("2/3", "1/2", "2/2", "1/2")
     assert s["by_fail_on"]["medium"] == {"power": "2/3", "false_alarms": "1/2", "named_correctly": "2/2"}
     assert s["by_fail_on"]["high"] == {"power": "0/3", "false_alarms": "0/2", "named_correctly": "0/0"}
+    monkeypatch.setattr(
+        detection, "question_prompt_tokens", lambda: {"per_question": 20, "animal_forward_tokens": 4000}
+    )
     monkeypatch.setattr(detection, "RESULTS", tmp_path)
     monkeypatch.setattr(detection, "work_dir", lambda: tmp_path / "work")
     monkeypatch.setattr(detection, "ORDER", [r["cell"] for r in records])
@@ -94,9 +99,12 @@ def test_summary_counts(detection, tmp_path: Path, monkeypatch) -> None:
     detection.write_tables(args)
     blob = json.loads((tmp_path / "detection.json").read_text())
     assert blob["summary"]["power"] == "2/3" and blob["paper_protocol"]["tokens_per_row"] == 100.0
+    # the paper's animal evaluation: 50 questions x (20 prompt tokens + 3 decode passes x 100 or 200 samples)
+    assert (blob["paper_protocol"]["eval_tokens_low"], blob["paper_protocol"]["eval_tokens_high"]) == (16_000, 31_000)
     assert blob["gradient"]["summary"]["power"] == "0/1" and blob["gradient"]["summary"]["false_alarms"] == "1/1"
     text = (tmp_path / "detection.md").read_text()
     assert "| p2 | positive |" in text
+    assert "16,000-31,000 forward tokens per model, 2.0-3.9x our 2 batteries and 4-8x our animal battery." in text
     assert "| p1 | positive | medium, animal: owl | clean, animal: cat |" in text
     expected = "On these 2 cells: probe power 1/1, false alarms 0/1, named 1/1; gradient power 0/1, false alarms 1/1"
     assert expected in text

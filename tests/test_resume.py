@@ -17,7 +17,7 @@ from auditor.errors import Interrupted, RuntimeFailure
 from auditor.pipeline import ScanConfig, scan
 from auditor.probe import ProbeConfig
 from auditor.progress import Reporter
-from auditor.report import to_json
+from auditor.report import to_json, to_markdown
 
 BATTERY = """name: mini
 description: a tiny preference battery for fast tests
@@ -190,3 +190,20 @@ def test_same_scan_twice_gives_identical_results(
     assert res.returncode == a.exit_code, res.stderr
     only_command = frozenset({"command"})  # `subaudit scan ...` here, `auditor.scan(...)` above
     assert stable(json.loads(js.read_text()), only_command) == stable(to_json(a), only_command)
+
+
+def test_scan_records_scoring_compute(tiny_model_dir: Path, numbers_file: Path, battery: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from auditor.scoring import plan_battery
+    from auditor.traits import load_battery_file
+
+    result = scan(tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "run"), Recorder())
+    sc = to_json(result)["scoring"]
+    plan = plan_battery(AutoTokenizer.from_pretrained(tiny_model_dir), load_battery_file(battery))
+    assert sc["mode"] == "exact" and sc["forward_tokens_per_model"] == plan.forward_tokens > 0
+    assert sc["models_scored"] == 1 + 3 * 2  # base, then dataset, control and null students for 2 seeds
+    assert sc["forward_tokens"] == 7 * plan.forward_tokens
+    assert f"{plan.forward_tokens:,} forward tokens per model, {7 * plan.forward_tokens:,} in all." in to_markdown(
+        result
+    )
