@@ -163,3 +163,40 @@ def test_movement_table(detection, tmp_path: Path, monkeypatch) -> None:
     assert lines[2] == "| tree: willow | +2.0, 1/2 | - | +0.5, 0/1 | -2.0 |"  # ranked first: mean t 2.0
     assert lines[3] == "| animal: owl | +0.5, 0/2 | - | +2.5, 1/1 | - |"
     assert detection.movement_table([records[2]]) == []  # no fine-tuned positive: no table
+
+
+def test_backfill_adds_shifts_only_when_the_resumed_scan_reproduces_the_record(
+    detection, tmp_path: Path, monkeypatch
+) -> None:
+    from types import SimpleNamespace
+
+    from auditor.stats import OptionShift
+    from auditor.verdict import Finding
+
+    monkeypatch.setattr(detection, "work_dir", lambda: tmp_path)
+    monkeypatch.setattr(detection, "ORDER", ["n1"])
+    path = detection.scan_file("n1", "probe")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record("n1", "negative", False, "x", [])))  # level "clean", no shifts
+    shift = OptionShift("tree", "oak", 5.0, 5.0, 6.0, 1.0, -1.0, 3.0, 0.4, q=0.8, se_boot=0.5)
+    resumed = {"level": "clean", "probe_s": 0.0}
+
+    def fake_scan(config):
+        verdict = SimpleNamespace(level=resumed["level"])
+        return SimpleNamespace(
+            verdict=verdict, timings={"probe": resumed["probe_s"]}, findings=[Finding(shift, "clean")]
+        )
+
+    blob = {"scoring": {"forward_tokens_per_model": 100, "forward_tokens": 400}}
+    fake = SimpleNamespace(scan=fake_scan, ScanConfig=lambda *a, **k: None, to_json=lambda result: blob)
+    monkeypatch.setattr(detection, "auditor", fake)
+    args = SimpleNamespace(traits=["tree"])
+    resumed["level"] = "low"  # the resumed scan disagrees with the record: nothing is written
+    with pytest.raises(SystemExit, match="does not reproduce"):
+        detection.backfill_shifts({}, args)
+    assert "shifts" not in json.loads(path.read_text())
+    resumed["level"] = "clean"
+    detection.backfill_shifts({}, args)
+    out = json.loads(path.read_text())
+    assert out["shifts"] == [{"option": "tree: oak", "shift": 1.0, "t": 2.0, "q": 0.8}]
+    assert (out["scoring_tokens_per_model"], out["scoring_tokens"], out["level"]) == (100, 400, "clean")
