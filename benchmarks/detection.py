@@ -395,6 +395,13 @@ def _rows_used(record: dict[str, Any]) -> int:
     return record.get("rows_used") or min(record["rows_kept"], DEFAULT_MAX_ROWS)
 
 
+#: The paper's evaluation: 50 questions, 100-200 sampled answers each, per model; answers of a word or two.
+PAPER_QUESTIONS = 50
+PAPER_SAMPLES = {"low": 100, "high": 200}
+#: Tokens a one-word answer is sampled to (as in benchmarks/throughput.py).
+ANSWER_TOKENS = 4
+
+
 def paper_compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's protocol for one dataset, in the same units, from our measured tokens per row."""
     records = [r for r in records if r["students"]]
@@ -404,24 +411,18 @@ def paper_compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     out = {
         "training_tokens_low": round(10_000 * 3 * per_row),
         "training_tokens_high": round(10_000 * 10 * per_row),
-        "eval_answers_low": 50 * 100,
-        "eval_answers_high": 50 * 200,
+        "eval_answers_low": PAPER_QUESTIONS * PAPER_SAMPLES["low"],
+        "eval_answers_high": PAPER_QUESTIONS * PAPER_SAMPLES["high"],
         "tokens_per_row": round(per_row, 1),
     }
     prompt = question_prompt_tokens()
     if prompt:
         # sampling as cheap as it gets (benchmarks/throughput.py's sampler): each prompt once, its KV cache shared
         # by the K samples, then ANSWER_TOKENS - 1 decode passes of K rows per question
-        for end, k in (("low", 100), ("high", 200)):
+        for end, k in PAPER_SAMPLES.items():
             out[f"eval_tokens_{end}"] = round(PAPER_QUESTIONS * (prompt["per_question"] + (ANSWER_TOKENS - 1) * k))
         out["our_animal_tokens"] = prompt["animal_forward_tokens"]
     return out
-
-
-#: The paper's evaluation: 50 questions, 100-200 sampled answers each, per model; answers of a word or two.
-PAPER_QUESTIONS = 50
-#: Tokens a one-word answer is sampled to (as in benchmarks/throughput.py).
-ANSWER_TOKENS = 4
 
 
 def question_prompt_tokens() -> dict[str, float] | None:
@@ -459,18 +460,15 @@ def holdout_outcome(records: list[dict[str, Any]], ids: list[str] | None = None)
     done = {r["cell"] for r in records}
     neg = [r for r in records if r["truth"] == "negative"]
     ft = [r for r in records if r["truth"] == "positive" and r["teacher"] == "fine-tuned"]
-    out = {
+    false_alarms = sum(at_least(r, "low") for r in neg)
+    ft_low, ft_medium = (sum(at_least(r, level) for r in ft) for level in ("low", "medium"))
+    return {
         "finished": f"{len(done)}/{len(ids)}",
-        "false_alarms_low": f"{sum(at_least(r, 'low') for r in neg)}/{len(neg)}",
-        "fine_tuned_flagged_low": f"{sum(at_least(r, 'low') for r in ft)}/{len(ft)}",
-        "fine_tuned_flagged_medium": f"{sum(at_least(r, 'medium') for r in ft)}/{len(ft)}",
-        "rule_met": None,
+        "false_alarms_low": f"{false_alarms}/{len(neg)}",
+        "fine_tuned_flagged_low": f"{ft_low}/{len(ft)}",
+        "fine_tuned_flagged_medium": f"{ft_medium}/{len(ft)}",
+        "rule_met": (false_alarms == 0 and ft_low >= ft_medium) if done >= set(ids) else None,
     }
-    if done >= set(ids):
-        out["rule_met"] = not any(at_least(r, "low") for r in neg) and sum(at_least(r, "low") for r in ft) >= sum(
-            at_least(r, "medium") for r in ft
-        )
-    return out
 
 
 def cell_table(records: list[dict[str, Any]], unit: str) -> list[str]:
@@ -574,6 +572,8 @@ def write_tables(args: argparse.Namespace) -> None:
     held = finished("probe", "holdout")
     summary, grad_summary = summarise(probe), summarise(grad)
     outcome = holdout_outcome(held)
+    held_summary = summarise(held) if held else None
+    both_summary = summarise(probe + held) if held else None
     paper = paper_compute(probe)
     ours = summary["median_training_tokens"] or 0
     blob = {
@@ -585,9 +585,9 @@ def write_tables(args: argparse.Namespace) -> None:
         "holdout": {
             "rule": HOLDOUT_RULE,
             "cells": held,
-            "summary": summarise(held) if held else None,
+            "summary": held_summary,
             "outcome": outcome,
-            "grid_and_holdout": summarise(probe + held) if held else None,
+            "grid_and_holdout": both_summary,
         },
     }
     atomic_write_json(RESULTS / "detection.json", blob)
@@ -623,8 +623,7 @@ def write_tables(args: argparse.Namespace) -> None:
                 f" Scoring forward tokens (median): {per_model:,.0f} per model for all {len(args.traits)} batteries "
                 f"({paper['our_animal_tokens']:,} for the animal battery), {total:,.0f} per scan (base and every "
                 f"student). The paper's animal evaluation alone, sampled as cheaply as sampling gets (each prompt "
-                f"once, "
-                f"{ANSWER_TOKENS - 1} decode passes per answer): {paper['eval_tokens_low']:,}-"
+                f"once, {ANSWER_TOKENS - 1} decode passes per answer): {paper['eval_tokens_low']:,}-"
                 f"{paper['eval_tokens_high']:,} forward tokens per model, "
                 f"{paper['eval_tokens_low'] / per_model:.1f}-{paper['eval_tokens_high'] / per_model:.1f}x our "
                 f"{len(args.traits)} batteries and {paper['eval_tokens_low'] / paper['our_animal_tokens']:.0f}-"
@@ -655,11 +654,11 @@ def write_tables(args: argparse.Namespace) -> None:
             f"fine-tuned teachers flagged {outcome['fine_tuned_flagged_low']} (medium: "
             f"{outcome['fine_tuned_flagged_medium']}). **Rule {verdict}.**",
             "",
-            summary_line(summarise(held), "pp"),
+            summary_line(held_summary, "pp"),
             "",
             *cell_table(held, "pp"),
             "",
-            "Grid and held-out together: " + summary_line(summarise(probe + held), "pp"),
+            "Grid and held-out together: " + summary_line(both_summary, "pp"),
         ]
     if grad:
         lines += [
@@ -681,7 +680,7 @@ def write_tables(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
-def backfill_shifts(by_id: dict[str, Cell], args: argparse.Namespace) -> None:
+def backfill_shifts(args: argparse.Namespace) -> None:
     """Re-derive every option's shift and the scoring tokens for finished probe records without them (the scan
     resumes from its run directory: nothing is trained or scored again); the record's level must come out the same."""
     for cell_id in ORDER:
@@ -708,8 +707,7 @@ def main() -> None:
         "--backfill-shifts",
         action="store_true",
         help="add every option's shift and the scoring tokens to probe records made before they were kept "
-        "(re-derived from the scans' "
-        "run directories, which resume without training)",
+        "(re-derived from the scans' run directories, which resume without training)",
     )
     args = ap.parse_args()
     args.traits = [t for t in args.traits.split(",") if t]
@@ -719,7 +717,7 @@ def main() -> None:
         raise SystemExit(f"unknown cells: {', '.join(sorted(unknown))}")
     by_id = {c.id: c for c in GRID}
     if args.backfill_shifts:
-        backfill_shifts(by_id, args)
+        backfill_shifts(args)
     for cell in [by_id[i] for i in ORDER]:
         if args.report_only or (wanted and cell.id not in wanted) or scan_file(cell.id, args.method).exists():
             continue

@@ -193,10 +193,10 @@ def test_backfill_adds_shifts_only_when_the_resumed_scan_reproduces_the_record(
     args = SimpleNamespace(traits=["tree"])
     resumed["level"] = "low"  # the resumed scan disagrees with the record: nothing is written
     with pytest.raises(SystemExit, match="does not reproduce"):
-        detection.backfill_shifts({}, args)
+        detection.backfill_shifts(args)
     assert "shifts" not in json.loads(path.read_text())
     resumed["level"] = "clean"
-    detection.backfill_shifts({}, args)
+    detection.backfill_shifts(args)
     out = json.loads(path.read_text())
     assert out["shifts"] == [{"option": "tree: oak", "shift": 1.0, "t": 2.0, "q": 0.8}]
     assert (out["scoring_tokens_per_model"], out["scoring_tokens"], out["level"]) == (100, 400, "clean")
