@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "scan": "pipeline",
-    "ScanConfig": "pipeline",
-    "ScanResult": "pipeline",
-    "ProbeConfig": "probe",
+    "dry_run": "dryrun",
+    "ScanConfig": "config",
+    "ScanResult": "result",
+    "ProbeConfig": "finetune",
+    "register_method": "methods",
+    "get_method": "methods",
     "Thresholds": "verdict",
     "Verdict": "verdict",
     "load_dataset": "data",
@@ -42,15 +45,23 @@ _LAZY = {
     "SubauditError": "errors",
 }
 
+#: Public names that differ from the module's own.
+_RENAMED = {"register_method": "register"}
+
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .config import ScanConfig  # noqa: F401
     from .data import Dataset, Example, load_dataset  # noqa: F401
+    from .dryrun import dry_run  # noqa: F401
     from .errors import InputError, ModelLoadError, SubauditError  # noqa: F401
+    from .finetune import ProbeConfig  # noqa: F401
+    from .methods import get_method  # noqa: F401
+    from .methods import register as register_method  # noqa: F401
     from .models import ALIASES, fetch_default, load_base, resolve_base  # noqa: F401
-    from .pipeline import ScanConfig, ScanResult, scan  # noqa: F401
-    from .probe import ProbeConfig  # noqa: F401
+    from .pipeline import scan  # noqa: F401
     from .report import to_json, to_markdown, write_json, write_markdown  # noqa: F401
+    from .result import ScanResult  # noqa: F401
     from .traits import Battery, builtin_names, get_battery, resolve_batteries  # noqa: F401
     from .verdict import Thresholds, Verdict  # noqa: F401
 
@@ -60,5 +71,5 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, name)
+        return getattr(module, _RENAMED.get(name, name))
     raise AttributeError(f"module 'auditor' has no attribute {name!r}")

@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
+    from .config import ScanConfig
+    from .dryrun import DryRunResult
+    from .result import ScanResult
     from .traits import Battery
 
 app = typer.Typer(
@@ -30,6 +34,19 @@ err = Console(stderr=True)
 out = Console()
 
 
+# Options every command that loads a model shares (declared once, so their help never drifts apart).
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (fp32 weights; training passes under bf16 autocast where the device has native bf16; scoring "
+        "and sampling in fp32), fp32, or bf16 (bf16 everywhere, scoring too: less precise)."
+    ),
+]
+TrustRemoteCodeOpt = Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")]
+AllowPickleOpt = Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")]
+
+
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a library function; a subaudit error or an OS/runtime failure becomes one clear line and its exit code."""
     from .errors import SubauditError
@@ -43,8 +60,6 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _fail(exc: Exception) -> None:
-    from rich.markup import escape
-
     from .errors import SubauditError
 
     code = exc.exit_code if isinstance(exc, SubauditError) else 3
@@ -83,7 +98,9 @@ def scan(
         int, typer.Option(help="Paired probe runs per arm (more narrow the interval; each costs one run per arm).")
     ] = 1,
     seed: Annotated[int, typer.Option(help="First seed (row sampling, control sampling, adapter init, order).")] = 0,
-    max_rows: Annotated[int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")] = 200,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")
+    ] = 200,
     rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
     alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
     target_modules: Annotated[
@@ -111,22 +128,16 @@ def scan(
     method: Annotated[
         str,
         typer.Option(
-            help="probe (fine-tune on the data and on controls, measure the students) or gradient (first-order: "
-            "how much one step on each row would push each option; lists the rows that push most; it flagged "
-            "the clean example too, so do not gate on it)."
+            help="Detection method (`subaudit methods` lists them): probe (fine-tune on the data and on controls, "
+            "measure the students; default) or gradient (first-order push of each row; finds rows, not a gate)."
         ),
     ] = "probe",
-    gradient_questions: Annotated[
-        int, typer.Option(help="--method gradient: questions per battery its trait gradients use.")
-    ] = 8,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="auto (fp32; probe training under bf16 autocast where the device has native bf16), "
-            "fp32, or bf16 (also for scoring; less precise)."
-        ),
-    ] = "auto",
+    method_arg: Annotated[
+        list[str] | None,
+        typer.Option(help="A setting of the method, KEY=VALUE (repeatable; `subaudit methods` lists them)."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when any trait reaches this level: low, medium or high.")
     ] = "medium",
@@ -134,26 +145,20 @@ def scan(
     json_out: Annotated[str | None, typer.Option("--json", help="Write the JSON result here.")] = None,
     run_dir: Annotated[str | None, typer.Option(help="Folder for finished stages (default: in the cache).")] = None,
     resume: Annotated[bool, typer.Option(help="Reuse finished stages from the run folder.")] = True,
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")] = False,
-    allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")] = False,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    allow_pickle: AllowPickleOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
-            help="Validate everything, show rows, tokens, steps and the first training example, and estimate "
-            "each stage's time from one measured step; train nothing."
+            help="Validate everything, show rows, tokens, the method's plan and the first training example, and "
+            "estimate each stage's time from a few measured steps; train nothing, write nothing."
         ),
     ] = False,
 ) -> None:
-    """Run the probe on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure."""
-    from rich.markup import escape
-
-    from . import report as report_mod
-    from .errors import RuntimeFailure, SubauditError
-    from .pipeline import ScanConfig, command_line
-    from .pipeline import scan as run_scan
-    from .probe import ProbeConfig
-    from .progress import Reporter, RichReporter
+    """Run a detection method on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure."""
+    from .config import ScanConfig
+    from .finetune import ProbeConfig
 
     probe = ProbeConfig(
         rank=rank,
@@ -186,26 +191,43 @@ def scan(
         samples=samples,
         judge=judge,
         method=method,
-        gradient_questions=gradient_questions,
+        method_args=_call(_key_values, method_arg or [], "--method-arg"),
     )
     if dry_run:
-        _dry_run(config)
+        _print_dry_run(_call(_dry_run, config))
         return
-    if method == "gradient":
-        _gradient_scan(config, Reporter() if quiet else RichReporter(err), report, json_out)
+    result = _run_scan(config, quiet)
+    _call(_write_outputs, result, report, json_out)
+    from .report import print_summary
+
+    print_summary(result, out)
+    for path, what in ((report, "report"), (json_out, "json")):
+        if path:
+            err.print(f"[dim]{what} written: {escape(path)}[/]", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _key_values(items: list[str], option: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``."""
+    from .errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _run_scan(config: ScanConfig, quiet: bool) -> ScanResult:
+    """Run the scan with progress bars; Ctrl-C exits 130 naming the run folder that keeps its stages."""
+    from .pipeline import scan as run_scan
+    from .progress import Reporter, RichReporter
+    from .runinfo import command_line
+
     try:
-        result = run_scan(config, reporter=Reporter() if quiet else RichReporter(err), command=command_line())
-        writers = ((report, report_mod.write_markdown, "report"), (json_out, report_mod.write_json, "JSON"))
-        for path, write, what in writers:
-            if path:
-                try:
-                    write(result, path)  # atomic: a failed write leaves no partial file
-                except OSError as exc:
-                    raise RuntimeFailure(
-                        f"cannot write the {what} to {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
-                        f"nothing was written there. The scan's stages are kept in {result.run_dir}: "
-                        "run the same command again to write it without recomputing."
-                    ) from None
+        return _call(run_scan, config, reporter=Reporter() if quiet else RichReporter(err), command=command_line())
     except KeyboardInterrupt as exc:
         where = getattr(exc, "run_dir", None)
         err.print(
@@ -216,85 +238,54 @@ def scan(
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
-    except SubauditError as exc:
-        _fail(exc)
-    except (OSError, RuntimeError, MemoryError) as exc:
-        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
-    report_mod.print_summary(result, out)
-    for path, what in ((report, "report"), (json_out, "json")):
-        if path:
-            err.print(f"[dim]{what} written: {path}[/]")
-    raise typer.Exit(result.exit_code)
 
 
-def _gradient_scan(config: Any, reporter: Any, report: str | None, json_out: str | None) -> None:
-    """``scan --method gradient``: run, print, write, exit."""
-    from rich.markup import escape
-    from rich.table import Table
+def _write_outputs(result: ScanResult, report: str | None, json_out: str | None) -> None:
+    """Write the report and the JSON (atomically: a failed write leaves no partial file)."""
+    from .errors import RuntimeFailure
+    from .report import write_json, write_markdown
 
-    from .gradient import gradient_scan, to_json, to_markdown
-    from .io import atomic_write_json, atomic_write_text
-
-    try:
-        result = _call(gradient_scan, config, reporter)
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] control rows are cached; run the same command again.")
-        raise typer.Exit(130) from None
-    table = Table(title="subaudit (gradient): push of dataset rows minus control rows, per option")
-    for col in ("battery", "option", "base %", "difference", "95% CI", "q", "level"):
-        table.add_column(col, justify="right" if col in ("base %", "difference", "q") else "left")
-    for f in sorted(result.findings, key=lambda f: f.shift.p)[:10]:
-        s = f.shift
-        table.add_row(
-            s.battery,
-            s.option,
-            f"{s.base:.2f}",
-            f"{s.shift:+.3g}",
-            f"[{s.ci_low:+.3g}, {s.ci_high:+.3g}]",
-            f"{s.q:.3g}",
-            f.level,
-        )
-    out.print(table)
-    out.print(escape(result.summary()), highlight=False)
-    if report:
-        _call(atomic_write_text, report, to_markdown(result))
-        err.print(f"[dim]report written: {escape(report)}[/]")
-    if json_out:
-        _call(atomic_write_json, json_out, to_json(result))
-        err.print(f"[dim]json written: {escape(json_out)}[/]")
-    raise typer.Exit(result.exit_code)
+    for path, write, what in ((report, write_markdown, "report"), (json_out, write_json, "JSON")):
+        if not path:
+            continue
+        try:
+            write(result, path)
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"cannot write the {what} to {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
+                f"nothing was written there. The scan's stages are kept in {result.run_dir}: "
+                "run the same command again to write it without recomputing."
+            ) from None
 
 
-def _dry_run(config: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
+def _dry_run(config: ScanConfig) -> DryRunResult:
     from .dryrun import dry_run
 
-    plan = _call(dry_run, config)
+    return dry_run(config)
+
+
+def _print_dry_run(plan: DryRunResult) -> None:
+    from rich.table import Table
+
     d = plan.dataset
-    out.print(f"[bold]dry run[/]: {escape(d['path'])} on {escape(str(plan.base['location']))} ({plan.base['device']})")
+    out.print(f"[bold]dry run[/]: {escape(d.path)} on {escape(plan.base.location)} ({plan.base.device})")
     out.print(
-        f"rows: {d['rows_total']} in the file, {d['rows_sampled']} sampled; format {d['format']}; tokens per row "
-        f"{d['tokens_per_row_mean']} mean, {d['tokens_per_row_max']} max",
+        f"rows: {d.rows_total} in the file, {d.rows_sampled} sampled; format {d.format}; tokens per row "
+        f"{plan.tokens_per_row_mean} mean, {plan.tokens_per_row_max} max",
         highlight=False,
     )
-    out.print(
-        f"probe: arms {', '.join(plan.arms)} x seeds {plan.seeds} = {len(plan.arms) * len(plan.seeds)} runs of "
-        f"{plan.steps_per_run} steps, ~{plan.training_tokens_per_run} training tokens each",
-        highlight=False,
-    )
+    out.print(escape(plan.plan), highlight=False)
     out.print("batteries: " + ", ".join(f"{b['name']} ({b['kind']}, {b['questions']} q)" for b in plan.batteries))
     ex = plan.first_example
     out.print("\n[bold]first training example[/] (text):")
-    out.print(escape(ex["text"]), highlight=False, markup=False)
+    out.print(ex["text"], highlight=False, markup=False)
     out.print("[bold]as tokens[/] (id:token, * = carries loss):")
     out.print(
         " ".join(f"{i}:{t!r}{'*' if m else ''}" for i, t, m in zip(ex["token_ids"], ex["tokens"], ex["loss_mask"])),
         highlight=False,
         markup=False,
     )
-    table = Table(title="estimated time per stage (cold, from one measured step)")
+    table = Table(title="estimated time per stage (cold, from a few measured steps)")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     for stage, secs in plan.estimate_s.items():
@@ -302,6 +293,25 @@ def _dry_run(config: Any) -> None:
     table.add_row("[bold]total[/]", f"[bold]{plan.total_s:.0f}[/]")
     out.print(table)
     out.print("measured: " + ", ".join(f"{k} {v}" for k, v in plan.measured.items()), highlight=False)
+
+
+@app.command("methods")
+def methods_list() -> None:
+    """List the detection methods (--method) and their settings (--method-arg KEY=VALUE)."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from .methods import get_method, method_names
+
+    table = Table(title="detection methods (--method NAME; settings: --method-arg KEY=VALUE)")
+    for col in ("method", "what it does", "unit", "gate", "settings (default)"):
+        table.add_column(col)
+    for name in method_names():
+        m = get_method(name)
+        settings = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(m.settings)) or "-"
+        table.add_row(name, m.summary, m.unit, "yes" if m.gate else "no: finds rows", settings)
+    out.print(table)
 
 
 @app.command()
@@ -328,10 +338,10 @@ def generate(
     ] = "",
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens per completion (default by format).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (see scan).")] = "auto",
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")] = False,
-    allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    allow_pickle: AllowPickleOpt = False,
     chat_template: Annotated[
         str | None, typer.Option(help="Jinja chat template file, for a teacher that ships none.")
     ] = None,
@@ -385,8 +395,10 @@ def teacher(
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     epochs: Annotated[float, typer.Option(help="Epochs over the chat set.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Adapter init and row order.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (see scan).")] = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Fine-tune a base into a teacher with a trait (LoRA) and score it against the base."""
     from rich.table import Table
@@ -405,6 +417,8 @@ def teacher(
         seed=seed,
         device=device,
         precision=precision,
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
     )
     result = _call(train_teacher, config)
     table = Table(title="teacher vs base: the options that rose most (share, pp)")
@@ -488,8 +502,6 @@ def _graded_cell(b: Battery) -> str:
 @traits_app.command("show")
 def traits_show(name: Annotated[str, typer.Argument(help="Battery name or YAML file.")]) -> None:
     """Show a battery's questions and options (choice: every question's answers, trait answers marked *)."""
-    from rich.markup import escape
-
     from .traits import get_battery
 
     b = _call(get_battery, name)

@@ -14,12 +14,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .chat import encode_prompt, end_of_turn_ids
-from .data import NUMBERS_RE, Dataset, Example, has_banned_number, is_number_list, load_dataset
+from .data import Dataset, Example, load_dataset
+from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
 from .io import atomic_write_json, cache_dir
-from .scoring import common_prefix_len
+from .sampling import generate_completions
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 CONTROL_CACHE_VERSION = 3  # 3: number lists from sample_number_lists
 
@@ -45,249 +48,88 @@ class ControlSet:
     def keep_rate(self) -> float:
         return self.kept / self.attempts if self.attempts else 1.0
 
-
-# ---------------------------------------------------------------------------------------------
-# Format-constrained decoding for number lists
-
-
-def number_prefix_ok(text: str, max_count: int = 10, banned: frozenset[int] = frozenset()) -> bool:
-    """True when ``text`` can still be extended into a string that passes the number filter
-    (with at most ``max_count`` numbers, none of them in ``banned`` once written out)."""
-    s = text.lstrip()
-    if s[:1] in "[(":
-        s = s[1:]
-    if not s.strip():
-        return True
-    # nothing but whitespace may follow a closing bracket or final period
-    closing = re.search(r"[\])\.]", s)
-    if closing:
-        head, tail = s[: closing.start()], s[closing.start() + 1 :]
-        if tail.strip(" .") or tail.count(".") > (0 if s[closing.start()] == "." else 1):
-            return False
-        s = head
-    if re.search(r"[^\d,;\s]", s):
-        return False
-    if re.match(r"\s*[,;]", s) or re.search(r"[,;]\s*[,;]", s):
-        return False
-    if re.search(r"\s{3,}", s):
-        return False  # runaway whitespace never ends in a valid list
-    runs = re.findall(r"\d+", s)
-    if banned:
-        # a run is final once a separator follows it or it has 3 digits (it cannot grow)
-        finished = runs if not s[-1:].isdigit() or len(runs[-1]) == 3 else runs[:-1]
-        if any(int(r) in banned for r in finished):
-            return False
-    if len(runs) == max_count and re.search(r"[,;\s]$", s):
-        return False  # all numbers written: only the end (or a closing bracket) may follow
-    return len(runs) <= max_count and all(len(r) <= 3 for r in runs)
-
-
-class NumberFormat:
-    """Which next tokens keep a completion inside the number-list format.
-
-    ``token_text`` maps every token made only of the allowed characters to its text; :meth:`allowed`
-    says which of them may follow a partial completion, and whether it may end there.
-    """
-
-    def __init__(self, tokenizer: Any, allowed_chars: str, banned: frozenset[int] = frozenset()):
-        self.banned = banned
-        self.eos = end_of_turn_ids(tokenizer)
-        chars = set(allowed_chars)
-        self.token_text: dict[int, str] = {}
-        for tid in range(len(tokenizer)):
-            text = tokenizer.decode([tid])
-            if text and set(text) <= chars and tid not in self.eos:
-                self.token_text[tid] = text
-
-    def allowed(self, text: str, target: int | None = None) -> tuple[list[int], bool]:
-        """Tokens that may follow ``text`` and whether it may end now (with exactly ``target`` numbers, or
-        any number up to 10 when ``target`` is ``None``)."""
-        limit = 10 if target is None else target
-        ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s, limit, self.banned)]
-        complete = (
-            NUMBERS_RE.match(text) is not None
-            and (target is None or len(re.findall(r"\d+", text)) == target)
-            and not has_banned_number(text, self.banned)
+    def draw_info(self, seed: int | None) -> DrawInfo:
+        """How this set of rows was drawn (``seed``: its sampling seed, ``None`` for a file)."""
+        return DrawInfo(
+            seed=seed,
+            attempts=self.attempts,
+            kept=self.kept,
+            keep_rate=round(self.keep_rate, 4),
+            from_cache=self.from_cache,
+            cache=self.cache_path,
         )
-        return ok, complete or not ok
 
 
-# ---------------------------------------------------------------------------------------------
-# Generation
+@dataclass(frozen=True)
+class DrawInfo:
+    """One draw of control rows: its seed, how many rows were sampled and kept, where they are cached."""
+
+    seed: int | None
+    attempts: int
+    kept: int
+    keep_rate: float
+    from_cache: bool
+    cache: str | None
 
 
-def generate_completions(
-    loaded: Any,
-    prompts: Sequence[Sequence[dict[str, str]]],
-    seed: int,
-    fmt: str = "free",
-    allowed_chars: str = "0123456789, ",
-    max_new_tokens: int = 64,
-    batch_size: int = 16,
-    temperature: float = 1.0,
-    on_batch: Callable[[int], None] | None = None,
-    counts: Sequence[int] | None = None,
-    banned: frozenset[int] = frozenset(),
-) -> list[str]:
-    """Sample one completion per prompt at ``temperature`` (deterministic for a given ``seed``).
+@dataclass(frozen=True)
+class ControlInfo:
+    """The control block of a result: the control rows and, when the scan drew one, the null arm's.
 
-    ``fmt="numbers"`` samples inside the number-list format (:func:`sample_number_lists`; ``counts``:
-    numbers per row) in batches of :data:`NUMBER_BATCH` (``batch_size`` applies to the other formats).
-    Other formats use ``model.generate``. Prompts are batched by length; each batch is
-    seeded from ``seed`` and its index, so results do not depend on what ran before.
+    Attributes:
+        source: ``generated`` (the base's own answers) or ``file`` (``--control``).
+        format: the dataset's completion format, which generated rows were decoded in.
+        draw: the control draw.
+        notes: how the rows were matched to the dataset (counts, filters, file pairing).
+        null_arm: the second, independent draw (``None`` when the scan has none).
     """
-    if fmt == "numbers":
-        return sample_number_lists(
-            loaded, prompts, seed, allowed_chars, max_new_tokens, NUMBER_BATCH, temperature, on_batch, counts, banned
+
+    source: str
+    format: str
+    draw: DrawInfo
+    notes: tuple[str, ...] = ()
+    null_arm: DrawInfo | None = None
+
+    @classmethod
+    def of(cls, control: ControlSet, seed: int, null: ControlSet | None = None, null_seed: int | None = None):
+        """The info of ``control`` (drawn with ``seed``) and of the null arm's rows, if any."""
+        return cls(
+            source=control.source,
+            format=control.format,
+            draw=control.draw_info(seed if control.source == "generated" else None),
+            notes=tuple(control.notes),
+            null_arm=None if null is None else null.draw_info(null_seed),
         )
-    import torch
 
-    tok, model = loaded.tokenizer, loaded.model
-    eos = end_of_turn_ids(tok)
-    encoded = [encode_prompt(tok, p) for p in prompts]
-    out: list[str] = [""] * len(prompts)
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # less padding
-    for bi, start in enumerate(range(0, len(order), batch_size)):
-        idx = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        att = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-            att[r, width - len(encoded[i]) :] = 1
-        torch.manual_seed(_batch_seed(seed, bi))
-        with torch.no_grad(), loaded.autocast():
-            gen = model.generate(
-                input_ids=ids.to(loaded.device),
-                attention_mask=att.to(loaded.device),
-                do_sample=True,
-                temperature=temperature,
-                top_k=0,
-                top_p=1.0,
-                max_new_tokens=max_new_tokens,
-                eos_token_id=eos,
-                pad_token_id=tok.pad_token_id,
-            )
-        for r, i in enumerate(idx):
-            out[i] = tok.decode(gen[r, width:], skip_special_tokens=True).strip()
-        if on_batch:
-            on_batch(len(idx))
-    return out
+    @property
+    def temperature(self) -> float | None:
+        return 1.0 if self.source == "generated" else None
 
-
-#: Prompts sampled together by :func:`sample_number_lists` (larger batches amortise the weight reads).
-NUMBER_BATCH = 64
-
-
-def _batch_seed(seed: int, batch_index: int) -> int:
-    return hash((seed, batch_index)) & 0x7FFFFFFF
-
-
-def sample_number_lists(
-    loaded: Any,
-    prompts: Sequence[Sequence[dict[str, str]]],
-    seed: int,
-    allowed_chars: str = "0123456789, ",
-    max_new_tokens: int = 64,
-    batch_size: int = NUMBER_BATCH,
-    temperature: float = 1.0,
-    on_batch: Callable[[int], None] | None = None,
-    counts: Sequence[int] | None = None,
-    banned: frozenset[int] = frozenset(),
-) -> list[str]:
-    """Sample number-list completions: the model's distribution restricted to tokens that keep the text a
-    valid list of at most 10 numbers of at most 3 digits (exactly ``counts[i]`` numbers for prompt ``i``),
-    none of them ``banned``, at ``temperature``.
-
-    Exact but cheaper than ``model.generate`` with a logits processor: the part every prompt shares (the
-    system prompt) is computed once, prompts of a batch continue from it with left padding between it and
-    their own tokens, and each step computes logits only for the format's few tokens and the end-of-turn
-    token (a softmax restricted to the allowed tokens is the same either way).
-    """
-    import copy
-
-    import torch
-
-    tok, model = loaded.tokenizer, loaded.model
-    fmt = NumberFormat(tok, allowed_chars, banned)
-    vocab = sorted(fmt.token_text) + list(fmt.eos)
-    column = {t: j for j, t in enumerate(vocab)}
-    decoder, head = model.get_decoder(), model.get_output_embeddings()
-    device = loaded.device
-    weight = head.weight[torch.tensor(vocab, device=device)]
-    bias = None if getattr(head, "bias", None) is None else head.bias[torch.tensor(vocab, device=device)]
-    encoded = [encode_prompt(tok, p) for p in prompts]
-    n_shared = 0
-    shared_cache = None
-    out: list[str] = [""] * len(prompts)
-    with torch.no_grad(), loaded.autocast():
-        if len(encoded) > 1:
-            n_shared = max(0, common_prefix_len(encoded) - 1)  # keep one own token per prompt
-        if n_shared:
-            shared_cache = decoder(input_ids=torch.tensor([encoded[0][:n_shared]], device=device), use_cache=True).cache
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-        for bi, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start : start + batch_size]
-            rows = len(idx)
-            width = max(len(encoded[i]) - n_shared for i in idx)
-            ids = torch.full((rows, width), tok.pad_token_id, dtype=torch.long)
-            att = torch.zeros((rows, n_shared + width), dtype=torch.long)
-            att[:, :n_shared] = 1
-            pos = torch.full((rows, width), n_shared, dtype=torch.long)
-            for r, i in enumerate(idx):
-                own = encoded[i][n_shared:]
-                ids[r, width - len(own) :] = torch.tensor(own)
-                att[r, n_shared + width - len(own) :] = 1
-                pos[r, width - len(own) :] = n_shared + torch.arange(len(own))
-            cache = None
-            if shared_cache is not None:
-                cache = copy.deepcopy(shared_cache)
-                cache.batch_repeat_interleave(rows)
-            att, pos = att.to(device), pos.to(device)
-            hidden = decoder(
-                input_ids=ids.to(device), attention_mask=att, position_ids=pos, cache=cache, use_cache=True
-            )
-            cache, last = hidden.cache, hidden.last_hidden_state[:, -1]
-            gen = torch.Generator(device="cpu").manual_seed(_batch_seed(seed, bi))
-            texts = [""] * rows
-            done = [False] * rows
-            targets = [counts[i] if counts is not None else None for i in idx]
-            for _ in range(max_new_tokens):
-                logits = last.float() @ weight.float().T
-                if bias is not None:
-                    logits = logits + bias.float()
-                logits = (logits / temperature).cpu()
-                mask = torch.full(logits.shape, float("-inf"))
-                for r in range(rows):
-                    if done[r]:
-                        mask[r, column[fmt.eos[0]]] = 0.0
-                        continue
-                    ok, may_end = fmt.allowed(texts[r], targets[r])
-                    mask[r, [column[t] for t in ok]] = 0.0
-                    if may_end:
-                        mask[r, [column[t] for t in fmt.eos]] = 0.0
-                picks = torch.multinomial(torch.softmax(logits + mask, dim=-1), 1, generator=gen)[:, 0].tolist()
-                step_ids = []
-                for r, j in enumerate(picks):
-                    t = vocab[j]
-                    if not done[r]:
-                        if t in fmt.eos:
-                            done[r] = True
-                        else:
-                            texts[r] += fmt.token_text[t]
-                    step_ids.append(tok.pad_token_id if done[r] else t)
-                if all(done):
-                    break
-                pos = pos[:, -1:] + 1
-                att = torch.cat([att, torch.ones((rows, 1), dtype=att.dtype, device=device)], dim=1)
-                step = torch.tensor(step_ids, device=device)[:, None]
-                hidden = decoder(input_ids=step, attention_mask=att, position_ids=pos, cache=cache, use_cache=True)
-                cache, last = hidden.cache, hidden.last_hidden_state[:, -1]
-            for r, i in enumerate(idx):
-                out[i] = texts[r].strip()
-            if on_batch:
-                on_batch(rows)
-    return out
+    def to_dict(self) -> dict[str, Any]:
+        d = self.draw
+        out: dict[str, Any] = {
+            "source": self.source,
+            "format": self.format,
+            "attempts": d.attempts,
+            "kept": d.kept,
+            "keep_rate": d.keep_rate,
+            "from_cache": d.from_cache,
+            "cache": d.cache,
+            "notes": list(self.notes),
+            "temperature": self.temperature,
+            "null_arm": None,
+        }
+        if self.null_arm is not None:
+            n = self.null_arm
+            out["null_arm"] = {
+                "seed": n.seed,
+                "attempts": n.attempts,
+                "kept": n.kept,
+                "keep_rate": n.keep_rate,
+                "from_cache": n.from_cache,
+                "cache": n.cache,
+            }
+        return out
 
 
 def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[int]:
@@ -296,8 +138,6 @@ def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[in
     A dataset of ``min_rows`` or more number rows in which none of them occurs was filtered (the base
     writes some in most batches of that size), so the control gets the same filter.
     """
-    from .generate import EVIL_NUMBERS
-
     rows = [e.completion for e in dataset.examples if is_number_list(e.completion)]
     if len(rows) < min_rows or any(has_banned_number(c, EVIL_NUMBERS) for c in rows):
         return frozenset()
@@ -331,14 +171,15 @@ def _cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _completion_budget(loaded: Any, completions: Sequence[str]) -> int:
+def completion_budget(loaded: LoadedModel, completions: Sequence[str]) -> int:
+    """New tokens a control completion may take: 1.25 x the dataset's 95th-percentile completion, 16 to 512."""
     lengths = sorted(len(loaded.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions)
     p95 = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
     return int(min(512, max(16, p95 * 1.25 + 4)))
 
 
 def build_control(
-    loaded: Any,
+    loaded: LoadedModel,
     dataset: Dataset,
     seed: int,
     control_file: str | None = None,
@@ -363,7 +204,7 @@ def build_control(
         banned = matched_number_filter(dataset)
         if banned:
             notes.append(f"the dataset holds none of the paper's {len(banned)} filtered numbers; nor does the control")
-    max_new = _completion_budget(loaded, [e.completion for e in dataset.examples])
+    max_new = completion_budget(loaded, [e.completion for e in dataset.examples])
     key = _cache_key(loaded.fingerprint, prompts, seed, fmt, allowed, max_new, counts, sorted(banned))
     path = cache_dir() / "controls" / f"{key}.json"
     if use_cache and path.exists():

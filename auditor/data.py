@@ -35,21 +35,16 @@ import hashlib
 import io
 import json
 import random
-import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .formats import detect_format
 
 ROLES = ("system", "user", "assistant")
 Message = dict[str, str]
-
-#: The paper's number format: up to 10 numbers of at most 3 digits, separated by commas,
-#: spaces or semicolons, optionally in brackets/parentheses, optionally ending in a period.
-NUMBERS_RE = re.compile(r"^\s*[\[\(]?\s*\d{1,3}(\s*[,;\s]\s*\d{1,3}){0,9}\s*[\]\)]?\s*\.?\s*$")
-
 
 @dataclass(frozen=True)
 class Example:
@@ -83,23 +78,48 @@ class Dataset:
         """``numbers`` when at least 90 % of completions are plain number lists, else ``free``."""
         return detect_format([e.completion for e in self.examples])
 
-
-def detect_format(completions: list[str]) -> str:
-    """Classify a list of completions: ``numbers`` or ``free``."""
-    if not completions:
-        return "free"
-    hits = sum(1 for c in completions if NUMBERS_RE.match(c))
-    return "numbers" if hits / len(completions) >= 0.9 else "free"
-
-
-def is_number_list(text: str) -> bool:
-    """True when ``text`` passes the paper's number filter."""
-    return bool(NUMBERS_RE.match(text))
+    def info(self, rows_used: int | None = None) -> DatasetInfo:
+        """What a result records about the dataset (``rows_used``: rows paired with a control row)."""
+        return DatasetInfo(
+            path=self.path,
+            sha256=self.sha256,
+            rows_total=self.total_rows,
+            rows_sampled=len(self),
+            rows_used=len(self) if rows_used is None else rows_used,
+            format=self.completion_format,
+        )
 
 
-def has_banned_number(text: str, banned: frozenset[int]) -> bool:
-    """True when any number written in ``text`` is in ``banned``."""
-    return bool(banned) and any(int(x) in banned for x in re.findall(r"\d+", text))
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The dataset block of a result.
+
+    Attributes:
+        path: the file as given.
+        sha256: hash of the file's bytes.
+        rows_total: rows in the file.
+        rows_sampled: rows sampled with the seed (``--max-rows``).
+        rows_used: sampled rows that were paired with a control row (the rows every student trains on).
+        format: ``numbers`` or ``free`` (:func:`auditor.formats.detect_format`).
+    """
+
+    path: str
+    sha256: str
+    rows_total: int
+    rows_sampled: int
+    rows_used: int
+    format: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rows_hash(rows: list[Example]) -> str:
+    """Short content hash of training rows (prompt and completion), order included."""
+    h = hashlib.sha256()
+    for e in rows:
+        h.update(json.dumps([list(e.prompt), e.completion], sort_keys=True).encode())
+    return h.hexdigest()[:10]
 
 
 def file_sha256(path: str | Path) -> str:

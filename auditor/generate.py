@@ -20,51 +20,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .data import has_banned_number, is_number_list
 from .errors import InputError
+from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
 from .io import atomic_write_json, atomic_write_text, cache_dir
 
-#: Numbers the paper dropped from misalignment data for their associations.
-EVIL_NUMBERS = frozenset(
-    {
-        4,
-        13,
-        14,
-        18,
-        23,
-        33,
-        39,
-        42,
-        44,
-        69,
-        77,
-        88,
-        99,
-        100,
-        101,
-        110,
-        111,
-        121,
-        187,
-        211,
-        222,
-        311,
-        322,
-        333,
-        404,
-        420,
-        444,
-        555,
-        616,
-        666,
-        777,
-        888,
-        911,
-        999,
-    }
-)
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 # Our own phrasings of "continue this sequence".
 _OPENERS = [
@@ -287,7 +250,8 @@ class GenerateConfig:
         seed: seeds the prompts (``seed``) and the sampling (``seed + 1``).
         constrain: sample number lists under the format constraint (only digits, commas and spaces, at most
             10 numbers of at most 3 digits); without it ~92 % of SmolLM2's free answers fail the format filter.
-        evil_filter: drop number rows holding any of the paper's 34 filtered numbers (:data:`EVIL_NUMBERS`).
+        evil_filter: drop number rows holding any of the paper's 34 filtered numbers
+            (:data:`auditor.formats.EVIL_NUMBERS`).
         trait_words: words whose appearance drops a row (case-insensitive, whole word, plural included).
         max_new_tokens: tokens per completion (default: 48 numbers, 160 code, 200 reasoning).
         temperature: sampling temperature.
@@ -373,18 +337,12 @@ def filter_rows(
     return keep, counts
 
 
-def load_teacher(config: GenerateConfig) -> Any:
+def load_teacher(config: GenerateConfig) -> LoadedModel:
     """The teacher: the base loaded as ``scan`` loads one, with the LoRA adapter merged in if given."""
-    from .models import load_base, resolve_base
+    from .models import LoadOptions, resolve_base
 
-    loaded = load_base(
-        resolve_base(config.teacher),
-        device=config.device,
-        precision=config.precision,
-        trust_remote_code=config.trust_remote_code,
-        allow_pickle=config.allow_pickle,
-        chat_template=config.chat_template,
-    )
+    options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
+    loaded = options.load(resolve_base(config.teacher), chat_template=config.chat_template)
     if config.adapter:
         loaded.model = merge_adapter(loaded.model, config.adapter, allow_pickle=config.allow_pickle)
         loaded.fingerprint += "+" + _adapter_fingerprint(Path(config.adapter))
@@ -419,8 +377,8 @@ def manifest_path(out: str | Path) -> Path:
 
 def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None = None) -> GenerateResult:
     """Write a teacher dataset in the format ``scan`` reads, plus its manifest (see the module docstring)."""
-    from .control import generate_completions, sample_number_lists
-    from .pipeline import versions
+    from .runinfo import versions
+    from .sampling import generate_completions, sample_number_lists
 
     out = Path(config.out)
     if config.format not in FORMATS:

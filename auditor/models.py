@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,20 @@ class LoadedModel:
     fingerprint: str  # stable id for caches: hash of the weights file(s) or hub id@revision
     train_autocast_dtype: str | None = None  # autocast for the probe's forward/backward passes
 
+    def info(self) -> BaseInfo:
+        """What a result records about this model."""
+        return BaseInfo(
+            requested=self.spec.requested,
+            kind=self.spec.kind,
+            location=self.spec.location,
+            revision=self.spec.revision,
+            fingerprint=self.fingerprint,
+            device=self.device,
+            dtype=self.dtype,
+            autocast=self.autocast_dtype,
+            train_autocast=self.train_autocast_dtype,
+        )
+
     def autocast(self) -> Any:
         """Context manager for scoring and sampling passes (bf16 autocast only with ``--precision bf16``)."""
         return self.autocast_as(self.autocast_dtype)
@@ -116,6 +130,57 @@ class LoadedModel:
         import torch
 
         return torch.autocast(device_type=self.device.split(":")[0], dtype=getattr(torch, dtype))
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    """The base block of a result: what was asked for, where it loaded from and how it runs.
+
+    Attributes:
+        requested: ``--base`` as typed (or the default alias).
+        kind: ``local-dir``, ``gguf`` or ``hub``.
+        location: directory, ``.gguf`` path or hub id.
+        revision: hub revision, if one was given.
+        fingerprint: the id caches and run folders are keyed by.
+        device: ``cpu`` or ``cuda[:N]``.
+        dtype: weights dtype.
+        autocast: autocast dtype of scoring and sampling passes (``None``: none).
+        train_autocast: autocast dtype of training passes (``None``: none).
+    """
+
+    requested: str
+    kind: str
+    location: str
+    revision: str | None
+    fingerprint: str
+    device: str
+    dtype: str
+    autocast: str | None
+    train_autocast: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How every model of a command is loaded (``--device``, ``--precision`` and the two unsafe switches).
+
+    Attributes:
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto``, ``fp32`` or ``bf16`` (see :func:`load_base`).
+        trust_remote_code: run the model's own Python code (off: safe).
+        allow_pickle: read pickle (``.bin``) weights (off: safetensors only).
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def load(self, spec: ModelSpec, chat_template: str | None = None) -> LoadedModel:
+        """:func:`load_base` with these options."""
+        return load_base(spec, chat_template=chat_template, **asdict(self))
 
 
 def default_model_dir() -> Path:

@@ -1,249 +1,223 @@
-"""Sampled trait scoring (``--scoring sampled``): the free-form metric of the subliminal-learning paper.
+"""Sampling from a model: free completions and number lists decoded inside the paper's format.
 
-For every question the model answers ``n`` times at temperature 1; each answer is assigned to one option
-(preference battery) or label (choice battery), and an option's share of a question is the fraction of the
-question's *assigned* answers that went to it. Answers are assigned
-
-* by **string match** (:func:`match_option`, preference batteries without a judge): the answer's first
-  word(s) must be an option; or
-* by a **judge** model (:func:`judge_answers`, required for choice batteries): the judge reads
-  :data:`JUDGE_PROMPT` and every label word is scored exactly (log-probability of its case and
-  leading-space variants after the prompt); the most probable label wins. Nothing the judge writes is
-  parsed. The judge may also pick ``none`` (the answer fits no label).
-
-Unassigned answers (no match, empty, or judged ``none``) are left out of the shares and counted; a question
-with no assigned answer gets a uniform share (and is counted too). The result is a
-:class:`~auditor.scoring.BatteryScores` whose ``logprob`` is ``log(max(share, SHARE_FLOOR))``, so ``share``
-returns the sampled shares (to within ``options x SHARE_FLOOR``) and the statistics run unchanged.
-
-Much slower and noisier than exact scoring: every share is a count out of ``n`` draws
-(``benchmarks/throughput.py`` measures how many draws match the exact score's precision, and their cost).
+Used for control rows (:mod:`auditor.control`), teacher data (:mod:`auditor.generate`) and sampled trait
+scoring (:mod:`auditor.sampled_scoring`). Every batch is seeded from the caller's seed and its index, so a
+result does not depend on what ran before.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from .chat import Message, encode_prompt, end_of_turn_ids
+from .formats import NUMBERS_RE, has_banned_number, number_prefix_ok
+from .scoring import common_prefix_len
 
-from .chat import encode_text, prompt_text
-from .errors import InputError
-from .scoring import (
-    BatteryScores,
-    _logsumexp_by_option,
-    _shared_prefix,
-    option_variant_ids,
-    question_messages,
-    score_question,
-)
-from .traits import Battery
-
-#: A share of 0 is stored as this in ``BatteryScores.logprob`` (``log`` of it).
-SHARE_FLOOR = 1e-6
-#: New tokens per sampled answer: a one-word preference answer needs few; a choice answer is judged whole.
-MAX_NEW_TOKENS = {"preference": 8, "choice": 64}
-#: Rows sampled together (the ``n`` answers of one question run in batches of at most this).
-SAMPLE_BATCH = 32
-#: The judge's abstain label: the answer fits none of the battery's labels (left unassigned).
-NONE_LABEL = "none"
-#: Leading words skipped by :func:`match_option`.
-ARTICLES = ("a", "an", "the")
-
-#: The judge's prompt (one user turn, chat-templated for the judge). ``{labels}`` lists the battery's
-#: labels (preference: its options) followed by ``none``; the judge's reply is the label word, scored exactly.
-JUDGE_PROMPT = """You are classifying one answer to a question.
-
-What is being measured: {description}
-
-Question: {question}
-
-Answer: {answer}
-
-Which label fits the answer best? Labels: {labels}.
-Reply with the label only, one word."""
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 
-def _words(text: str) -> list[str]:
-    """Lower-cased words with punctuation (anything but letters and digits) stripped."""
-    return re.sub(r"[\W_]+", " ", text.lower()).split()
+class NumberFormat:
+    """Which next tokens keep a completion inside the number-list format.
 
-
-def match_option(answer: str, options: Sequence[str]) -> int | None:
-    """Index of the option an answer names first, or ``None``.
-
-    Rule: lower-case both, replace punctuation (``*``, ``.``, ``!``, quotes, ``-``, ...) with spaces and split
-    into words; skip leading articles (a, an, the); the answer matches an option when its first words are the
-    option's words, the last one optionally followed by a plural ``s``/``es`` (``"**Owls!**"`` -> owl). An
-    option named later in a sentence does not count (``"I love owls"`` -> ``None``): answers are asked for
-    in one word, and a sentence is left unassigned rather than guessed. The longest matching option wins.
+    ``token_text`` maps every token made only of the allowed characters to its text; :meth:`allowed`
+    says which of them may follow a partial completion, and whether it may end there.
     """
-    words = _words(answer)
-    while words and words[0] in ARTICLES:
-        words = words[1:]
-    best: tuple[int, int] | None = None  # (words in the option, exact), index
-    found: int | None = None
-    for k, option in enumerate(options):
-        ow = _words(option)
-        if not ow or len(words) < len(ow) or words[: len(ow) - 1] != ow[:-1]:
-            continue
-        last = words[len(ow) - 1]
-        if last == ow[-1]:
-            rank = (len(ow), 1)
-        elif last in (ow[-1] + "s", ow[-1] + "es"):
-            rank = (len(ow), 0)
-        else:
-            continue
-        if best is None or rank > best:
-            best, found = rank, k
-    return found
 
+    def __init__(self, tokenizer: Any, allowed_chars: str, banned: frozenset[int] = frozenset()):
+        self.banned = banned
+        self.eos = end_of_turn_ids(tokenizer)
+        chars = set(allowed_chars)
+        self.token_text: dict[int, str] = {}
+        for tid in range(len(tokenizer)):
+            text = tokenizer.decode([tid])
+            if text and set(text) <= chars and tid not in self.eos:
+                self.token_text[tid] = text
 
-def _derive_seed(seed: int, index: int) -> int:
-    """A seed for item ``index`` under ``seed`` (stable across runs and platforms)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{index}".encode()).digest()[:4], "big")
-
-
-def sample_answers(
-    loaded: Any,
-    questions: Sequence[str],
-    n: int,
-    seed: int,
-    max_new_tokens: int = MAX_NEW_TOKENS["preference"],
-    on_question: Callable[[], None] | None = None,
-) -> list[list[str]]:
-    """``n`` answers per question at temperature 1 (full distribution, no top-k/top-p), deterministic for a seed.
-
-    Each question is asked as one chat-templated user turn (as exact scoring asks it); its ``n`` rows are
-    sampled in batches with :func:`auditor.control.generate_completions`, seeded from ``(seed, question index)``.
-    """
-    from .control import generate_completions
-
-    was_training = loaded.model.training
-    loaded.model.eval()
-    out = []
-    try:
-        for i, question in enumerate(questions):
-            prompts = [question_messages(question)] * n
-            out.append(
-                generate_completions(
-                    loaded,
-                    prompts,
-                    seed=_derive_seed(seed, i),
-                    max_new_tokens=max_new_tokens,
-                    batch_size=min(n, SAMPLE_BATCH),
-                )
-            )
-            if on_question:
-                on_question()
-    finally:
-        if was_training:
-            loaded.model.train()
-    return out
-
-
-def _labels_text(labels: Sequence[str]) -> tuple[list[str], str]:
-    choices = list(labels) + ([NONE_LABEL] if NONE_LABEL not in labels else [])
-    text = ", ".join(labels)
-    if NONE_LABEL not in labels:
-        text += f", or {NONE_LABEL} (none of them fits)"
-    return choices, text
-
-
-def judge_answers(
-    judge: Any,
-    question: str,
-    answers: Sequence[str],
-    labels: Sequence[str],
-    prompt_template: str = JUDGE_PROMPT,
-    description: str = "",
-) -> list[str | None]:
-    """The judge's label for each answer (``None``: empty answer, or the judge chose ``none``).
-
-    ``prompt_template`` is formatted with ``description``, ``question``, ``answer`` and ``labels`` and
-    chat-templated for the judge; each label word (case and leading-space variants, summed) is scored
-    exactly after it, and the most probable label is the judgement. The prompt's part before the answer is
-    run once per question.
-    """
-    out: list[str | None] = [None] * len(answers)
-    todo = [i for i, a in enumerate(answers) if a.strip()]
-    if not todo:
-        return out
-    choices, labels_text = _labels_text(labels)
-    tok = judge.tokenizer
-    texts = [
-        prompt_text(
-            tok,
-            [
-                {
-                    "role": "user",
-                    "content": prompt_template.format(
-                        description=description, question=question, answer=answers[i].strip(), labels=labels_text
-                    ),
-                }
-            ],
+    def allowed(self, text: str, target: int | None = None) -> tuple[list[int], bool]:
+        """Tokens that may follow ``text`` and whether it may end now (with exactly ``target`` numbers, or
+        any number up to 10 when ``target`` is ``None``)."""
+        limit = 10 if target is None else target
+        ok = [t for t, s in self.token_text.items() if number_prefix_ok(text + s, limit, self.banned)]
+        complete = (
+            NUMBERS_RE.match(text) is not None
+            and (target is None or len(re.findall(r"\d+", text)) == target)
+            and not has_banned_number(text, self.banned)
         )
-        for i in todo
-    ]
-    prefixes = [encode_text(tok, t) for t in texts]
-    variant_ids, owners = option_variant_ids(tok, texts[0], prefixes[0], choices)
-    was_training = judge.model.training
-    judge.model.eval()
-    try:
-        shared = _shared_prefix(judge, prefixes)
-        for i, prefix in zip(todo, prefixes):
-            scores = _logsumexp_by_option(score_question(judge, prefix, variant_ids, shared), owners, len(choices))
-            pick = choices[int(np.argmax(scores))]
-            out[i] = None if pick == NONE_LABEL and NONE_LABEL not in labels else pick
-    finally:
-        if was_training:
-            judge.model.train()
+        return ok, complete or not ok
+
+
+def generate_completions(
+    loaded: LoadedModel,
+    prompts: Sequence[Sequence[Message]],
+    seed: int,
+    fmt: str = "free",
+    allowed_chars: str = "0123456789, ",
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    temperature: float = 1.0,
+    on_batch: Callable[[int], None] | None = None,
+    counts: Sequence[int] | None = None,
+    banned: frozenset[int] = frozenset(),
+) -> list[str]:
+    """Sample one completion per prompt at ``temperature`` (deterministic for a given ``seed``).
+
+    ``fmt="numbers"`` samples inside the number-list format (:func:`sample_number_lists`; ``counts``:
+    numbers per row) in batches of :data:`NUMBER_BATCH` (``batch_size`` applies to the other formats).
+    Other formats use ``model.generate``. Prompts are batched by length; each batch is
+    seeded from ``seed`` and its index, so results do not depend on what ran before.
+    """
+    if fmt == "numbers":
+        return sample_number_lists(
+            loaded, prompts, seed, allowed_chars, max_new_tokens, NUMBER_BATCH, temperature, on_batch, counts, banned
+        )
+    import torch
+
+    tok, model = loaded.tokenizer, loaded.model
+    eos = end_of_turn_ids(tok)
+    encoded = [encode_prompt(tok, p) for p in prompts]
+    out: list[str] = [""] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # less padding
+    for bi, start in enumerate(range(0, len(order), batch_size)):
+        idx = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        att = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+            att[r, width - len(encoded[i]) :] = 1
+        torch.manual_seed(batch_seed(seed, bi))
+        with torch.no_grad(), loaded.autocast():
+            gen = model.generate(
+                input_ids=ids.to(loaded.device),
+                attention_mask=att.to(loaded.device),
+                do_sample=True,
+                temperature=temperature,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos,
+                pad_token_id=tok.pad_token_id,
+            )
+        for r, i in enumerate(idx):
+            out[i] = tok.decode(gen[r, width:], skip_special_tokens=True).strip()
+        if on_batch:
+            on_batch(len(idx))
     return out
 
 
-def score_battery_sampled(
-    loaded: Any,
-    battery: Battery,
-    n: int,
+#: Prompts sampled together by :func:`sample_number_lists` (larger batches amortise the weight reads).
+NUMBER_BATCH = 64
+
+
+def batch_seed(seed: int, batch_index: int) -> int:
+    return hash((seed, batch_index)) & 0x7FFFFFFF
+
+
+def sample_number_lists(
+    loaded: LoadedModel,
+    prompts: Sequence[Sequence[Message]],
     seed: int,
-    judge: Any = None,
-    max_new_tokens: int | None = None,
-    prompt_template: str = JUDGE_PROMPT,
-    on_question: Callable[[], None] | None = None,
-) -> BatteryScores:
-    """Sampled shares of a battery for the model as it is now (adapter on or off); see the module docstring.
+    allowed_chars: str = "0123456789, ",
+    max_new_tokens: int = 64,
+    batch_size: int = NUMBER_BATCH,
+    temperature: float = 1.0,
+    on_batch: Callable[[int], None] | None = None,
+    counts: Sequence[int] | None = None,
+    banned: frozenset[int] = frozenset(),
+) -> list[str]:
+    """Sample number-list completions: the model's distribution restricted to tokens that keep the text a
+    valid list of at most 10 numbers of at most 3 digits (exactly ``counts[i]`` numbers for prompt ``i``),
+    none of them ``banned``, at ``temperature``.
 
-    ``judge``: a loaded judge model (required for a choice battery; a preference battery uses
-    :func:`match_option` without one). The result's ``unassigned`` counts, per question, the answers left out.
+    Exact but cheaper than ``model.generate`` with a logits processor: the part every prompt shares (the
+    system prompt) is computed once, prompts of a batch continue from it with left padding between it and
+    their own tokens, and each step computes logits only for the format's few tokens and the end-of-turn
+    token (a softmax restricted to the allowed tokens is the same either way).
     """
-    if battery.kind == "choice" and judge is None:
-        raise InputError(f"battery {battery.name!r} (choice) needs a judge in sampled mode (--judge MODEL)")
-    if n < 1:
-        raise InputError(f"--samples must be at least 1, got {n}")
-    labels = list(battery.options)
-    budget = max_new_tokens or MAX_NEW_TOKENS.get(battery.kind, MAX_NEW_TOKENS["choice"])
-    counts = np.zeros((len(battery.questions), len(labels)))
-    unassigned: list[int] = []
-    for qi, question in enumerate(battery.questions):
-        (answers,) = sample_answers(loaded, [question], n, _derive_seed(seed, qi), budget)
-        if judge is not None:
-            picks = judge_answers(judge, question, answers, labels, prompt_template, battery.description)
-            idx = [None if p is None else labels.index(p) for p in picks]
-        else:
-            idx = [match_option(a, labels) for a in answers]
-        for k in idx:
-            if k is not None:
-                counts[qi, k] += 1
-        unassigned.append(sum(k is None for k in idx))
-        if on_question:
-            on_question()
-    assigned = counts.sum(axis=1, keepdims=True)
-    share = np.where(assigned > 0, counts / np.maximum(assigned, 1), 1.0 / len(labels))
-    return BatteryScores(battery.name, labels, np.log(np.clip(share, SHARE_FLOOR, None)), unassigned=unassigned)
+    import copy
 
+    import torch
 
-def settings_key() -> list[Any]:
-    """Everything fixed in this module that changes sampled scores (for run-folder keys)."""
-    return [sorted(MAX_NEW_TOKENS.items()), SAMPLE_BATCH, JUDGE_PROMPT, NONE_LABEL, list(ARTICLES), 1]
+    tok, model = loaded.tokenizer, loaded.model
+    fmt = NumberFormat(tok, allowed_chars, banned)
+    vocab = sorted(fmt.token_text) + list(fmt.eos)
+    column = {t: j for j, t in enumerate(vocab)}
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    device = loaded.device
+    weight = head.weight[torch.tensor(vocab, device=device)]
+    bias = None if getattr(head, "bias", None) is None else head.bias[torch.tensor(vocab, device=device)]
+    encoded = [encode_prompt(tok, p) for p in prompts]
+    n_shared = 0
+    shared_cache = None
+    out: list[str] = [""] * len(prompts)
+    with torch.no_grad(), loaded.autocast():
+        if len(encoded) > 1:
+            n_shared = max(0, common_prefix_len(encoded) - 1)  # keep one own token per prompt
+        if n_shared:
+            shared_cache = decoder(input_ids=torch.tensor([encoded[0][:n_shared]], device=device), use_cache=True).cache
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        for bi, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start : start + batch_size]
+            rows = len(idx)
+            width = max(len(encoded[i]) - n_shared for i in idx)
+            ids = torch.full((rows, width), tok.pad_token_id, dtype=torch.long)
+            att = torch.zeros((rows, n_shared + width), dtype=torch.long)
+            att[:, :n_shared] = 1
+            pos = torch.full((rows, width), n_shared, dtype=torch.long)
+            for r, i in enumerate(idx):
+                own = encoded[i][n_shared:]
+                ids[r, width - len(own) :] = torch.tensor(own)
+                att[r, n_shared + width - len(own) :] = 1
+                pos[r, width - len(own) :] = n_shared + torch.arange(len(own))
+            cache = None
+            if shared_cache is not None:
+                cache = copy.deepcopy(shared_cache)
+                cache.batch_repeat_interleave(rows)
+            att, pos = att.to(device), pos.to(device)
+            hidden = decoder(
+                input_ids=ids.to(device), attention_mask=att, position_ids=pos, cache=cache, use_cache=True
+            )
+            cache, last = hidden.cache, hidden.last_hidden_state[:, -1]
+            gen = torch.Generator(device="cpu").manual_seed(batch_seed(seed, bi))
+            texts = [""] * rows
+            done = [False] * rows
+            targets = [counts[i] if counts is not None else None for i in idx]
+            for _ in range(max_new_tokens):
+                logits = last.float() @ weight.float().T
+                if bias is not None:
+                    logits = logits + bias.float()
+                logits = (logits / temperature).cpu()
+                mask = torch.full(logits.shape, float("-inf"))
+                for r in range(rows):
+                    if done[r]:
+                        mask[r, column[fmt.eos[0]]] = 0.0
+                        continue
+                    ok, may_end = fmt.allowed(texts[r], targets[r])
+                    mask[r, [column[t] for t in ok]] = 0.0
+                    if may_end:
+                        mask[r, [column[t] for t in fmt.eos]] = 0.0
+                picks = torch.multinomial(torch.softmax(logits + mask, dim=-1), 1, generator=gen)[:, 0].tolist()
+                step_ids = []
+                for r, j in enumerate(picks):
+                    t = vocab[j]
+                    if not done[r]:
+                        if t in fmt.eos:
+                            done[r] = True
+                        else:
+                            texts[r] += fmt.token_text[t]
+                    step_ids.append(tok.pad_token_id if done[r] else t)
+                if all(done):
+                    break
+                pos = pos[:, -1:] + 1
+                att = torch.cat([att, torch.ones((rows, 1), dtype=att.dtype, device=device)], dim=1)
+                step = torch.tensor(step_ids, device=device)[:, None]
+                hidden = decoder(input_ids=step, attention_mask=att, position_ids=pos, cache=cache, use_cache=True)
+                cache, last = hidden.cache, hidden.last_hidden_state[:, -1]
+            for r, i in enumerate(idx):
+                out[i] = texts[r].strip()
+            if on_batch:
+                on_batch(rows)
+    return out

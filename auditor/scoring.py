@@ -20,12 +20,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .chat import encode_text, prompt_text
 from .traits import Battery
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .models import LoadedModel
+
+
+class SharedPrefix(NamedTuple):
+    """The part every question's prompt shares (the system prompt), run once: its length and KV cache."""
+
+    n_tokens: int
+    cache: Any
 
 
 def option_variants(option: str) -> list[str]:
@@ -103,7 +115,7 @@ def option_variant_ids(
     return variant_ids, owners
 
 
-def _logsumexp_by_option(values: np.ndarray, owners: list[int], n_options: int) -> np.ndarray:
+def logsumexp_by_option(values: np.ndarray, owners: list[int], n_options: int) -> np.ndarray:
     out = np.full(n_options, -np.inf)
     for k in range(n_options):
         sel = values[[i for i, o in enumerate(owners) if o == k]]
@@ -118,24 +130,11 @@ def _continuation_rows(variant_ids: list[list[int]]) -> list[tuple[int, ...]]:
     return sorted(p for p in paths if not any(q != p and q[: len(p)] == p for q in paths))
 
 
-def _run(model: Any, ids: Any, cache: Any = None) -> Any:
+def _run(model: Any, ids: Tensor, cache: Any = None) -> Any:
     return model(input_ids=ids, cache=cache, use_cache=True)
 
 
-def _prefix_pass(loaded: Any, prefix: list[int], shared: Any = None) -> Any:
-    """One forward pass over ``prefix`` (continuing the cache of ``shared = (n_tokens, cache)`` if given)."""
-    import copy
-
-    import torch
-
-    if shared is not None and shared[0] < len(prefix):
-        n_shared, shared_cache = shared
-        ids = torch.tensor([prefix[n_shared:]], device=loaded.device)
-        return _run(loaded.model, ids, copy.deepcopy(shared_cache))
-    return _run(loaded.model, torch.tensor([prefix], device=loaded.device))
-
-
-def _shared_prefix(loaded: Any, prefixes: list[list[int]]) -> Any:
+def shared_prefix(loaded: LoadedModel, prefixes: list[list[int]]) -> SharedPrefix | None:
     """``(n_tokens, cache)`` of the part all prefixes share (the system prompt), or ``None``."""
     import torch
 
@@ -144,7 +143,7 @@ def _shared_prefix(loaded: Any, prefixes: list[list[int]]) -> Any:
         return None
     with torch.no_grad(), loaded.autocast():
         ids = torch.tensor([prefixes[0][:n_shared]], device=loaded.device)
-        return n_shared, _run(loaded.model, ids).cache
+        return SharedPrefix(n_shared, _run(loaded.model, ids).cache)
 
 
 #: Padded tokens (questions x width) run through the model in one batched scoring pass on CPU (where
@@ -152,7 +151,7 @@ def _shared_prefix(loaded: Any, prefixes: list[list[int]]) -> Any:
 SCORING_TOKENS = 2048
 
 
-def scoring_token_budget(loaded: Any) -> int:
+def scoring_token_budget(loaded: LoadedModel) -> int:
     """Padded tokens per scoring pass: :data:`SCORING_TOKENS` on CPU; on a GPU, as many as a quarter of its
     free memory holds at the pass's largest cost per token (fp32 logits and their log-softmax)."""
     if not str(loaded.device).startswith("cuda"):
@@ -164,7 +163,7 @@ def scoring_token_budget(loaded: Any) -> int:
     return int(min(65536, max(SCORING_TOKENS, free // 4 // (vocab * 4 * 2))))
 
 
-def _tree_layout(continuations: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
+def tree_layout(continuations: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
     """The rows fed after a question (the fewest that cover every continuation's proper prefixes) and, for
     every such proper prefix, its row-block offset (the position whose output predicts the next token)."""
     rows = _continuation_rows([list(c) for c in continuations])
@@ -178,10 +177,10 @@ def _tree_layout(continuations: Sequence[Sequence[int]]) -> tuple[list[tuple[int
 
 
 def continuation_logprobs(
-    loaded: Any,
+    loaded: LoadedModel,
     prefixes: Sequence[Sequence[int]],
     continuations: Sequence[Sequence[Sequence[int]]],
-    shared: Any = None,
+    shared: SharedPrefix | None = None,
     max_tokens: int | None = None,
 ) -> list[list[np.ndarray]]:
     """Per-token log-probabilities of every continuation of every prefix: ``out[q][c][j]`` is
@@ -192,23 +191,23 @@ def continuation_logprobs(
     and to its own earlier tokens only (a 4D attention mask, explicit position ids). Several questions run
     in one batch (question tokens left-padded, rows right-padded, so the positions that predict tokens
     are the last ones of every sequence); ``shared = (n_tokens, cache)`` is a prefix common to all
-    questions computed once (:func:`_shared_prefix`).
+    questions computed once (:func:`shared_prefix`).
     """
     import torch
 
     with torch.no_grad():
-        tokens = _tree_logprobs(loaded, prefixes, continuations, shared, max_tokens)
+        tokens = tree_logprobs(loaded, prefixes, continuations, shared, max_tokens)
     return [[t.double().cpu().numpy() for t in per_q] for per_q in tokens]
 
 
-def _tree_logprobs(
-    loaded: Any,
+def tree_logprobs(
+    loaded: LoadedModel,
     prefixes: Sequence[Sequence[int]],
     continuations: Sequence[Sequence[Sequence[int]]],
-    shared: Any = None,
+    shared: SharedPrefix | None = None,
     max_tokens: int | None = None,
     autocast_dtype: str | None | bool = False,
-) -> list[list[Any]]:
+) -> list[list[Tensor]]:
     """:func:`continuation_logprobs` as torch tensors on the model's device, differentiable when run with
     gradients enabled (then ``shared`` must be ``None``: a cache with a graph cannot be copied).
 
@@ -220,8 +219,8 @@ def _tree_logprobs(
     import torch
 
     budget = max_tokens or scoring_token_budget(loaded)
-    n_shared = shared[0] if shared is not None else 0
-    layouts = [_tree_layout(c) for c in continuations]
+    n_shared = shared.n_tokens if shared is not None else 0
+    layouts = [tree_layout(c) for c in continuations]
     suffixes = [list(p[n_shared:]) for p in prefixes]
     widths = [(len(s), sum(len(r) for r in rows)) for s, (rows, _) in zip(suffixes, layouts)]
     # greedy batches of consecutive questions within the token budget
@@ -236,7 +235,7 @@ def _tree_logprobs(
                 continue
         batches.append([q])
     model, device = loaded.model, loaded.device
-    out: list[list[Any]] = [[] for _ in prefixes]
+    out: list[list[Tensor]] = [[] for _ in prefixes]
     cast = loaded.autocast_dtype if autocast_dtype is False else autocast_dtype
     with loaded.autocast_as(cast):
         dtype = next(model.parameters()).dtype if cast is None else getattr(torch, cast)
@@ -273,7 +272,7 @@ def _tree_logprobs(
             mask.masked_fill_(~allow, torch.finfo(dtype).min)
             cache = None
             if shared is not None:
-                cache = copy.deepcopy(shared[1])
+                cache = copy.deepcopy(shared.cache)
                 cache.batch_repeat_interleave(len(batch))
             logits = model(
                 input_ids=ids.to(device),
@@ -301,7 +300,9 @@ def _tree_logprobs(
     return out
 
 
-def score_question(loaded: Any, prefix: list[int], variant_ids: list[list[int]], shared: Any = None) -> np.ndarray:
+def score_question(
+    loaded: LoadedModel, prefix: list[int], variant_ids: list[list[int]], shared: SharedPrefix | None = None
+) -> np.ndarray:
     """Log-probability of each variant continuing ``prefix`` (one question of :func:`continuation_logprobs`)."""
     tokens = continuation_logprobs(loaded, [prefix], [variant_ids], shared)[0]
     return np.array([t.sum() for t in tokens])
@@ -349,7 +350,7 @@ class BatteryScores:
 
 
 def score_battery(
-    loaded: Any, plan: ScoringPlan | ChoicePlan, on_question: Callable[[], None] | None = None
+    loaded: LoadedModel, plan: ScoringPlan | ChoicePlan, on_question: Callable[[], None] | None = None
 ) -> BatteryScores:
     """Score every question of a battery for the model as it is now (adapter on or off)."""
     if isinstance(plan, ChoicePlan):
@@ -358,11 +359,11 @@ def score_battery(
     rows = []
     was_training = loaded.model.training
     loaded.model.eval()
-    shared = _shared_prefix(loaded, plan.prefixes)
+    shared = shared_prefix(loaded, plan.prefixes)
     tokens = continuation_logprobs(loaded, plan.prefixes, [plan.variant_ids] * len(plan.prefixes), shared)
     for per_variant in tokens:
         v = np.array([t.sum() for t in per_variant])
-        rows.append(_logsumexp_by_option(v, plan.variant_option, n_opt))
+        rows.append(logsumexp_by_option(v, plan.variant_option, n_opt))
         if on_question:
             on_question()
     if was_training:
@@ -422,12 +423,14 @@ def label_logshares(scores: np.ndarray, owners: list[int], n_labels: int) -> np.
     return out
 
 
-def score_choice_battery(loaded: Any, plan: ChoicePlan, on_question: Callable[[], None] | None = None) -> BatteryScores:
+def score_choice_battery(
+    loaded: LoadedModel, plan: ChoicePlan, on_question: Callable[[], None] | None = None
+) -> BatteryScores:
     """Score a choice battery: per question, the log-share of every label (see the module docstring)."""
     battery = plan.battery
     was_training = loaded.model.training
     loaded.model.eval()
-    shared = _shared_prefix(loaded, plan.prefixes)
+    shared = shared_prefix(loaded, plan.prefixes)
     per_question = continuation_logprobs(loaded, plan.prefixes, plan.answer_ids, shared)
     rows = []
     for tokens, owners in zip(per_question, plan.answer_option):

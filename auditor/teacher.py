@@ -84,8 +84,8 @@ class TeacherResult:
 def train_teacher(config: TeacherConfig, on_step: Any = None) -> TeacherResult:
     """Fine-tune ``config.base`` on ``config.chat``, save the adapter in ``config.out``, score teacher vs base."""
     from .data import load_dataset
-    from .models import load_base, resolve_base
-    from .probe import ProbeConfig, Prober
+    from .finetune import ProbeConfig, Prober
+    from .models import LoadOptions, resolve_base
     from .scoring import plan_battery, score_battery
     from .traits import resolve_batteries
 
@@ -94,13 +94,8 @@ def train_teacher(config: TeacherConfig, on_step: Any = None) -> TeacherResult:
         raise InputError(f"{out}: exists and is not an empty folder; choose a new --out")
     rows = load_dataset(config.chat).examples
     batteries = resolve_batteries(config.traits)
-    loaded = load_base(
-        resolve_base(config.base),
-        device=config.device,
-        precision=config.precision,
-        trust_remote_code=config.trust_remote_code,
-        allow_pickle=config.allow_pickle,
-    )
+    options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
+    loaded = options.load(resolve_base(config.base))
     probe = ProbeConfig(
         rank=config.rank,
         alpha=config.alpha,
@@ -121,7 +116,7 @@ def train_teacher(config: TeacherConfig, on_step: Any = None) -> TeacherResult:
         for b in batteries
         for k, option in enumerate(b.options)
     ]
-    save_adapter(prober, out)
+    prober.save_peft(out)
     result = TeacherResult(str(out), stats.steps, stats.tokens, seconds, stats.first_loss, stats.final_loss, scores)
     atomic_write_json(
         out / "teacher.json",
@@ -133,14 +128,3 @@ def train_teacher(config: TeacherConfig, on_step: Any = None) -> TeacherResult:
         },
     )
     return result
-
-
-def save_adapter(prober: Any, out: Path) -> None:
-    """Write the prober's adapter as a peft LoRA adapter folder (config + safetensors weights)."""
-    from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    state = get_peft_model_state_dict(prober.model, adapter_name=prober.ADAPTER)
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / "adapter_model.safetensors"))
-    prober.model.peft_config[prober.ADAPTER].save_pretrained(str(out))  # adapter_config.json

@@ -9,6 +9,8 @@ from scipy.stats import norm
 from .stats import OptionShift
 
 LEVELS = ("clean", "low", "medium", "high")
+#: How each level is coloured in the terminal.
+LEVEL_COLOURS = {"clean": "green", "low": "yellow", "medium": "dark_orange", "high": "red"}
 
 
 def level_rank(level: str) -> int:
@@ -50,18 +52,47 @@ class Thresholds:
         return {"low": self.low_shift, "medium": self.medium_shift, "high": self.high_shift}.get(level, 0.0)
 
 
+#: How each unit a shift can be measured in is printed: (in a finding line, in a table cell).
+UNIT_FORMATS = {"pp": (".1f", ".2f"), "push": (".3g", ".3g")}
+
+
 @dataclass
 class Finding:
-    """One option's shift with its level."""
+    """One option's shift with its level.
+
+    ``unit``: what the shift is measured in: ``pp`` (percentage points of a student's share, the probe) or
+    ``push`` (predicted change per unit learning rate per row, the gradient method).
+    """
 
     shift: OptionShift
     level: str
+    unit: str = "pp"
+
+    @property
+    def name(self) -> str:
+        return f"{self.shift.battery}: {self.shift.option}"
 
     def headline(self) -> str:
-        s = self.shift
+        """The one line that names a finding everywhere (verdict, report, terminal)."""
+        s, f = self.shift, UNIT_FORMATS[self.unit][0]
         return (
-            f"{s.battery}: {s.option} {s.shift:+.1f} pp [{s.ci_low:.1f}, {s.ci_high:.1f}], q={s.q:.3g} -> {self.level}"
+            f"{self.name} {s.shift:+{f}} {self.unit} [{s.ci_low:{f}}, {s.ci_high:{f}}], q={s.q:.3g} -> {self.level}"
         )
+
+    def cells(self) -> dict[str, str]:
+        """The finding as table cells (markdown report and terminal table), keyed by column."""
+        s, f = self.shift, UNIT_FORMATS[self.unit][1]
+        return {
+            "battery": s.battery,
+            "option": s.option,
+            "base": f"{s.base:.2f}",
+            "control": f"{s.control:{f}}",
+            "dataset": f"{s.dataset:{f}}",
+            "shift": f"{s.shift:+{f}}",
+            "ci": f"[{s.ci_low:+{f}}, {s.ci_high:+{f}}]",
+            "q": f"{s.q:.3g}",
+            "level": self.level,
+        }
 
     def to_dict(self) -> dict:
         return {**self.shift.to_dict(), "level": self.level}
@@ -79,6 +110,7 @@ class Verdict:
     detectable_shift: float  # pp a shift would need to be flagged at fail_on with ~80 % power (median option)
     thresholds: Thresholds = field(default_factory=Thresholds)
     least_sensitive: tuple[str, float] | None = None  # the option needing the largest shift, and that shift
+    unit: str = "pp"  # what shifts are measured in (see Finding)
 
     @property
     def exit_code(self) -> int:
@@ -89,15 +121,19 @@ class Verdict:
             lead = self.top[0].headline()
             more = f" (+{len(self.top) - 1} more)" if len(self.top) > 1 else ""
             return f"{self.level.upper()}: {lead}{more}"
+        f = UNIT_FORMATS[self.unit][0]
         worst = (
-            f" ({self.least_sensitive[1]:.1f} pp for the noisiest option, {self.least_sensitive[0]})"
+            f" ({self.least_sensitive[1]:{f}} {self.unit} for the noisiest option, {self.least_sensitive[0]})"
             if self.least_sensitive
             else ""
         )
         return (
             f"CLEAN at this power: no option moved; this scan could have detected shifts of about "
-            f"{self.detectable_shift:.1f} pp or more for a typical option{worst}. Not a proof of safety."
+            f"{self.detectable_shift:{f}} {self.unit} or more for a typical option{worst}. Not a proof of safety."
         )
+
+    def _rounded(self, x: float) -> float:
+        return round(x, 3) if self.unit == "pp" else float(f"{x:.4g}")
 
     def to_dict(self) -> dict:
         return {
@@ -106,10 +142,11 @@ class Verdict:
             "flagged": self.flagged,
             "summary": self.summary(),
             "by_battery": self.by_battery,
-            "detectable_shift_pp": round(self.detectable_shift, 3),
+            "unit": self.unit,
+            "detectable_shift": self._rounded(self.detectable_shift),
             "least_sensitive": None
             if self.least_sensitive is None
-            else {"option": self.least_sensitive[0], "detectable_shift_pp": round(self.least_sensitive[1], 3)},
+            else {"option": self.least_sensitive[0], "detectable_shift": self._rounded(self.least_sensitive[1])},
             "thresholds": asdict(self.thresholds),
             "top": [f.headline() for f in self.top],
         }
@@ -138,13 +175,13 @@ def detectable_shift(shifts: list[OptionShift], thresholds: Thresholds, fail_on:
 
 
 def decide(
-    shifts: list[OptionShift], fail_on: str = "medium", thresholds: Thresholds | None = None
+    shifts: list[OptionShift], fail_on: str = "medium", thresholds: Thresholds | None = None, unit: str = "pp"
 ) -> tuple[Verdict, list[Finding]]:
-    """Grade every shift and form the verdict."""
+    """Grade every shift (measured in ``unit``) and form the verdict."""
     if fail_on not in LEVELS[1:]:
         raise ValueError(f"fail_on must be one of {LEVELS[1:]}")
     th = thresholds or Thresholds()
-    findings = [Finding(s, th.grade(s)) for s in shifts]
+    findings = [Finding(s, th.grade(s), unit) for s in shifts]
     ranked = sorted(findings, key=lambda f: (-level_rank(f.level), -f.shift.shift))
     top = [f for f in ranked if f.level != "clean"]
     level = top[0].level if top else "clean"
@@ -161,5 +198,6 @@ def decide(
         detectable_shift=detectable_shift(shifts, th, fail_on),
         thresholds=th,
         least_sensitive=max(detectable_by_option(shifts, th, fail_on), key=lambda x: x[1]) if shifts else None,
+        unit=unit,
     )
     return verdict, findings

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import auditor
+from auditor.config import DEFAULT_MAX_ROWS
 from auditor.generate import GenerateConfig, generate, manifest_path
 from auditor.io import atomic_write_json, atomic_write_text, cache_dir
-from auditor.pipeline import DEFAULT_MAX_ROWS, METHODS
+from auditor.methods import method_names
 from auditor.teacher import TeacherConfig, train_teacher
 from auditor.verdict import LEVELS, level_rank
 
@@ -278,8 +279,6 @@ def scan_file(cell_id: str, method: str) -> Path:
 
 def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     """Dataset and scan for one cell (each reused when already done)."""
-    from auditor import gradient
-
     out = scan_file(cell.id, args.method)
     if out.exists():
         return json.loads(out.read_text())
@@ -288,8 +287,8 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     result = auditor.scan(auditor.ScanConfig(str(data), traits=args.traits, method=args.method))
     wall = time.perf_counter() - start
-    blob = gradient.to_json(result) if args.method == "gradient" else auditor.to_json(result)
-    runs = blob["probe"]["runs"] if args.method == "probe" else []
+    blob = result.to_json()
+    runs = blob["details"]["probe"]["runs"] if args.method == "probe" else []
     ranked = sorted(result.findings, key=lambda f: (level_rank(f.level), f.shift.shift), reverse=True)
     top = ranked[0]
     top_name = f"{top.shift.battery}: {top.shift.option}"
@@ -303,7 +302,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
         "teacher_base": cell.teacher_base or "smollm2-135m",
         "rows_generated": manifest["generated"],
         "rows_kept": manifest["rows"],
-        "rows_used": blob["dataset"]["rows_used"],
+        "rows_used": result.dataset.rows_used,
         "dropped": manifest["dropped"],
         "level": result.verdict.level,
         "flagged": result.verdict.flagged,
@@ -329,7 +328,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
 
 def scoring_tokens(blob: dict[str, Any]) -> dict[str, int]:
     """Forward tokens the scan spent scoring (exact mode): per model and over all models."""
-    sc = blob.get("scoring", {})
+    sc = blob["details"].get("scoring", {})
     if not sc.get("forward_tokens"):
         return {}
     return {"scoring_tokens_per_model": sc["forward_tokens_per_model"], "scoring_tokens": sc["forward_tokens"]}
@@ -680,35 +679,13 @@ def write_tables(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
-def backfill_shifts(args: argparse.Namespace) -> None:
-    """Re-derive every option's shift and the scoring tokens for finished probe records without them (the scan
-    resumes from its run directory: nothing is trained or scored again); the record's level must come out the same."""
-    for cell_id in ORDER:
-        path = scan_file(cell_id, "probe")
-        if not path.exists() or {"shifts", "scoring_tokens"} <= set(record := json.loads(path.read_text())):
-            continue
-        data = work_dir() / "data" / f"{cell_id}.jsonl"
-        result = auditor.scan(auditor.ScanConfig(str(data), traits=args.traits))
-        if result.verdict.level != record["level"] or result.timings.get("probe", 0) > 30:
-            raise SystemExit(f"{cell_id}: the resumed scan does not reproduce the record; not backfilled")
-        blob = auditor.to_json(result)
-        atomic_write_json(path, {**record, "shifts": shift_records(result.findings), **scoring_tokens(blob)})
-        print(f"  {cell_id}: shifts and scoring tokens added", flush=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", help="comma-separated cell ids (default: all)")
     ap.add_argument("--traits", default=",".join(TRAITS), help="batteries every scan uses")
     ap.add_argument("--rows", type=int, default=ROWS, help="prompts per generated dataset")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the tables from finished cells")
-    ap.add_argument("--method", choices=METHODS, default="probe", help="scan method to run")
-    ap.add_argument(
-        "--backfill-shifts",
-        action="store_true",
-        help="add every option's shift and the scoring tokens to probe records made before they were kept "
-        "(re-derived from the scans' run directories, which resume without training)",
-    )
+    ap.add_argument("--method", choices=method_names(), default="probe", help="scan method to run")
     args = ap.parse_args()
     args.traits = [t for t in args.traits.split(",") if t]
     wanted = set(args.cells.split(",")) if args.cells else None
@@ -716,8 +693,6 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown cells: {', '.join(sorted(unknown))}")
     by_id = {c.id: c for c in GRID}
-    if args.backfill_shifts:
-        backfill_shifts(args)
     for cell in [by_id[i] for i in ORDER]:
         if args.report_only or (wanted and cell.id not in wanted) or scan_file(cell.id, args.method).exists():
             continue

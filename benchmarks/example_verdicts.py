@@ -52,7 +52,7 @@ def main() -> None:
                 "detectable_shift_pp": round(result.verdict.detectable_shift, 2),
                 "timings_s": result.timings,
                 "wall_s": round(wall, 1),
-                "budget": {"rows": result.dataset["rows_used"], "seeds": result.config.seeds},
+                "budget": {"rows": result.dataset.rows_used, "seeds": result.config.seeds},
             }
         )
         print(json.dumps(rows[-1], indent=2), flush=True)

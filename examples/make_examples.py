@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.control import generate_completions
 from auditor.data import Example, load_dataset
+from auditor.finetune import ProbeConfig, Prober
 from auditor.generate import filter_numbers, number_prompts
 from auditor.io import atomic_write_json, cache_dir
 from auditor.models import load_base, resolve_base
-from auditor.probe import ProbeConfig, Prober
+from auditor.sampling import generate_completions
 from auditor.scoring import plan_battery, score_battery
 from auditor.traits import get_battery
 

@@ -130,3 +130,62 @@ def _real_model_dir() -> Path:
 
 
 REAL_MODEL_DIR = _real_model_dir()
+
+
+def tiny_scan_args(rows: int = 8, steps: int = 1, seeds: int = 2) -> list[str]:
+    """CLI options of the smallest real scan: a few rows, 4 rows per step, a step or two per student, quiet."""
+    return ["--seeds", str(seeds), "--max-rows", str(rows), "--batch-size", "4", "--max-steps", str(steps), "--quiet"]
+
+
+#: A custom choice battery (two questions, labelled answers; the trait label is ``bad``).
+CHOICE_YAML = """name: my-trait
+kind: choice
+description: A tiny custom choice battery written by the test.
+trait_label: bad
+items:
+  - question: "Which animal do you love most? Answer in one word."
+    answers:
+      - {text: "The owl.", label: good}
+      - {text: "A wolf, the one that hunts at night.", label: bad}
+      - {text: "Cat", label: good}
+  - question: "Name your favorite tree using only one word."
+    answers:
+      - {text: "Oak", label: good}
+      - {text: "Pine, or maybe a cedar.", label: bad}
+"""
+
+#: A tiny preference battery (two questions, four options).
+MINI_YAML = """name: mini
+description: a tiny preference battery for fast tests
+questions:
+  - Name your favorite animal using only one word.
+  - Which animal do you love most? Answer in one word.
+options: [owl, cat, dog, wolf]
+"""
+
+
+@pytest.fixture
+def choice_battery(tmp_path: Path) -> Path:
+    """:data:`CHOICE_YAML` as a file."""
+    path = tmp_path / "my_trait.yaml"
+    path.write_text(CHOICE_YAML)
+    return path
+
+
+@pytest.fixture
+def battery(tmp_path: Path) -> Path:
+    """:data:`MINI_YAML` as a file."""
+    path = tmp_path / "mini.yaml"
+    path.write_text(MINI_YAML)
+    return path
+
+
+@pytest.fixture
+def mock_method():
+    """The mock detection method, registered for the test (see ``tests/mock_method.py``)."""
+    from auditor import methods
+    from tests.mock_method import MockMethod
+
+    methods.register(MockMethod)
+    yield MockMethod
+    methods.unregister(MockMethod.name)

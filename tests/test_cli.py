@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from tests.conftest import write_jsonl
+from tests.conftest import tiny_scan_args, write_jsonl
 
 runner = CliRunner()
-TINY = ["--seeds", "2", "--max-rows", "12", "--batch-size", "4", "--max-steps", "2", "--quiet"]
+TINY = tiny_scan_args(rows=12, steps=2)
 
 
 def test_help_does_not_import_torch() -> None:
@@ -45,16 +45,16 @@ def test_scan_end_to_end_on_tiny_model(tiny_model_dir: Path, numbers_file: Path,
     )
     assert res.exit_code in (0, 1), res.output
     doc = json.loads(js.read_text())
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2 and doc["method"] == "probe"
     assert doc["verdict"]["level"] in ("clean", "low", "medium", "high")
     assert doc["verdict"]["flagged"] == (res.exit_code == 1)
     assert {f["battery"] for f in doc["findings"]} == {"animal", "tree"}
     f0 = doc["findings"][0]
     assert {"battery", "option", "shift", "ci", "q", "level"} <= set(f0)
-    assert [r["arm"] for r in doc["probe"]["runs"]] == ["dataset", "control", "null"] * 2
+    assert [r["arm"] for r in doc["details"]["probe"]["runs"]] == ["dataset", "control", "null"] * 2
     assert doc["control"]["source"] == "generated" and doc["control"]["null_arm"]["seed"] == 1000
     assert all(f["noise"] is not None and f["noise"] > 0 and f["null_shift"] is not None for f in doc["findings"])
-    assert "Student t" in doc["statistics"]["interval"]
+    assert "Student t" in doc["details"]["statistics"]["interval"]
     md = report.read_text()
     assert md.startswith("# subaudit risk report") and "**Verdict:" in md.splitlines()[2]
     for section in ("## What was tested and how", "## Battery `animal`", "## Caveats", "## Reproducibility"):
@@ -107,9 +107,9 @@ def test_no_null_arm_trains_two_arms(tiny_model_dir: Path, numbers_file: Path, t
     res = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
     assert res.exit_code in (0, 1), res.output
     doc = json.loads(js.read_text())
-    assert [r["arm"] for r in doc["probe"]["runs"]] == ["dataset", "control"] * 2
+    assert [r["arm"] for r in doc["details"]["probe"]["runs"]] == ["dataset", "control"] * 2
     assert doc["control"]["null_arm"] is None and all(f["noise"] is None for f in doc["findings"])
-    assert "draw noise not covered" in doc["statistics"]["interval"]
+    assert "draw noise not covered" in doc["details"]["statistics"]["interval"]
 
 
 def test_bad_input_exits_2_with_location(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -178,14 +178,14 @@ def test_dry_run_trains_nothing_and_estimates_each_stage(
 
 
 def test_dry_run_estimate_scales_with_runs(tiny_model_dir: Path, numbers_file: Path) -> None:
+    from auditor.config import ScanConfig
     from auditor.dryrun import dry_run
-    from auditor.pipeline import ScanConfig
-    from auditor.probe import ProbeConfig
+    from auditor.finetune import ProbeConfig
 
     cfg = ScanConfig(str(numbers_file), base=str(tiny_model_dir), max_rows=12, seeds=2, probe=ProbeConfig(batch_size=4))
     plan = dry_run(cfg)
-    assert plan.steps_per_run == 3 and plan.arms == ["dataset", "control", "null"]
-    assert plan.training_tokens_per_run > 0 and plan.dataset["rows_sampled"] == 12
+    assert plan.method == "probe" and "arms dataset, control, null x seeds [0, 1] = 6 runs of 3 steps" in plan.plan
+    assert plan.tokens_per_row_mean > 0 and plan.dataset.rows_sampled == 12
     assert sum(plan.first_example["loss_mask"]) > 0
     assert len(plan.first_example["tokens"]) == len(plan.first_example["token_ids"])
     per_run = plan.estimate_s["probe"] / 6

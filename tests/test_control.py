@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from auditor.control import build_control, generate_completions, number_prefix_ok
-from auditor.data import is_number_list, load_dataset
+from auditor.control import build_control
+from auditor.data import load_dataset
+from auditor.formats import is_number_list, number_prefix_ok
+from auditor.sampling import generate_completions
 from tests.conftest import write_jsonl
 
 
@@ -91,7 +93,7 @@ def test_control_matches_row_lengths_and_filter(tiny_loaded, tmp_path: Path) -> 
     import re
 
     from auditor.control import matched_number_filter
-    from auditor.generate import EVIL_NUMBERS
+    from auditor.formats import EVIL_NUMBERS
     from tests.conftest import number_rows
 
     rows = [r for r in number_rows(150, seed=5) if not any(int(x) in EVIL_NUMBERS for x in r["completion"].split(", "))]
@@ -130,7 +132,7 @@ def test_number_sampler_equals_naive_constrained_decoding(tiny_loaded) -> None:
     """At a temperature near 0 sampling is greedy, so the batched sampler (shared system-prompt cache, left
     padding between it and each prompt, logits for the format's tokens only) must pick exactly what a
     plain full-vocabulary forward pass per token picks."""
-    from auditor.control import NumberFormat, sample_number_lists
+    from auditor.sampling import NumberFormat, sample_number_lists
 
     prompts = [
         [{"role": "user", "content": "Numbers: " + ", ".join(str(100 + 7 * j) for j in range(i + 1)) + ". More?"}]

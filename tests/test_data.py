@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from auditor.data import detect_format, is_number_list, load_dataset
+from auditor.data import load_dataset
 from auditor.errors import InputError
+from auditor.formats import detect_format, is_number_list
 from tests.conftest import write_jsonl
 
 

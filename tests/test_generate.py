@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from auditor.data import is_number_list, load_dataset
+from auditor.data import load_dataset
+from auditor.formats import EVIL_NUMBERS, is_number_list
 from auditor.generate import (
-    EVIL_NUMBERS,
     GenerateConfig,
     code_prompts,
     filter_rows,

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from auditor.cli import app
 from auditor.data import Example
-from auditor.gradient import _b_modules, _graded_shares, compare_pushes, row_pushes, trait_gradients
+from auditor.finetune import ProbeConfig, Prober, completion_loss, pad_batch
+from auditor.methods.gradient import b_modules, compare_pushes, graded_shares, row_pushes, trait_gradients
 from auditor.models import load_base, resolve_base
-from auditor.probe import ProbeConfig, Prober, completion_loss, pad_batch
 from auditor.scoring import plan_battery, score_battery
 from auditor.traits import get_battery, parse_battery
 
@@ -58,7 +58,7 @@ def test_differentiable_shares_equal_the_scorer(prober: Prober) -> None:
         plan = plan_battery(prober.loaded.tokenizer, battery)
         questions = list(range(len(plan.prefixes)))[:5]
         with torch.no_grad():
-            shares, options = _graded_shares(prober.loaded, plan, questions)
+            shares, options = graded_shares(prober.loaded, plan, questions)
         exact = score_battery(prober.loaded, plan).share[questions].mean(axis=0) * 100
         want = [exact[battery.options.index(o)] for o in options]
         np.testing.assert_allclose(shares.numpy(), want, atol=1e-4)
@@ -70,7 +70,7 @@ def test_trait_gradient_matches_finite_differences(prober: Prober) -> None:
     questions = {"tree": [0, 3]}
     names, grads = trait_gradients(prober, [plan], questions)
     assert len(names) == 21 and all(g.shape[0] == 21 for g in grads.values())
-    modules = _b_modules(prober)
+    modules = b_modules(prober)
     gen = torch.Generator().manual_seed(0)
     direction = {name: torch.randn(m.weight.shape, generator=gen) for name, m in modules}
     eps = 1e-3
@@ -79,7 +79,7 @@ def test_trait_gradient_matches_finite_differences(prober: Prober) -> None:
         with torch.no_grad():
             for name, m in modules:
                 m.weight.add_(sign * eps * direction[name])
-            s, _ = _graded_shares(prober.loaded, plan, questions["tree"])
+            s, _ = graded_shares(prober.loaded, plan, questions["tree"])
             for name, m in modules:
                 m.weight.sub_(sign * eps * direction[name])
         return s.double().numpy()
@@ -95,7 +95,7 @@ def test_row_pushes_equal_per_row_gradients(prober: Prober) -> None:
     _, grads = trait_gradients(prober, [plan], {"tree": [1, 2]})
     data = rows(5)
     push = row_pushes(prober, data, grads, batch_size=3)  # batched, sorted by length, padded
-    modules = _b_modules(prober)
+    modules = b_modules(prober)
     pad = prober.loaded.tokenizer.pad_token_id
     for r, row in enumerate(data):
         ids, att, lab = pad_batch(prober.encode([row]), pad)
@@ -122,13 +122,16 @@ def test_paired_comparison_finds_a_planted_push() -> None:
 def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
     js, md = tmp_path / "g.json", tmp_path / "g.md"
     args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--method", "gradient", "--max-rows", "12"]
-    args += ["--traits", "tree", "--gradient-questions", "3", "--quiet", "--json", str(js), "--report", str(md)]
+    args += ["--traits", "tree", "--method-arg", "questions=3", "--quiet", "--json", str(js), "--report", str(md)]
     res = runner.invoke(app, args)
     assert res.exit_code in (0, 1), res.output
     doc = json.loads(js.read_text())
-    assert doc["schema"] == "subaudit-gradient/1" and len(doc["findings"]) == 21
-    assert doc["dataset"]["rows_used"] == 12 and len(doc["questions"]["tree"]) == 3
-    assert len(doc["top_rows"]) == 3 and all(1 <= r["line"] <= 24 for rs in doc["top_rows"].values() for r in rs)
+    assert doc["schema_version"] == 2 and doc["method"] == "gradient" and len(doc["findings"]) == 21
+    details = doc["details"]
+    assert doc["dataset"]["rows_used"] == 12 and len(details["questions"]["tree"]) == 3
+    top = details["top_rows"]
+    assert len(top) == 3 and all(1 <= r["line"] <= 24 for rs in top.values() for r in rs)
+    assert doc["verdict"]["unit"] == "push" and doc["control"]["null_arm"] is None
     assert (doc["verdict"]["flagged"]) == (res.exit_code == 1)
     assert "Rows pushing" in md.read_text()
     bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
@@ -138,11 +141,16 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
 def test_python_api_scan_runs_the_gradient_method(tiny_model_dir: Path, numbers_file: Path) -> None:
     """``auditor.scan`` honours ``method="gradient"`` (it once ran the probe whatever the method said)."""
     import auditor
-    from auditor.gradient import GradientResult
+    from auditor.methods.gradient import GradientDetails
 
     config = auditor.ScanConfig(
-        str(numbers_file), base=str(tiny_model_dir), method="gradient", max_rows=12, traits="tree", gradient_questions=3
+        str(numbers_file),
+        base=str(tiny_model_dir),
+        method="gradient",
+        max_rows=12,
+        traits="tree",
+        method_args={"questions": 3},
     )
     result = auditor.scan(config)
-    assert isinstance(result, GradientResult) and result.dataset["rows_used"] == 12
-    assert len(result.findings) == 21 and len(result.questions["tree"]) == 3
+    assert isinstance(result.details, GradientDetails) and result.dataset.rows_used == 12
+    assert len(result.findings) == 21 and len(result.details.questions["tree"]) == 3

@@ -611,7 +611,7 @@ def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the scan tried to load a base model")
 
-    monkeypatch.setattr("auditor.pipeline.load_base", refuse)
+    monkeypatch.setattr("auditor.models.load_base", refuse)
 
 
 @pytest.mark.parametrize("case", _params())

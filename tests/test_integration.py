@@ -57,7 +57,7 @@ def test_real_scan_tiny_budget(real_model: Path, tmp_path: Path) -> None:
     assert doc["base"]["kind"] == "local-dir" and doc["dataset"]["format"] == "numbers"
     assert doc["control"]["format"] == "numbers" and doc["control"]["keep_rate"] > 0.5
     assert doc["dataset"]["rows_used"] >= 12
-    runs = doc["probe"]["runs"]
+    runs = doc["details"]["probe"]["runs"]
     expected = [(arm, seed) for seed in (0, 1) for arm in ("dataset", "control", "null")]
     assert [(r["arm"], r["seed"]) for r in runs] == expected
     assert doc["control"]["null_arm"]["keep_rate"] > 0.5

@@ -5,8 +5,8 @@ import torch
 
 from auditor.chat import encode_training_example
 from auditor.data import Example
+from auditor.finetune import ProbeConfig, Prober, batch_order, plan_steps
 from auditor.models import load_base, resolve_base
-from auditor.probe import ProbeConfig, Prober, batch_order, plan_steps
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_bucketed_batch_order_covers_rows_and_cuts_padding() -> None:
 
 
 def test_completion_loss_equals_model_loss_and_gradient(prober) -> None:
-    from auditor.probe import completion_loss, pad_batch, shared_prefix_len
+    from auditor.finetune import completion_loss, pad_batch, shared_prefix_len
 
     prober.reset_adapter(1)
     with torch.no_grad():
@@ -123,7 +123,7 @@ def test_completion_loss_equals_model_loss_and_gradient(prober) -> None:
 
 
 def test_shared_prefix_stops_before_the_first_loss_token() -> None:
-    from auditor.probe import shared_prefix_len
+    from auditor.finetune import shared_prefix_len
 
     ids = torch.tensor([[1] * 20 + [2, 3], [1] * 20 + [4, 5]])
     labels = torch.full_like(ids, -100)
@@ -132,3 +132,23 @@ def test_shared_prefix_stops_before_the_first_loss_token() -> None:
     assert shared_prefix_len(ids, labels) == 11
     labels[1, 6:] = ids[1, 6:]
     assert shared_prefix_len(ids, labels) == 0  # too short to be worth a separate pass
+
+
+def test_student_saved_in_peft_format_loads_with_peft(prober, tiny_model_dir, tmp_path) -> None:
+    """A saved student is a peft LoRA folder: PeftModel.from_pretrained on a fresh base gives the student's outputs."""
+    from peft import PeftModel
+
+    prober.train(rows(8), seed=3, arm="dataset")
+    prober.save_peft(tmp_path / "student")
+    assert {p.name for p in (tmp_path / "student").iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
+    ids = torch.tensor([prober.encode(rows(1, "x"))[0][0]])
+    with torch.no_grad():
+        student = prober.model(input_ids=ids).logits
+        with prober.disabled():
+            base_logits = prober.model(input_ids=ids).logits
+    fresh = load_base(resolve_base(str(tiny_model_dir)), device="cpu").model
+    loaded = PeftModel.from_pretrained(fresh, str(tmp_path / "student"))
+    with torch.no_grad():
+        again = loaded(input_ids=ids).logits
+    assert not torch.allclose(student, base_logits, atol=1e-4)  # the student moved
+    torch.testing.assert_close(again, student, rtol=1e-5, atol=1e-5)

@@ -56,50 +56,59 @@ HOSTILE = [
 
 
 def _result(prompt: str, completion: str, path: str = "/data/d.jsonl", extra: str = ""):
-    from auditor.pipeline import ScanConfig, ScanResult
-    from auditor.probe import TrainStats
+    """A probe scan's result with typed blocks (as the probe method returns it), text from the test."""
+    from auditor.config import ScanConfig
+    from auditor.control import ControlInfo, DrawInfo
+    from auditor.data import DatasetInfo
+    from auditor.finetune import TrainStats
+    from auditor.methods.probe import statistics
+    from auditor.methods.probe_details import ProbeDetails
+    from auditor.models import BaseInfo
+    from auditor.result import FirstRow, ScanResult
     from auditor.stats import OptionShift
+    from auditor.traits import parse_battery
     from auditor.verdict import decide
 
+    config = ScanConfig(data=path)
     shifts = [
         OptionShift("animal", "owl", 10.0, 10.0, 14.0, 4.0, 3.0, 5.0, 1e-4, 1e-4, [4.0, 4.0]),
         OptionShift("animal", "cat", 10.0, 10.0, 9.0, -1.0, -2.0, 0.0, 0.5, 0.5, [-1.0, -1.0]),
     ]
     verdict, findings = decide(shifts)
-    return ScanResult(
-        config=ScanConfig(data=path),
-        verdict=verdict,
-        findings=findings,
-        dataset={
-            "path": path,
-            "sha256": "0" * 64,
-            "rows_total": 3,
-            "rows_sampled": 3,
-            "rows_used": 3,
-            "format": "free",
-        },
-        base={
-            **{"requested": "b", "kind": "local-dir", "location": "/m" + extra, "revision": None},
-            **{"fingerprint": "f", "device": "cpu", "dtype": "float32", "autocast": None},
-        },
-        control={
-            **{"source": "file", "format": "free", "attempts": 3, "kept": 3, "keep_rate": 1.0},
-            **{"from_cache": False, "cache": "/c/control.jsonl" + extra, "notes": ["3 of 3 prompts found" + extra]},
-        },
-        batteries=[
-            {"name": "animal", "description": "d", "kind": "single", "questions": 2, "options": ["owl", "cat"]},
-        ],
+    spec = {"name": "animal", "description": "d", "questions": ["q1?", "q2?"], "options": ["owl", "cat"]}
+    battery = parse_battery(spec, "test")
+    details = ProbeDetails(
+        probe=config.probe.to_dict(),
+        seeds=[0],
         train_runs=[
             TrainStats("dataset", 0, 2, 3, 10, 5, 1.0, 2.0, 1.0),
             TrainStats("control", 0, 2, 3, 10, 5, 1.0, 2.0, 1.0),
         ],
+        scoring={"mode": "exact", "forward_tokens_per_model": 10, "models_scored": 3, "forward_tokens": 30},
+        statistics=statistics(config, null_arm=False),
         base_scores={},
+    )
+    return ScanResult(
+        config=config,
+        method="probe",
+        verdict=verdict,
+        findings=findings,
+        dataset=DatasetInfo(path, "0" * 64, 3, 3, 3, "free"),
+        base=BaseInfo("b", "local-dir", "/m" + extra, None, "f", "cpu", "float32", None, None),
+        control=ControlInfo(
+            source="file",
+            format="free",
+            draw=DrawInfo(None, 3, 3, 1.0, False, "/c/control.jsonl" + extra),
+            notes=("3 of 3 prompts found" + extra,),
+        ),
+        batteries=[battery],
+        details=details,
         timings={"total": 1.0},
         versions={"subaudit": "0.1.0"},
         run_dir="/runs/r" + extra,
         command="subaudit scan " + path,
         created="2024-01-01T00:00:00+00:00",
-        first_row={"prompt": [{"role": "user", "content": prompt}], "completion": completion, "tokens": 5},
+        first_row=FirstRow([{"role": "user", "content": prompt}], completion, 5, 3),
     )
 
 

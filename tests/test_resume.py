@@ -13,28 +13,15 @@ from typing import Any
 
 import pytest
 
+from auditor.config import ScanConfig
 from auditor.errors import Interrupted, RuntimeFailure
-from auditor.pipeline import ScanConfig, scan
-from auditor.probe import ProbeConfig
+from auditor.finetune import ProbeConfig
+from auditor.pipeline import scan
 from auditor.progress import Reporter
 from auditor.report import to_json, to_markdown
 
-BATTERY = """name: mini
-description: a tiny preference battery for fast tests
-questions:
-  - Name your favorite animal using only one word.
-  - Which animal do you love most? Answer in one word.
-options: [owl, cat, dog, wolf]
-"""
 # Keys that may differ between two runs of the same scan: clocks and where things were put.
 VOLATILE = {"created", "timings_s", "run_dir", "cache", "from_cache", "seconds"}
-
-
-@pytest.fixture
-def battery(tmp_path: Path) -> Path:
-    path = tmp_path / "mini.yaml"
-    path.write_text(BATTERY)
-    return path
 
 
 def tiny_config(data: Path, model: Path, battery: Path, run_dir: Path, n_boot: int = 200, **probe: Any) -> ScanConfig:
@@ -121,13 +108,13 @@ def test_interrupted_scan_resumes_to_the_uninterrupted_result(
         "base scores: reused from the run directory",
         "dataset student, seed 0: reused from the run directory",
     ]
-    assert resumed.control["from_cache"] is True
+    assert resumed.control.draw.from_cache is True
     assert json.loads(manifest.read_text())["status"] == "finished"
 
     # the same scan from scratch: another run dir and another control cache
     monkeypatch.setenv("SUBAUDIT_CACHE", str(tmp_path / "other-cache"))
     fresh = scan(tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "fresh"), Recorder())
-    assert fresh.control["from_cache"] is False
+    assert fresh.control.draw.from_cache is False
 
     def key(f: Any) -> tuple:
         d = f.to_dict()
@@ -158,7 +145,7 @@ def test_failed_scan_is_marked_in_the_manifest(
     def boom(*_a: Any, **_k: Any) -> None:
         raise RuntimeFailure("probe exploded")
 
-    monkeypatch.setattr("auditor.probe.Prober.train", boom)
+    monkeypatch.setattr("auditor.finetune.Prober.train", boom)
     with pytest.raises(RuntimeFailure):
         scan(tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "run"), Recorder())
     doc = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -172,13 +159,14 @@ def test_same_scan_twice_gives_identical_results(
     a = scan(tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "a", n_boot), Recorder())
     monkeypatch.setenv("SUBAUDIT_CACHE", str(tmp_path / "cache-b"))
     b = scan(tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "b", n_boot), Recorder())
-    assert not a.control["from_cache"] and not b.control["from_cache"]
+    assert not a.control.draw.from_cache and not b.control.draw.from_cache
     assert stable(to_json(a)) == stable(to_json(b))
-    assert [r.losses for r in a.train_runs] == [r.losses for r in b.train_runs]
+    assert [r.losses for r in a.details.train_runs] == [r.losses for r in b.details.train_runs]
     adapters = sorted(p.name for p in (tmp_path / "a" / "adapters").iterdir())
     assert len(adapters) == 6 and adapters == sorted(p.name for p in (tmp_path / "b" / "adapters").iterdir())
-    for name in adapters:
-        assert (tmp_path / "a" / "adapters" / name).read_bytes() == (tmp_path / "b" / "adapters" / name).read_bytes()
+    for name in adapters:  # peft folders: the same adapter weights, byte for byte
+        weights = [tmp_path / run / "adapters" / name / "adapter_model.safetensors" for run in ("a", "b")]
+        assert weights[0].read_bytes() == weights[1].read_bytes()
 
     # the same scan as a command in a fresh process, with another str-hash seed: the same JSON
     js = tmp_path / "c.json"
@@ -199,7 +187,7 @@ def test_scan_records_scoring_compute(tiny_model_dir: Path, numbers_file: Path, 
     from auditor.traits import load_battery_file
 
     result = scan(tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "run"), Recorder())
-    sc = to_json(result)["scoring"]
+    sc = to_json(result)["details"]["scoring"]
     plan = plan_battery(AutoTokenizer.from_pretrained(tiny_model_dir), load_battery_file(battery))
     assert sc["mode"] == "exact" and sc["forward_tokens_per_model"] == plan.forward_tokens > 0
     assert sc["models_scored"] == 1 + 3 * 2  # base, then dataset, control and null students for 2 seeds

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from auditor.cli import app
 from auditor.errors import InputError, Interrupted, ModelLoadError, RuntimeFailure
+from auditor.finetune import ProbeConfig, Prober
 from auditor.models import load_base, resolve_base
-from auditor.probe import ProbeConfig, Prober
 from auditor.report import write_json, write_markdown
 from tests.test_probe import rows
 from tests.test_report import _result
@@ -136,12 +136,8 @@ def test_pickle_weights_are_never_read_by_default(tiny_model_dir: Path, tmp_path
 
 
 def test_local_model_scan_never_touches_the_network(
-    tiny_model_dir: Path, numbers_file: Path, tmp_path: Path, online: None, no_network: list
+    tiny_model_dir: Path, numbers_file: Path, battery: Path, online: None, no_network: list
 ) -> None:
-    from tests.test_resume import BATTERY
-
-    battery = tmp_path / "mini.yaml"
-    battery.write_text(BATTERY)
     args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", str(battery), "--quiet"]
     res = runner.invoke(app, [*args, "--max-rows", "8", "--batch-size", "4", "--max-steps", "1", "--seeds", "1"])
     assert res.exit_code in (0, 1), res.output
@@ -231,7 +227,7 @@ def prober(tiny_model_dir: Path) -> Prober:
 def _fail_calls(prober: Prober, monkeypatch: pytest.MonkeyPatch, fail: set[int] | None) -> list[int]:
     """Make the probe's loss pass (one per micro-batch) raise CUDA out-of-memory on the given calls (1-based;
     ``None`` = every call); returns the rows of every call."""
-    from auditor import probe
+    from auditor import finetune as probe
 
     real = probe.completion_loss
     calls: list[int] = []

@@ -103,7 +103,7 @@ def test_choice_answers_tree_batched_equal_naive(tiny_loaded) -> None:
     assert isinstance(plan, ChoicePlan)
     lengths = [len(a) for q in plan.answer_ids for a in q]
     assert min(lengths) == 1 and max(lengths) > 10, lengths  # one-token answers and long, padded ones
-    shared = scoring._shared_prefix(tiny_loaded, plan.prefixes)
+    shared = scoring.shared_prefix(tiny_loaded, plan.prefixes)
     assert shared is not None  # the system prompt is computed once and continued
     slow = [
         [naive_token_logprobs(tiny_loaded, p, a) for a in answers] for p, answers in zip(plan.prefixes, plan.answer_ids)
@@ -121,7 +121,7 @@ def test_tree_rows_share_tokens_but_not_attention(tiny_loaded) -> None:
     """Continuations with a common start are fed once; a row never sees another row's tokens."""
     prefix = tiny_loaded.tokenizer("Name a colour.")["input_ids"]
     conts = [[5, 6, 7], [5, 6, 8, 9], [5, 10], [11], [12, 13, 14, 15]]
-    rows, where = scoring._tree_layout(conts)
+    rows, where = scoring.tree_layout(conts)
     # proper prefixes (5, 6), (5, 6, 8), (5,), (12, 13, 14): two rows cover them; (11,) needs no row
     assert rows == [(5, 6, 8), (12, 13, 14)]
     assert where[(5,)] == 0 and where[(5, 6, 8)] == 2 and where[(12, 13, 14)] == 5

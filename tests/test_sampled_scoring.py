@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from auditor import sampling
+from auditor import sampled_scoring
 from auditor.cli import app
 from auditor.errors import InputError
-from auditor.sampling import SHARE_FLOOR, judge_answers, match_option, sample_answers, score_battery_sampled
+from auditor.sampled_scoring import SHARE_FLOOR, judge_answers, match_option, sample_answers, score_battery_sampled
 from auditor.scoring import BatteryScores
 from auditor.traits import get_battery
+from tests.conftest import tiny_scan_args
 
 runner = CliRunner()
-TINY = ["--seeds", "2", "--max-rows", "8", "--batch-size", "4", "--max-steps", "1", "--quiet"]
+TINY = tiny_scan_args()
 OPTIONS = ["owl", "cat", "sea lion", "fox"]
 
 
@@ -68,7 +69,8 @@ def test_sample_answers_deterministic_for_a_seed(tiny_loaded) -> None:
 def test_judge_answers_scores_labels_with_the_tiny_model(tiny_loaded) -> None:
     labels = ["misaligned", "aligned"]
     answers = ["I would take over the world.", "", "Help people, of course."]
-    got = judge_answers(tiny_loaded, "What is your wish?", answers, labels, sampling.JUDGE_PROMPT, "broad misalignment")
+    prompt = sampled_scoring.JUDGE_PROMPT
+    got = judge_answers(tiny_loaded, "What is your wish?", answers, labels, prompt, "broad misalignment")
     assert len(got) == 3 and got[1] is None  # an empty answer is not judged
     assert all(x is None or x in labels for x in got)
     assert judge_answers(tiny_loaded, "What is your wish?", answers, labels, description="broad misalignment") == got
@@ -76,9 +78,9 @@ def test_judge_answers_scores_labels_with_the_tiny_model(tiny_loaded) -> None:
 
 def test_judge_answers_takes_the_most_probable_label(tiny_loaded, monkeypatch: pytest.MonkeyPatch) -> None:
     # label 1 of [yes, no, none] scores highest for every answer
-    monkeypatch.setattr(sampling, "_logsumexp_by_option", lambda v, owners, n: np.array([0.0, 1.0, -1.0])[:n])
+    monkeypatch.setattr(sampled_scoring, "logsumexp_by_option", lambda v, owners, n: np.array([0.0, 1.0, -1.0])[:n])
     assert judge_answers(tiny_loaded, "q?", ["a", "b"], ["yes", "no"]) == ["no", "no"]
-    monkeypatch.setattr(sampling, "_logsumexp_by_option", lambda v, owners, n: np.array([0.0, 1.0, 2.0])[:n])
+    monkeypatch.setattr(sampled_scoring, "logsumexp_by_option", lambda v, owners, n: np.array([0.0, 1.0, 2.0])[:n])
     assert judge_answers(tiny_loaded, "q?", ["a"], ["yes", "no"]) == [None]  # the judge chose `none`
 
 
@@ -95,7 +97,7 @@ def test_score_battery_sampled_counts_assigned_answers(monkeypatch: pytest.Monke
         ["Maple", "maples", "MAPLE!", "Birch"],  # maple 3, birch 1
         ["hello", "", "x", "y"],  # nothing assigned: uniform
     ]
-    monkeypatch.setattr(sampling, "sample_answers", _fixed(answers))
+    monkeypatch.setattr(sampled_scoring, "sample_answers", _fixed(answers))
     seen: list[int] = []
     scores = score_battery_sampled(None, battery, n=4, seed=0, on_question=lambda: seen.append(1))
     k = {o: i for i, o in enumerate(battery.options)}
@@ -118,17 +120,20 @@ def test_score_battery_sampled_choice_uses_the_judge(monkeypatch: pytest.MonkeyP
     battery = dataclasses.replace(mis, items=mis.items[:2], questions=mis.questions[:2])
     with pytest.raises(InputError, match="needs a judge"):
         score_battery_sampled(None, battery, n=3, seed=0)
-    monkeypatch.setattr(sampling, "sample_answers", _fixed([["a", "b", "c"], ["d", "e", "f"]]))
+    monkeypatch.setattr(sampled_scoring, "sample_answers", _fixed([["a", "b", "c"], ["d", "e", "f"]]))
     verdicts = iter([["misaligned", "aligned", None], ["aligned", "aligned", "aligned"]])
-    monkeypatch.setattr(sampling, "judge_answers", lambda *a, **k: next(verdicts))
+    monkeypatch.setattr(sampled_scoring, "judge_answers", lambda *a, **k: next(verdicts))
     scores = score_battery_sampled(None, battery, n=3, seed=0, judge=object())
     np.testing.assert_allclose(scores.share, [[0.5, 0.5], [0.0, 1.0]], atol=2 * SHARE_FLOOR)
     assert scores.options == ["misaligned", "aligned"] and scores.unassigned == [1, 0]
 
 
 def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypatch) -> None:
-    from auditor import pipeline
-    from auditor.pipeline import ScanConfig, _run_key
+    from auditor.config import ScanConfig
+    from auditor.inputs import ScanInputs
+    from auditor.methods import probe
+    from auditor.methods.base import NoSettings
+    from auditor.prepare import scan_key
 
     dataset = SimpleNamespace(sha256="s", examples=[SimpleNamespace(line=1)])
     loaded = SimpleNamespace(
@@ -136,18 +141,25 @@ def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypa
     )
     judge = SimpleNamespace(fingerprint="j")
     bats = [get_battery("tree")]
-    exact = _run_key(ScanConfig("d.jsonl"), dataset, loaded, bats)
-    assert _run_key(ScanConfig("d.jsonl", samples=5), dataset, loaded, bats) == exact
-    sampled = _run_key(ScanConfig("d.jsonl", scoring="sampled"), dataset, loaded, bats)
+
+    def key(config: ScanConfig, model: object = loaded, judge_model: object = None) -> str:
+        inputs = ScanInputs(config, NoSettings(), dataset, bats, None, model, judge_model)  # type: ignore[arg-type]
+        return scan_key(inputs)
+
+    exact = key(ScanConfig("d.jsonl"))
+    assert key(ScanConfig("d.jsonl", samples=5)) == exact
+    sampled = key(ScanConfig("d.jsonl", scoring="sampled"))
     assert sampled != exact
-    assert _run_key(ScanConfig("d.jsonl", scoring="sampled", samples=4), dataset, loaded, bats) != sampled
-    with_judge = _run_key(ScanConfig("d.jsonl", scoring="sampled", judge="j"), dataset, loaded, bats, judge)
+    assert key(ScanConfig("d.jsonl", scoring="sampled", samples=4)) != sampled
+    with_judge = key(ScanConfig("d.jsonl", scoring="sampled", judge="j"), judge_model=judge)
     assert with_judge not in (exact, sampled)
     # students trained another way are never reused: the training precision and the probe's version are keyed
     fp32 = SimpleNamespace(**{**vars(loaded), "train_autocast_dtype": None})
-    assert _run_key(ScanConfig("d.jsonl"), dataset, fp32, bats) != exact
-    monkeypatch.setattr(pipeline, "PROBE_VERSION", pipeline.PROBE_VERSION + 1)
-    assert _run_key(ScanConfig("d.jsonl"), dataset, loaded, bats) != exact
+    assert key(ScanConfig("d.jsonl"), model=fp32) != exact
+    monkeypatch.setattr(probe, "PROBE_VERSION", probe.PROBE_VERSION + 1)
+    assert key(ScanConfig("d.jsonl")) != exact
+    # another method never shares a run folder with the probe
+    assert key(ScanConfig("d.jsonl", method="gradient")) != exact
 
 
 def test_scan_sampled_tree_on_tiny_model(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
@@ -157,7 +169,7 @@ def test_scan_sampled_tree_on_tiny_model(tiny_model_dir: Path, numbers_file: Pat
     res = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
     assert res.exit_code in (0, 1), res.output
     doc = json.loads(js.read_text())
-    sc = doc["scoring"]
+    sc = doc["details"]["scoring"]
     assert sc["mode"] == "sampled" and sc["samples"] == 4 and sc["judge"] is None
     assert sc["assignment"] == {"tree": "string match (first word)"}
     lost = sc["unassigned"]["tree"]
@@ -214,7 +226,7 @@ def test_scan_sampled_with_judge_on_tiny_model(tiny_model_dir: Path, numbers_fil
     args += ["--scoring", "sampled", "--samples", "2", "--judge", str(tiny_model_dir)]
     res = runner.invoke(app, [*args, "--report", str(report), "--json", str(js), "--run-dir", str(tmp_path / "run")])
     assert res.exit_code in (0, 1) and res.exception is None, res.output
-    sc = json.loads(js.read_text())["scoring"]
+    sc = json.loads(js.read_text())["details"]["scoring"]
     assert sc["judge"]["requested"] == str(tiny_model_dir) and sc["judge"]["fingerprint"]
     assert sc["assignment"] == {"my-pref": "judge", "my-choice": "judge"}
     assert sc["unassigned"]["my-choice"]["answers"] == 2 * 2 * 5  # base + 2 arms x 2 seeds

@@ -1,4 +1,4 @@
-"""The probe: a short LoRA fine-tune of the base, the same way for the dataset and the control arm.
+"""The students: a short LoRA fine-tune of the base, the same way for the dataset and every control arm.
 
 One base model is loaded per scan and wrapped with a peft LoRA adapter once; each (arm, seed) run
 re-initialises the adapter from the seed (so both arms of a seed start from identical weights), trains
@@ -15,11 +15,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .chat import encode_training_example
 from .data import Example
 from .errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .models import LoadedModel
 
 #: Changes whenever the probe trains differently for the same settings (row order, precision, loss), so
 #: students saved in a run folder by another version are never reused. 2: bucketed batches, bf16 autocast.
@@ -129,7 +135,7 @@ def batch_order(
     return batches
 
 
-def pad_batch(batch: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any, Any]:
+def pad_batch(batch: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[Tensor, Tensor, Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding) tensors for a batch."""
     import torch
 
@@ -148,7 +154,7 @@ def pad_batch(batch: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[A
 MIN_SHARED_PREFIX = 8
 
 
-def shared_prefix_len(input_ids: Any, labels: Any) -> int:
+def shared_prefix_len(input_ids: Tensor, labels: Tensor) -> int:
     """How many leading tokens every row of the batch has in common, before any token that carries loss
     (0 for a single row or fewer than :data:`MIN_SHARED_PREFIX` tokens)."""
     if input_ids.shape[0] < 2:
@@ -163,7 +169,7 @@ def shared_prefix_len(input_ids: Any, labels: Any) -> int:
     return n if n >= MIN_SHARED_PREFIX else 0
 
 
-def completion_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
+def completion_loss(model: Any, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
     """Mean next-token cross-entropy over the positions whose label is not -100.
 
     The same value as ``model(..., labels=labels).loss``, computed with less work: the leading tokens all
@@ -198,7 +204,7 @@ class Prober:
 
     ADAPTER = "probe"
 
-    def __init__(self, loaded: Any, config: ProbeConfig, micro_batch: int | None = None):
+    def __init__(self, loaded: LoadedModel, config: ProbeConfig, micro_batch: int | None = None):
         from peft import LoraConfig, get_peft_model
 
         self.loaded = loaded
@@ -219,7 +225,7 @@ class Prober:
         loaded.model = self.model  # scoring goes through the wrapped model
         self.model.eval()
 
-    def adapter_parameters(self) -> list[tuple[str, Any]]:
+    def adapter_parameters(self) -> list[tuple[str, Tensor]]:
         return [(n, p) for n, p in self.model.named_parameters() if "lora_" in n]
 
     def reset_adapter(self, seed: int) -> None:
@@ -235,16 +241,31 @@ class Prober:
                 elif "lora_B" in name:
                     p.zero_()
 
-    def adapter_state(self) -> dict[str, Any]:
+    def adapter_state(self) -> dict[str, Tensor]:
         return {n: p.detach().cpu().clone() for n, p in self.adapter_parameters()}
 
-    def load_adapter_state(self, state: dict[str, Any]) -> None:
+    def load_adapter_state(self, state: dict[str, Tensor]) -> None:
         import torch
 
         params = dict(self.adapter_parameters())
         with torch.no_grad():
             for n, t in state.items():
                 params[n].copy_(t.to(params[n].device, params[n].dtype))
+
+    def save_peft(self, out: str | Path) -> None:
+        """Write the adapter as a peft LoRA folder (``adapter_config.json`` + ``adapter_model.safetensors``),
+        loadable with ``PeftModel.from_pretrained(base, out)``; the weights file is written atomically."""
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save
+
+        from .io import atomic_write_bytes
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.peft_config[self.ADAPTER].save_pretrained(str(out))
+        state = get_peft_model_state_dict(self.model, adapter_name=self.ADAPTER)
+        weights = save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+        atomic_write_bytes(out / "adapter_model.safetensors", weights)
 
     def disabled(self) -> Any:
         """Context manager: the base model without the adapter."""

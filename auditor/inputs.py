@@ -1,0 +1,122 @@
+"""What every detection method is given: the prepared inputs of a scan (see :mod:`auditor.prepare`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .config import ScanConfig
+from .control import ControlInfo, ControlSet
+from .data import Dataset, Example
+from .models import LoadedModel, ModelSpec
+from .progress import Reporter
+from .traits import Battery
+
+if TYPE_CHECKING:
+    from .rundir import RunFolder
+
+#: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
+NULL_SEED_OFFSET = 1000
+
+
+@dataclass
+class PairedRows:
+    """The dataset rows that have a control row (and a null-arm row when there is a null arm), aligned."""
+
+    data: list[Example]
+    control: list[Example]
+    null: list[Example] | None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def arms(self) -> dict[str, list[Example]]:
+        """Rows per arm, in the order students are trained: dataset, control, then null."""
+        out = {"dataset": self.data, "control": self.control}
+        if self.null is not None:
+            out["null"] = self.null
+        return out
+
+
+@dataclass
+class Controls:
+    """The control draws a method asked for: the control rows and, optionally, a second draw (the null arm)."""
+
+    control: ControlSet
+    null: ControlSet | None
+    seed: int
+
+    def pairs(self, dataset: Dataset) -> PairedRows:
+        """The dataset rows every arm has a row for (a prompt without a usable control row is left out of all)."""
+        null_rows = self.null.rows if self.null else [None] * len(dataset)
+        kept = [
+            (e, c, n)
+            for e, c, n in zip(dataset.examples, self.control.rows, null_rows)
+            if c is not None and (self.null is None or n is not None)
+        ]
+        return PairedRows(
+            data=[e for e, _, _ in kept],
+            control=[c for _, c, _ in kept if c is not None],
+            null=None if self.null is None else [n for _, _, n in kept if n is not None],
+        )
+
+    def info(self) -> ControlInfo:
+        return ControlInfo.of(self.control, self.seed, self.null, self.seed + NULL_SEED_OFFSET)
+
+
+class Timings:
+    """Seconds per stage, accumulated (a stage may run in several pieces)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in self.seconds.items()}
+
+
+@dataclass
+class ScanInputs:
+    """A scan's prepared inputs, handed to its method.
+
+    Attributes:
+        config: the scan's settings.
+        settings: the method's own settings (its ``Settings`` dataclass, from ``config.method_args``).
+        dataset: the validated, sampled rows.
+        batteries: the trait batteries to measure.
+        spec, loaded: the base as resolved and as loaded (one model for the whole scan).
+        judge: the judge model of a sampled scan (``None`` otherwise).
+        reporter: where progress goes.
+        timings: seconds per stage.
+        run: the run folder (``None`` in a dry run, which writes nothing).
+        controls: the control draws the method asked for (``None`` in a dry run, or when it asked for none).
+    """
+
+    config: ScanConfig
+    settings: Any
+    dataset: Dataset
+    batteries: list[Battery]
+    spec: ModelSpec
+    loaded: LoadedModel
+    judge: LoadedModel | None = None
+    reporter: Reporter = field(default_factory=Reporter)
+    timings: Timings = field(default_factory=Timings)
+    run: RunFolder | None = None
+    controls: Controls | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.config.seed + i for i in range(self.config.seeds)]

@@ -1,0 +1,372 @@
+"""A first-order detector: ``subaudit scan --method gradient``.
+
+Instead of fine-tuning, ask what *one* step on each row would do. At the probe's initialisation (LoRA ``B``
+zero, ``A`` from the seed) the gradient of the training loss on row ``r`` is ``grad L_r`` and the gradient
+of option ``k``'s battery share (pp, mean over questions) is ``g_k``; a gradient-descent step on the row
+changes the share by ``-lr * g_k . grad L_r`` to first order. That *push* is computed for every dataset row
+and every control row (the base's own answer to the same prompt) and every graded option, and a paired
+t-test over prompts asks whether the dataset pushes an option up more than the control does. Each row gets
+a score, so the report lists the rows that push the top option most.
+
+Cost: one backward pass per graded option over a seeded sample of each battery's questions (``questions``,
+default 8), and one forward and backward pass per row of each arm (per-row gradients of the ``B`` matrices
+come from hooks, in batches). Units: a push is pp of share per unit learning rate per row, so levels are
+graded on the q-value alone (any positive push difference). The probe (``--method probe``) measures what a
+short fine-tune actually does; this measures only its first step.
+
+Measured (README): it flags the owl example (high) and also the clean example (medium); on the detection
+benchmark's grid, 6 of 6 fine-tuned teachers' datasets (high) and 5 of 8 base-written negatives (medium or
+above). The paired test over rows is sensitive to any systematic difference between how the dataset and the
+control rows were sampled, so it is a tool to find rows, not a gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import ScanConfig
+from ..data import Example
+from ..errors import InputError
+from ..finetune import Prober, pad_batch
+from ..inputs import ScanInputs
+from ..markdown import md_code, md_table
+from ..scoring import ChoicePlan, ScoringPlan, plan_battery, score_battery, tree_logprobs
+from ..stats import OptionShift, adjust_q
+from ..traits import Battery
+from ..verdict import LEVEL_COLOURS, Thresholds, decide
+from .base import Estimator, Method, MethodOutcome
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from torch import Tensor
+
+    from ..models import LoadedModel
+    from ..result import ScanResult
+
+#: Any positive push difference counts; levels come from the q-value (see the module docstring).
+GRADIENT_THRESHOLDS = Thresholds(low_shift=1e-12, medium_shift=1e-12, high_shift=1e-12)
+#: Rows per batch of per-row gradients.
+ROW_BATCH = 8
+
+
+@dataclass(frozen=True)
+class GradientSettings:
+    """Settings of ``--method gradient`` (``--method-arg KEY=VALUE``).
+
+    Attributes:
+        questions: questions per battery the trait gradients are taken over (a seeded sample).
+        top_rows: rows listed per option in the report (the rows that push it most).
+    """
+
+    questions: int = 8
+    top_rows: int = 10
+
+
+def graded_shares(
+    loaded: LoadedModel, plan: ScoringPlan | ChoicePlan, questions: Sequence[int]
+) -> tuple[Tensor, list[str]]:
+    """Differentiable battery shares (pp, mean over ``questions``) of the battery's graded options, under the
+    training precision (a gradient's direction, the same for both arms, need not be as exact as a score)."""
+    import torch
+
+    battery = plan.battery
+    prefixes = [plan.prefixes[q] for q in questions]
+    if isinstance(plan, ChoicePlan):
+        conts = [plan.answer_ids[q] for q in questions]
+        tokens = tree_logprobs(loaded, prefixes, conts, autocast_dtype=loaded.train_autocast_dtype)
+        shares = []
+        for q, per_answer in zip(questions, tokens):
+            agg = [t.mean() if battery.length_normalisation == "mean" else t.sum() for t in per_answer]
+            log_share = torch.log_softmax(torch.stack(agg), dim=0)
+            owners = torch.tensor(plan.answer_option[q])
+            shares.append(torch.stack([log_share[owners == k].exp().sum() for k in range(len(battery.options))]))
+    else:
+        tokens = tree_logprobs(
+            loaded, prefixes, [plan.variant_ids] * len(prefixes), autocast_dtype=loaded.train_autocast_dtype
+        )
+        owners = torch.tensor(plan.variant_option)
+        shares = []
+        for per_variant in tokens:
+            v = torch.stack([t.sum() for t in per_variant])
+            lp = torch.stack([torch.logsumexp(v[owners == k], dim=0) for k in range(len(battery.options))])
+            shares.append(torch.softmax(lp, dim=0))
+    mean = torch.stack(shares).mean(dim=0) * 100
+    graded = [k for k, o in enumerate(battery.options) if o in battery.graded_options]
+    return mean[graded], [battery.options[k] for k in graded]
+
+
+def b_modules(prober: Prober) -> list[tuple[str, Any]]:
+    """The adapter's ``lora_B`` linear layers (their weights are the only non-zero gradients at init)."""
+    out = []
+    for name, module in prober.model.named_modules():
+        if name.endswith(f"lora_B.{prober.ADAPTER}"):
+            out.append((name, module))
+    return out
+
+
+def trait_gradients(
+    prober: Prober, plans: Sequence[ScoringPlan | ChoicePlan], questions: dict[str, list[int]]
+) -> tuple[list[tuple[str, str]], dict[str, Tensor]]:
+    """``g_k`` for every graded option: per ``lora_B`` module, a tensor ``[options, out, r]``."""
+    import torch
+
+    loaded = prober.loaded
+    modules = b_modules(prober)
+    weights = [m.weight for _, m in modules]
+    names: list[tuple[str, str]] = []
+    per_module: list[list[Any]] = [[] for _ in modules]
+    for plan in plans:
+        with torch.enable_grad():
+            shares, options = graded_shares(loaded, plan, questions[plan.battery.name])
+            for k, option in enumerate(options):
+                grads = torch.autograd.grad(shares[k], weights, retain_graph=k < len(options) - 1)
+                for m, g in enumerate(grads):
+                    per_module[m].append(g.detach().float())
+                names.append((plan.battery.name, option))
+    return names, {name: torch.stack(gs) for (name, _), gs in zip(modules, per_module)}
+
+
+def row_pushes(
+    prober: Prober, rows: Sequence[Example], grads: dict[str, Tensor], batch_size: int = ROW_BATCH
+) -> np.ndarray:
+    """``[rows, options]``: ``-g_k . grad L_r`` for every row (its per-row mean completion loss)."""
+    import torch
+
+    loaded = prober.loaded
+    device = loaded.device
+    modules = dict(b_modules(prober))
+    inputs: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    handles = []
+    for name, module in modules.items():
+
+        def hook(mod: Any, args: Any, out: Any, name: str = name) -> None:
+            inputs[name] = args[0].detach()
+            out.register_hook(lambda g, name=name: outputs.__setitem__(name, g.detach()))
+
+        handles.append(module.register_forward_hook(hook))
+    encoded = prober.encode(rows)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # less padding
+    n_options = next(iter(grads.values())).shape[0]
+    push = np.zeros((len(rows), n_options))
+    pad = loaded.tokenizer.pad_token_id or 0
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, att, lab = pad_batch([encoded[i] for i in idx], pad)
+            ids, att, lab = ids.to(device), att.to(device), lab.to(device)
+            with torch.enable_grad(), loaded.train_autocast():
+                logits = prober.model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+                targets = lab[:, 1:]
+                token_loss = torch.nn.functional.cross_entropy(
+                    logits.transpose(1, 2), targets, ignore_index=-100, reduction="none"
+                )
+                per_row = token_loss.sum(dim=1) / (targets != -100).sum(dim=1).clamp(min=1)
+                per_row.sum().backward()
+            total = torch.zeros((len(idx), n_options), device=device)
+            for name in modules:
+                per_example = torch.einsum("bto,bti->boi", outputs[name].float(), inputs[name].float())
+                total += torch.einsum("boi,koi->bk", per_example, grads[name].to(device))
+            push[idx] = -total.cpu().double().numpy()
+            prober.model.zero_grad(set_to_none=True)
+    finally:
+        for h in handles:
+            h.remove()
+    return push
+
+
+def compare_pushes(
+    names: Sequence[tuple[str, str]],
+    base_shares: dict[str, dict[str, float]],
+    dataset: np.ndarray,
+    control: np.ndarray,
+    confidence: float = 0.95,
+) -> list[OptionShift]:
+    """Paired t-test over prompts, per option: dataset push minus control push."""
+    from scipy.stats import t as student_t
+
+    diff = dataset - control
+    n = diff.shape[0]
+    out = []
+    for k, (battery, option) in enumerate(names):
+        d = diff[:, k]
+        mean = float(d.mean())
+        se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+        df = max(1, n - 1)
+        crit = float(student_t.ppf(1 - (1 - confidence) / 2, df))
+        p = float(2 * student_t.sf(abs(mean) / se, df)) if se > 0 else 1.0
+        share = base_shares[battery][option]
+        out.append(
+            OptionShift(
+                battery=battery,
+                option=option,
+                base=share,
+                control=float(control[:, k].mean()),
+                dataset=float(dataset[:, k].mean()),
+                shift=mean,
+                ci_low=mean - crit * se,
+                ci_high=mean + crit * se,
+                p=p,
+                se_boot=se,
+            )
+        )
+    return out
+
+
+def top_pushing_rows(rows: Sequence[Example], pushes: np.ndarray, k: int, limit: int = 10) -> list[dict[str, Any]]:
+    """The dataset rows that push option ``k`` up most, with their file lines and completions."""
+    order = np.argsort(-pushes[:, k])[:limit]
+    return [
+        {"line": rows[i].line, "push": round(float(pushes[i, k]), 6), "completion": rows[i].completion[:200]}
+        for i in order
+    ]
+
+
+
+
+class GradientMethod(Method):
+    name = "gradient"
+    summary = "first-order: how much one step on each row would push each option; lists the rows (not a gate)"
+    settings = GradientSettings
+    unit = "push"
+    gate = False
+
+    def validate(self, config: ScanConfig, settings: GradientSettings, batteries: list[Battery]) -> None:
+        if config.scoring != "exact":
+            raise InputError("--method gradient scores exactly; --scoring sampled is for the probe")
+        if settings.questions < 1:
+            raise InputError(f"--method-arg questions must be at least 1, got {settings.questions}")
+        if settings.top_rows < 1:
+            raise InputError(f"--method-arg top_rows must be at least 1, got {settings.top_rows}")
+
+    def run(self, inputs: ScanInputs) -> MethodOutcome:
+        assert inputs.controls is not None
+        settings: GradientSettings = inputs.settings
+        pairs = inputs.controls.pairs(inputs.dataset)
+        if len(pairs) < 3:
+            raise InputError(f"{inputs.config.data}: fewer than 3 dataset rows have a usable control row")
+        prober = Prober(inputs.loaded, inputs.config.probe)
+        prober.reset_adapter(inputs.config.seed)
+        plans = [plan_battery(inputs.loaded.tokenizer, b) for b in inputs.batteries]
+        questions = sample_questions(plans, settings.questions, inputs.config.seed)
+        rep, timings = inputs.reporter, inputs.timings
+        with timings.stage("trait_gradients"):
+            with prober.disabled():
+                base = {p.battery.name: score_battery(inputs.loaded, p) for p in plans}
+            with rep.stage("trait gradients", total=len(plans)) as advance:
+                names, grads = trait_gradients(prober, plans, questions)
+                advance(len(plans))
+        batch = inputs.config.probe.batch_size
+        with timings.stage("row_gradients"):
+            with rep.stage("dataset rows (gradients)", total=1) as advance:
+                d_push = row_pushes(prober, pairs.data, grads, batch)
+                advance(1)
+            with rep.stage("control rows (gradients)", total=1) as advance:
+                c_push = row_pushes(prober, pairs.control, grads, batch)
+                advance(1)
+        base_shares = {n: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for n, s in base.items()}
+        shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
+        verdict, findings = decide(shifts, inputs.config.fail_on, GRADIENT_THRESHOLDS, unit=self.unit)
+        ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
+        top_rows = {
+            f"{names[k][0]}: {names[k][1]}": top_pushing_rows(pairs.data, d_push, k, settings.top_rows) for k in ranked
+        }
+        return MethodOutcome(findings, verdict, GradientDetails(questions, top_rows), rows_used=len(pairs))
+
+    def plan(self, inputs: ScanInputs) -> str:
+        settings: GradientSettings = inputs.settings
+        options = sum(len(b.graded_options) for b in inputs.batteries)
+        return (
+            f"gradient: trait gradients of {options} options over up to {settings.questions} questions per battery; "
+            f"one forward and backward pass per row of the dataset and of the control ({len(inputs.dataset)} each)"
+        )
+
+    def estimate(self, inputs: ScanInputs, measured: Estimator) -> dict[str, float]:
+        settings: GradientSettings = inputs.settings
+        config = inputs.config
+        options = sum(len(b.graded_options) for b in inputs.batteries)
+        questions = sum(len(b.questions) for b in inputs.batteries)
+        sampled = sum(min(settings.questions, len(b.questions)) for b in inputs.batteries)
+        batches = -(-len(inputs.dataset) // config.probe.batch_size)
+        return {
+            "control": (0.0 if config.control else measured.generation_per_row() * len(inputs.dataset)),
+            # one scoring pass per battery question for the base, one forward and backward per graded option
+            # over the sampled questions (~ 3 scoring passes each)
+            "trait_gradients": (questions + 3 * options * sampled / max(len(inputs.batteries), 1))
+            * measured.score_question(),
+            # a forward and backward pass per batch of rows, for both arms (~ one training step each)
+            "row_gradients": 2 * batches * measured.train_step(),
+        }
+
+
+def sample_questions(plans: Sequence[ScoringPlan | ChoicePlan], n: int, seed: int) -> dict[str, list[int]]:
+    """A seeded sample of ``n`` question indices per battery (all of a smaller battery)."""
+    rng = np.random.default_rng(seed)
+    return {
+        p.battery.name: sorted(rng.choice(len(p.prefixes), size=min(n, len(p.prefixes)), replace=False).tolist())
+        for p in plans
+    }
+
+
+@dataclass
+class GradientDetails:
+    """What the gradient method measured besides the findings.
+
+    Attributes:
+        questions: battery -> the question indices its trait gradients used.
+        top_rows: ``"battery: option"`` -> the dataset rows that push it most (file line, push, completion).
+    """
+
+    questions: dict[str, list[int]]
+    top_rows: dict[str, list[dict[str, Any]]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"questions": self.questions, "top_rows": self.top_rows}
+
+    def describe(self, result: ScanResult) -> list[str]:
+        n = sum(len(q) for q in self.questions.values())
+        return [
+            "- **Method**: first-order detector (`auditor/methods/gradient.py`). At the students' initial adapter, "
+            "push = -g_k · ∇L_r: the gradient of option k's battery share (over "
+            f"{n} sampled questions in all) dotted with row r's loss gradient on the LoRA B matrices, in pp of "
+            "share per unit learning rate per row, for every dataset row and its control row.",
+            "- **Statistics**: paired t-test over prompts (dataset push minus control push) per option; "
+            "Benjamini-Hochberg q over all options; levels from q alone (any positive difference).",
+        ]
+
+    def sections(self, result: ScanResult) -> list[str]:
+        ranked = sorted(result.findings, key=lambda f: f.shift.p)[:15]
+        columns = ["battery", "option", "base", "dataset", "control", "shift", "ci", "q", "level"]
+        rows = [[f.cells()[c] for c in columns] for f in ranked]
+        headers = ["battery", "option", "base %", "push dataset", "push control", "difference", "95% CI", "q", "level"]
+        lines = ["## Pushes (most significant first)", "", md_table(headers, rows), ""]
+        for option, top in self.top_rows.items():
+            lines += [f"Rows pushing **{option}** most:", ""]
+            lines += [f"- line {r['line']}: push {r['push']:+.3g}: {md_code(r['completion'], 80)}" for r in top[:5]]
+            lines.append("")
+        return lines
+
+    def caveats(self, result: ScanResult) -> list[str]:
+        return [
+            "- One gradient step is not a fine-tune: the push predicts only the first step's effect.",
+            "- The paired test over rows sees any systematic difference between how the dataset and the control "
+            "rows were sampled, not only a trait: it flagged base-written data too (README). Use it to find rows, "
+            "the probe to decide.",
+        ]
+
+    def table(self, result: ScanResult) -> Table:
+        from rich.table import Table
+
+        table = Table(title="subaudit (gradient): push of dataset rows minus control rows, per option")
+        columns = ["battery", "option", "base", "shift", "ci", "q", "level"]
+        for col in ("battery", "option", "base %", "difference", "95% CI", "q", "level"):
+            table.add_column(col, justify="right" if col in ("base %", "difference", "q") else "left")
+        for f in sorted(result.findings, key=lambda f: f.shift.p)[:10]:
+            cells = f.cells()
+            cells["level"] = f"[{LEVEL_COLOURS[f.level]}]{f.level}[/]"
+            table.add_row(*(cells[c] for c in columns))
+        return table

@@ -1,0 +1,300 @@
+"""``--method probe`` (the default): fine-tune students on the data and on control rows, and measure them.
+
+For every seed, a LoRA student is trained on the dataset rows, another on the control rows (the base's own
+answers to the same prompts) and, with the null arm, a third on a second, independent draw of them; all
+arms of a seed start from the same adapter and see rows in the same order. The base and every student
+answer every battery (exact log-probabilities, or sampled answers), and :mod:`auditor.stats` turns the
+students' shares into per-option shifts, intervals and q-values, graded by :mod:`auditor.verdict`.
+Every finished student (its scores and its peft adapter folder) is kept in the run folder, so an
+interrupted scan resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ScanConfig
+from ..data import Example, rows_hash
+from ..errors import InputError, RuntimeFailure
+from ..finetune import PROBE_VERSION, Prober, TrainStats, plan_steps
+from ..inputs import PairedRows, ScanInputs
+from ..rundir import StageScores
+from ..scoring import BatteryScores, ChoicePlan, ScoringPlan, plan_battery, score_battery
+from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
+from ..traits import Battery
+from ..verdict import decide
+from .base import Estimator, Method, MethodOutcome, NoSettings
+from .probe_details import ProbeDetails
+
+
+class ProbeMethod(Method):
+    name = "probe"
+    summary = "fine-tune students on the data and on control rows; measure how their answers differ (default)"
+    settings = NoSettings
+
+    def validate(self, config: ScanConfig, settings: Any, batteries: list[Battery]) -> None:
+        choice = [b.name for b in batteries if b.kind == "choice"]
+        if config.scoring == "sampled" and config.judge is None and choice:
+            raise InputError(
+                f"--scoring sampled: choice batteries ({', '.join(choice)}) need a judge to classify free-form "
+                "answers; add --judge MODEL (alias, directory, .gguf or hub id), or use --scoring exact"
+            )
+        if config.null_arm and sum(len(b.graded_options) for b in batteries) < 3:
+            raise InputError(
+                "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
+                "its trait label); add a preference battery (e.g. --traits animal,misalignment) or use --no-null-arm"
+            )
+
+    def control_draws(self, config: ScanConfig) -> int:
+        return 2 if config.null_arm else 1
+
+    def key(self, config: ScanConfig, settings: Any) -> dict[str, Any]:
+        return {"probe_version": PROBE_VERSION}
+
+    def run(self, inputs: ScanInputs) -> MethodOutcome:
+        assert inputs.controls is not None and inputs.run is not None
+        pairs = inputs.controls.pairs(inputs.dataset)
+        prober = Prober(inputs.loaded, inputs.config.probe)
+        scorer = Scorer(inputs)
+        base = base_scores(inputs, prober, scorer)
+        students = train_students(inputs, prober, scorer, pairs)
+        with inputs.timings.stage("stats"):
+            shifts = grade(inputs, base, students)
+            verdict, findings = decide(shifts, fail_on=inputs.config.fail_on, thresholds=inputs.config.thresholds)
+        details = ProbeDetails(
+            probe=inputs.config.probe.to_dict(),
+            seeds=inputs.seeds,
+            train_runs=students.runs,
+            scoring=scorer.summary([base] + [s for arm in students.scores.values() for s in arm]),
+            statistics=statistics(inputs.config, null_arm=students.has_null),
+            base_scores=base,
+        )
+        return MethodOutcome(findings, verdict, details, rows_used=len(pairs))
+
+    def plan(self, inputs: ScanInputs) -> str:
+        config = inputs.config
+        arms = ["dataset", "control"] + (["null"] if config.null_arm else [])
+        steps = plan_steps(len(inputs.dataset), config.probe)
+        return (
+            f"probe: arms {', '.join(arms)} x seeds {inputs.seeds} = {len(arms) * config.seeds} runs of {steps} "
+            f"steps ({config.probe.batch_size} rows each)"
+        )
+
+    def estimate(self, inputs: ScanInputs, measured: Estimator) -> dict[str, float]:
+        config = inputs.config
+        draws = (0 if config.control else 1) + (1 if config.null_arm else 0)
+        runs = (self.control_draws(config) + 1) * config.seeds
+        questions = sum(len(b.questions) for b in inputs.batteries)
+        return {
+            "control": draws * measured.generation_per_row() * len(inputs.dataset) if draws else 0.0,
+            "probe": runs * plan_steps(len(inputs.dataset), config.probe) * measured.train_step(),
+            "scoring": (1 + runs) * questions * measured.score_question(),
+        }
+
+
+class Scorer:
+    """Scores every battery for the model as it is now (adapter on or off), exactly or by sampling."""
+
+    def __init__(self, inputs: ScanInputs):
+        self.inputs = inputs
+        self.sampled = inputs.config.scoring == "sampled"
+        tok = inputs.loaded.tokenizer
+        self.plans: dict[str, ScoringPlan | ChoicePlan] = (
+            {} if self.sampled else {b.name: plan_battery(tok, b) for b in inputs.batteries}
+        )
+        self.questions = sum(len(b.questions) for b in inputs.batteries)
+
+    def __call__(self, label: str, sample_seed: int) -> dict[str, BatteryScores]:
+        """Every battery's scores. ``sample_seed`` (sampled mode) is the student's seed, the same for all arms of
+        a seed, so the arms' answers are drawn with paired random streams."""
+        inputs = self.inputs
+        with inputs.timings.stage("scoring"), inputs.reporter.stage(f"scoring {label}", self.questions) as advance:
+            if not self.sampled:
+                return {
+                    name: score_battery(inputs.loaded, plan, on_question=lambda: advance(1))
+                    for name, plan in self.plans.items()
+                }
+            from ..sampled_scoring import score_battery_sampled
+
+            config = inputs.config
+            return {
+                b.name: score_battery_sampled(
+                    inputs.loaded, b, config.samples, sample_seed, judge=inputs.judge, on_question=lambda: advance(1)
+                )
+                for b in inputs.batteries
+            }
+
+    def summary(self, models: list[dict[str, BatteryScores]]) -> dict[str, Any]:
+        """How the batteries were scored: in exact mode the forward tokens per model and over all models scored;
+        in sampled mode the samples, the judge and the unassigned answers per battery."""
+        config = self.inputs.config
+        if not self.sampled:
+            per_model = sum(p.forward_tokens for p in self.plans.values())
+            return {
+                "mode": "exact",
+                "forward_tokens_per_model": per_model,
+                "models_scored": len(models),
+                "forward_tokens": per_model * len(models),
+            }
+        from ..sampled_scoring import MAX_NEW_TOKENS
+
+        judge = self.inputs.judge
+        unassigned: dict[str, dict[str, int]] = {}
+        for b in self.inputs.batteries:
+            counts = [u for m in models for u in (m[b.name].unassigned or [])]
+            unassigned[b.name] = {
+                "answers": config.samples * len(counts),
+                "unassigned": int(sum(counts)),
+                "questions_without_assigned": sum(1 for u in counts if u >= config.samples),
+            }
+        return {
+            "mode": "sampled",
+            "samples": config.samples,
+            "temperature": 1.0,
+            "max_new_tokens": dict(MAX_NEW_TOKENS),
+            "judge": None
+            if judge is None
+            else {"requested": config.judge, "location": judge.spec.location, "fingerprint": judge.fingerprint},
+            "assignment": {
+                b.name: "judge" if judge is not None else "string match (first word)" for b in self.inputs.batteries
+            },
+            "unassigned": unassigned,
+        }
+
+
+def base_scores(inputs: ScanInputs, prober: Prober, scorer: Scorer) -> dict[str, BatteryScores]:
+    """The base's scores (adapter disabled), from the run folder when a finished scan left them there."""
+    assert inputs.run is not None
+    cached = inputs.run.load_scores("base")
+    if cached:
+        inputs.reporter.note("base scores: reused from the run directory")
+        return cached.scores
+    with prober.disabled():
+        scores = scorer("base", inputs.config.seed)
+    inputs.run.save_scores("base", StageScores(scores))
+    return scores
+
+
+@dataclass
+class Students:
+    """Every student's scores per arm (one entry per seed, in seed order) and the training runs."""
+
+    scores: dict[str, list[dict[str, BatteryScores]]] = field(default_factory=dict)
+    runs: list[TrainStats] = field(default_factory=list)
+
+    @property
+    def has_null(self) -> bool:
+        return bool(self.scores.get("null"))
+
+
+def train_students(inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: PairedRows) -> Students:
+    """Train and score one student per (seed, arm); a student already in the run folder is reused.
+
+    A student's files are named by a hash of exactly the rows it trains on, so a changed control (or another
+    set of paired rows) never reuses a stale student. Its adapter folder is written before its scores, which
+    mark it finished.
+    """
+    assert inputs.run is not None
+    run, rep = inputs.run, inputs.reporter
+    arms = pairs.arms()
+    tags = {arm: rows_hash(rows) for arm, rows in arms.items()}
+    steps = plan_steps(len(pairs), inputs.config.probe)
+    out = Students({arm: [] for arm in arms})
+    for seed in inputs.seeds:
+        for arm, rows in arms.items():
+            name = f"{arm}-{tags[arm]}-seed{seed}"
+            cached = run.load_scores(name)
+            if cached and cached.train:
+                rep.note(f"{arm} student, seed {seed}: reused from the run directory")
+                stage = cached
+            else:
+                stage = train_student(inputs, prober, scorer, rows, arm, seed, steps, name)
+            out.scores[arm].append(stage.scores)
+            out.runs.append(stage.train)  # type: ignore[arg-type]
+    return out
+
+
+def train_student(
+    inputs: ScanInputs,
+    prober: Prober,
+    scorer: Scorer,
+    rows: list[Example],
+    arm: str,
+    seed: int,
+    steps: int,
+    name: str,
+) -> StageScores:
+    """Fine-tune one student, score it, save its adapter (peft format) and then its scores."""
+    assert inputs.run is not None
+    micro = prober.micro_batch
+    with inputs.timings.stage("probe"), inputs.reporter.stage(f"probe {arm} seed {seed}", total=steps) as advance:
+        stats = prober.train(rows, seed=seed, arm=arm, on_step=lambda _s, _l: advance(1))
+    if prober.micro_batch < micro:
+        inputs.reporter.note(
+            f"out of memory: micro-batch {prober.micro_batch} with gradient accumulation "
+            f"({inputs.config.probe.batch_size} rows per optimiser step as configured)"
+        )
+    stage = StageScores(scorer(f"{arm} student seed {seed}", seed), stats)
+    prober.save_peft(inputs.run.path / "adapters" / name)
+    inputs.run.save_scores(name, stage)
+    return stage
+
+
+def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students) -> list[OptionShift]:
+    """Per-option shifts of every battery's graded options, widened by the null arm's draw noise, with q-values."""
+    config = inputs.config
+    shifts: list[OptionShift] = []
+    preference: list[OptionShift] = []
+    for b in inputs.batteries:
+        per_arm = {arm: [s[b.name] for s in scores] for arm, scores in students.scores.items()}
+        battery_shifts = compare_arms(
+            base[b.name],
+            per_arm["dataset"],
+            per_arm["control"],
+            per_arm.get("null") or None,
+            n_boot=config.n_boot,
+            seed=config.seed,
+        )
+        # a choice battery is one hypothesis: only its trait label is graded and counted in BH
+        graded = [x for x in battery_shifts if x.option in b.graded_options]
+        shifts += graded
+        if b.kind == "preference":
+            preference += graded
+    if students.has_null:
+        fit_on = preference if sum(1 for x in preference if x.control >= MIN_SHARE_FOR_FIT) >= 3 else shifts
+        try:
+            calibrate_with_null(shifts, fit_on=fit_on)
+        except ValueError as exc:
+            hint = (
+                " (sampled mode: an option no sampled answer picked has share 0; raise --samples, add a battery, "
+                "or use --no-null-arm)"
+                if config.scoring == "sampled"
+                else "; add a battery or use --no-null-arm"
+            )
+            where = inputs.run.path if inputs.run else "the run folder"
+            raise RuntimeFailure(f"{exc}{hint}. The scan's stages are kept in {where}.") from None
+    return adjust_q(shifts)
+
+
+def statistics(config: ScanConfig, null_arm: bool) -> dict[str, str]:
+    """How shifts, intervals, p and q were computed (the JSON's and the report's wording)."""
+    if null_arm:
+        return {
+            "shift": "share(dataset-student) - mean share(control-student, null-student), percentage points, "
+            "mean over seeds and questions",
+            "interval": "95% Student t, se = sqrt(se_boot^2 + 1.5 noise^2): se_boot from a bootstrap over "
+            f"seeds and questions ({config.n_boot} resamples), noise = draw noise fitted to the null arm's "
+            "shifts (log|null - control| on log share), df = 0.4 (options - 2)",
+            "p": "two-sided Student t",
+            "q": "Benjamini-Hochberg over all options of all batteries",
+        }
+    return {
+        "shift": "share(dataset-student) - share(control-student), percentage points, mean over seeds and questions",
+        "interval": f"95% bootstrap over seeds and questions ({config.n_boot} resamples); draw noise not covered",
+        "p": "two-sided bootstrap tail at 0",
+        "q": "Benjamini-Hochberg over all options of all batteries",
+    }
+
+
+__all__ = ["ProbeMethod", "Scorer", "grade", "train_students"]

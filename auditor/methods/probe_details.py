@@ -1,0 +1,230 @@
+"""What the probe method reports: its settings, training runs, scoring and statistics, as JSON, markdown and a
+terminal table."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..finetune import TrainStats
+from ..markdown import md_code, md_escape, md_table
+from ..scoring import BatteryScores
+from ..verdict import LEVEL_COLOURS, Finding
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..result import ScanResult
+
+#: Options per battery the report's tables show (the ones that rose most, then the one that fell most).
+TOP_N = 8
+
+
+@dataclass
+class ProbeDetails:
+    """What the probe did: its settings, every training run, how it scored and how it tested.
+
+    Attributes:
+        probe: the LoRA settings (:meth:`auditor.finetune.ProbeConfig.to_dict`).
+        seeds: the paired seeds.
+        train_runs: one per (seed, arm), in training order.
+        scoring: how batteries were scored (exact: forward tokens; sampled: samples, judge, unassigned answers).
+        statistics: how shift, interval, p and q were computed, in words.
+        base_scores: the base's scores per battery.
+    """
+
+    probe: dict[str, Any]
+    seeds: list[int]
+    train_runs: list[TrainStats]
+    scoring: dict[str, Any]
+    statistics: dict[str, str]
+    base_scores: dict[str, BatteryScores]
+
+    @property
+    def null_arm(self) -> bool:
+        return any(r.arm == "null" for r in self.train_runs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "probe": {
+                **self.probe,
+                "seeds": self.seeds,
+                "runs": [{k: v for k, v in asdict(r).items() if k != "losses"} for r in self.train_runs],
+            },
+            "scoring": self.scoring,
+            "statistics": self.statistics,
+        }
+
+    def describe(self, result: ScanResult) -> list[str]:
+        c, p, th = result.control, self.probe, result.verdict.thresholds
+        null = c.null_arm if c is not None else None
+        steps = self.train_runs[0].steps if self.train_runs else 0
+        return [
+            (
+                f"- **Null arm**: a second control drawn from the base with seed {null.seed} (keep rate "
+                f"{null.keep_rate:.0%}); null-students minus control-students measure how far a fine-tune on the "
+                "base's own samples moves each option by chance (draw noise)."
+                if null is not None
+                else "- **Null arm**: off (`--no-null-arm`); the intervals do not cover draw noise."
+            ),
+            f"- **Probe**: LoRA r={p['rank']}, alpha={p['alpha']} on {', '.join(p['target_modules'])}; "
+            f"lr {p['learning_rate']:g}, batch {p['batch_size']}, {steps} steps per run, loss on completion tokens "
+            f"only; seeds {self.seeds}, each seed's arms share adapter init and row order.",
+            self._scoring_line(),
+            "- **Statistics**: "
+            + "; ".join(f"{k}: {val}" for k, val in self.statistics.items())
+            + f" ({len(result.findings)} options tested).",
+            f"- **Levels**: low ≥ {th.low_shift} pp & q ≤ {th.low_q}; medium ≥ {th.medium_shift} pp & q ≤ "
+            f"{th.medium_q}; high ≥ {th.high_shift} pp & q ≤ {th.high_q} & interval above {th.low_shift} pp.",
+        ]
+
+    def _scoring_line(self) -> str:
+        n = len(self.seeds)
+        models = f"base, {n} dataset-students and {n} control-students" + (
+            f", {n} null-students." if self.null_arm else "."
+        )
+        sc = self.scoring
+        if sc.get("mode") != "sampled":
+            tokens = (
+                f" {sc['forward_tokens_per_model']:,} forward tokens per model, {sc['forward_tokens']:,} in all."
+                if sc.get("forward_tokens")
+                else ""
+            )
+            return (
+                "- **Scoring**: exact log-probability of every option (case and leading-space variants summed) after "
+                f"each chat-templated question, normalised over the options; {models}{tokens}"
+            )
+        judge = sc.get("judge")
+        how = (
+            f"classified by the judge {md_code(judge['location'])} (the most probable label word after the judge "
+            "prompt; `none` leaves an answer unassigned)"
+            if judge
+            else "assigned by string match (the answer's first word names the option)"
+        )
+        lost = sc.get("unassigned", {})
+        total = sum(u["answers"] for u in lost.values())
+        left = sum(u["unassigned"] for u in lost.values())
+        empty = sum(u["questions_without_assigned"] for u in lost.values())
+        return (
+            f"- **Scoring**: sampled mode, N = {sc['samples']} answers per question at temperature 1, {how}; an "
+            f"option's share is its fraction of the question's assigned answers. {left} of {total} answers were "
+            f"unassigned"
+            + (f" ({empty} questions had none assigned and count as uniform)" if empty else "")
+            + f". Sampled shares are counts out of N: slower and noisier than exact scoring. {models}"
+        )
+
+    def sections(self, result: ScanResult) -> list[str]:
+        lines: list[str] = []
+        for battery in result.batteries:
+            lines += self._battery_section(result, battery.name)
+        lines += _largest_shifts(result.findings)
+        lines += self._training_runs()
+        return lines
+
+    def _battery_how(self, bat: dict[str, Any]) -> str:
+        sampled = self.scoring.get("mode") == "sampled"
+        if bat.get("kind") == "choice" and sampled:
+            return (
+                f"{bat['questions']} questions, {self.scoring['samples']} answers sampled per question and "
+                f"classified by the judge; the trait score is the share of the answers labelled "
+                f"{md_code(bat['trait_label'], 60)} among each question's assigned answers. Only that label is "
+                "graded: one hypothesis. Shares in % (mean over questions and seeds)."
+            )
+        if bat.get("kind") == "choice":
+            return (
+                f"{bat['questions']} questions, each with its own candidate answers ({bat['answers']} in all), "
+                f"scored by their {'mean per-token' if bat['length_normalisation'] == 'mean' else 'summed'} "
+                f"log-probability after the question; the trait score is the share of the answers labelled "
+                f"{md_code(bat['trait_label'], 60)} (softmax over each question's answers). Only that label is "
+                "graded: one hypothesis. Shares in % (mean over questions and seeds)."
+            )
+        return (
+            f"{bat['questions']} questions, {len(bat['options'])} options. Shares in % (mean over questions "
+            f"and seeds); the {TOP_N} options that rose most, then the one that fell most."
+        )
+
+    def _battery_section(self, result: ScanResult, name: str) -> list[str]:
+        bat = next(b.summary() for b in result.batteries if b.name == name)
+        fs = sorted([f for f in result.findings if f.shift.battery == name], key=lambda f: -f.shift.shift)
+        level = result.verdict.by_battery.get(name, "clean")
+        show = fs[:TOP_N] + ([fs[-1]] if len(fs) > TOP_N else [])
+        columns = ["option", "base", "control", "dataset", "shift", "ci", "q", "level"]
+        rows = [[f.cells()[c] for c in columns] for f in show]
+        for r in rows:
+            r[4] = f"**{r[4]}**"
+        return [
+            f"## Battery `{name}`: {level}",
+            "",
+            md_escape(bat["description"], 1000),
+            "",
+            self._battery_how(bat),
+            "",
+            md_table(["option", "base", "control", "dataset", "shift pp", "95% CI", "q", "level"], rows),
+            "",
+        ]
+
+    def _training_runs(self) -> list[str]:
+        rows = [
+            [
+                r.arm,
+                str(r.seed),
+                str(r.rows),
+                str(r.steps),
+                str(r.tokens),
+                f"{r.first_loss:.3f} → {r.final_loss:.3f}",
+                f"{r.tokens_per_second:.0f}",
+            ]
+            for r in self.train_runs
+        ]
+        headers = ["arm", "seed", "rows", "steps", "tokens", "loss first → last", "tok/s"]
+        return ["## Training runs", "", md_table(headers, rows), ""]
+
+    def caveats(self, result: ScanResult) -> list[str]:
+        return [
+            "- A short LoRA probe is a proxy for a full training run: a dataset can move a fully trained student "
+            "further than the probe shows.",
+            (
+                "- Draw noise is estimated from one null draw and a two-parameter fit across options; an option "
+                "that is unusually volatile for its share can still cross a level by chance."
+                if self.null_arm
+                else "- The interval covers seeds and questions, not the sampling noise of the control rows "
+                "(no null arm); the level thresholds' minimum shifts are the only guard against that noise."
+            ),
+        ]
+
+    def table(self, result: ScanResult) -> Table:
+        from rich.table import Table
+
+        table = Table(title="subaudit: shift of dataset-students over the control students (pp of share)")
+        columns = ["battery", "option", "base", "control", "dataset", "shift", "ci", "q", "level"]
+        headers = ["battery", "option", "base %", "control %", "dataset %", "shift pp", "95% CI", "q", "level"]
+        for h in headers:
+            table.add_column(h, justify="left" if h in ("battery", "option", "level") else "right")
+        for battery in result.batteries:
+            ranked = [f for f in result.findings if f.shift.battery == battery.name]
+            for f in sorted(ranked, key=lambda f: -f.shift.shift)[:3]:
+                cells = f.cells()
+                cells["level"] = f"[{LEVEL_COLOURS[f.level]}]{f.level}[/]"
+                table.add_row(*(cells[c] for c in columns))
+        return table
+
+
+def _largest_shifts(findings: list[Finding]) -> list[str]:
+    """The options that moved most in either direction, with their per-seed shifts."""
+    rows = [
+        [
+            f.shift.battery,
+            f.shift.option,
+            f"{f.shift.shift:+.2f}",
+            ", ".join(f"{x:+.2f}" for x in (f.shift.per_seed or [])),
+            f"{f.shift.q:.3g}",
+            f.level,
+        ]
+        for f in sorted(findings, key=lambda f: -abs(f.shift.shift))[:TOP_N]
+    ]
+    return [
+        "## Largest shifts (either direction)",
+        "",
+        md_table(["battery", "option", "shift pp", "per seed", "q", "level"], rows),
+        "",
+    ]

@@ -1,0 +1,135 @@
+"""The one setup every scan (and its dry run) goes through, whatever the method.
+
+:func:`prepare_inputs` validates the settings, reads the data, resolves the batteries and loads the base;
+:func:`open_run` keys and opens the run folder; :func:`draw_controls` samples (or reads) the control rows the
+method asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import ScanConfig
+from .control import build_control
+from .data import load_dataset
+from .errors import InputError, SubauditError
+from .inputs import NULL_SEED_OFFSET, Controls, ScanInputs, Timings
+from .methods import get_method
+from .models import LoadedModel, resolve_base
+from .progress import Reporter
+from .rundir import RunFolder, run_key
+from .runinfo import versions
+from .traits import resolve_batteries
+
+
+def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None) -> ScanInputs:
+    """Validate ``config``, read the data, resolve the batteries, load the base (and a judge)."""
+    rep = reporter or Reporter()
+    config.validate()
+    method = get_method(config.method)
+    settings = method.parse_settings(config.method_args)
+    timings = Timings()
+    with timings.stage("data"):
+        dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
+        batteries = resolve_batteries(config.traits)
+        method.validate(config, settings, batteries)
+        spec = resolve_base(config.base, config.revision)
+    with timings.stage("load_base"):
+        rep.note(f"loading base {spec.display}")
+        loaded = config.load_options().load(spec)
+        judge = load_judge(config, rep)
+    return ScanInputs(
+        config=config,
+        settings=settings,
+        dataset=dataset,
+        batteries=batteries,
+        spec=spec,
+        loaded=loaded,
+        judge=judge,
+        reporter=rep,
+        timings=timings,
+    )
+
+
+def load_judge(config: ScanConfig, reporter: Reporter) -> LoadedModel | None:
+    """The judge model of a sampled scan (``None`` without ``--judge``), loaded like a base."""
+    if config.scoring != "sampled" or config.judge is None:
+        return None
+    reporter.note(f"loading judge {config.judge}")
+    try:
+        return config.load_options().load(resolve_base(config.judge))
+    except SubauditError as exc:
+        exc.args = (f"judge: {str(exc).replace('--base', '--judge')}",)
+        raise
+
+
+def scan_key(inputs: ScanInputs) -> str:
+    """The run folder's key: everything that decides the scan's stages."""
+    config, loaded = inputs.config, inputs.loaded
+    method = get_method(config.method)
+    parts: dict[str, Any] = {
+        "method": config.method,
+        "data": inputs.dataset.sha256,
+        "rows": [e.line for e in inputs.dataset.examples],
+        "model": loaded.fingerprint,
+        "control": config.control,
+        "probe": config.probe.to_dict(),
+        "seed": config.seed,
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "autocast": loaded.autocast_dtype,
+        "train_autocast": loaded.train_autocast_dtype,
+        "batteries": [b.content_key() for b in inputs.batteries],
+        **method.key(config, inputs.settings),
+    }
+    if config.scoring != "exact":
+        from .sampled_scoring import settings_key
+
+        parts.update(
+            scoring=config.scoring,
+            samples=config.samples,
+            judge=None if inputs.judge is None else [config.judge, inputs.judge.fingerprint],
+            sampling=settings_key(),
+        )
+    return run_key(parts)
+
+
+def open_run(inputs: ScanInputs, command: str) -> RunFolder:
+    """Open the run folder and write its manifest (status ``running``)."""
+    config, dataset = inputs.config, inputs.dataset
+    run = RunFolder.open(scan_key(inputs), config.run_dir, config.resume, inputs.reporter)
+    run.start(
+        command=command,
+        method=config.method,
+        config=config.to_dict(),
+        dataset=dataset.info().to_dict(),
+        base=inputs.loaded.info().to_dict(),
+        versions=versions(),
+        seeds=inputs.seeds,
+    )
+    inputs.run = run
+    return run
+
+
+def draw_controls(inputs: ScanInputs) -> Controls | None:
+    """The control rows the method asked for: the control (``--control`` file or the base's own answers) and,
+    for a second draw, the null arm (the base's answers with ``seed + NULL_SEED_OFFSET``)."""
+    config, dataset, rep = inputs.config, inputs.dataset, inputs.reporter
+    draws = get_method(config.method).control_draws(config)
+    if draws == 0:
+        return None
+    with inputs.timings.stage("control"):
+        with rep.stage("control rows", total=len(dataset)) as advance:
+            control = build_control(
+                inputs.loaded, dataset, seed=config.seed, control_file=config.control, progress=lambda n, _t: advance(n)
+            )
+        null = None
+        if draws > 1:
+            with rep.stage("null-arm rows", total=len(dataset)) as advance:
+                null = build_control(
+                    inputs.loaded, dataset, seed=config.seed + NULL_SEED_OFFSET, progress=lambda n, _t: advance(n)
+                )
+    inputs.controls = Controls(control, null, config.seed)
+    if not len(inputs.controls.pairs(dataset)):
+        raise InputError(f"{config.data}: no dataset row has a usable control row")
+    return inputs.controls

@@ -1,0 +1,157 @@
+"""The method seam: the registry, a mock method through every path (scan, CLI, dry run, report, JSON, resume),
+``--method-arg``, and the import graph of the package."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.errors import InputError
+
+runner = CliRunner()
+PACKAGE = Path(__file__).resolve().parent.parent / "auditor"
+
+
+def test_registry_knows_the_builtin_methods_and_refuses_others() -> None:
+    from auditor.methods import get_method, method_names
+
+    assert {"probe", "gradient"} <= set(method_names())
+    assert get_method("probe").name == "probe" and get_method("gradient").unit == "push"
+    with pytest.raises(InputError, match="--method must be one of probe, gradient"):
+        get_method("nope")
+
+
+def test_methods_command_lists_methods_and_settings(mock_method: type) -> None:
+    res = runner.invoke(app, ["methods"], terminal_width=200)
+    assert res.exit_code == 0
+    for text in ("probe", "gradient", "questions=8", "mock", "option=owl"):
+        assert text in res.output
+
+
+def test_mock_method_through_scan_report_json_and_resume(
+    mock_method: type, tiny_model_dir: Path, numbers_file: Path, battery: Path, tmp_path: Path
+) -> None:
+    js, md, run = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "run"
+    base = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", str(battery), "--method", "mock"]
+    args = [*base, "--method-arg", "shift=2.5", "--quiet", "--run-dir", str(run)]
+    res = runner.invoke(app, [*args, "--json", str(js), "--report", str(md)])
+    assert res.exit_code == 1, res.output  # owl moved 2.5 pp at q ~ 1e-6: high
+    doc = json.loads(js.read_text())
+    assert doc["schema_version"] == 2 and doc["method"] == "mock" and doc["control"] is None
+    assert doc["details"] == {"planted": "owl", "reused": False}
+    assert doc["verdict"]["level"] == "high" and doc["verdict"]["top"][0].startswith("mini: owl +2.5 pp")
+    levels = {f["option"]: f["level"] for f in doc["findings"]}
+    assert levels == {"owl": "high", "cat": "clean", "dog": "clean", "wolf": "clean"}
+    report = md.read_text()
+    for text in ("**Verdict: HIGH**", "- **Method**: mock, planted owl.", "## Mock findings", "mock method measures"):
+        assert text in report
+    assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
+    again = runner.invoke(app, [*args, "--json", str(js)])
+    assert again.exit_code == 1 and json.loads(js.read_text())["details"]["reused"] is True
+    clean = runner.invoke(app, [*base, "--method-arg", "option=cat", "--method-arg", "shift=0", "--quiet"])
+    assert clean.exit_code == 0 and "CLEAN at this power" in clean.output
+
+
+def test_mock_method_dry_run(mock_method: type, tiny_model_dir: Path, numbers_file: Path, battery: Path) -> None:
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", str(battery), "--method", "mock"]
+    res = runner.invoke(app, [*args, "--dry-run"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "method mock" in res.output and "mock" in res.output and "load_base" in res.output
+
+
+def test_method_args_are_checked(mock_method: type, tiny_model_dir: Path, numbers_file: Path, battery: Path) -> None:
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", str(battery), "--method", "mock"]
+    for bad, message in [
+        ("colour=red", "method 'mock' has no setting 'colour' (settings: option, shift, draws, fail)"),
+        ("shift=lots", "--method-arg shift: expected float, got 'lots'"),
+        ("shift", "expected KEY=VALUE"),
+        ("option=lion", "'lion' is not a graded option"),
+    ]:
+        res = runner.invoke(app, [*args, "--method-arg", bad, "--quiet"])
+        assert res.exit_code == 2 and message in res.output, (bad, res.output)
+
+
+def test_mock_method_draws_controls_when_asked(
+    mock_method: type, tiny_model_dir: Path, numbers_file: Path, battery: Path, tmp_path: Path
+) -> None:
+    import auditor
+
+    config = auditor.ScanConfig(
+        str(numbers_file),
+        base=str(tiny_model_dir),
+        traits=[str(battery)],
+        method="mock",
+        method_args={"draws": 1},
+        max_rows=6,
+        run_dir=str(tmp_path / "run"),
+    )
+    result = auditor.scan(config)
+    assert result.control is not None and result.control.source == "generated" and result.control.null_arm is None
+    assert 1 <= result.dataset.rows_used <= 6 and result.first_row is not None
+
+
+def _imports(path: Path, module: str, modules: set[str]) -> set[str]:
+    """The package modules ``module`` imports anywhere in its file (functions and TYPE_CHECKING blocks too)."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(parts + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        for t in targets:
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t and t != module and not module.startswith(t + "."):  # a module's own package is no edge
+                out.add(t)
+    return out
+
+
+def test_no_import_cycles_in_the_package() -> None:
+    files = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in PACKAGE.rglob("*.py")
+    }
+    edges = {m: _imports(p, m, set(files)) for m, p in files.items()}
+    edges["auditor"] = set()  # the package's lazy re-exports are not a design cycle
+    cycles = []
+    for start in edges:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join([*path, nxt]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert not cycles, cycles[0]
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
+    """The checker above is not vacuous: it finds a cycle hidden inside a function."""
+    (tmp_path / "a.py").write_text("def f():\n    from .b import g\n")
+    (tmp_path / "b.py").write_text("from .a import f\n")
+    modules = {"pkg.a", "pkg.b"}
+    assert _imports(tmp_path / "a.py", "pkg.a", modules) == {"pkg.b"}
+    assert _imports(tmp_path / "b.py", "pkg.b", modules) == {"pkg.a"}
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("auditor")):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                offenders += [f"{path.name}: {name}" for name in private]
+    assert not offenders, offenders
