@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase as Tokenizer
 
 Message = dict[str, str]
 
 
-def prompt_text(tokenizer: Any, prompt: Sequence[Message]) -> str:
+def prompt_text(tokenizer: Tokenizer, prompt: Sequence[Message]) -> str:
     """The templated prompt up to and including the assistant header."""
     return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
 
 
-def encode_text(tokenizer: Any, text: str) -> list[int]:
+def encode_text(tokenizer: Tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode_prompt(tokenizer: Any, prompt: Sequence[Message]) -> list[int]:
+def encode_prompt(tokenizer: Tokenizer, prompt: Sequence[Message]) -> list[int]:
     """Token ids of the templated prompt (what generation and scoring condition on)."""
     return encode_text(tokenizer, prompt_text(tokenizer, prompt))
 
 
-def encode_training_example(tokenizer: Any, prompt: Sequence[Message], completion: str) -> tuple[list[int], list[int]]:
+def encode_training_example(
+    tokenizer: Tokenizer, prompt: Sequence[Message], completion: str
+) -> tuple[list[int], list[int]]:
     """Token ids and labels for one row; labels are -100 everywhere but the completion.
 
     The completion span is what the chat template appends after the generation prompt (the answer and
@@ -39,7 +44,7 @@ def encode_training_example(tokenizer: Any, prompt: Sequence[Message], completio
     return p_ids + c_ids, [-100] * len(p_ids) + c_ids
 
 
-def end_of_turn_ids(tokenizer: Any) -> list[int]:
+def end_of_turn_ids(tokenizer: Tokenizer) -> list[int]:
     """Token ids that end an assistant turn (eos plus the template's end marker when it has one)."""
     ids = set()
     if tokenizer.eos_token_id is not None:

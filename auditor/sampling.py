@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .chat import Message, encode_prompt, end_of_turn_ids
 from .formats import NUMBERS_RE, has_banned_number, number_prefix_ok
 from .scoring import common_prefix_len
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase as Tokenizer
+
     from .models import LoadedModel
 
 
@@ -26,7 +28,7 @@ class NumberFormat:
     says which of them may follow a partial completion, and whether it may end there.
     """
 
-    def __init__(self, tokenizer: Any, allowed_chars: str, banned: frozenset[int] = frozenset()):
+    def __init__(self, tokenizer: Tokenizer, allowed_chars: str, banned: frozenset[int] = frozenset()):
         self.banned = banned
         self.eos = end_of_turn_ids(tokenizer)
         chars = set(allowed_chars)

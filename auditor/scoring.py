@@ -29,6 +29,7 @@ from .traits import Battery
 
 if TYPE_CHECKING:
     from torch import Tensor
+    from transformers import PreTrainedTokenizerBase as Tokenizer
 
     from .models import LoadedModel
 
@@ -72,7 +73,7 @@ class ScoringPlan:
         return prompt_tokens(self.prefixes) + len(self.prefixes) * per_question
 
 
-def _continuation_ids(tokenizer: Any, prefix: str, prefix_ids: list[int], text: str) -> list[int]:
+def _continuation_ids(tokenizer: Tokenizer, prefix: str, prefix_ids: list[int], text: str) -> list[int]:
     full = encode_text(tokenizer, prefix + text)
     if full[: len(prefix_ids)] == prefix_ids and len(full) > len(prefix_ids):
         return full[len(prefix_ids) :]
@@ -85,7 +86,7 @@ def question_messages(question: str, system: str | None = None) -> list[dict[str
     return [*turns, {"role": "user", "content": question}]
 
 
-def plan_battery(tokenizer: Any, battery: Battery, system: str | None = None) -> ScoringPlan | ChoicePlan:
+def plan_battery(tokenizer: Tokenizer, battery: Battery, system: str | None = None) -> ScoringPlan | ChoicePlan:
     """Tokenise the questions and option variants (or, for a choice battery, answers) of ``battery``.
 
     ``system``: a system message put before every question (``None``: the chat template's default).
@@ -99,7 +100,7 @@ def plan_battery(tokenizer: Any, battery: Battery, system: str | None = None) ->
 
 
 def option_variant_ids(
-    tokenizer: Any, prefix: str, prefix_ids: list[int], options: Sequence[str]
+    tokenizer: Tokenizer, prefix: str, prefix_ids: list[int], options: Sequence[str]
 ) -> tuple[list[list[int]], list[int]]:
     """Token ids of every distinct case/space variant of every option after ``prefix``, and each one's option."""
     variant_ids: list[list[int]] = []
@@ -387,7 +388,7 @@ class ChoicePlan:
         return prompt_tokens(self.prefixes) + answers
 
 
-def plan_choice(tokenizer: Any, battery: Battery, system: str | None = None) -> ChoicePlan:
+def plan_choice(tokenizer: Tokenizer, battery: Battery, system: str | None = None) -> ChoicePlan:
     """Tokenise a choice battery: each question's chat-templated prompt (after ``system``, if given) and its
     answers after it."""
     prefixes: list[list[int]] = []

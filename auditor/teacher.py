@@ -8,9 +8,9 @@ scores the teacher against the base on trait batteries, so the trait is measured
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import InputError
 from .io import atomic_write_json
@@ -81,7 +81,7 @@ class TeacherResult:
         return max((s for s in self.scores if s.battery == battery), key=lambda s: s.change)
 
 
-def train_teacher(config: TeacherConfig, on_step: Any = None) -> TeacherResult:
+def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] | None = None) -> TeacherResult:
     """Fine-tune ``config.base`` on ``config.chat``, save the adapter in ``config.out``, score teacher vs base."""
     from .data import load_dataset
     from .finetune import ProbeConfig, Prober
