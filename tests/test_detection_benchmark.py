@@ -33,7 +33,7 @@ def test_grid_meets_the_issue_shape(detection) -> None:
     assert any(c.truth == "cross-family" and c.teacher_base for c in cells.values())
     for c in positives:
         if c.chat:
-            assert (detection.CHATS / c.chat).is_file(), c.chat
+            assert (sys.modules["cells"].CHATS / c.chat).is_file(), c.chat
     seeds = [c.prompt_seed for c in cells.values()]
     assert len(set(seeds)) == len(seeds)  # every dataset has its own prompts
 

@@ -1,0 +1,202 @@
+"""The calibrated verdict on cells whose truth is known: which students and which test, and how well they do.
+
+    .venv/bin/python benchmarks/calibration.py run --variant r8 --jobs profile,dev   # students (resumable)
+    .venv/bin/python benchmarks/calibration.py run --variant r8 --jobs dev --worker 1/2  # a second worker
+    .venv/bin/python benchmarks/calibration.py report                               # tables from what finished
+
+Every job trains and scores the students of one dataset (a probe scan without a null arm or profile, run folder
+per variant and cell, so nothing is trained twice) and keeps each graded option's mean share for the base, the
+dataset-student and the control-student. The statistics are then computed from those shares, for every variant
+and every test, against each variant's own calibration profile (``auditor.calibration``: K null pairs of
+base-written data, D decoy teachers). Which variant and test become the default is decided on the development
+cells by ``RULE`` and then checked on the held-out cells (``cells.HELDOUT2``); both were committed before any
+held-out cell was generated.
+
+Writes ``benchmarks/results/calibration.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditor.calibration.build import CalibrateConfig, calibrate, decoy_pair, null_pair
+from auditor.config import ScanConfig
+from auditor.finetune import ProbeConfig
+from auditor.io import atomic_write_json, cache_dir
+from auditor.pipeline import scan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cells import GRID, HELDOUT2, TRAITS, Cell, make_control, make_dataset  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Rows every student trains on: what a scan without a null arm affords in the old default's 274 s on 2 cores
+#: (control 0.22 s per row, two students 0.43 s per row, scoring and loading ~50 s).
+MAX_ROWS = 320
+#: The students compared (LoRA alpha = 2 r throughout, as the default).
+VARIANTS = {
+    "r8": ProbeConfig(),
+    "full": ProbeConfig(kind="full", learning_rate=3e-5),
+    "r4": ProbeConfig(rank=4, alpha=8),
+    "r32": ProbeConfig(rank=32, alpha=64),
+}
+#: Null pairs and decoys of each variant's profile.
+DRAWS = 8
+DEV = [c for c in GRID if c.id != "neg-reasoning"]  # the 135M base's reasoning yields no dataset (see detection.py)
+#: The tests a variant's verdict can be gated on (auditor.verdict.GATES), and the level that fails a scan.
+GATES = ("options", "transfer", "any")
+FAIL_ON = "medium"
+
+#: Written and committed before any held-out cell (cells.HELDOUT2) was generated or scanned, and before the
+#: development cells ran with these students.
+RULE = """Choosing the default (development cells only: the 10 fine-tuned-teacher positives, 2 prompted positives and 12
+base-written negatives of the first benchmark, each variant with its own profile of 8 null pairs and 3 decoys):
+among the variants that finished every development cell and every gate, keep those with no false alarm on the 12
+development negatives at --fail-on medium; among them choose the one that flags the most fine-tuned-teacher
+positives at --fail-on medium; ties go to the shorter scan (median wall), then to LoRA r8 with gate any. If no
+variant and gate has zero development false alarms, the default stays the uncalibrated scan (null arm, 200 rows).
+Naming: a flagged scan names an option only when its specific shift (shift minus the generic decoy direction)
+has a one-sided BH q <= 0.01 and is >= 1 pp; on the development cells, named options are counted against the
+options the teacher itself raised by >= 5 pp (or the prompted option).
+Checking it (held-out cells, run once with the chosen default, nothing changed after): the false-alarm rate on the
+30 base-written held-out negatives (numbers, code, chat) with a Clopper-Pearson 95 % interval, the power on the 8
+held-out fine-tuned-teacher positives, and the share of named traits that are a teacher's own riser. The 4
+other-family negatives are scanned with the recipe (--control rows that model wrote, --null-control a second
+draw) and reported on their own. The README reports these held-out numbers, whatever they are.
+"""
+
+
+def work() -> Path:
+    return cache_dir() / "bench" / "calibration"
+
+
+def calibrate_config(variant: str) -> CalibrateConfig:
+    return CalibrateConfig(draws=DRAWS, max_rows=MAX_ROWS, probe=VARIANTS[variant])
+
+
+# ------------------------------------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "null" | "decoy" | "cell"
+    name: str  # seed, decoy name or cell id
+
+
+def jobs(variant: str, which: list[str]) -> list[Job]:
+    config = calibrate_config(variant)
+    out: list[Job] = []
+    if "profile" in which:
+        out += [Job("null", str(config.seed + k)) for k in range(config.draws)]
+        out += [Job("decoy", name) for name in config.decoys]
+    if "dev" in which:
+        out += [Job("cell", c.id) for c in DEV]
+    if "heldout" in which:
+        out += [Job("cell", c.id) for c in HELDOUT2]
+    return out
+
+
+def record_path(variant: str, cell_id: str) -> Path:
+    return work() / "records" / variant / f"{cell_id}.json"
+
+
+def run_job(variant: str, job: Job) -> None:
+    from auditor.calibration.build import DECOY_SEED
+
+    config = calibrate_config(variant)
+    folder = cache_dir() / "calibration"  # as calibrate() keeps it, per base fingerprint
+    if job.kind == "null":
+        null_pair(config, _calibration_work(config, folder), int(job.name), print)
+    elif job.kind == "decoy":
+        seed = DECOY_SEED + list(config.decoys).index(job.name)
+        decoy_pair(config, _calibration_work(config, folder), job.name, seed, print)
+    else:
+        run_cell(variant, next(c for c in [*DEV, *HELDOUT2] if c.id == job.name))
+
+
+def _calibration_work(config: CalibrateConfig, folder: Path) -> Path:
+    from auditor.models import LoadOptions, resolve_base
+
+    return folder / LoadOptions().load(resolve_base(config.base)).fingerprint
+
+
+def run_cell(variant: str, cell: Cell) -> dict[str, Any]:
+    """The students of one cell (reused when done): every graded option's shares, the rows and the time."""
+    out = record_path(variant, cell.id)
+    if out.exists():
+        return json.loads(out.read_text())
+    data, own, manifest = make_dataset(cell, TRAITS)
+    control = make_control(cell, data)
+    print(f"  {variant} {cell.id}: students ...", flush=True)
+    start = time.perf_counter()
+    config = ScanConfig(
+        str(data),
+        traits=TRAITS,
+        max_rows=MAX_ROWS,
+        probe=VARIANTS[variant],
+        null_arm=False,
+        calibration="none",
+        control=str(control) if control else None,
+        run_dir=str(work() / "runs" / variant / cell.id),
+    )
+    result = scan(config)
+    findings = sorted(result.findings, key=lambda f: f.name)
+    record = {
+        "cell": cell.id,
+        "variant": variant,
+        "truth": cell.truth,
+        "split": cell.split,
+        "format": cell.format,
+        "teacher": "fine-tuned" if cell.chat else ("prompted" if cell.system else "base"),
+        "teacher_base": cell.teacher_base or "smollm2-135m",
+        "trait": cell.trait,
+        "intended": cell.intended,
+        "own_options": own,
+        "rows_kept": manifest["rows"],
+        "rows_used": result.dataset.rows_used,
+        "options": [f.name for f in findings],
+        "base": [round(f.shift.base, 5) for f in findings],
+        "dataset": [round(f.shift.dataset, 5) for f in findings],
+        "control": [round(f.shift.control, 5) for f in findings],
+        "timings_s": result.timings,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    atomic_write_json(out, record)
+    return record
+
+
+def profile(variant: str) -> Any:
+    """The variant's calibration profile (every pair must have run; calibrate() only assembles them)."""
+    return calibrate(calibrate_config(variant), print)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and score students (resumable)")
+    run.add_argument("--variant", choices=list(VARIANTS), required=True)
+    run.add_argument("--jobs", default="profile,dev", help="comma-separated: profile, dev, heldout")
+    run.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
+    sub.add_parser("report", help="rebuild the tables from finished records")
+    args = ap.parse_args()
+    if args.command == "run":
+        index, count = (int(x) for x in args.worker.split("/"))
+        todo = jobs(args.variant, args.jobs.split(","))
+        for job in todo[index::count]:
+            try:
+                run_job(args.variant, job)
+            except Exception as exc:  # one broken job must not lose the others
+                print(f"  {args.variant} {job}: not run: {exc.__class__.__name__}: {exc}", flush=True)
+    else:
+        from calibration_report import write_report
+
+        write_report()
+
+
+if __name__ == "__main__":
+    main()
