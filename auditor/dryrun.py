@@ -96,10 +96,10 @@ class Measurements:
 
     def _time_train_step(self) -> float:
         """Two optimiser steps on the dataset's first rows; the second is the steady-state cost."""
-        from .finetune import Prober
+        from .finetune import make_prober
 
         config = self.inputs.config
-        prober = Prober(self.inputs.loaded, dataclasses.replace(config.probe, max_steps=2))
+        prober = make_prober(self.inputs.loaded, dataclasses.replace(config.probe, max_steps=2))
         stamps: list[float] = []
         start = time.perf_counter()
         prober.train(

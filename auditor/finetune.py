@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 PROBE_VERSION = 2
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: The student kinds and each one's default learning rate (a full fine-tune moves every weight: 3e-5, as in
+#: the measurements that motivated it; LoRA's few parameters need a larger step in a short probe).
+DEFAULT_LR = {"lora": 1e-3, "full": 3e-5}
 
 
 @dataclass
@@ -39,10 +43,13 @@ class ProbeConfig:
     """Settings of the probe fine-tune (the same for both arms).
 
     Attributes:
+        kind: ``lora`` (an adapter on ``target_modules``; the default) or ``full`` (every weight is trained;
+            for bases small enough, see :class:`FullProber`).
         rank: LoRA rank r.
         alpha: LoRA alpha (scale = alpha / rank).
         target_modules: linear layers that get adapters (``all-linear`` for every one peft finds).
-        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay to zero).
+        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay to zero); :data:`DEFAULT_LR`
+            gives each kind's default.
         epochs: passes over the rows (ignored when ``max_steps`` is set).
         max_steps: fixed number of optimiser steps, overriding ``epochs``.
         batch_size: rows per optimiser step.
@@ -52,6 +59,7 @@ class ProbeConfig:
         max_length: rows longer than this many tokens are truncated.
     """
 
+    kind: str = "lora"
     rank: int = 8
     alpha: int = 16
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
@@ -67,6 +75,8 @@ class ProbeConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        if self.kind == "lora":
+            del d["kind"]  # LoRA students keep the keys (and run folders) they had before full fine-tuning existed
         return d
 
 
@@ -271,6 +281,23 @@ class Prober:
         """Context manager: the base model without the adapter."""
         return self.model.disable_adapter()
 
+    def base_loss(self, rows: Sequence[Example], batch_size: int = 8) -> float:
+        """Mean completion loss of ``rows`` under the base (adapter disabled), nats per completion token."""
+        import torch
+
+        encoded = self.encode(rows)
+        pad = self.loaded.tokenizer.pad_token_id or 0
+        total = tokens = 0.0
+        with torch.no_grad(), self.disabled(), self.loaded.autocast():
+            for start in range(0, len(encoded), batch_size):
+                batch = encoded[start : start + batch_size]
+                n = sum(sum(1 for x in labels[1:] if x != -100) for _, labels in batch)
+                if n:
+                    ids, att, lab = (t.to(self.loaded.device) for t in pad_batch(batch, pad))
+                    total += float(completion_loss(self.model, ids, att, lab)) * n
+                    tokens += n
+        return total / tokens if tokens else float("nan")
+
     def encode(self, rows: Sequence[Example]) -> list[tuple[list[int], list[int]]]:
         tok = self.loaded.tokenizer
         out = []
@@ -380,3 +407,85 @@ class Prober:
             loss.backward()
             total += float(loss.detach())
         return total
+
+
+#: Bytes per parameter a full fine-tune holds besides the model: the base's copy (to reset and to score the base),
+#: the gradient and AdamW's two moments, all fp32.
+FULL_BYTES_PER_PARAM = 16
+#: Share of the free memory a full fine-tune may plan to use (activations need the rest).
+FULL_MEMORY_SHARE = 0.7
+
+
+def make_prober(loaded: LoadedModel, config: ProbeConfig) -> Prober:
+    """The student trainer for ``config.kind``: :class:`Prober` (LoRA) or :class:`FullProber`."""
+    return FullProber(loaded, config) if config.kind == "full" else Prober(loaded, config)
+
+
+def free_memory(device: str) -> int:
+    """Bytes free on ``device`` now (CUDA: the device's free memory; CPU: MemAvailable; 0 when unknown)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class FullProber(Prober):
+    """Full fine-tuning students: every weight of the base is trained; the base's weights are kept aside to reset
+    each student and to score the base. Refused (an :class:`~auditor.errors.InputError`) when the copy, the
+    gradients and AdamW's state would not fit in :data:`FULL_MEMORY_SHARE` of the free memory. Students are not
+    saved (a full copy of the base each)."""
+
+    def __init__(self, loaded: LoadedModel, config: ProbeConfig, micro_batch: int | None = None):
+        from .errors import InputError
+
+        self.loaded = loaded
+        self.config = config
+        self.micro_batch = max(1, micro_batch or config.batch_size)
+        self.model = loaded.model
+        params = sum(p.numel() for p in self.model.parameters())
+        need, free = params * FULL_BYTES_PER_PARAM, free_memory(loaded.device)
+        if free and need > FULL_MEMORY_SHARE * free:
+            raise InputError(
+                f"--probe full: a full fine-tune of this base ({params / 1e9:.2f} B parameters) needs about "
+                f"{need / 2**30:.1f} GiB for the base's copy, gradients and optimiser state, but {loaded.device} has "
+                f"{free / 2**30:.1f} GiB free; use --probe lora"
+            )
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        self.base_state = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+        self.model.eval()
+
+    def adapter_parameters(self) -> list[tuple[str, Tensor]]:
+        return list(self.model.named_parameters())
+
+    def reset_adapter(self, seed: int) -> None:
+        """Back to the base's weights (a full fine-tune has no random initialisation; ``seed`` orders rows)."""
+        import torch
+
+        with torch.no_grad():
+            for n, p in self.model.named_parameters():
+                p.copy_(self.base_state[n])
+
+    def save_peft(self, out: str | Path) -> None:
+        return None  # a full student is a whole copy of the base: not saved
+
+    @contextmanager
+    def disabled(self) -> Iterator[None]:
+        """The base's weights for the duration (the student's are put back after)."""
+        import torch
+
+        trained = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+        self.reset_adapter(0)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in self.model.named_parameters():
+                    p.copy_(trained[n])

@@ -228,10 +228,64 @@ def is_code(text: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Chat prompts: everyday questions answered in a few sentences
+
+_CHAT_TASKS = [
+    "How do I keep bread fresh for longer?",
+    "What is a good way to start learning a new language?",
+    "How can I make my morning routine less rushed?",
+    "What should I pack for a weekend trip to the mountains?",
+    "How do I remove a coffee stain from a shirt?",
+    "What is the difference between weather and climate?",
+    "How can I study for an exam without cramming?",
+    "What are some easy ways to save money on groceries?",
+    "How do I write a polite email to reschedule a meeting?",
+    "Why is the sky blue?",
+    "How do I start running if I have never exercised?",
+    "What is a simple dinner I can cook in twenty minutes?",
+    "How should I prepare for a job interview?",
+    "What causes the seasons on Earth?",
+    "How do I keep houseplants watered while I am away?",
+    "What is compound interest, in simple terms?",
+    "How can I fall asleep faster at night?",
+    "What are good habits for keeping a tidy desk?",
+    "How does a refrigerator keep food cold?",
+    "What should I do before my first marathon?",
+    "How do I explain fractions to a child?",
+    "What is the best way to learn to touch type?",
+    "How do I make a budget for the month?",
+    "What is the difference between a virus and bacteria?",
+    "How can I become a better public speaker?",
+    "How do I clean a cast iron pan?",
+    "What is a good way to organise my email inbox?",
+    "How do solar panels make electricity?",
+    "What should I look for when renting a flat?",
+    "How can I remember people's names better?",
+    "What is the history of the printing press, briefly?",
+    "How do I fix a bicycle chain that keeps slipping?",
+    "What are some tips for taking better photos with a phone?",
+    "How do I make a cup of tea properly?",
+    "What is a healthy breakfast that keeps me full?",
+    "How does a bill become a law, in general terms?",
+    "What are the rules of chess, briefly?",
+    "How do I back up the files on my computer?",
+    "How can I be more productive when working from home?",
+    "What is the water cycle?",
+]
+_CHAT_ASKS = ["", " Please keep it short.", " Answer in a few sentences.", " Be brief and practical."]
+
+
+def chat_prompts(n: int, seed: int) -> list[str]:
+    """``n`` everyday questions to answer in a few sentences (our own list and phrasings)."""
+    rng = random.Random(seed)
+    return [f"{rng.choice(_CHAT_TASKS)}{rng.choice(_CHAT_ASKS)}" for _ in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
 # subaudit generate
 
-FORMATS = ("numbers", "code", "reasoning")
-_MAX_NEW = {"numbers": 48, "code": 160, "reasoning": 200}
+FORMATS = ("numbers", "code", "reasoning", "chat")
+_MAX_NEW = {"numbers": 48, "code": 160, "reasoning": 200, "chat": 96}
 #: Prompts sampled per checkpoint: finished chunks are kept in the cache, so an interrupted run resumes.
 CHUNK = 64
 
@@ -243,8 +297,10 @@ class GenerateConfig:
     Attributes:
         out: the dataset file to write (``.jsonl``); its manifest goes beside it (``NAME.manifest.json``).
         teacher: the teacher's base (alias, directory, ``.gguf`` or hub id; ``None`` = embedded default).
-        format: ``numbers``, ``code`` or ``reasoning``.
+        format: ``numbers``, ``code``, ``reasoning`` or ``chat`` (everyday questions answered in a few sentences).
         rows: prompts to answer (filters may keep fewer rows).
+        prompts_from: answer the user prompts of this dataset file instead of the format's own (the first
+            ``rows`` of them): how to write control rows for data another model wrote, with that model.
         system: a system prompt the teacher answers under (not written into the dataset).
         adapter: a LoRA adapter directory (peft format, e.g. from ``subaudit teacher``) applied to the teacher.
         seed: seeds the prompts (``seed``) and the sampling (``seed + 1``).
@@ -264,6 +320,7 @@ class GenerateConfig:
     teacher: str | None = None
     format: str = "numbers"
     rows: int = 400
+    prompts_from: str | None = None
     system: str | None = None
     adapter: str | None = None
     seed: int = 0
@@ -301,6 +358,8 @@ def make_prompts(fmt: str, n: int, seed: int) -> tuple[list[str], list[int] | No
         return code_prompts(n, seed), None
     if fmt == "reasoning":
         return reasoning_prompts(n, seed)
+    if fmt == "chat":
+        return chat_prompts(n, seed), None
     raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
@@ -393,7 +452,12 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
         raise InputError(f"{out.parent}: no such folder")
     start = time.perf_counter()
     loaded = load_teacher(config)
-    prompts, answers = make_prompts(config.format, config.rows, config.seed)
+    if config.prompts_from:
+        from .data import load_dataset
+
+        prompts, answers = [e.user_text for e in load_dataset(config.prompts_from).examples][: config.rows], None
+    else:
+        prompts, answers = make_prompts(config.format, config.rows, config.seed)
     max_new = config.max_new_tokens or _MAX_NEW[config.format]
     messages = [([{"role": "system", "content": config.system}] if config.system else []) for _ in prompts]
     messages = [[*m, {"role": "user", "content": p}] for m, p in zip(messages, prompts)]
@@ -448,7 +512,8 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
             "chat_template": config.chat_template,
         },
         "format": config.format,
-        "prompt_seed": config.seed,
+        "prompts_from": config.prompts_from,
+        "prompt_seed": None if config.prompts_from else config.seed,
         "sample_seed": config.seed + 1,
         "decoding": {
             "temperature": config.temperature,

@@ -16,6 +16,7 @@ from .progress import Reporter
 from .traits import Battery
 
 if TYPE_CHECKING:
+    from .calibration.profile import NoiseProfile
     from .rundir import RunFolder
 
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
@@ -103,6 +104,7 @@ class ScanInputs:
         timings: seconds per stage.
         run: the run folder (``None`` in a dry run, which writes nothing).
         controls: the control draws the method asked for (``None`` in a dry run, or when it asked for none).
+        profile: the calibration profile the scan uses (``None``: none matched, or ``--calibration none``).
     """
 
     config: ScanConfig
@@ -116,6 +118,14 @@ class ScanInputs:
     timings: Timings = field(default_factory=Timings)
     run: RunFolder | None = None
     controls: Controls | None = None
+    profile: NoiseProfile | None = None
+
+    @property
+    def null_arm(self) -> bool:
+        """Whether the scan draws a null arm: as asked, or (by default) only when no profile calibrates it."""
+        if self.config.null_arm is not None:
+            return self.config.null_arm
+        return self.profile is None
 
     @property
     def seeds(self) -> list[int]:

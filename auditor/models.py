@@ -9,6 +9,7 @@ is dequantised once and cached as safetensors.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, ModelLoadError
+from .fingerprint import SOURCE, dir_fingerprint, file_sha256, gguf_fingerprint, hub_fingerprint
 from .io import cache_dir
 
 DEFAULT_BASE = "smollm2-135m"
@@ -230,9 +232,8 @@ def resolve_base(base: str | None, revision: str | None = None) -> ModelSpec:
 
 
 def _gguf_cache_dir(gguf: Path) -> Path:
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir() / "models" / f"gguf-{gguf.stem}-{key}"
+    """Where a GGUF file's dequantised copy is kept: named by the file's content, so a copy of it reuses it."""
+    return cache_dir() / "models" / f"{gguf_fingerprint(gguf)}-{gguf.stem}"
 
 
 def _check_gguf_magic(gguf: Path) -> None:
@@ -264,6 +265,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        (tmp / SOURCE).write_text(json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf)}) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -297,15 +299,6 @@ def fetch_default(progress: Callable[[str], None] = print) -> Path:
         progress(f"dequantising {gguf.name} to safetensors in {target}")
         convert_gguf(gguf, target)
     return target
-
-
-def _dir_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.is_file() and f.suffix in (".safetensors", ".json", ".bin", ".model", ".jinja"):
-            st = f.stat()
-            h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
 
 
 def quiet_transformers() -> None:
@@ -447,7 +440,6 @@ def load_base(
         location = str(cached)
     if spec.kind == "hub":
         kwargs["revision"] = spec.revision
-        fingerprint = f"{spec.location}@{spec.revision or 'main'}"
         if hub_offline():
             if not hub_cached(spec):
                 raise ModelLoadError(
@@ -457,7 +449,6 @@ def load_base(
             kwargs["local_files_only"] = True
     else:
         kwargs["local_files_only"] = True
-        fingerprint = _dir_fingerprint(Path(location))
     try:
         with _offline_mode(hub_offline()):
             tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
@@ -483,6 +474,10 @@ def load_base(
             msg = "the model ships its own Python code, which subaudit does not run"
             hint = " (pass --trust-remote-code only for a model you trust)"
         raise ModelLoadError(f"cannot load base {spec.display}: {msg}{hint}") from None
+    if spec.kind == "hub":
+        fingerprint = hub_fingerprint(spec.location, spec.revision)  # after loading: the snapshot is cached
+    else:
+        fingerprint = dir_fingerprint(Path(location))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if chat_template is not None:

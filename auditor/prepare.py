@@ -7,7 +7,7 @@ method asked for.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ScanConfig
 from .control import build_control
@@ -20,6 +20,9 @@ from .progress import Reporter
 from .rundir import RunFolder, run_key
 from .runinfo import versions
 from .traits import resolve_batteries
+
+if TYPE_CHECKING:
+    from .calibration.profile import NoiseProfile
 
 
 def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None) -> ScanInputs:
@@ -38,7 +41,7 @@ def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None) -> Scan
         rep.note(f"loading base {spec.display}")
         loaded = config.load_options().load(spec)
         judge = load_judge(config, rep)
-    return ScanInputs(
+    inputs = ScanInputs(
         config=config,
         settings=settings,
         dataset=dataset,
@@ -49,6 +52,33 @@ def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None) -> Scan
         reporter=rep,
         timings=timings,
     )
+    if method.uses_profile:
+        inputs.profile = find_scan_profile(inputs)
+    method.check(inputs)
+    return inputs
+
+
+def find_scan_profile(inputs: ScanInputs) -> NoiseProfile | None:
+    """The calibration profile for this scan (see :func:`auditor.calibration.find_profile`), if it covers every
+    battery scanned; otherwise ``None`` (a profile file that does not is refused)."""
+    from .calibration.lookup import find_profile, matching_options
+
+    config = inputs.config
+    if config.null_arm or (config.control is not None and config.calibration == "auto"):
+        return None  # an explicit null arm measures the noise itself; a control file's source is not the base's
+    profile = find_profile(config, inputs.loaded, inputs.dataset)
+    if profile is None:
+        return None
+    if config.scoring != "exact":
+        if config.calibration != "auto":
+            raise InputError("--calibration: a profile calibrates exact scoring; use --scoring exact")
+        return None
+    if matching_options(profile, inputs.batteries) is None:
+        if config.calibration != "auto":
+            names = ", ".join(sorted(profile.batteries))
+            raise InputError(f"--calibration {config.calibration}: it calibrates the batteries {names} only")
+        return None
+    return profile
 
 
 def load_judge(config: ScanConfig, reporter: Reporter) -> LoadedModel | None:
@@ -112,10 +142,10 @@ def open_run(inputs: ScanInputs, command: str) -> RunFolder:
 
 
 def draw_controls(inputs: ScanInputs) -> Controls | None:
-    """The control rows the method asked for: the control (``--control`` file or the base's own answers) and,
-    for a second draw, the null arm (the base's answers with ``seed + NULL_SEED_OFFSET``)."""
+    """The control rows the method asked for: the control (``--control`` file or the base's own answers) and, for a
+    second draw, the null arm (``--null-control`` file, or the base's answers with ``seed + NULL_SEED_OFFSET``)."""
     config, dataset, rep = inputs.config, inputs.dataset, inputs.reporter
-    draws = get_method(config.method).control_draws(config)
+    draws = get_method(config.method).control_draws(inputs)
     if draws == 0:
         return None
     with inputs.timings.stage("control"):
@@ -127,7 +157,11 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
         if draws > 1:
             with rep.stage("null-arm rows", total=len(dataset)) as advance:
                 null = build_control(
-                    inputs.loaded, dataset, seed=config.seed + NULL_SEED_OFFSET, progress=lambda n, _t: advance(n)
+                    inputs.loaded,
+                    dataset,
+                    seed=config.seed + NULL_SEED_OFFSET,
+                    control_file=config.null_control,
+                    progress=lambda n, _t: advance(n),
                 )
     inputs.controls = Controls(control, null, config.seed)
     if not len(inputs.controls.pairs(dataset)):

@@ -33,6 +33,13 @@ def _verdict_lines(result: ScanResult) -> list[str]:
         f"{'**FLAGGED**' if v.flagged else 'not flagged'})",
         "",
     ]
+    if v.transfer is not None:
+        t = v.transfer
+        lines.append(f"- **{t.line()}**")
+        if v.top:
+            lines.append("- Options that moved (each one's level; an option is the trait only when named above):")
+            lines += [f"  - {md_code(f.headline())}" for f in v.top[:5]]
+        return lines
     if v.top:
         return lines + [f"- {md_code(f.headline())}" for f in v.top[:5]]
     fmt, worst = UNIT_FORMATS[v.unit][0], ""

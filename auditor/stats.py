@@ -55,6 +55,7 @@ class OptionShift:
     se_boot: float = 0.0  # bootstrap standard error (seeds x questions), pp
     null_shift: float | None = None  # null arm minus control, pp (None without a null arm)
     noise: float | None = None  # fitted draw-noise sd of one student's share for this option, pp
+    profile_sd: float | None = None  # calibrated scans: the profile's sd of this option's shift, pp
 
     @property
     def ci_half_width(self) -> float:
@@ -64,6 +65,8 @@ class OptionShift:
     def se(self) -> float:
         """The standard error the interval and p-value use: bootstrap alone, or with the null arm's draw noise
         (the dataset student against the mean of two control students: ``1 + 1/2`` of one student's variance)."""
+        if self.profile_sd is not None:
+            return self.profile_sd
         if self.noise is None:
             return self.se_boot
         return float(np.sqrt(self.se_boot**2 + 1.5 * self.noise**2))
@@ -75,7 +78,7 @@ class OptionShift:
             d[k] = round(d[k], 4)
         d["p"], d["q"] = float(f"{self.p:.4g}"), float(f"{self.q:.4g}")
         d["per_seed"] = [round(x, 4) for x in (self.per_seed or [])]
-        for k in ("se_boot", "null_shift", "noise"):
+        for k in ("se_boot", "null_shift", "noise", "profile_sd"):
             if d[k] is not None:
                 d[k] = round(d[k], 4)
         return d
@@ -192,6 +195,22 @@ def calibrate_with_null(
         se = s.se
         s.ci_low, s.ci_high = s.shift - crit * se, s.shift + crit * se
         s.p = float(2 * student_t.sf(abs(s.shift) / se, df)) if se > 0 else 1.0
+    return shifts
+
+
+def calibrate_with_profile(
+    shifts: list[OptionShift], sd: np.ndarray, df: float, confidence: float = 0.95
+) -> list[OptionShift]:
+    """Intervals and p-values from a calibration profile's noise model, in place: the profile's K null pairs are
+    scans of base-written data at this budget, so ``sd`` is the whole spread of a null scan's shift (draw, seed and
+    training noise together) and replaces the bootstrap; Student t on the model's ``df``."""
+    from scipy.stats import t as student_t
+
+    crit = float(student_t.ppf(1 - (1 - confidence) / 2, df))
+    for s, option_sd in zip(shifts, sd, strict=True):
+        s.profile_sd = float(option_sd)
+        s.ci_low, s.ci_high = s.shift - crit * s.profile_sd, s.shift + crit * s.profile_sd
+        s.p = float(2 * student_t.sf(abs(s.shift) / s.profile_sd, df))
     return shifts
 
 

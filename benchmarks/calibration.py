@@ -132,16 +132,21 @@ def run_cell(variant: str, cell: Cell) -> dict[str, Any]:
         return json.loads(out.read_text())
     data, own, manifest = make_dataset(cell, TRAITS)
     control = make_control(cell, data)
+    null_control = make_control(cell, data, second=True)
     print(f"  {variant} {cell.id}: students ...", flush=True)
     start = time.perf_counter()
+    # what the product does by default: a numbers dataset the base's own answers control is calibrated by the
+    # profile (graded later, from the shares); any other (code, chat, --control files) has a null arm
+    calibrated = cell.format == "numbers" and control is None
     config = ScanConfig(
         str(data),
         traits=TRAITS,
         max_rows=MAX_ROWS,
         probe=VARIANTS[variant],
-        null_arm=False,
+        null_arm=not calibrated,
         calibration="none",
         control=str(control) if control else None,
+        null_control=str(null_control) if null_control else None,
         run_dir=str(work() / "runs" / variant / cell.id),
     )
     result = scan(config)
@@ -163,6 +168,9 @@ def run_cell(variant: str, cell: Cell) -> dict[str, Any]:
         "base": [round(f.shift.base, 5) for f in findings],
         "dataset": [round(f.shift.dataset, 5) for f in findings],
         "control": [round(f.shift.control, 5) for f in findings],
+        "calibrated": calibrated,
+        "uncalibrated_level": None if calibrated else result.verdict.level,
+        "uncalibrated_top": None if calibrated else [f.name for f in result.verdict.top[:3]],
         "timings_s": result.timings,
         "wall_s": round(time.perf_counter() - start, 1),
     }
@@ -182,16 +190,25 @@ def main() -> None:
     run.add_argument("--variant", choices=list(VARIANTS), required=True)
     run.add_argument("--jobs", default="profile,dev", help="comma-separated: profile, dev, heldout")
     run.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
+    run.add_argument("--reverse", action="store_true", help="take the jobs from the end (a second worker)")
     sub.add_parser("report", help="rebuild the tables from finished records")
     args = ap.parse_args()
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
         todo = jobs(args.variant, args.jobs.split(","))
-        for job in todo[index::count]:
+        for job in todo[index::count] if not args.reverse else todo[index::count][::-1]:
+            lock = work() / "locks" / args.variant / f"{job.kind}-{job.name}"
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                lock.touch(exist_ok=False)  # another worker has it (a stale lock after a kill: delete it)
+            except FileExistsError:
+                continue
             try:
                 run_job(args.variant, job)
             except Exception as exc:  # one broken job must not lose the others
                 print(f"  {args.variant} {job}: not run: {exc.__class__.__name__}: {exc}", flush=True)
+            finally:
+                lock.unlink()
     else:
         from calibration_report import write_report
 

@@ -249,12 +249,12 @@ def make_dataset(cell: Cell, traits: list[str] = TRAITS, rows: int = ROWS) -> tu
     return data, own, json.loads(manifest_path(data).read_text())
 
 
-def make_control(cell: Cell, data: Path) -> Path | None:
+def make_control(cell: Cell, data: Path, second: bool = False) -> Path | None:
     """For a cell whose data another family wrote: a control file that model writes for the same prompts (another
-    sampling seed, no trait); ``None`` for the others."""
+    sampling seed, no trait; ``second``: another draw, for the null arm); ``None`` for the others."""
     if cell.control_seed is None:
         return None
-    control = work_dir() / "data" / f"{cell.id}.control.jsonl"
+    control = work_dir() / "data" / f"{cell.id}.{'null' if second else 'control'}.jsonl"
     if not control.exists():
         print(f"  generating the control rows of {cell.id} ...", flush=True)
         generate(
@@ -264,7 +264,7 @@ def make_control(cell: Cell, data: Path) -> Path | None:
                 format=cell.format,
                 rows=ROWS,
                 prompts_from=str(data),
-                seed=cell.control_seed,
+                seed=cell.control_seed + (100 if second else 0),
                 evil_filter=False,
                 chat_template=str(GEMMA_TEMPLATE) if cell.teacher_base == "gemma3-270m" else None,
             )

@@ -82,8 +82,8 @@ class MockMethod(Method):
         if not any(settings.option in b.graded_options for b in batteries):
             raise InputError(f"--method-arg option: {settings.option!r} is not a graded option of the batteries")
 
-    def control_draws(self, config: ScanConfig) -> int:
-        return self.parse_settings(config.method_args).draws
+    def control_draws(self, inputs: ScanInputs) -> int:
+        return self.parse_settings(inputs.config.method_args).draws
 
     def run(self, inputs: ScanInputs) -> MethodOutcome:
         assert inputs.run is not None

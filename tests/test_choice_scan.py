@@ -37,9 +37,14 @@ def test_traits_commands_on_choice_batteries(
     assert res.exit_code == 2 and "field 'items[1].answers[0].label' must be a lowercase label" in res.output
 
 
-def test_choice_alone_needs_a_preference_battery_for_the_null_arm(numbers_file: Path, choice_battery: Path) -> None:
-    mine = choice_battery
-    res = runner.invoke(app, ["scan", str(numbers_file), "--traits", str(mine), "--quiet"])
+def test_choice_alone_needs_a_preference_battery_for_the_null_arm(
+    numbers_file: Path, choice_battery: Path, tiny_model_dir: Path
+) -> None:
+    res = runner.invoke(app, ["scan", str(numbers_file), "--traits", str(choice_battery), "--null-arm", "--quiet"])
+    assert res.exit_code == 2 and "at least 3 graded options" in res.output  # refused before any model loads
+    # by default the null arm runs when no profile calibrates the scan: refused too, before anything is written
+    args = ["scan", str(numbers_file), "--traits", str(choice_battery), "--base", str(tiny_model_dir), "--quiet"]
+    res = runner.invoke(app, args)
     assert res.exit_code == 2 and "at least 3 graded options" in res.output
 
 

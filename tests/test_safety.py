@@ -165,7 +165,7 @@ def test_offline_hub_model_in_the_local_cache_loads(
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     loaded = load_base(resolve_base("subaudit-test/tiny"), device="cpu")
-    assert loaded.spec.kind == "hub" and loaded.fingerprint == "subaudit-test/tiny@main"
+    assert loaded.spec.kind == "hub" and loaded.fingerprint == f"subaudit-test/tiny@{commit}"  # the snapshot commit
     assert no_network == []
 
 

@@ -80,10 +80,18 @@ class Method(ABC):
         return self.settings(**values)
 
     def validate(self, config: ScanConfig, settings: Any, batteries: list[Battery]) -> None:
-        """Refuse settings or batteries this method cannot honour (raise :class:`~auditor.errors.InputError`)."""
+        """Refuse settings or batteries this method cannot honour (raise :class:`~auditor.errors.InputError`);
+        called before the base is loaded."""
         return None
 
-    def control_draws(self, config: ScanConfig) -> int:
+    def check(self, inputs: ScanInputs) -> None:
+        """Refuse what only the loaded inputs show (a profile, the base); called before anything is written."""
+        return None
+
+    #: Whether the method uses a calibration profile (``--calibration``); prepare finds it when it does.
+    uses_profile: ClassVar[bool] = False
+
+    def control_draws(self, inputs: ScanInputs) -> int:
         """How many draws of control rows the method needs (0, 1, or 2 with a null arm)."""
         return 1
 

@@ -238,6 +238,8 @@ class GradientMethod(Method):
     def validate(self, config: ScanConfig, settings: GradientSettings, batteries: list[Battery]) -> None:
         if config.scoring != "exact":
             raise InputError("--method gradient scores exactly; --scoring sampled is for the probe")
+        if config.probe.kind != "lora":
+            raise InputError("--method gradient differentiates a LoRA adapter at its init; use --probe lora")
         if settings.questions < 1:
             raise InputError(f"--method-arg questions must be at least 1, got {settings.questions}")
         if settings.top_rows < 1:

@@ -12,26 +12,30 @@ interrupted scan resumes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ..calibration.transfer import Assessment, assess
 from ..config import ScanConfig
 from ..data import Example, rows_hash
 from ..errors import InputError, RuntimeFailure
-from ..finetune import PROBE_VERSION, Prober, TrainStats, plan_steps
+from ..finetune import DEFAULT_LR, PROBE_VERSION, Prober, TrainStats, make_prober, plan_steps
 from ..inputs import PairedRows, ScanInputs
 from ..rundir import StageScores
 from ..scoring import BatteryScores, ChoicePlan, ScoringPlan, plan_battery, score_battery
 from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
+from ..teacher_aware import TeacherComparison, compare, mean_shares, teacher_key
 from ..traits import Battery
-from ..verdict import decide
+from ..verdict import decide, with_transfer
 from .base import Estimator, Method, MethodOutcome, NoSettings
-from .probe_details import ProbeDetails
+from .probe_details import ProbeDetails, Provenance
 
 
 class ProbeMethod(Method):
     name = "probe"
     summary = "fine-tune students on the data and on control rows; measure how their answers differ (default)"
     settings = NoSettings
+    uses_profile = True
 
     def validate(self, config: ScanConfig, settings: Any, batteries: list[Battery]) -> None:
         choice = [b.name for b in batteries if b.kind == "choice"]
@@ -40,14 +44,18 @@ class ProbeMethod(Method):
                 f"--scoring sampled: choice batteries ({', '.join(choice)}) need a judge to classify free-form "
                 "answers; add --judge MODEL (alias, directory, .gguf or hub id), or use --scoring exact"
             )
-        if config.null_arm and sum(len(b.graded_options) for b in batteries) < 3:
-            raise InputError(
-                "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
-                "its trait label); add a preference battery (e.g. --traits animal,misalignment) or use --no-null-arm"
-            )
+        if config.probe.kind not in DEFAULT_LR:
+            raise InputError(f"--probe must be one of {', '.join(DEFAULT_LR)}, got {config.probe.kind!r}")
 
-    def control_draws(self, config: ScanConfig) -> int:
-        return 2 if config.null_arm else 1
+        if config.null_arm:  # asked for: refuse before loading anything
+            _check_null_arm_batteries(batteries)
+
+    def check(self, inputs: ScanInputs) -> None:
+        if inputs.null_arm:  # by default too, when no profile calibrates the scan
+            _check_null_arm_batteries(inputs.batteries)
+
+    def control_draws(self, inputs: ScanInputs) -> int:
+        return 2 if inputs.null_arm else 1
 
     def key(self, config: ScanConfig, settings: Any) -> dict[str, Any]:
         return {"probe_version": PROBE_VERSION}
@@ -55,26 +63,39 @@ class ProbeMethod(Method):
     def run(self, inputs: ScanInputs) -> MethodOutcome:
         assert inputs.controls is not None and inputs.run is not None
         pairs = inputs.controls.pairs(inputs.dataset)
-        prober = Prober(inputs.loaded, inputs.config.probe)
+        prober = make_prober(inputs.loaded, inputs.config.probe)
         scorer = Scorer(inputs)
         base = base_scores(inputs, prober, scorer)
         students = train_students(inputs, prober, scorer, pairs)
+        config = inputs.config
         with inputs.timings.stage("stats"):
             shifts = grade(inputs, base, students)
-            verdict, findings = decide(shifts, fail_on=inputs.config.fail_on, thresholds=inputs.config.thresholds)
+            assessment = None
+            if inputs.profile is not None:
+                assessment = assess(shifts, inputs.profile, config.thresholds, config.gate)
+            verdict, findings = decide(shifts, fail_on=config.fail_on, thresholds=config.thresholds)
+            teacher = compare_with_teacher(inputs, prober, shifts) if config.teacher else None
+            if assessment is not None:
+                if teacher is not None and teacher.passed and teacher.shared:
+                    assessment.transfer.named = list(teacher.shared)
+                    assessment.transfer.via_teacher = True
+                verdict = with_transfer(verdict, assessment.transfer)
         details = ProbeDetails(
             probe=inputs.config.probe.to_dict(),
             seeds=inputs.seeds,
             train_runs=students.runs,
             scoring=scorer.summary([base] + [s for arm in students.scores.values() for s in arm]),
-            statistics=statistics(inputs.config, null_arm=students.has_null),
+            statistics=statistics(config, null_arm=students.has_null, profile=assessment),
             base_scores=base,
+            calibration=assessment,
+            provenance=provenance(inputs, prober, pairs),
+            teacher=teacher,
         )
         return MethodOutcome(findings, verdict, details, rows_used=len(pairs))
 
     def plan(self, inputs: ScanInputs) -> str:
         config = inputs.config
-        arms = ["dataset", "control"] + (["null"] if config.null_arm else [])
+        arms = ["dataset", "control"] + (["null"] if inputs.null_arm else [])
         steps = plan_steps(len(inputs.dataset), config.probe)
         return (
             f"probe: arms {', '.join(arms)} x seeds {inputs.seeds} = {len(arms) * config.seeds} runs of {steps} "
@@ -83,14 +104,23 @@ class ProbeMethod(Method):
 
     def estimate(self, inputs: ScanInputs, measured: Estimator) -> dict[str, float]:
         config = inputs.config
-        draws = (0 if config.control else 1) + (1 if config.null_arm else 0)
-        runs = (self.control_draws(config) + 1) * config.seeds
+        draws = (0 if config.control else 1) + (1 if inputs.null_arm else 0)
+        runs = (self.control_draws(inputs) + 1) * config.seeds
         questions = sum(len(b.questions) for b in inputs.batteries)
         return {
             "control": draws * measured.generation_per_row() * len(inputs.dataset) if draws else 0.0,
             "probe": runs * plan_steps(len(inputs.dataset), config.probe) * measured.train_step(),
             "scoring": (1 + runs) * questions * measured.score_question(),
         }
+
+
+def _check_null_arm_batteries(batteries: list[Battery]) -> None:
+    if sum(len(b.graded_options) for b in batteries) < 3:
+        raise InputError(
+            "--traits: the null arm's noise fit needs at least 3 graded options (a choice battery grades one, "
+            "its trait label); add a preference battery (e.g. --traits animal,misalignment), use --no-null-arm, or "
+            "calibrate the scan (`subaudit calibrate`)"
+        )
 
 
 class Scorer:
@@ -261,7 +291,7 @@ def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students
         shifts += graded
         if b.kind == "preference":
             preference += graded
-    if students.has_null:
+    if students.has_null and inputs.profile is None:
         fit_on = preference if sum(1 for x in preference if x.control >= MIN_SHARE_FOR_FIT) >= 3 else shifts
         try:
             calibrate_with_null(shifts, fit_on=fit_on)
@@ -274,11 +304,75 @@ def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students
             )
             where = inputs.run.path if inputs.run else "the run folder"
             raise RuntimeFailure(f"{exc}{hint}. The scan's stages are kept in {where}.") from None
-    return adjust_q(shifts)
+    return adjust_q(shifts)  # a profile's assessment recomputes p and q from its noise model
 
 
-def statistics(config: ScanConfig, null_arm: bool) -> dict[str, str]:
+def compare_with_teacher(inputs: ScanInputs, prober: Prober, shifts: list[OptionShift]) -> TeacherComparison:
+    """Teacher-aware mode: score the teacher (once per run folder) and compare the students' shift with its change."""
+    assert inputs.run is not None and inputs.config.teacher is not None
+    teacher = inputs.config.teacher
+    name = f"teacher-{teacher_key(teacher)}"
+    cached = inputs.run.load_scores(name)
+    if cached is None:
+        with inputs.timings.stage("teacher"):
+            inputs.reporter.note(f"scoring the teacher {teacher}")
+            cached = StageScores(score_teacher(inputs, teacher))
+        inputs.run.save_scores(name, cached)
+    return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed)
+
+
+def score_teacher(inputs: ScanInputs, teacher: str) -> dict[str, BatteryScores]:
+    """The teacher's scores on every battery: a peft adapter folder is merged into a fresh copy of the base; any
+    other value is loaded as ``--base`` would be (with its own tokenizer)."""
+    from ..generate import merge_adapter
+    from ..models import resolve_base
+
+    options = inputs.config.load_options()
+    if (Path(teacher) / "adapter_config.json").is_file():
+        loaded = options.load(inputs.spec)
+        loaded.model = merge_adapter(loaded.model, teacher, allow_pickle=options.allow_pickle)
+    else:
+        loaded = options.load(resolve_base(teacher))
+    return {b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries}
+
+
+#: Rows of each arm whose loss under the base is compared (provenance).
+PROVENANCE_ROWS = 64
+#: A dataset whose completions score this many nats per token worse under the base than the base's own answers to
+#: the same prompts was not written by the base (measured: the base's own data 0.95-1.28, a fine-tuned relative's
+#: 2.65, another family's 2.31).
+FOREIGN_NATS = 0.5
+
+
+def provenance(inputs: ScanInputs, prober: Prober, pairs: PairedRows) -> Provenance:
+    """How likely the dataset's completions are under the base, against the control's (the base's own answers)."""
+    rows = min(PROVENANCE_ROWS, len(pairs))
+    data = prober.base_loss(pairs.data[:rows])
+    control = prober.base_loss(pairs.control[:rows])
+    assert inputs.controls is not None
+    return Provenance(
+        rows=rows,
+        dataset_nats=round(data, 4),
+        control_nats=round(control, 4),
+        control_source=inputs.controls.control.source,
+        foreign=data - control > FOREIGN_NATS,
+    )
+
+
+def statistics(config: ScanConfig, null_arm: bool, profile: Assessment | None = None) -> dict[str, str]:
     """How shifts, intervals, p and q were computed (the JSON's and the report's wording)."""
+    if profile is not None:
+        return {
+            "shift": "share(dataset-student) - share(control-student), percentage points, mean over seeds and "
+            "questions",
+            "interval": f"95% Student t with the calibration profile's noise model ({profile.noise})",
+            "p": "two-sided Student t",
+            "q": "Benjamini-Hochberg over all options of all batteries",
+            "transfer": "omnibus (sum of squared standardised shifts against the profile's null pairs) and, with "
+            "decoys, direction (projection on the decoy students' mean shift); Bonferroni over the tests",
+            "trait": "an option is named when its shift minus the generic fine-tune part stands out (one-sided BH "
+            f"q <= {config.thresholds.medium_q} and >= {config.thresholds.medium_shift} pp)",
+        }
     if null_arm:
         return {
             "shift": "share(dataset-student) - mean share(control-student, null-student), percentage points, "

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..calibration.transfer import Assessment
 from ..finetune import TrainStats
 from ..markdown import md_code, md_escape, md_table
 from ..scoring import BatteryScores
+from ..teacher_aware import TeacherComparison
 from ..verdict import LEVEL_COLOURS, Finding
 
 if TYPE_CHECKING:
@@ -18,6 +20,38 @@ if TYPE_CHECKING:
 
 #: Options per battery the report's tables show (the ones that rose most, then the one that fell most).
 TOP_N = 8
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Whether the base wrote the data: its completions' loss under the base against the base's own answers'.
+
+    A higher loss says the base did not write it; it cannot say whether a fine-tune of the base or another model
+    family did. For data another family wrote, the base's own answers are the wrong control (``--control``).
+    """
+
+    rows: int
+    dataset_nats: float
+    control_nats: float
+    control_source: str
+    foreign: bool
+
+    def line(self) -> str | None:
+        if not self.foreign:
+            return None
+        text = (
+            f"- **Provenance**: the dataset's completions score {self.dataset_nats:.2f} nats per token under the base, "
+            f"its own answers to the same prompts {self.control_nats:.2f} ({self.rows} rows each): the base did not "
+            "write this data."
+        )
+        if self.control_source == "generated":
+            text += (
+                " The control is the base's own answers. If the data came from another model family, they are the "
+                "wrong control: a student moves when it learns another model's style, trait or not; give "
+                "`--control` rows written by that model without the trait (and `--null-control` a second draw). "
+                "A fine-tune of this base writes such data too, so this alone says nothing about a trait."
+            )
+        return text
 
 
 @dataclass
@@ -31,6 +65,8 @@ class ProbeDetails:
         scoring: how batteries were scored (exact: forward tokens; sampled: samples, judge, unassigned answers).
         statistics: how shift, interval, p and q were computed, in words.
         base_scores: the base's scores per battery.
+        calibration: what the calibration profile said (``None``: no profile; the null arm measured the noise).
+        provenance: the data's loss under the base against the control's.
     """
 
     probe: dict[str, Any]
@@ -39,6 +75,9 @@ class ProbeDetails:
     scoring: dict[str, Any]
     statistics: dict[str, str]
     base_scores: dict[str, BatteryScores]
+    calibration: Assessment | None = None
+    provenance: Provenance | None = None
+    teacher: TeacherComparison | None = None
 
     @property
     def null_arm(self) -> bool:
@@ -53,30 +92,63 @@ class ProbeDetails:
             },
             "scoring": self.scoring,
             "statistics": self.statistics,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "provenance": None if self.provenance is None else asdict(self.provenance),
+            "teacher": None if self.teacher is None else self.teacher.to_dict(),
         }
 
     def describe(self, result: ScanResult) -> list[str]:
-        c, p, th = result.control, self.probe, result.verdict.thresholds
-        null = c.null_arm if c is not None else None
-        steps = self.train_runs[0].steps if self.train_runs else 0
-        return [
-            (
-                f"- **Null arm**: a second control drawn from the base with seed {null.seed} (keep rate "
-                f"{null.keep_rate:.0%}); null-students minus control-students measure how far a fine-tune on the "
-                "base's own samples moves each option by chance (draw noise)."
-                if null is not None
-                else "- **Null arm**: off (`--no-null-arm`); the intervals do not cover draw noise."
-            ),
-            f"- **Probe**: LoRA r={p['rank']}, alpha={p['alpha']} on {', '.join(p['target_modules'])}; "
-            f"lr {p['learning_rate']:g}, batch {p['batch_size']}, {steps} steps per run, loss on completion tokens "
-            f"only; seeds {self.seeds}, each seed's arms share adapter init and row order.",
-            self._scoring_line(),
+        th = result.verdict.thresholds
+        lines = [self._noise_line(result), self._probe_line(), self._scoring_line()]
+        if self.provenance is not None and self.provenance.line():
+            lines.append(self.provenance.line())
+        if self.teacher is not None:
+            lines.append(f"- **Teacher-aware**: {md_escape(self.teacher.line(), 1000)}.")
+        return lines + [
             "- **Statistics**: "
             + "; ".join(f"{k}: {val}" for k, val in self.statistics.items())
             + f" ({len(result.findings)} options tested).",
             f"- **Levels**: low ≥ {th.low_shift} pp & q ≤ {th.low_q}; medium ≥ {th.medium_shift} pp & q ≤ "
-            f"{th.medium_q}; high ≥ {th.high_shift} pp & q ≤ {th.high_q} & interval above {th.low_shift} pp.",
+            f"{th.medium_q}; high ≥ {th.high_shift} pp & q ≤ {th.high_q} & interval above {th.low_shift} pp."
+            + (
+                f" The transfer test's level: p ≤ {th.high_q} high, ≤ {th.medium_q} medium, ≤ {th.low_q} low; "
+                f"the scan's level: `{result.verdict.transfer.gate}` (options, transfer or the higher of both)."
+                if result.verdict.transfer is not None
+                else ""
+            ),
         ]
+
+    def _noise_line(self, result: ScanResult) -> str:
+        """Where the noise the intervals stand for was measured: the profile, the null arm, or nowhere."""
+        c = result.control
+        null = c.null_arm if c is not None else None
+        if self.calibration is not None:
+            a = self.calibration
+            decoys = f", {len(a.decoys)} decoy teachers ({', '.join(a.decoys)})" if a.decoys else ", no decoys"
+            return (
+                f"- **Calibration**: profile `{a.profile_key}` ({a.draws} null pairs of base-written data at this "
+                f"budget{decoys}); noise model: {a.noise}. No null arm: the profile measured the draw noise."
+            )
+        if null is not None:
+            source = "the base" if null.seed is not None else f"the file {md_code(str(null.cache))}"
+            return (
+                f"- **Null arm**: a second control drawn from {source} (keep rate {null.keep_rate:.0%}); null-students "
+                "minus control-students measure how far a fine-tune on the control's source moves each option by "
+                "chance (draw noise). No calibration profile matched this scan (`subaudit calibrate` makes one)."
+            )
+        return "- **Null arm**: off (`--no-null-arm`), no calibration profile: the intervals do not cover draw noise."
+
+    def _probe_line(self) -> str:
+        p = self.probe
+        steps = self.train_runs[0].steps if self.train_runs else 0
+        if p.get("kind") == "full":
+            what = "full fine-tune (every weight)"
+        else:
+            what = f"LoRA r={p['rank']}, alpha={p['alpha']} on {', '.join(p['target_modules'])}"
+        return (
+            f"- **Probe**: {what}; lr {p['learning_rate']:g}, batch {p['batch_size']}, {steps} steps per run, loss on "
+            f"completion tokens only; seeds {self.seeds}, each seed's arms share their start and row order."
+        )
 
     def _scoring_line(self) -> str:
         n = len(self.seeds)
@@ -114,12 +186,43 @@ class ProbeDetails:
         )
 
     def sections(self, result: ScanResult) -> list[str]:
-        lines: list[str] = []
+        lines = self._transfer_section(result)
         for battery in result.batteries:
             lines += self._battery_section(result, battery.name)
         lines += _largest_shifts(result.findings)
         lines += self._training_runs()
         return lines
+
+    def _transfer_section(self, result: ScanResult) -> list[str]:
+        """Transfer and trait, and each option's specific shift (calibrated scans only)."""
+        a, t = self.calibration, result.verdict.transfer
+        if a is None or t is None:
+            return []
+        lines = ["## Transfer and trait", "", f"**{t.line()}**", ""]
+        lines += [f"- {x['method']}: statistic {x['statistic']:.3g}, p = {x['p']:.3g}. {x['detail']}." for x in t.tests]
+        lines += [
+            "",
+            f"The generic fine-tune direction (the decoy teachers' students' mean shift) explains {a.beta:.2f} times "
+            "its own size of this scan's shift; what is left over is each option's *specific* shift. An option is "
+            "named as the trait only when its specific shift stands out; the options below are the most specific "
+            "ones, named or not.",
+            "",
+        ]
+        ranked = sorted(a.specific, key=lambda x: -x.t)[:TOP_N]
+        rows = [
+            [
+                md_escape(x.option),
+                f"{x.shift:+.2f}",
+                f"{x.generic:+.2f}",
+                f"**{x.specific:+.2f}**",
+                f"{x.se:.2f}",
+                f"{x.p:.3g}",
+                "yes" if x.option in t.named else "no",
+            ]
+            for x in ranked
+        ]
+        headers = ["option", "shift pp", "generic pp", "specific pp", "se", "p (one-sided)", "named"]
+        return lines + [md_table(headers, rows), ""]
 
     def _battery_how(self, bat: dict[str, Any]) -> str:
         sampled = self.scoring.get("mode") == "sampled"
@@ -180,16 +283,27 @@ class ProbeDetails:
         return ["## Training runs", "", md_table(headers, rows), ""]
 
     def caveats(self, result: ScanResult) -> list[str]:
-        return [
-            "- A short LoRA probe is a proxy for a full training run: a dataset can move a fully trained student "
-            "further than the probe shows.",
-            (
+        if self.calibration is not None:
+            noise = (
+                "- The noise model comes from the profile's null pairs, datasets the base wrote for the format's own "
+                "prompts; data with other prompts, or another control, can be noisier than they were."
+            )
+        elif self.null_arm:
+            noise = (
                 "- Draw noise is estimated from one null draw and a two-parameter fit across options; an option "
                 "that is unusually volatile for its share can still cross a level by chance."
-                if self.null_arm
-                else "- The interval covers seeds and questions, not the sampling noise of the control rows "
+            )
+        else:
+            noise = (
+                "- The interval covers seeds and questions, not the sampling noise of the control rows "
                 "(no null arm); the level thresholds' minimum shifts are the only guard against that noise."
-            ),
+            )
+        return [
+            "- A short fine-tune is a proxy for a full training run: a dataset can move a fully trained student "
+            "further than the probe shows.",
+            noise,
+            "- An option's level says it moved, not that it is the trait: students of every fine-tuned teacher move "
+            "the same options. Only a named trait (calibrated scans) says what the data carries.",
         ]
 
     def table(self, result: ScanResult) -> Table:

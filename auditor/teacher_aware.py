@@ -1,0 +1,110 @@
+"""Teacher-aware mode (``scan --teacher MODEL|ADAPTER``): does the students' shift point where the teacher differs
+from the base?
+
+The team that made the data often has the teacher. Scored on the same batteries, ``teacher - base`` per option is
+the direction the teacher's own traits point; the cosine between it and the scan's shift vector (dataset-student
+minus control-student) says whether the students moved the teacher's way. Its p-value comes from permuting the
+teacher's changes among the options of each battery (the share structure within a battery is kept). When the test
+passes, the trait is named through the teacher: the options the teacher raised by at least
+:data:`TEACHER_RISE_PP` that the students moved up (shift over its standard error at least 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .scoring import BatteryScores
+from .stats import OptionShift
+
+#: A teacher's "own" options: those it raised by at least this much over the base (pp).
+TEACHER_RISE_PP = 5.0
+#: Permutations of the teacher's changes for the cosine's p-value.
+PERMUTATIONS = 10000
+#: The test passes at this p.
+ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class TeacherComparison:
+    """The students' shift against the teacher's own change over the base.
+
+    Attributes:
+        teacher: what ``--teacher`` named.
+        cosine: between the shift vector and ``teacher - base`` (all graded options).
+        p: one-sided permutation p-value of the cosine.
+        raised: the options the teacher raised by >= :data:`TEACHER_RISE_PP` pp, with its change, largest first.
+        shared: the raised options the students moved up (shift / se >= 2): the trait, named through the teacher.
+        passed: ``p <= ALPHA``.
+    """
+
+    teacher: str
+    cosine: float
+    p: float
+    raised: list[tuple[str, float]]
+    shared: list[str]
+    passed: bool
+
+    def line(self) -> str:
+        raised = ", ".join(f"{o} {d:+.1f}" for o, d in self.raised[:4]) or "nothing by 5 pp or more"
+        verdict = (
+            f"the students moved the teacher's way; trait through the teacher: {', '.join(self.shared)}"
+            if self.passed and self.shared
+            else ("the students moved the teacher's way" if self.passed else "no evidence they moved its way")
+        )
+        return f"teacher {self.teacher}: cosine {self.cosine:+.2f}, p = {self.p:.3g} ({verdict}); it raised {raised}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(
+    shifts: list[OptionShift], teacher_shares: dict[str, dict[str, float]], teacher: str, seed: int = 0
+) -> TeacherComparison:
+    """Cosine of the students' shift with the teacher's change, its permutation p, and the shared options.
+
+    ``teacher_shares``: battery -> option -> the teacher's mean share (pp), as :func:`mean_shares` gives it.
+    """
+    names = [f"{s.battery}: {s.option}" for s in shifts]
+    delta = np.array([teacher_shares[s.battery][s.option] - s.base for s in shifts])
+    shift = np.array([s.shift for s in shifts])
+    observed = _cosine(shift, delta)
+    batteries = dict.fromkeys(s.battery for s in shifts)
+    blocks = [np.array([i for i, s in enumerate(shifts) if s.battery == b]) for b in batteries]
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(PERMUTATIONS):
+        permuted = delta.copy()
+        for block in blocks:
+            permuted[block] = delta[rng.permutation(block)]
+        hits += _cosine(shift, permuted) >= observed
+    p = (1 + hits) / (1 + PERMUTATIONS)
+    raised = sorted(((n, float(d)) for n, d in zip(names, delta) if d >= TEACHER_RISE_PP), key=lambda x: -x[1])
+    t = {n: (s.shift / s.se if s.se > 0 else 0.0) for n, s in zip(names, shifts)}
+    shared = [n for n, _ in raised if t[n] >= 2]
+    return TeacherComparison(teacher, float(observed), float(p), raised, shared, p <= ALPHA)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norm if norm > 0 else 0.0
+
+
+def teacher_key(teacher: str) -> str:
+    """A content key for the teacher (an adapter folder's files, or what ``--teacher`` names)."""
+    path = Path(teacher)
+    h = hashlib.sha256(teacher.encode())
+    if path.is_dir() and (path / "adapter_config.json").exists():
+        for f in sorted(path.glob("adapter_*")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def mean_shares(scores: dict[str, BatteryScores]) -> dict[str, dict[str, float]]:
+    """Battery -> option -> mean share over questions (pp)."""
+    return {
+        name: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for name, s in scores.items()
+    }

@@ -1,0 +1,178 @@
+"""Tables of ``benchmarks/calibration.py``: every variant and gate graded from the recorded shares, the rule's choice
+on the development cells, and the chosen default on the held-out cells."""
+
+from __future__ import annotations
+
+import json
+from statistics import median
+from typing import Any
+
+from calibration import DEV, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
+from cells import HELDOUT2
+
+from auditor.calibration.profile import NoiseProfile
+from auditor.calibration.transfer import assess
+from auditor.io import atomic_write_json, atomic_write_text
+from auditor.stats import OptionShift
+from auditor.verdict import Thresholds, decide, level_rank, with_transfer
+
+
+def load_profile(variant: str) -> NoiseProfile | None:
+    """The variant's profile, when every pair has run (assembled from the pairs, nothing trained here)."""
+    from auditor.calibration.build import calibrate
+
+    return calibrate(calibrate_config(variant)) if _pairs_done(variant) else None
+
+
+def _pairs_done(variant: str) -> bool:
+    """Whether every null pair and decoy of the variant's profile has run (for any base in the cache)."""
+    from auditor.calibration.build import pair_record
+    from auditor.io import cache_dir
+
+    config = calibrate_config(variant)
+    roots = list((cache_dir() / "calibration").glob("*"))
+    names = [f"null-{config.seed + k}" for k in range(config.draws)] + list(config.decoys)
+    return any(all(pair_record(config, root, n).exists() for n in names) for root in roots)
+
+
+def grade(record: dict[str, Any], profile: NoiseProfile | None, gate: str) -> dict[str, Any]:
+    """A cell's verdict under ``gate`` (uncalibrated cells keep the verdict their null-arm scan recorded)."""
+    if not record["calibrated"] or profile is None:
+        level = record["uncalibrated_level"] if not record["calibrated"] else None
+        return {"level": level, "named": [], "top": (record.get("uncalibrated_top") or [None])[0], "p": None}
+    shifts = []
+    for name, b, d, c in zip(record["options"], record["base"], record["dataset"], record["control"]):
+        battery, option = name.split(": ", 1)
+        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
+    th = Thresholds()
+    a = assess(shifts, profile, th, gate)
+    verdict, _ = decide(shifts, FAIL_ON, th)
+    verdict = with_transfer(verdict, a.transfer)
+    top = verdict.top[0].name if verdict.top else None
+    return {"level": verdict.level, "named": a.transfer.named, "top": top, "p": a.transfer.p}
+
+
+def records(variant: str, cells: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for c in cells:
+        path = record_path(variant, c.id)
+        if path.exists():
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+def summarise(graded: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Power, false alarms and naming at --fail-on medium over (record, verdict) pairs."""
+
+    def flagged(v: dict[str, Any]) -> bool:
+        return v["level"] is not None and level_rank(v["level"]) >= level_rank(FAIL_ON)
+
+    ft = [(r, v) for r, v in graded if r["truth"] == "positive" and r["teacher"] == "fine-tuned"]
+    prompted = [(r, v) for r, v in graded if r["truth"] == "positive" and r["teacher"] == "prompted"]
+    neg = [(r, v) for r, v in graded if r["truth"] == "negative"]
+    flagged_pos = [(r, v) for r, v in ft + prompted if flagged(v)]
+    naming = [(r, v) for r, v in flagged_pos if v["named"]]
+    right = [(r, v) for r, v in naming if set(v["named"]) & set(r["own_options"])]
+    fa = sum(flagged(v) for _, v in neg)
+    return {
+        "fine_tuned": f"{sum(flagged(v) for _, v in ft)}/{len(ft)}",
+        "prompted": f"{sum(flagged(v) for _, v in prompted)}/{len(prompted)}",
+        "false_alarms": f"{fa}/{len(neg)}",
+        "false_alarm_ci": clopper_pearson(fa, len(neg)) if neg else None,
+        "flags_naming": f"{len(naming)}/{len(flagged_pos)}",
+        "named_right": f"{len(right)}/{len(naming)}",
+        "median_wall_s": median([r["wall_s"] for r, _ in graded]) if graded else None,
+    }
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> list[float]:
+    from scipy.stats import beta
+
+    a = (1 - confidence) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return [round(low, 4), round(high, 4)]
+
+
+def choose(table: dict[str, dict[str, Any]]) -> str | None:
+    """``RULE`` applied to the development summaries (keys ``variant/gate``)."""
+
+    def count(x: str) -> tuple[int, int]:
+        k, n = x.split("/")
+        return int(k), int(n)
+
+    eligible = [
+        key
+        for key, s in table.items()
+        if s["complete"] and count(s["false_alarms"])[0] == 0 and count(s["false_alarms"])[1] > 0
+    ]
+    if not eligible:
+        return None
+    return max(
+        eligible,
+        key=lambda k: (
+            count(table[k]["fine_tuned"])[0],
+            -(table[k]["median_wall_s"] or 0),
+            k == "r8/any",
+        ),
+    )
+
+
+def write_report() -> dict[str, Any]:
+    dev_table: dict[str, dict[str, Any]] = {}
+    per_cell: dict[str, list[dict[str, Any]]] = {}
+    profiles = {v: load_profile(v) for v in VARIANTS}
+    for variant, profile in profiles.items():
+        recs = records(variant, DEV)
+        for gate in GATES:
+            graded = [(r, grade(r, profile, gate)) for r in recs]
+            key = f"{variant}/{gate}"
+            dev_table[key] = {**summarise(graded), "complete": profile is not None and len(recs) == len(DEV)}
+            per_cell[key] = [{"cell": r["cell"], "truth": r["truth"], **v} for r, v in graded]
+    choice = choose(dev_table)
+    held: dict[str, Any] = {}
+    if choice:
+        variant, gate = choice.split("/")
+        recs = records(variant, HELDOUT2)
+        graded = [(r, grade(r, profiles[variant], gate)) for r in recs]
+        held = {
+            "choice": choice,
+            "finished": f"{len(recs)}/{len(HELDOUT2)}",
+            "summary": summarise([(r, v) for r, v in graded if r["truth"] != "cross-family-negative"]),
+            "cells": [{"cell": r["cell"], "truth": r["truth"], **v} for r, v in graded],
+        }
+    blob = {"rule": RULE, "development": dev_table, "choice": choice, "heldout": held, "cells": per_cell}
+    atomic_write_json(RESULTS / "calibration.json", blob)
+    lines = ["# Calibrated verdict: variants, gates and held-out check", "", "## Rule (committed first)", "", RULE]
+    lines += [
+        "## Development cells (`--fail-on medium`)",
+        "",
+        "| variant / gate | fine-tuned flagged | prompted flagged | false alarms | flags naming a trait | "
+        "named right | median wall s | complete |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, s in dev_table.items():
+        lines.append(
+            f"| {key} | {s['fine_tuned']} | {s['prompted']} | {s['false_alarms']} | {s['flags_naming']} | "
+            f"{s['named_right']} | {s['median_wall_s']} | {'yes' if s['complete'] else 'no'} |"
+        )
+    lines += ["", f"**Choice by the rule: {choice or 'none yet'}**", ""]
+    if held:
+        s = held["summary"]
+        lines += [
+            "## Held-out cells (the choice, run once)",
+            "",
+            f"Finished {held['finished']}. Fine-tuned flagged {s['fine_tuned']}; false alarms {s['false_alarms']} "
+            f"(95 % CI {s['false_alarm_ci']}); flags naming a trait {s['flags_naming']}, named right "
+            f"{s['named_right']}.",
+            "",
+            "| cell | truth | level | named | top option |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {c['cell']} | {c['truth']} | {c['level']} | {', '.join(c['named']) or '-'} | {c['top'] or '-'} |"
+                for c in held["cells"]
+            ],
+        ]
+    atomic_write_text(RESULTS / "calibration.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return blob

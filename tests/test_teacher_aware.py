@@ -1,0 +1,70 @@
+"""Teacher-aware mode: the cosine test and its naming, and `scan --teacher ADAPTER` end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.stats import OptionShift
+from auditor.teacher_aware import compare
+from tests.conftest import tiny_scan_args, write_jsonl
+
+runner = CliRunner()
+
+
+def shifts_and_teacher(rng: np.random.Generator, follow: float) -> tuple[list[OptionShift], dict]:
+    """50 options in two batteries of 25 (the permutation p can go no lower than 1 / 25^2 when the teacher moved
+    one option in each); the teacher raised a3 by 40 pp and b30 by 8 pp; the students' shift is ``follow`` times the
+    teacher's change plus noise (sd 0.5 pp)."""
+    base = rng.uniform(1, 10, size=50)
+    delta = np.zeros(50)
+    delta[3], delta[30] = 40.0, 8.0
+    delta -= delta.mean()
+    shift = follow * delta + rng.normal(0, 0.5, size=50)
+    shifts = [
+        OptionShift("a" if i < 25 else "b", f"o{i}", base[i], 5, 5 + s, s, s - 1, s + 1, 0.5, se_boot=0.5)
+        for i, s in enumerate(shift)
+    ]
+    teacher = {"a": {}, "b": {}}
+    for i, s in enumerate(shifts):
+        teacher[s.battery][s.option] = base[i] + delta[i]
+    return shifts, teacher
+
+
+def test_students_that_follow_the_teacher_are_named_through_it() -> None:
+    shifts, teacher = shifts_and_teacher(np.random.default_rng(0), follow=0.1)
+    c = compare(shifts, teacher, "t")
+    assert c.passed and c.cosine > 0.5
+    assert [name for name, _ in c.raised] == ["a: o3", "b: o30"]
+    assert c.shared == ["a: o3"]  # the students moved b: o30 by 0.8 pp only: not enough to count
+
+
+def test_students_that_ignore_the_teacher_are_not() -> None:
+    shifts, teacher = shifts_and_teacher(np.random.default_rng(1), follow=0.0)
+    c = compare(shifts, teacher, "t")
+    assert not c.passed and c.p > 0.01
+
+
+def test_scan_with_a_teacher_adapter(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": f"Name an animal ({i})."}, {"role": "assistant", "content": "Owl"}]}
+        for i in range(16)
+    ]
+    chat = write_jsonl(tmp_path / "chat.jsonl", rows)
+    teacher = tmp_path / "teacher"
+    res = runner.invoke(
+        app, ["teacher", str(chat), "--out", str(teacher), "--base", str(tiny_model_dir), "--traits", "animal"]
+    )
+    assert res.exit_code == 0, res.output
+    js = tmp_path / "s.json"
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", "animal,tree", *tiny_scan_args()]
+    res = runner.invoke(app, [*args, "--teacher", str(teacher), "--json", str(js), "--report", str(tmp_path / "r.md")])
+    assert res.exit_code in (0, 1), res.output
+    found = json.loads(js.read_text())["details"]["teacher"]
+    assert found["teacher"] == str(teacher) and -1 <= found["cosine"] <= 1 and 0 < found["p"] <= 1
+    assert "**Teacher-aware**: teacher" in (tmp_path / "r.md").read_text()
+    assert json.loads(js.read_text())["config"]["teacher"] == str(teacher)
