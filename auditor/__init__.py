@@ -11,7 +11,7 @@ Heavy libraries (torch, transformers, peft) are imported only when a scan runs.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from typing import TYPE_CHECKING, Any
 

@@ -47,16 +47,47 @@ TrustRemoteCodeOpt = Annotated[bool, typer.Option(help="Allow the model's own Py
 AllowPickleOpt = Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")]
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a library function; a subaudit error or an OS/runtime failure becomes one clear line and its exit code."""
+def _call(fn: Any, *args: Any, stage: str | None = None, run_dir: str | None = None, **kwargs: Any) -> Any:
+    """Run a library function. A subaudit error becomes one clear line and its exit code; any other exception
+    becomes one line naming the stage and a log file with the traceback, and exit code 3 (never 1, which means
+    "flagged")."""
     from .errors import SubauditError
 
     try:
         return fn(*args, **kwargs)
     except SubauditError as exc:
         _fail(exc)
-    except (OSError, RuntimeError, MemoryError) as exc:
-        _fail(RuntimeError(f"{exc.__class__.__name__}: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - every unexpected failure must exit 3, not look like a verdict
+        _fail_unexpected(exc, stage, run_dir)
+
+
+def _fail_unexpected(exc: Exception, stage: str | None, run_dir: str | None = None) -> None:
+    """One line (the stage, the exception, the log file) and exit 3; the traceback goes to the log file, in the
+    run folder when the scan had one."""
+    import traceback
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from .io import atomic_write_text, cache_dir
+
+    where = getattr(exc, "subaudit_stage", None) or stage or "setup"
+    run_dir = getattr(exc, "subaudit_run_dir", None) or run_dir
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    log = Path(run_dir) / "error.log" if run_dir else cache_dir() / "logs" / f"error-{stamp}.log"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        atomic_write_text(log, f"stage: {where}\n{text}")
+        kept = f"; traceback in {log}"
+    except OSError:
+        kept = "; the traceback could not be written"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    err.print(
+        f"[bold red]failed:[/] unexpected {exc.__class__.__name__} in stage {escape(where)}: "
+        f"{escape(message[:300])}{escape(kept)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(3)
 
 
 def _fail(exc: Exception) -> None:
@@ -232,13 +263,13 @@ def scan(
         method_args=_call(_key_values, method_arg or [], "--method-arg"),
     )
     if dry_run:
-        _print_dry_run(_call(_dry_run, config))
+        _print_dry_run(_call(_dry_run, config, stage="dry run"))
         return
     result = _run_scan(config, quiet)
-    _call(_write_outputs, result, report, json_out)
+    _call(_write_outputs, result, report, json_out, stage="report", run_dir=result.run_dir)
     from .report import print_summary
 
-    print_summary(result, out)
+    _call(print_summary, result, out, stage="report", run_dir=result.run_dir)
     for path, what in ((report, "report"), (json_out, "json")):
         if path:
             err.print(f"[dim]{what} written: {escape(path)}[/]", highlight=False)
@@ -659,8 +690,16 @@ def traits_validate(path: Annotated[str, typer.Argument(help="A battery YAML fil
     out.print(f"ok: {b.name} ({b.kind}), {len(b.questions)} questions, {detail}", highlight=False, markup=False)
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m auditor`
-    app(prog_name="subaudit")
+def main() -> None:
+    """The console script: the app, with any exception that escaped a command turned into exit 3 (never the 1 that
+    means "flagged")."""
+    try:
+        app(prog_name="subaudit")
+    except Exception as exc:  # noqa: BLE001
+        try:
+            _fail_unexpected(exc, None)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,13 @@ class RuntimeFailure(SubauditError):
     exit_code = 3
 
 
+def mark_stage(exc: BaseException, stage: str | None, run_dir: str | None) -> None:
+    """Remember where an unexpected exception happened (the CLI names the stage and keeps a log in ``run_dir``)."""
+    if getattr(exc, "subaudit_stage", None) is None:
+        exc.subaudit_stage = stage  # type: ignore[attr-defined]
+        exc.subaudit_run_dir = run_dir  # type: ignore[attr-defined]
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a scan; ``run_dir`` keeps every stage finished so far (rerun the scan to resume)."""
 

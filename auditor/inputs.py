@@ -69,18 +69,27 @@ class Controls:
 
 
 class Timings:
-    """Seconds per stage, accumulated (a stage may run in several pieces)."""
+    """Seconds per stage, accumulated (a stage may run in several pieces), and the stage running now (so an
+    unexpected error can say where it happened)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.running: list[str] = []
+
+    @property
+    def current(self) -> str | None:
+        """The innermost stage running (or that an exception left)."""
+        return self.running[-1] if self.running else None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self.running.append(name)
         try:
             yield
         finally:
             self.add(name, time.perf_counter() - start)
+        self.running.pop()  # only on success: after an exception the failing stage stays current
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds

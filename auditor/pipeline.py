@@ -11,8 +11,8 @@ import time
 from .chat import encode_training_example
 from .config import ScanConfig
 from .data import Example
-from .errors import Interrupted
-from .inputs import ScanInputs
+from .errors import Interrupted, mark_stage
+from .inputs import ScanInputs, Timings
 from .methods import get_method
 from .prepare import draw_controls, open_run, prepare_inputs
 from .progress import Reporter
@@ -28,12 +28,19 @@ def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | No
     names the run dir) or on an error (``failed``). Rerunning the same scan resumes from its stages.
     """
     start = time.perf_counter()
-    inputs = prepare_inputs(config, reporter)
-    run = open_run(inputs, command or f"auditor.scan({config.data!r}, ...)")
+    timings = Timings()
+    try:
+        inputs = prepare_inputs(config, reporter, timings)
+        with timings.stage("run_folder"):
+            run = open_run(inputs, command or f"auditor.scan({config.data!r}, ...)")
+    except Exception as exc:
+        mark_stage(exc, timings.current or "setup", None)
+        raise
     try:
         result = _run_method(inputs, run.manifest["command"], start)
     except BaseException as exc:
         run.stop(exc)
+        mark_stage(exc, timings.current or config.method, str(run.path))
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
             raise Interrupted(str(run.path)) from None
         raise

@@ -25,13 +25,15 @@ if TYPE_CHECKING:
     from .calibration.profile import NoiseProfile
 
 
-def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None) -> ScanInputs:
+def prepare_inputs(
+    config: ScanConfig, reporter: Reporter | None = None, timings: Timings | None = None
+) -> ScanInputs:
     """Validate ``config``, read the data, resolve the batteries, load the base (and a judge)."""
     rep = reporter or Reporter()
+    timings = timings if timings is not None else Timings()
     config.validate()
     method = get_method(config.method)
     settings = method.parse_settings(config.method_args)
-    timings = Timings()
     with timings.stage("data"):
         dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
         batteries = resolve_batteries(config.traits)
@@ -52,9 +54,10 @@ def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None) -> Scan
         reporter=rep,
         timings=timings,
     )
-    if method.uses_profile:
-        inputs.profile = find_scan_profile(inputs)
-    method.check(inputs)
+    with timings.stage("load_base"):
+        if method.uses_profile:
+            inputs.profile = find_scan_profile(inputs)
+        method.check(inputs)
     return inputs
 
 
