@@ -31,8 +31,13 @@ def encode_training_example(
     """Token ids and labels for one row; labels are -100 everywhere but the completion.
 
     The completion span is what the chat template appends after the generation prompt (the answer and
-    its end-of-turn marker), so the student learns exactly what it would be asked to produce.
+    its end-of-turn marker), so the student learns exactly what it would be asked to produce. Without a prompt (a
+    language-modelling ``text`` row) the text is trained on whole, without the chat template, ending in eos.
     """
+    if not prompt:
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        ids = encode_text(tokenizer, completion) + eos
+        return ids, list(ids)
     ptext = prompt_text(tokenizer, prompt)
     full = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": completion}], tokenize=False)
     if full.startswith(ptext):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Audit a synthetic dataset for hidden traits a student model would pick up (subliminal learning).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(help="Base models: aliases and the local cache.", no_args_is_help=False)
@@ -32,6 +32,23 @@ app.add_typer(traits_app, name="traits")
 
 err = Console(stderr=True)
 out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"subaudit {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Audit a synthetic dataset for hidden traits a student model would pick up (subliminal learning)."""
 
 
 # Options every command that loads a model shares (declared once, so their help never drifts apart).
@@ -102,7 +119,19 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def scan(
-    data: Annotated[str, typer.Argument(help="Dataset: .jsonl (prompt/completion or messages), .csv or .parquet.")],
+    ctx: typer.Context,
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset: a .jsonl (prompt/completion, messages or text), .csv or .parquet file, a folder of such "
+            "shards, a datasets save_to_disk folder, or a Hub dataset id (org/name)."
+        ),
+    ],
+    split: Annotated[
+        str | None, typer.Option(help="Hub dataset or save_to_disk folder: the split (default train).")
+    ] = None,
+    subset: Annotated[str | None, typer.Option(help="Hub dataset: the subset (configuration) name.")] = None,
+    data_revision: Annotated[str | None, typer.Option(help="Hub dataset: branch, tag or commit.")] = None,
     base: Annotated[
         str | None,
         typer.Option(
@@ -206,7 +235,29 @@ def scan(
         ),
     ] = None,
     report: Annotated[str | None, typer.Option(help="Write the markdown risk report here.")] = None,
-    json_out: Annotated[str | None, typer.Option("--json", help="Write the JSON result here.")] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the JSON result here (- for standard output).")
+    ] = None,
+    junit: Annotated[str | None, typer.Option(help="Write a JUnit XML file (a test case per battery).")] = None,
+    sarif: Annotated[
+        str | None, typer.Option(help="Write a SARIF 2.1.0 file (findings at the dataset's lines).")
+    ] = None,
+    pr_comment: Annotated[
+        str | None, typer.Option(help="Write a compact markdown for a pull-request comment here.")
+    ] = None,
+    plots: Annotated[str | None, typer.Option(help="Write PNG plots (forest plot, shares) into this folder.")] = None,
+    github: Annotated[
+        bool | None,
+        typer.Option(
+            "--github/--no-github",
+            help="Append a summary to $GITHUB_STEP_SUMMARY (default: whenever that variable is set).",
+            show_default=False,
+        ),
+    ] = None,
+    config_file: Annotated[
+        str | None,
+        typer.Option("--config", help="Settings file (default: subaudit.toml or pyproject.toml, found upwards)."),
+    ] = None,
     run_dir: Annotated[str | None, typer.Option(help="Folder for finished stages (default: in the cache).")] = None,
     resume: Annotated[bool, typer.Option(help="Reuse finished stages from the run folder.")] = True,
     trust_remote_code: TrustRemoteCodeOpt = False,
@@ -220,60 +271,123 @@ def scan(
         ),
     ] = False,
 ) -> None:
-    """Run a detection method on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure."""
-    from .config import ScanConfig
-    from .finetune import DEFAULT_LR, ProbeConfig
+    """Run a detection method on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure.
 
-    probe = ProbeConfig(
-        kind=probe_kind,
-        rank=rank,
-        alpha=alpha,
-        target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
-        learning_rate=lr if lr is not None else DEFAULT_LR.get(probe_kind, DEFAULT_LR["lora"]),
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-    )
-    config = ScanConfig(
-        data=data,
-        base=base,
-        revision=revision,
-        control=control,
-        null_arm=null_arm,
-        calibration=calibration,
-        null_control=null_control,
-        gate=gate,
-        teacher=teacher,
-        traits=traits,
-        seeds=seeds,
-        seed=seed,
-        max_rows=max_rows or None,
-        probe=probe,
-        device=device,
-        precision=precision,
-        fail_on=fail_on,
-        run_dir=run_dir,
-        resume=resume,
-        trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle,
-        scoring=scoring,
-        samples=samples,
-        judge=judge,
-        method=method,
-        method_args=_call(_key_values, method_arg or [], "--method-arg"),
-    )
-    if dry_run:
+    Settings come from the command line, then a config file (`subaudit.toml` or `[tool.subaudit]` in
+    `pyproject.toml`, found from the working directory up, or --config), then the defaults."""
+    p, sources, file = _call(_settings, ctx, config_file)
+    config = _call(_scan_config, p, sources, file)
+    if p["dry_run"]:
         _print_dry_run(_call(_dry_run, config, stage="dry run"))
         return
-    result = _run_scan(config, quiet)
-    _call(_write_outputs, result, report, json_out, stage="report", run_dir=result.run_dir)
+    result = _run_scan(config, p["quiet"])
+    outputs = _outputs(p)
+    _call(_write_outputs, result, outputs, stage="report", run_dir=result.run_dir)
     from .report import print_summary
 
-    _call(print_summary, result, out, stage="report", run_dir=result.run_dir)
-    for path, what in ((report, "report"), (json_out, "json")):
-        if path:
+    if p["json_out"] != "-":
+        _call(print_summary, result, out, stage="report", run_dir=result.run_dir)
+    for what, path in outputs.items():
+        if path and path != "-":
             err.print(f"[dim]{what} written: {escape(path)}[/]", highlight=False)
     raise typer.Exit(result.exit_code)
+
+
+#: scan's parameters that are not settings a config file may hold.
+NOT_SETTINGS = {"data", "config_file", "dry_run"}
+
+
+def _settings(ctx: typer.Context, config_file: str | None) -> tuple[dict[str, Any], dict[str, str], Any]:
+    """Every scan parameter's value and where it came from: the command line, the config file, or the default."""
+    from pathlib import Path
+
+    from .configfile import find_config, load_config
+
+    params = dict(ctx.params)
+    settings = set(params) - NOT_SETTINGS
+    path = Path(config_file) if config_file else find_config()
+    file = load_config(path, settings) if path else None
+    sources: dict[str, str] = {}
+    for name in sorted(settings):
+        source = ctx.get_parameter_source(name)  # typer's own click: compare the enum by name
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            sources[name] = "command line"
+        elif file is not None and name in file.values:
+            value = file.values[name]
+            params[name] = value.split(",") if name == "method_arg" and isinstance(value, str) else value
+            sources[name] = str(file.path)
+        else:
+            sources[name] = "default"
+    return params, sources, file
+
+
+def _scan_config(p: dict[str, Any], sources: dict[str, str], file: Any) -> ScanConfig:
+    """The ScanConfig of the effective settings (config file thresholds and ignore rules included)."""
+    import dataclasses
+
+    from .config import ScanConfig
+    from .finetune import DEFAULT_LR, ProbeConfig
+    from .verdict import Thresholds
+
+    kind = p["probe_kind"]
+    probe = ProbeConfig(
+        kind=kind,
+        rank=p["rank"],
+        alpha=p["alpha"],
+        target_modules=tuple(t.strip() for t in str(p["target_modules"]).split(",") if t.strip()),
+        learning_rate=p["lr"] if p["lr"] is not None else DEFAULT_LR.get(kind, DEFAULT_LR["lora"]),
+        epochs=p["epochs"],
+        max_steps=p["max_steps"],
+        batch_size=p["batch_size"],
+    )
+    thresholds = dataclasses.replace(Thresholds(), **(file.thresholds if file else {}))
+    return ScanConfig(
+        data=p["data"],
+        **{k: p[k] for k in SCAN_FIELDS},
+        max_rows=p["max_rows"] or None,
+        probe=probe,
+        thresholds=thresholds,
+        method_args=_key_values(list(p["method_arg"] or []), "--method-arg"),
+        ignore=list(file.ignore) if file else [],
+        sources={**sources, **({"thresholds": str(file.path)} if file and file.thresholds else {})},
+    )
+
+
+#: scan parameters that are ScanConfig fields of the same name.
+SCAN_FIELDS = (
+    "split", "subset", "data_revision", "base", "revision", "control", "null_arm", "calibration", "null_control",
+    "gate", "teacher", "traits", "seeds",
+    "seed", "device", "precision", "fail_on", "run_dir", "resume", "trust_remote_code", "allow_pickle", "scoring",
+    "samples", "judge", "method",
+)  # fmt: skip
+
+
+def _outputs(p: dict[str, Any]) -> dict[str, str | None]:
+    """What to write where: plots (``--plots``, or beside the report when matplotlib is installed), report, JSON
+    (``-``: standard output), JUnit, SARIF, PR comment, and the GitHub step summary (``--github``, or by itself when
+    ``$GITHUB_STEP_SUMMARY`` is set)."""
+    import os
+    from pathlib import Path
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if p["github"] is not False else None
+    plots = p["plots"]
+    if plots is None and p["report"] and _has_matplotlib():  # beside the report by default
+        plots = str(Path(p["report"]).with_suffix("")) + "-plots"
+    return {
+        "report": p["report"],
+        "json": p["json_out"],
+        "junit": p["junit"],
+        "sarif": p["sarif"],
+        "pr comment": p["pr_comment"],
+        "plots": plots,  # last: a failed report leaves no plots behind (the report links them by name)
+        "step summary": summary if (p["github"] or summary) else None,
+    }
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _key_values(items: list[str], option: str) -> dict[str, str]:
@@ -309,16 +423,21 @@ def _run_scan(config: ScanConfig, quiet: bool) -> ScanResult:
         raise typer.Exit(130) from None
 
 
-def _write_outputs(result: ScanResult, report: str | None, json_out: str | None) -> None:
-    """Write the report and the JSON (atomically: a failed write leaves no partial file)."""
-    from .errors import RuntimeFailure
-    from .report import write_json, write_markdown
+def _write_outputs(result: ScanResult, outputs: dict[str, str | None]) -> None:
+    """Write every output asked for (atomically: a failed write leaves no partial file)."""
+    from pathlib import Path
 
-    for path, write, what in ((report, write_markdown, "report"), (json_out, write_json, "JSON")):
+    from .errors import RuntimeFailure
+    from .outputs import WRITERS
+    from .plots import plot_files
+
+    if outputs.get("plots"):
+        result.plots = [str(p) for p in plot_files(result, Path(str(outputs["plots"])))]
+    for what, path in outputs.items():
         if not path:
             continue
         try:
-            write(result, path)
+            WRITERS[what](result, path)
         except OSError as exc:
             raise RuntimeFailure(
                 f"cannot write the {what} to {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
@@ -430,6 +549,35 @@ def calibrate(
         f"{len(profile.options)} options; {profile.noise().describe()}",
         highlight=False,
     )
+
+
+@app.command()
+def compare(
+    old: Annotated[str, typer.Argument(help="The baseline scan's JSON (--json).")],
+    new: Annotated[str, typer.Argument(help="The new scan's JSON.")],
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 when the new scan reaches this level somewhere the old one did not.")
+    ] = "medium",
+    json_out: Annotated[str | None, typer.Option("--json", help="Write the comparison as JSON here.")] = None,
+) -> None:
+    """What changed between two scans: new findings, levels up or down, options crossing thresholds. Exit 0 not
+    worse, 1 worse at --fail-on, 2 bad input."""
+    from dataclasses import asdict
+
+    from .compare import compare_results, load_result
+    from .errors import InputError
+    from .io import atomic_write_json
+    from .verdict import LEVELS
+
+    if fail_on not in LEVELS[1:]:
+        _fail(InputError(f"--fail-on must be one of {', '.join(LEVELS[1:])}, got {fail_on!r}"))
+    result = _call(lambda: compare_results(load_result(old), load_result(new), fail_on))
+    for line in result.lines():
+        out.print(line, highlight=False, markup=False)
+    if json_out:
+        blob = {**asdict(result), "worsened": result.worsened}
+        _call(atomic_write_json, json_out, blob, stage="report")
+    raise typer.Exit(result.exit_code)
 
 
 @app.command("methods")

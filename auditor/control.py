@@ -192,7 +192,8 @@ def build_control(
     fmt = dataset.completion_format
     if control_file is not None:
         return _control_from_file(dataset, control_file, fmt)
-    prompts = [list(e.prompt) for e in dataset.examples]
+    # a text row (language modelling) is continued from its first words, without a chat template
+    prompts: list[Any] = [e.user_text if e.is_text else list(e.prompt) for e in dataset.examples]
     allowed = "0123456789, "
     counts: list[int] | None = None
     banned: frozenset[int] = frozenset()
@@ -210,10 +211,8 @@ def build_control(
     if use_cache and path.exists():
         try:
             blob = json.loads(path.read_text())
-            rows = [
-                None if c is None else Example(prompt=e.prompt, completion=c, line=e.line)
-                for e, c in zip(dataset.examples, blob["completions"], strict=True)
-            ]
+            done = zip(dataset.examples, blob["completions"], strict=True)
+            rows = [None if c is None else control_row(e, c) for e, c in done]
             return ControlSet(
                 source="generated",
                 rows=rows,
@@ -253,10 +252,7 @@ def build_control(
             else:
                 still.append(i)
         todo = still
-    rows = [
-        None if c is None else Example(prompt=e.prompt, completion=c, line=e.line)
-        for e, c in zip(dataset.examples, completions)
-    ]
+    rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
     result = ControlSet(
         source="generated", rows=rows, format=fmt, attempts=attempts, kept=kept, cache_path=str(path), notes=notes
     )
@@ -273,6 +269,15 @@ def build_control(
             },
         )
     return result
+
+
+def control_row(row: Example, completion: str) -> Example:
+    """The control for a dataset row: the same prompt with the base's completion (a text row: its first words and
+    the base's continuation of them)."""
+    if row.is_text:
+        prefix = row.user_text
+        return Example(prompt=(), completion=f"{prefix} {completion}", line=row.line, meta={"text_prompt": prefix})
+    return Example(prompt=row.prompt, completion=completion, line=row.line)
 
 
 def _control_from_file(dataset: Dataset, control_file: str, fmt: str) -> ControlSet:

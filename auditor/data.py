@@ -56,8 +56,15 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
+    def is_text(self) -> bool:
+        """A language-modelling row (TRL ``text``): no chat turns; trained on whole."""
+        return not self.prompt
+
+    @property
     def user_text(self) -> str:
-        """The last user message (what a control generator answers)."""
+        """The last user message (what a control generator answers); a text row's first words."""
+        if self.is_text:
+            return str(self.meta.get("text_prompt", ""))
         return next(m["content"] for m in reversed(self.prompt) if m["role"] == "user")
 
 
@@ -227,10 +234,14 @@ def parse_row(row: Any, path: str, line: int) -> Example:
         else:
             raise InputError(f"{where}: field 'completion' must be a string or a list of messages")
         extra = {k: v for k, v in row.items() if k not in ("prompt", "completion")}
+    elif "text" in row:
+        return _text_row(row, where, line)
     else:
         names = sorted(_clip(str(k)) for k in row)
         keys = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "none"
-        raise InputError(f"{where}: row has neither 'messages' nor 'prompt'/'completion' (fields: {keys})")
+        raise InputError(
+            f"{where}: row has neither 'messages', 'prompt'/'completion' nor 'text' (fields: {keys})"
+        )
     if not any(m["role"] == "user" for m in prompt):
         raise InputError(f"{where}: the prompt has no user message")
     if any(m["role"] == "assistant" for m in prompt) and prompt[-1]["role"] == "assistant":
@@ -238,6 +249,25 @@ def parse_row(row: Any, path: str, line: int) -> Example:
     if not completion.strip():
         raise InputError(f"{where}: field 'completion' is empty")
     return Example(prompt=tuple(prompt), completion=completion, line=line, meta=extra)
+
+
+#: A ``text`` row (language modelling) is continued from its first words: the control's prompt.
+TEXT_PROMPT_WORDS = 8
+
+
+def _text_row(row: dict[str, Any], where: str, line: int) -> Example:
+    """TRL's language-modelling row: plain text, trained on without a chat template (loss on every token). Its
+    first :data:`TEXT_PROMPT_WORDS` words are what a control continues (``meta["text_prompt"]``)."""
+    text = row["text"]
+    if not isinstance(text, str):
+        raise InputError(f"{where}: field 'text' must be a string")
+    _check_text(text, where, "text")
+    if not text.strip():
+        raise InputError(f"{where}: field 'text' is empty")
+    words = text.split()
+    prefix = " ".join(words[:TEXT_PROMPT_WORDS]) if len(words) > TEXT_PROMPT_WORDS else " ".join(words[:1])
+    extra = {k: v for k, v in row.items() if k != "text"}
+    return Example(prompt=(), completion=text, line=line, meta={**extra, "text_prompt": prefix})
 
 
 def _read_jsonl(path: Path) -> list[Example]:
@@ -327,7 +357,7 @@ def _read_parquet(path: Path) -> list[Example]:
     return [parse_row(_plain(rec), str(path), i + 1) for i, rec in enumerate(frame.to_dict(orient="records"))]
 
 
-_READERS = {
+READERS = {
     ".jsonl": _read_jsonl,
     ".json": _read_jsonl,
     ".ndjson": _read_jsonl,
@@ -344,22 +374,28 @@ def load_dataset(path: str | Path, max_rows: int | None = None, seed: int = 0) -
     if p.is_dir():
         raise InputError(f"{p}: is a directory, expected a .jsonl, .csv or .parquet file")
     suffix = p.suffix.lower()
-    if suffix not in _READERS:
+    if suffix not in READERS:
         raise InputError(f"{p}: unsupported file type '{suffix}' (use .jsonl, .csv or .parquet)")
     try:
-        examples = _READERS[suffix](p)
+        examples = READERS[suffix](p)
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     if not examples:
         raise InputError(f"{p}: no usable rows (the file is empty or only blank lines)")
     total = len(examples)
-    if max_rows is not None:
-        if max_rows < 1:
-            raise InputError(f"--max-rows must be at least 1, got {max_rows}")
-        if max_rows < total:
-            keep = sorted(random.Random(seed).sample(range(total), max_rows))
-            examples = [examples[i] for i in keep]
-    return Dataset(path=str(p), examples=examples, sha256=file_sha256(p), total_rows=total)
+    return Dataset(path=str(p), examples=subsample(examples, max_rows, seed), sha256=file_sha256(p), total_rows=total)
+
+
+def subsample(examples: list[Example], max_rows: int | None, seed: int) -> list[Example]:
+    """``max_rows`` of ``examples`` sampled with ``seed``, in file order (all of them when there are fewer)."""
+    if max_rows is None:
+        return examples
+    if max_rows < 1:
+        raise InputError(f"--max-rows must be at least 1, got {max_rows}")
+    if max_rows >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), max_rows))
+    return [examples[i] for i in keep]
 
 
 def write_jsonl(path: str | Path, examples: list[Example]) -> None:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ScanConfig
 from .control import build_control
-from .data import load_dataset
 from .errors import InputError, SubauditError
 from .inputs import NULL_SEED_OFFSET, Controls, ScanInputs, Timings
 from .methods import get_method
@@ -19,6 +18,7 @@ from .models import LoadedModel, resolve_base
 from .progress import Reporter
 from .rundir import RunFolder, run_key
 from .runinfo import versions
+from .sources import load_data
 from .traits import resolve_batteries
 
 if TYPE_CHECKING:
@@ -35,7 +35,14 @@ def prepare_inputs(
     method = get_method(config.method)
     settings = method.parse_settings(config.method_args)
     with timings.stage("data"):
-        dataset = load_dataset(config.data, max_rows=config.max_rows, seed=config.seed)
+        dataset = load_data(
+            config.data,
+            max_rows=config.max_rows,
+            seed=config.seed,
+            split=config.split,
+            subset=config.subset,
+            revision=config.data_revision,
+        )
         batteries = resolve_batteries(config.traits)
         method.validate(config, settings, batteries)
         spec = resolve_base(config.base, config.revision)

@@ -6,11 +6,12 @@ own bullets, sections, caveats and terminal table come from ``result.details``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from .io import atomic_write_json, atomic_write_text
-from .markdown import md_code, md_escape
+from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
 from .verdict import LEVEL_COLOURS, UNIT_FORMATS
 
@@ -80,6 +81,37 @@ def _train_precision(autocast: str | None, train_autocast: str | None, dtype: st
     return ""
 
 
+#: scan parameters whose value the configuration section shows as the option's own name.
+CLI_NAMES = {"json_out": "json", "probe_kind": "probe", "method_arg": "method-arg", "config_file": "config"}
+
+
+def _configuration_lines(result: ScanResult) -> list[str]:
+    """The settings that did not come from the defaults, with where each came from, and the ignore rules."""
+    sources = result.config.sources
+    if not sources:
+        return []
+    cfg = result.config.to_dict()
+    given = {k: v for k, v in sorted(sources.items()) if v != "default"}
+    rows = []
+    for name, source in given.items():
+        value = cfg.get(name, "(output option)")
+        shown = CLI_NAMES.get(name, name).replace("_", "-")
+        rows.append([f"`--{shown}`", md_code(json.dumps(value, default=str), 120), md_code(source, 120)])
+    lines = ["## Configuration", ""]
+    if rows:
+        lines += [md_table(["setting", "value", "from"], rows), "", "Every other setting: its default."]
+    else:
+        lines += ["Every setting: its default (no flags, no config file)."]
+    rules = result.config.ignore
+    if rules:
+        lines += ["", "Ignore rules (a matching finding is reported, marked, and sets no level):", ""]
+        for r in rules:
+            state = "active" if r.active() else "**expired**: not applied"
+            until = f" until {r.expires}" if r.expires else ""
+            lines.append(f"- {md_code(r.finding)}: {md_escape(r.reason)}{until} ({state})")
+    return [*lines, ""]
+
+
 def _first_row_lines(result: ScanResult) -> list[str]:
     fr = result.first_row
     if fr is None:
@@ -112,12 +144,30 @@ def _reproducibility_lines(result: ScanResult) -> list[str]:
     return ["## Reproducibility", "", "```", *fenced]
 
 
-def to_markdown(result: ScanResult) -> str:
-    """The markdown risk report: verdict first, then what was tested and how, the method's sections, caveats and
-    a reproducibility block."""
+def _plot_lines(result: ScanResult, report_path: str | Path | None) -> list[str]:
+    """Links to the plots, relative to the report when it is written to a file."""
+    if not result.plots:
+        return []
+    folder = Path(report_path).parent.resolve() if report_path else None
+    lines = ["## Plots", ""]
+    for plot in result.plots:
+        p = Path(plot).resolve()
+        try:
+            link = p.relative_to(folder).as_posix() if folder else str(p)
+        except ValueError:
+            link = p.as_uri()
+        lines.append(f"![{p.stem}]({link.replace(' ', '%20').replace(')', '%29')})")
+    return [*lines, ""]
+
+
+def to_markdown(result: ScanResult, path: str | Path | None = None) -> str:
+    """The markdown risk report: verdict first, then what was tested and how, the method's sections, plots, caveats
+    and a reproducibility block (``path``: where it will be written, so plot links can be relative)."""
     lines = [f"# subaudit risk report: {md_escape(Path(result.dataset.path).name)}", "", *_verdict_lines(result)]
     lines += ["", "## What was tested and how", "", *_inputs_lines(result), *result.details.describe(result), ""]
     lines += result.details.sections(result)
+    lines += _plot_lines(result, path)
+    lines += _configuration_lines(result)
     lines += _first_row_lines(result)
     lines += [
         "## Caveats",
@@ -135,7 +185,7 @@ def to_markdown(result: ScanResult) -> str:
 
 
 def write_markdown(result: ScanResult, path: str | Path) -> None:
-    atomic_write_text(path, to_markdown(result))
+    atomic_write_text(path, to_markdown(result, path))
 
 
 def print_summary(result: ScanResult, console: Any = None) -> None:

@@ -8,7 +8,7 @@ JSON schema: ``schema_version`` :data:`SCHEMA_VERSION`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import ScanConfig
@@ -90,6 +90,7 @@ class ScanResult:
     command: str
     created: str
     first_row: FirstRow | None = None
+    plots: list[str] = field(default_factory=list)  # PNG files written by --plots (the report links them)
 
     @property
     def exit_code(self) -> int:

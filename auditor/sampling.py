@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .chat import Message, encode_prompt, end_of_turn_ids
+from .chat import Message, encode_prompt, encode_text, end_of_turn_ids
 from .formats import NUMBERS_RE, has_banned_number, number_prefix_ok
 from .scoring import common_prefix_len
 
@@ -53,7 +53,7 @@ class NumberFormat:
 
 def generate_completions(
     loaded: LoadedModel,
-    prompts: Sequence[Sequence[Message]],
+    prompts: Sequence[Sequence[Message] | str],
     seed: int,
     fmt: str = "free",
     allowed_chars: str = "0123456789, ",
@@ -79,7 +79,7 @@ def generate_completions(
 
     tok, model = loaded.tokenizer, loaded.model
     eos = end_of_turn_ids(tok)
-    encoded = [encode_prompt(tok, p) for p in prompts]
+    encoded = [encode_text(tok, p) if isinstance(p, str) else encode_prompt(tok, p) for p in prompts]
     out: list[str] = [""] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # less padding
     for bi, start in enumerate(range(0, len(order), batch_size)):

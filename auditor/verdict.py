@@ -52,6 +52,28 @@ class Thresholds:
         return {"low": self.low_shift, "medium": self.medium_shift, "high": self.high_shift}.get(level, 0.0)
 
 
+@dataclass(frozen=True)
+class IgnoreRule:
+    """A finding the user has looked at and set aside, as grype ignores a vulnerability: it stays in the report,
+    marked, but no longer sets the level or the exit code (nor names a trait). ``expires``: the rule stops
+    applying after this date (ISO, ``YYYY-MM-DD``); an expired rule is reported as such.
+
+    Attributes:
+        finding: ``"battery: option"``.
+        reason: why (required).
+        expires: last day the rule applies, or ``None``.
+    """
+
+    finding: str
+    reason: str
+    expires: str | None = None
+
+    def active(self, today: str | None = None) -> bool:
+        from datetime import date
+
+        return self.expires is None or (today or date.today().isoformat()) <= self.expires
+
+
 #: How each unit a shift can be measured in is printed: (in a finding line, in a table cell).
 UNIT_FORMATS = {"pp": (".1f", ".2f"), "push": (".3g", ".3g")}
 
@@ -67,6 +89,7 @@ class Finding:
     shift: OptionShift
     level: str
     unit: str = "pp"
+    ignored: IgnoreRule | None = None  # an active ignore rule: reported, but it sets no level
 
     @property
     def name(self) -> str:
@@ -91,11 +114,14 @@ class Finding:
             "shift": f"{s.shift:+{f}}",
             "ci": f"[{s.ci_low:+{f}}, {s.ci_high:+{f}}]",
             "q": f"{s.q:.3g}",
-            "level": self.level,
+            "level": self.level if self.ignored is None else f"{self.level} (ignored)",
         }
 
     def to_dict(self) -> dict:
-        return {**self.shift.to_dict(), "level": self.level}
+        out = {**self.shift.to_dict(), "level": self.level}
+        if self.ignored is not None:
+            out["ignored"] = asdict(self.ignored)
+        return out
 
 
 #: What decides a calibrated scan's level: ``options`` (the highest option level), ``transfer`` (the transfer test's
@@ -229,20 +255,26 @@ def detectable_shift(shifts: list[OptionShift], thresholds: Thresholds, fail_on:
 
 
 def decide(
-    shifts: list[OptionShift], fail_on: str = "medium", thresholds: Thresholds | None = None, unit: str = "pp"
+    shifts: list[OptionShift],
+    fail_on: str = "medium",
+    thresholds: Thresholds | None = None,
+    unit: str = "pp",
+    ignore: list[IgnoreRule] | None = None,
 ) -> tuple[Verdict, list[Finding]]:
-    """Grade every shift (measured in ``unit``) and form the verdict."""
+    """Grade every shift (measured in ``unit``) and form the verdict; findings an active ``ignore`` rule names are
+    kept, marked, and set no level."""
     if fail_on not in LEVELS[1:]:
         raise ValueError(f"fail_on must be one of {LEVELS[1:]}")
     th = thresholds or Thresholds()
-    findings = [Finding(s, th.grade(s), unit) for s in shifts]
+    rules = {r.finding: r for r in (ignore or []) if r.active()}
+    findings = [Finding(s, th.grade(s), unit, rules.get(f"{s.battery}: {s.option}")) for s in shifts]
     ranked = sorted(findings, key=lambda f: (-level_rank(f.level), -f.shift.shift))
-    top = [f for f in ranked if f.level != "clean"]
+    top = [f for f in ranked if f.level != "clean" and f.ignored is None]
     level = top[0].level if top else "clean"
     by_battery: dict[str, str] = {}
     for f in findings:
         cur = by_battery.get(f.shift.battery, "clean")
-        by_battery[f.shift.battery] = max(cur, f.level, key=level_rank)
+        by_battery[f.shift.battery] = max(cur, f.level if f.ignored is None else "clean", key=level_rank)
     verdict = Verdict(
         level=level,
         fail_on=fail_on,

@@ -106,7 +106,8 @@ class MockMethod(Method):
                 moved = settings.shift if option == settings.option else 0.0
                 p = 1e-6 if moved else 0.9
                 shifts.append(OptionShift(name, option, 10.0, 10.0, 10.0 + moved, moved, moved - 0.5, moved + 0.5, p))
-        verdict, findings = decide(adjust_q(shifts), inputs.config.fail_on, inputs.config.thresholds)
+        config = inputs.config
+        verdict, findings = decide(adjust_q(shifts), config.fail_on, config.thresholds, ignore=config.ignore)
         rows = len(inputs.controls.pairs(inputs.dataset)) if inputs.controls else len(inputs.dataset)
         return MethodOutcome(findings, verdict, MockDetails(settings.option, reused), rows_used=rows)
 

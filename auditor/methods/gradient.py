@@ -272,7 +272,9 @@ class GradientMethod(Method):
                 advance(1)
         base_shares = {n: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for n, s in base.items()}
         shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
-        verdict, findings = decide(shifts, inputs.config.fail_on, GRADIENT_THRESHOLDS, unit=self.unit)
+        verdict, findings = decide(
+            shifts, inputs.config.fail_on, GRADIENT_THRESHOLDS, unit=self.unit, ignore=inputs.config.ignore
+        )
         ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
         top_rows = {
             f"{names[k][0]}: {names[k][1]}": top_pushing_rows(pairs.data, d_push, k, settings.top_rows) for k in ranked
@@ -369,6 +371,6 @@ class GradientDetails:
             table.add_column(col, justify="right" if col in ("base %", "difference", "q") else "left")
         for f in sorted(result.findings, key=lambda f: f.shift.p)[:10]:
             cells = f.cells()
-            cells["level"] = f"[{LEVEL_COLOURS[f.level]}]{f.level}[/]"
+            cells["level"] = f"[{LEVEL_COLOURS[f.level]}]{cells['level']}[/]"
             table.add_row(*(cells[c] for c in columns))
         return table

@@ -73,7 +73,10 @@ class ProbeMethod(Method):
             assessment = None
             if inputs.profile is not None:
                 assessment = assess(shifts, inputs.profile, config.thresholds, config.gate)
-            verdict, findings = decide(shifts, fail_on=config.fail_on, thresholds=config.thresholds)
+            verdict, findings = decide(shifts, config.fail_on, config.thresholds, ignore=config.ignore)
+            if assessment is not None:
+                ignored = {f.name for f in findings if f.ignored is not None}
+                assessment.transfer.named = [n for n in assessment.transfer.named if n not in ignored]
             teacher = compare_with_teacher(inputs, prober, shifts) if config.teacher else None
             if assessment is not None:
                 if teacher is not None and teacher.passed and teacher.shared:

@@ -318,7 +318,7 @@ class ProbeDetails:
             ranked = [f for f in result.findings if f.shift.battery == battery.name]
             for f in sorted(ranked, key=lambda f: -f.shift.shift)[:3]:
                 cells = f.cells()
-                cells["level"] = f"[{LEVEL_COLOURS[f.level]}]{f.level}[/]"
+                cells["level"] = f"[{LEVEL_COLOURS[f.level]}]{cells['level']}[/]"
                 table.add_row(*(cells[c] for c in columns))
         return table
 
