@@ -212,3 +212,48 @@ def test_ignore_rules_set_aside_a_finding_until_they_expire(
     config.write_text('[[ignore]]\nfinding = "mini: owl"\n')
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and re.search(r"ignore\[0\]\.reason is required", res.output)
+
+
+# ------------------------------------------------------------------------------------------------- compare
+
+
+def _doc(levels: dict[str, tuple[str, float]], verdict: str) -> dict:
+    findings = [
+        {"battery": "b", "option": o, "level": lvl, "shift": shift, "q": 0.5, "p": 0.5}
+        for o, (lvl, shift) in levels.items()
+    ]
+    thresholds = {"low_shift": 0.5, "medium_shift": 1.0, "high_shift": 2.0}
+    return {
+        "schema_version": 2,
+        "method": "probe",
+        "verdict": {"level": verdict, "thresholds": thresholds},
+        "findings": findings,
+        "dataset": {"sha256": "s"},
+        "base": {"fingerprint": "f"},
+    }
+
+
+def test_compare_names_every_change_and_exits_1_only_when_worse(tmp_path: Path) -> None:
+    old = _doc({"owl": ("low", 0.8), "oak": ("medium", 1.5), "cat": ("clean", 0.2), "elm": ("clean", 0.4)}, "medium")
+    new = _doc({"owl": ("high", 2.5), "oak": ("clean", 0.1), "cat": ("medium", 1.2), "elm": ("clean", 0.7)}, "high")
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    res = runner.invoke(app, ["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
+    assert res.exit_code == 1, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == "verdict medium -> high; worse at --fail-on medium"
+    assert lines[1:] == [
+        "new: b: cat clean -> medium (shift +0.20 -> +1.20)",
+        "up: b: owl low -> high (shift +0.80 -> +2.50)",
+        "crossed: b: elm clean -> clean (shift +0.40 -> +0.70)",
+        "resolved: b: oak medium -> clean (shift +1.50 -> +0.10)",
+    ]
+    better = _doc({"owl": ("low", 0.6), "oak": ("clean", 0.2), "cat": ("clean", 0.2), "elm": ("clean", 0.4)}, "low")
+    (tmp_path / "better.json").write_text(json.dumps(better))
+    res = runner.invoke(app, ["compare", str(tmp_path / "old.json"), str(tmp_path / "better.json")])
+    assert res.exit_code == 0 and res.output.splitlines()[0] == "verdict medium -> low; not worse at --fail-on medium"
+    res = runner.invoke(app, ["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--fail-on", "high"])
+    assert res.exit_code == 1  # owl reached high, where nothing was high before
+    (tmp_path / "v1.json").write_text(json.dumps({"schema_version": 1}))
+    res = runner.invoke(app, ["compare", str(tmp_path / "v1.json"), str(tmp_path / "new.json")])
+    assert res.exit_code == 2 and "not a subaudit result of schema_version 2 (found 1)" in res.output
