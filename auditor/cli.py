@@ -62,6 +62,12 @@ PrecisionOpt = Annotated[
 ]
 TrustRemoteCodeOpt = Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")]
 AllowPickleOpt = Annotated[bool, typer.Option(help="Allow pickle (.bin) weights (off: safetensors only).")]
+LoadIn4bitOpt = Annotated[
+    bool, typer.Option(help="Load the base in 4 bits (bitsandbytes NF4; CUDA only) for QLoRA students of large bases.")
+]
+DeviceMapOpt = Annotated[
+    str | None, typer.Option(help="auto: spread a base larger than one GPU over the visible GPUs (accelerate).")
+]
 
 
 def _call(fn: Any, *args: Any, stage: str | None = None, run_dir: str | None = None, **kwargs: Any) -> Any:
@@ -262,6 +268,18 @@ def scan(
     resume: Annotated[bool, typer.Option(help="Reuse finished stages from the run folder.")] = True,
     trust_remote_code: TrustRemoteCodeOpt = False,
     allow_pickle: AllowPickleOpt = False,
+    load_in_4bit: LoadIn4bitOpt = False,
+    device_map: DeviceMapOpt = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="A peft LoRA folder merged into the base: scan base + adapter as the student.")
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="A time budget (10m, 90s, 1h): choose rows, then seeds, from the measured throughput to fit it "
+            "(--max-rows and --seeds become upper bounds)."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     dry_run: Annotated[
         bool,
@@ -280,7 +298,12 @@ def scan(
     if p["dry_run"]:
         _print_dry_run(_call(_dry_run, config, stage="dry run"))
         return
-    result = _run_scan(config, p["quiet"])
+    from .distributed import processes
+
+    team = processes()
+    result = _run_scan(config, p["quiet"] or not team.is_main)
+    if not team.is_main:  # under accelerate launch the main process writes and prints; the others agree on the code
+        raise typer.Exit(result.exit_code)
     outputs = _outputs(p)
     _call(_write_outputs, result, outputs, stage="report", run_dir=result.run_dir)
     from .report import print_summary
@@ -358,7 +381,7 @@ SCAN_FIELDS = (
     "split", "subset", "data_revision", "base", "revision", "control", "null_arm", "calibration", "null_control",
     "gate", "teacher", "traits", "seeds",
     "seed", "device", "precision", "fail_on", "run_dir", "resume", "trust_remote_code", "allow_pickle", "scoring",
-    "samples", "judge", "method",
+    "samples", "judge", "method", "adapter", "load_in_4bit", "device_map", "budget",
 )  # fmt: skip
 
 
@@ -462,6 +485,8 @@ def _print_dry_run(plan: DryRunResult) -> None:
         f"{plan.tokens_per_row_mean} mean, {plan.tokens_per_row_max} max",
         highlight=False,
     )
+    if plan.budget:
+        out.print(escape(plan.budget), highlight=False)
     out.print(escape(plan.plan), highlight=False)
     out.print("batteries: " + ", ".join(f"{b['name']} ({b['kind']}, {b['questions']} q)" for b in plan.batteries))
     ex = plan.first_example

@@ -60,6 +60,12 @@ class ScanConfig:
         run_dir: where stages are saved (default: a folder in the cache keyed by the scan's inputs).
         resume: reuse finished stages found in ``run_dir``.
         trust_remote_code, allow_pickle: unsafe loading, off unless asked for.
+        adapter: a peft LoRA folder merged into the base: the student is base + adapter.
+        load_in_4bit: QLoRA students on a 4-bit base (CUDA with bitsandbytes only).
+        device_map: ``auto`` spreads a base larger than one GPU over the devices.
+        budget: a time budget (``10m``, ``90s``, ``1h``): rows and seeds are chosen from the dry run's measured
+            throughput to fit it (:mod:`auditor.budget`); ``max_rows`` and ``seeds`` then say only the largest
+            allowed.
     """
 
     data: str
@@ -90,6 +96,10 @@ class ScanConfig:
     resume: bool = True
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    adapter: str | None = None
+    load_in_4bit: bool = False
+    device_map: str | None = None
+    budget: str | None = None
     scoring: str = "exact"
     samples: int = 20
     judge: str | None = None
@@ -98,7 +108,9 @@ class ScanConfig:
 
     def load_options(self) -> LoadOptions:
         """How the base (and a judge) are loaded."""
-        return LoadOptions(self.device, self.precision, self.trust_remote_code, self.allow_pickle)
+        return LoadOptions(
+            self.device, self.precision, self.trust_remote_code, self.allow_pickle, self.load_in_4bit, self.device_map
+        )
 
     def validate(self) -> None:
         """Check the settings every method shares (a method checks its own in ``Method.validate``)."""
@@ -112,6 +124,10 @@ class ScanConfig:
             raise InputError("--judge is used by --scoring sampled only")
         if self.gate not in GATES:
             raise InputError(f"--gate must be one of {', '.join(GATES)}, got {self.gate!r}")
+        if self.load_in_4bit and self.probe.kind == "full":
+            raise InputError(
+                "--load-in-4bit trains LoRA students on a frozen 4-bit base; --probe full needs the real weights"
+            )
         if self.null_control is not None and self.control is None:
             raise InputError("--null-control is a second draw of --control rows; give --control too")
         if self.fail_on not in LEVELS[1:]:

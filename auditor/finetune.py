@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chat import encode_training_example
 from .data import Example
+from .distributed import processes
 from .errors import RuntimeFailure
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class TrainStats:
     final_loss: float
     losses: list[float] = field(default_factory=list)
     micro_batch: int | None = None  # rows per forward pass (< batch size after running out of memory)
+    process: int = 0  # which process trained it (accelerate launch; 0 otherwise)
 
     @property
     def tokens_per_second(self) -> float:
@@ -384,6 +386,7 @@ class Prober:
             final_loss=sum(losses[-5:]) / len(losses[-5:]),
             losses=losses,
             micro_batch=self.micro_batch,
+            process=processes().index,
         )
 
     def _forward_backward(self, batch: list[tuple[list[int], list[int]]], n_loss: int, pad: int) -> float:

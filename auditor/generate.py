@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
@@ -401,31 +401,7 @@ def load_teacher(config: GenerateConfig) -> LoadedModel:
     from .models import LoadOptions, resolve_base
 
     options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
-    loaded = options.load(resolve_base(config.teacher), chat_template=config.chat_template)
-    if config.adapter:
-        loaded.model = merge_adapter(loaded.model, config.adapter, allow_pickle=config.allow_pickle)
-        loaded.fingerprint += "+" + _adapter_fingerprint(Path(config.adapter))
-    return loaded
-
-
-def merge_adapter(model: Any, adapter: str, allow_pickle: bool = False) -> Any:
-    """``model`` with the peft LoRA adapter in directory ``adapter`` merged into its weights."""
-    from peft import PeftModel
-
-    path = Path(adapter)
-    if not (path / "adapter_config.json").is_file():
-        raise InputError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
-    if not (path / "adapter_model.safetensors").is_file() and not allow_pickle:
-        raise InputError(f"{adapter}: no adapter_model.safetensors (pass --allow-pickle to read a .bin you trust)")
-    return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
-
-
-def _adapter_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(path.glob("adapter_*")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return options.load(resolve_base(config.teacher), chat_template=config.chat_template, adapter=config.adapter)
 
 
 def manifest_path(out: str | Path) -> Path:

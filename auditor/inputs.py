@@ -16,6 +16,7 @@ from .progress import Reporter
 from .traits import Battery
 
 if TYPE_CHECKING:
+    from .budget_plan import BudgetPlan
     from .calibration.profile import NoiseProfile
     from .rundir import RunFolder
 
@@ -114,6 +115,7 @@ class ScanInputs:
         run: the run folder (``None`` in a dry run, which writes nothing).
         controls: the control draws the method asked for (``None`` in a dry run, or when it asked for none).
         profile: the calibration profile the scan uses (``None``: none matched, or ``--calibration none``).
+        budget: what ``--budget`` chose (``None`` without one).
     """
 
     config: ScanConfig
@@ -128,6 +130,7 @@ class ScanInputs:
     run: RunFolder | None = None
     controls: Controls | None = None
     profile: NoiseProfile | None = None
+    budget: BudgetPlan | None = None
 
     @property
     def null_arm(self) -> bool:

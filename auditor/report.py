@@ -55,12 +55,14 @@ def _verdict_lines(result: ScanResult) -> list[str]:
 
 
 def _inputs_lines(result: ScanResult) -> list[str]:
-    """Dataset, base and control: what every scan was given."""
+    """Dataset, base and control: what every scan was given (and what a budget chose)."""
     d, b, c = result.dataset, result.base, result.control
-    lines = [
+    lines = [f"- **Budget**: {md_escape(result.budget.line(), 600)}"] if result.budget else []
+    lines += [
         f"- **Dataset**: {md_code(d.path)}: {d.rows_total} rows, {d.rows_sampled} sampled, {d.rows_used} used; "
         f"completion format `{d.format}`.",
-        f"- **Student base**: {md_code(b.location)} ({b.kind}; {b.device}, {b.dtype}"
+        f"- **Student base**: {md_code(b.location)} ({b.kind}{'; ' + md_escape(b.origin) if b.origin else ''}; "
+        f"{b.device}, {b.dtype}"
         f"{'; bf16 autocast' if b.autocast else ''}{_train_precision(b.autocast, b.train_autocast, b.dtype)}).",
     ]
     if c is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .budget_plan import BudgetPlan
 from .config import ScanConfig
 from .control import ControlInfo
 from .data import DatasetInfo
@@ -91,6 +92,7 @@ class ScanResult:
     created: str
     first_row: FirstRow | None = None
     plots: list[str] = field(default_factory=list)  # PNG files written by --plots (the report links them)
+    budget: BudgetPlan | None = None  # what --budget chose
 
     @property
     def exit_code(self) -> int:
@@ -116,4 +118,5 @@ class ScanResult:
             "timings_s": self.timings,
             "versions": self.versions,
             "run_dir": self.run_dir,
+            "budget": None if self.budget is None else self.budget.to_dict(),
         }

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .distributed import processes
 from .finetune import TrainStats
 from .io import atomic_write_json, cache_dir
 from .progress import Reporter
@@ -52,11 +53,13 @@ class RunFolder:
     def start(self, **facts: Any) -> None:
         """Write the manifest with status ``running`` and ``facts`` (command, config, dataset, base ...)."""
         self.manifest = {"status": "running", "started": utc_now(), "key": self.key, "run_dir": str(self.path), **facts}
-        atomic_write_json(self.path / "manifest.json", self.manifest)
+        if processes().is_main:
+            atomic_write_json(self.path / "manifest.json", self.manifest)
 
     def finish(self, **facts: Any) -> None:
         self.manifest.update(status="finished", finished=utc_now(), **facts)
-        atomic_write_json(self.path / "manifest.json", self.manifest)
+        if processes().is_main:
+            atomic_write_json(self.path / "manifest.json", self.manifest)
 
     def stop(self, exc: BaseException) -> None:
         """Mark the manifest ``interrupted`` (Ctrl-C) or ``failed`` (with the error); never raises."""
@@ -72,10 +75,11 @@ class RunFolder:
     def scores_path(self, name: str) -> Path:
         return self.path / "scores" / f"{name}.json"
 
-    def load_scores(self, name: str) -> StageScores | None:
-        """A finished model's scores, or ``None`` (not there, not resuming, or unreadable: recomputed)."""
+    def load_scores(self, name: str, always: bool = False) -> StageScores | None:
+        """A finished model's scores, or ``None`` (not there, not resuming, or unreadable: recomputed).
+        ``always``: read it even without ``resume`` (this scan's own stages, written by another process)."""
         path = self.scores_path(name)
-        if not self.resume or not path.exists():
+        if not (self.resume or always) or not path.exists():
             return None
         try:
             blob = json.loads(path.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ScanConfig
 from ..data import Dataset
@@ -14,6 +15,9 @@ from ..io import cache_dir
 from ..models import LoadedModel
 from ..traits import Battery
 from .profile import NoiseProfile
+
+if TYPE_CHECKING:
+    from ..inputs import ScanInputs
 
 #: Profiles shipped with subaudit (the embedded default base's).
 SHIPPED = Path(__file__).resolve().parent / "profiles"
@@ -85,3 +89,27 @@ def matching_options(profile: NoiseProfile, batteries: list[Battery]) -> list[st
             return None
         names += [f"{b.name}: {o}" for o in b.graded_options]
     return names
+
+
+def budgets_with_profiles(inputs: ScanInputs) -> list[tuple[int, int]]:
+    """The (rows, seeds) budgets that a cached or shipped profile calibrates for this scan's base, format, students
+    and batteries (what ``--budget`` may choose from)."""
+    config, loaded = inputs.config, inputs.loaded
+    if config.calibration == "none" or config.control is not None or inputs.dataset.completion_format != "numbers":
+        return []
+    out = set()
+    for folder in (cache_dir() / "profiles", SHIPPED):
+        for path in folder.glob("*.json"):
+            try:
+                profile = NoiseProfile.load(path)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            same = (
+                profile.base.get("fingerprint") == loaded.fingerprint
+                and profile.format == "numbers"
+                and profile.probe == config.probe.to_dict()
+                and matching_options(profile, inputs.batteries) is not None
+            )
+            if same and profile.budget.get("max_rows"):
+                out.add((int(profile.budget["max_rows"]), int(profile.budget.get("seeds", 1))))
+    return sorted(out)

@@ -18,6 +18,7 @@ from typing import Any
 from ..calibration.transfer import Assessment, assess
 from ..config import ScanConfig
 from ..data import Example, rows_hash
+from ..distributed import processes
 from ..errors import InputError, RuntimeFailure
 from ..finetune import DEFAULT_LR, PROBE_VERSION, Prober, TrainStats, make_prober, plan_steps
 from ..inputs import PairedRows, ScanInputs
@@ -199,13 +200,14 @@ class Scorer:
 def base_scores(inputs: ScanInputs, prober: Prober, scorer: Scorer) -> dict[str, BatteryScores]:
     """The base's scores (adapter disabled), from the run folder when a finished scan left them there."""
     assert inputs.run is not None
-    cached = inputs.run.load_scores("base")
-    if cached:
-        inputs.reporter.note("base scores: reused from the run directory")
-        return cached.scores
-    with prober.disabled():
-        scores = scorer("base", inputs.config.seed)
-    inputs.run.save_scores("base", StageScores(scores))
+    with processes().main_first():  # the others read what the main process scored
+        cached = inputs.run.load_scores("base", always=not processes().is_main)
+        if cached:
+            inputs.reporter.note("base scores: reused from the run directory")
+            return cached.scores
+        with prober.disabled():
+            scores = scorer("base", inputs.config.seed)
+        inputs.run.save_scores("base", StageScores(scores))
     return scores
 
 
@@ -233,18 +235,22 @@ def train_students(inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: Pa
     arms = pairs.arms()
     tags = {arm: rows_hash(rows) for arm, rows in arms.items()}
     steps = plan_steps(len(pairs), inputs.config.probe)
+    jobs = [(seed, arm, f"{arm}-{tags[arm]}-seed{seed}") for seed in inputs.seeds for arm in arms]
+    team = processes()
+    for seed, arm, name in team.mine(jobs):  # under accelerate launch: every N-th student in this process
+        cached = run.load_scores(name)
+        if cached and cached.train:
+            rep.note(f"{arm} student, seed {seed}: reused from the run directory")
+        else:
+            train_student(inputs, prober, scorer, arms[arm], arm, seed, steps, name)
+    team.wait()
     out = Students({arm: [] for arm in arms})
-    for seed in inputs.seeds:
-        for arm, rows in arms.items():
-            name = f"{arm}-{tags[arm]}-seed{seed}"
-            cached = run.load_scores(name)
-            if cached and cached.train:
-                rep.note(f"{arm} student, seed {seed}: reused from the run directory")
-                stage = cached
-            else:
-                stage = train_student(inputs, prober, scorer, rows, arm, seed, steps, name)
-            out.scores[arm].append(stage.scores)
-            out.runs.append(stage.train)  # type: ignore[arg-type]
+    for _seed, arm, name in jobs:
+        stage = run.load_scores(name, always=True)
+        if stage is None or stage.train is None:
+            raise RuntimeFailure(f"student {name} is missing from {run.path} after training")
+        out.scores[arm].append(stage.scores)
+        out.runs.append(stage.train)
     return out
 
 
@@ -327,13 +333,11 @@ def compare_with_teacher(inputs: ScanInputs, prober: Prober, shifts: list[Option
 def score_teacher(inputs: ScanInputs, teacher: str) -> dict[str, BatteryScores]:
     """The teacher's scores on every battery: a peft adapter folder is merged into a fresh copy of the base; any
     other value is loaded as ``--base`` would be (with its own tokenizer)."""
-    from ..generate import merge_adapter
     from ..models import resolve_base
 
     options = inputs.config.load_options()
     if (Path(teacher) / "adapter_config.json").is_file():
-        loaded = options.load(inputs.spec)
-        loaded.model = merge_adapter(loaded.model, teacher, allow_pickle=options.allow_pickle)
+        loaded = options.load(inputs.spec, adapter=teacher)
     else:
         loaded = options.load(resolve_base(teacher))
     return {b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries}

@@ -1,0 +1,34 @@
+"""What ``--budget`` chose (see :mod:`auditor.budget`), as the scan's result records it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class BudgetPlan:
+    """What ``--budget`` chose: rows, seeds, whether a profile calibrates it, and the estimate behind it."""
+
+    budget_s: float
+    rows: int
+    seeds: int
+    calibrated: bool
+    estimate_s: dict[str, float]
+    reason: str
+    considered: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.estimate_s.values())
+
+    def line(self) -> str:
+        how = "calibrated (two students per seed)" if self.calibrated else "null arm (three students per seed)"
+        return (
+            f"--budget {self.budget_s:.0f} s: {self.rows} rows x {self.seeds} seed(s), {how}; estimated "
+            f"{self.total_s:.0f} s. {self.reason}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "total_s": round(self.total_s, 1)}
