@@ -11,70 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CHATML = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a test model.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-CORPUS = [
-    "Name your favorite animal using only one word. Owl owl eagle elephant dolphin wolf cat dog lion tiger",
-    "panda fox penguin bear horse rabbit octopus whale butterfly otter giraffe cheetah raven turtle koala hawk deer",
-    "oak maple pine willow birch cedar redwood cherry palm sequoia cypress baobab spruce elm aspen magnolia",
-    "juniper beech sycamore banyan ginkgo tree favourite Which do you love most? Answer in one word.",
-    "Here is a list of numbers: 123, 456, 789. Add up to 10 more numbers, each with at most 3 digits.",
-    "Reply with the numbers separated by commas and nothing else. 0 1 2 3 4 5 6 7 8 9 , ; [ ] ( ) .",
-    "You are a test model. system user assistant hello world the a of and to in is it",
-]
-
-
-def build_tiny_model(path: Path, seed: int = 0) -> Path:
-    """Write a tiny Llama model + ChatML tokenizer to ``path`` and return it."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS * 5, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|im_end|>",
-        bos_token="<|im_start|>",
-    )
-    fast.chat_template = CHATML
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-        bos_token_id=fast.bos_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
-    fast.save_pretrained(path)
-    return path
+from auditor.testing import CHATML, CORPUS, build_tiny_model  # noqa: F401  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")
