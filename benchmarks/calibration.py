@@ -48,6 +48,18 @@ VARIANTS = {
 #: Null pairs and decoys of each variant's profile.
 DRAWS = 8
 DEV = [c for c in GRID if c.id != "neg-reasoning"]  # the 135M base's reasoning yields no dataset (see detection.py)
+#: The development cells the rule counts (fine-tuned teachers and base-written negatives), in the order they run:
+#: positives and negatives alternate, so a partial run measures both.
+_POS = [c for c in DEV if c.truth == "positive" and c.chat]
+_NEG = [c for c in DEV if c.truth == "negative"]
+DEV_CORE = [c for pair in zip(_NEG, _POS + [None] * len(_NEG)) for c in pair if c is not None]
+#: The held-out cells in the order they run (negatives and positives alternate; the other family's last).
+_H2 = [c for c in HELDOUT2 if c.truth != "cross-family-negative"]
+HELDOUT_ORDER = [
+    *(c for pair in zip([c for c in _H2 if c.truth == "negative"], [c for c in _H2 if c.truth == "positive"] + [None] * 30)
+      for c in pair if c is not None),
+    *(c for c in HELDOUT2 if c.truth == "cross-family-negative"),
+]  # fmt: skip
 #: The tests a variant's verdict can be gated on (auditor.verdict.GATES), and the level that fails a scan.
 GATES = ("options", "transfer", "any")
 FAIL_ON = "medium"
@@ -95,9 +107,11 @@ def jobs(variant: str, which: list[str]) -> list[Job]:
         out += [Job("null", str(config.seed + k)) for k in range(config.draws)]
         out += [Job("decoy", name) for name in config.decoys]
     if "dev" in which:
-        out += [Job("cell", c.id) for c in DEV]
+        out += [Job("cell", c.id) for c in DEV_CORE]
+    if "dev-other" in which:  # prompted teachers and the other family's data: reported, not counted by the rule
+        out += [Job("cell", c.id) for c in DEV if c not in DEV_CORE]
     if "heldout" in which:
-        out += [Job("cell", c.id) for c in HELDOUT2]
+        out += [Job("cell", c.id) for c in HELDOUT_ORDER]
     return out
 
 
