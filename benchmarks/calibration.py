@@ -48,18 +48,22 @@ VARIANTS = {
 #: Null pairs and decoys of each variant's profile.
 DRAWS = 8
 DEV = [c for c in GRID if c.id != "neg-reasoning"]  # the 135M base's reasoning yields no dataset (see detection.py)
-#: The development cells the rule counts (fine-tuned teachers and base-written negatives), in the order they run:
-#: positives and negatives alternate, so a partial run measures both.
-_POS = [c for c in DEV if c.truth == "positive" and c.chat]
-_NEG = [c for c in DEV if c.truth == "negative"]
-DEV_CORE = [c for pair in zip(_NEG, _POS + [None] * len(_NEG)) for c in pair if c is not None]
+def _alternate(first: list[Cell], second: list[Cell]) -> list[Cell]:
+    """``first[0], second[0], first[1], ...``, then what is left of the longer one (a partial run measures both)."""
+    out: list[Cell] = []
+    for i in range(max(len(first), len(second))):
+        out += first[i : i + 1] + second[i : i + 1]
+    return out
+
+
+#: The development cells the rule counts (fine-tuned teachers and base-written negatives), in the order they run.
+DEV_CORE = _alternate(
+    [c for c in DEV if c.truth == "negative"], [c for c in DEV if c.truth == "positive" and c.chat]
+)
 #: The held-out cells in the order they run (negatives and positives alternate; the other family's last).
-_H2 = [c for c in HELDOUT2 if c.truth != "cross-family-negative"]
-HELDOUT_ORDER = [
-    *(c for pair in zip([c for c in _H2 if c.truth == "negative"], [c for c in _H2 if c.truth == "positive"] + [None] * 30)
-      for c in pair if c is not None),
-    *(c for c in HELDOUT2 if c.truth == "cross-family-negative"),
-]  # fmt: skip
+HELDOUT_ORDER = _alternate(
+    [c for c in HELDOUT2 if c.truth == "negative"], [c for c in HELDOUT2 if c.truth == "positive"]
+) + [c for c in HELDOUT2 if c.truth == "cross-family-negative"]
 #: The tests a variant's verdict can be gated on (auditor.verdict.GATES), and the level that fails a scan.
 GATES = ("options", "transfer", "any")
 FAIL_ON = "medium"
@@ -75,6 +79,10 @@ variant and gate has zero development false alarms, the default stays the uncali
 Naming: a flagged scan names an option only when its specific shift (shift minus the generic decoy direction)
 has a one-sided BH q <= 0.01 and is >= 1 pp; on the development cells, named options are counted against the
 options the teacher itself raised by >= 5 pp (or the prompted option).
+Compute (2 CPU cores, ~13 core-minutes a cell at 320 rows): LoRA r8 runs first on the profile, the development and
+the held-out cells (its held-out students train while the development cells finish, but the gate is chosen on the
+development cells before any held-out result is read); the other variants run on the development cells only as
+time allows, and if one of them would be chosen its held-out cells run after.
 Checking it (held-out cells, run once with the chosen default, nothing changed after): the false-alarm rate on the
 30 base-written held-out negatives (numbers, code, chat) with a Clopper-Pearson 95 % interval, the power on the 8
 held-out fine-tuned-teacher positives, and the share of named traits that are a teacher's own riser. The 4
