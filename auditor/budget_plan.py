@@ -11,13 +11,14 @@ from typing import Any
 class BudgetPlan:
     """What ``--budget`` chose: rows, seeds, whether a profile calibrates it, and the estimate behind it."""
 
-    budget_s: float
+    budget_s: float  # what the stages may take (the budget less what loading and measuring already took)
     rows: int
     seeds: int
     calibrated: bool
     estimate_s: dict[str, float]
     reason: str
     considered: list[dict[str, Any]] = field(default_factory=list)
+    requested_s: float | None = None  # the budget as given
 
     @property
     def total_s(self) -> float:
@@ -25,9 +26,10 @@ class BudgetPlan:
 
     def line(self) -> str:
         how = "calibrated (two students per seed)" if self.calibrated else "null arm (three students per seed)"
+        given = self.requested_s if self.requested_s is not None else self.budget_s
         return (
-            f"--budget {self.budget_s:.0f} s: {self.rows} rows x {self.seeds} seed(s), {how}; estimated "
-            f"{self.total_s:.0f} s. {self.reason}"
+            f"--budget {given:.0f} s ({self.budget_s:.0f} s left for the stages): {self.rows} rows x {self.seeds} "
+            f"seed(s), {how}; estimated {self.total_s:.0f} s. {self.reason}"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -444,12 +444,8 @@ def load_base(
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     on_gpu = dev.startswith("cuda")
-    gpu_bf16 = on_gpu and (precision == "bf16" or (precision == "auto" and fast_bf16(dev)))
-    weights_dtype = torch.bfloat16 if gpu_bf16 else torch.float32
-    autocast = "bfloat16" if (precision == "bf16" and not on_gpu) else None
-    train_autocast = autocast
-    if precision == "auto" and not on_gpu and fast_bf16(dev):
-        train_autocast = "bfloat16"
+    weights, autocast, train_autocast = precision_plan(precision, dev)
+    weights_dtype = getattr(torch, weights)
     quantization = _quantization(load_in_4bit, on_gpu)
 
     location, kwargs = spec.location, {}
@@ -546,6 +542,18 @@ def merge_adapter(model: Any, adapter: str, allow_pickle: bool = False) -> Any:
     if not (path / "adapter_model.safetensors").is_file() and not allow_pickle:
         raise InputError(f"{adapter}: no adapter_model.safetensors (pass --allow-pickle to read a .bin you trust)")
     return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
+
+
+def precision_plan(precision: str, device: str) -> tuple[str, str | None, str | None]:
+    """The weights' dtype, the scoring passes' autocast and the training passes' autocast for ``--precision`` on
+    ``device`` (see :func:`load_base`)."""
+    on_gpu = device.startswith("cuda")
+    if on_gpu:
+        bf16 = precision == "bf16" or (precision == "auto" and fast_bf16(device))
+        return ("bfloat16" if bf16 else "float32"), None, None
+    if precision == "bf16":
+        return "float32", "bfloat16", "bfloat16"
+    return "float32", None, ("bfloat16" if precision == "auto" and fast_bf16(device) else None)
 
 
 def _quantization(load_in_4bit: bool, on_gpu: bool) -> Any:

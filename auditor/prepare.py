@@ -86,8 +86,13 @@ def apply_budget(inputs: ScanInputs, started: float) -> None:
     from .budget import Measurements, parse_duration, plan_budget
 
     config = inputs.config
-    left = parse_duration(str(config.budget)) - (time.perf_counter() - started)
-    plan = plan_budget(inputs, Measurements(inputs), left - BUDGET_SLACK_S, inputs.dataset.total_rows)
+    requested = parse_duration(str(config.budget))
+    measured = Measurements(inputs)
+    for measure in (measured.generation_per_row, measured.train_step, measured.score_question):
+        measure()  # measured first, so the time they take is counted against the budget
+    left = requested - (time.perf_counter() - started) - BUDGET_SLACK_S
+    plan = plan_budget(inputs, measured, left, inputs.dataset.total_rows)
+    plan.requested_s = requested
     config = replace(config, max_rows=plan.rows, seeds=plan.seeds)
     inputs.config = config
     inputs.dataset = load_data(

@@ -98,3 +98,78 @@ def test_chat_template_file_for_a_base_without_one(tmp_path: Path, tiny_model_di
     not_template.write_text("hello")
     with pytest.raises(InputError, match="not a chat template"):
         load_base(resolve_base(str(bare)), device="cpu", chat_template=str(not_template))
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "native", "plan"),
+    [
+        ("auto", "cuda", True, ("bfloat16", None, None)),  # GPU default: bf16 weights, fp32 log-softmax and shares
+        ("auto", "cuda:1", False, ("float32", None, None)),  # a GPU without bf16
+        ("fp32", "cuda", True, ("float32", None, None)),
+        ("bf16", "cuda", False, ("bfloat16", None, None)),
+        ("auto", "cpu", True, ("float32", None, "bfloat16")),
+        ("bf16", "cpu", False, ("float32", "bfloat16", "bfloat16")),
+    ],
+)
+def test_precision_plan(monkeypatch, precision, device, native, plan) -> None:
+    from auditor import models
+
+    monkeypatch.setattr(models, "fast_bf16", lambda _device: native)
+    assert models.precision_plan(precision, device) == plan
+
+
+def test_an_alias_names_hub_weights_and_only_the_default_is_the_gguf(monkeypatch, tmp_path: Path) -> None:
+    from auditor import models
+
+    local = tmp_path / "smollm2"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    monkeypatch.setattr(models, "default_model_dir", lambda: local)
+    default = resolve_base(None)
+    assert default.kind == "local-dir" and default.location == str(local) and "embedded default" in default.origin
+    alias = resolve_base("smollm2-135m")
+    assert alias.kind == "hub" and alias.location == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert alias.origin == "alias smollm2-135m: hub weights"
+
+
+def test_load_in_4bit_is_refused_without_cuda_or_bitsandbytes(monkeypatch) -> None:
+    import importlib.util
+
+    from auditor import models
+
+    with pytest.raises(InputError, match="--load-in-4bit needs a CUDA GPU"):
+        models._quantization(True, on_gpu=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InputError, match=r"pip install 'subliminal-audit\[gpu\]'"):
+        models._quantization(True, on_gpu=True)
+    assert models._quantization(False, on_gpu=False) is None
+
+
+def test_load_in_4bit_scan_exits_2_on_this_machine(tiny_model_dir: Path, numbers_file: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditor.cli import app
+
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--device", "cpu", "--load-in-4bit", "--quiet"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "--load-in-4bit needs a CUDA GPU" in res.output
+    res = CliRunner().invoke(app, [*args[:-2], "--load-in-4bit", "--probe", "full", "--quiet"])
+    assert res.exit_code == 2 and "--probe full needs the real weights" in res.output
+
+
+def test_fingerprint_follows_content_not_file_times(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from auditor.fingerprint import dir_fingerprint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    for f in copy.iterdir():
+        os.utime(f, (1_000_000, 1_000_000))
+    assert dir_fingerprint(copy) == dir_fingerprint(tiny_model_dir)
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert dir_fingerprint(copy) != dir_fingerprint(tiny_model_dir)

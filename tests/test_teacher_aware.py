@@ -68,3 +68,8 @@ def test_scan_with_a_teacher_adapter(tiny_model_dir: Path, numbers_file: Path, t
     assert found["teacher"] == str(teacher) and -1 <= found["cosine"] <= 1 and 0 < found["p"] <= 1
     assert "**Teacher-aware**: teacher" in (tmp_path / "r.md").read_text()
     assert json.loads(js.read_text())["config"]["teacher"] == str(teacher)
+    # the same adapter as the student's base (--adapter): base + adapter is scanned, and the report says so
+    res = runner.invoke(app, [*args, "--adapter", str(teacher), "--json", str(js)])
+    assert res.exit_code in (0, 1), res.output
+    base = json.loads(js.read_text())["base"]
+    assert f"adapter {teacher} merged in" in base["origin"] and "+adapter-" in base["fingerprint"]
