@@ -1,0 +1,90 @@
+"""benchmarks/calibration.py and its report: cells, order, the rule's choice and the counts (no model runs here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import calibration
+    import calibration_report
+
+    yield calibration, calibration_report
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_cells_and_order(bench) -> None:
+    calibration, _ = bench
+    import cells
+
+    dev = calibration.DEV_CORE
+    assert len(dev) == 22 and sum(c.truth == "negative" for c in dev) == 12
+    assert [c.truth for c in dev[:4]] == ["negative", "positive", "negative", "positive"]
+    held = calibration.HELDOUT_ORDER
+    assert len(held) == 42 and sorted(c.id for c in held) == sorted(c.id for c in cells.HELDOUT2)
+    negatives = [c for c in cells.HELDOUT2 if c.truth == "negative"]
+    assert len(negatives) == 30 and {c.format for c in negatives} == {"numbers", "code", "chat"}
+    assert sum(c.truth == "positive" for c in cells.HELDOUT2) == 8
+    all_ids = [c.id for c in cells.GRID + cells.HELDOUT2]
+    assert len(set(all_ids)) == len(all_ids)
+
+
+def _record(cell: str, truth: str, shift: dict[str, float], own: list[str] | None = None) -> dict:
+    options = [f"b: o{i}" for i in range(40)]
+    base = list(np.linspace(0.5, 30, 40))
+    dataset = [b + shift.get(o, 0.0) for o, b in zip(options, base)]
+    return {
+        "cell": cell,
+        "truth": truth,
+        "teacher": "fine-tuned" if truth == "positive" else "base",
+        "own_options": own or [],
+        "calibrated": True,
+        "options": options,
+        "base": base,
+        "dataset": dataset,
+        "control": base,
+        "wall_s": 100.0,
+    }
+
+
+def test_grade_counts_and_choice(bench) -> None:
+    _, report = bench
+    from tests.test_calibration import synthetic_profile
+
+    profile = synthetic_profile(np.random.default_rng(5), generic=2.0)
+    g = profile.decoy_shifts().mean(axis=0)
+    records = [
+        _record("neg", "negative", {}),
+        _record("pos-generic", "positive", {f"b: o{i}": 1.5 * g[i] for i in range(40)}, own=["b: o20"]),
+        _record("pos-trait", "positive", {**{f"b: o{i}": 1.5 * g[i] for i in range(40)}, "b: o20": 18.0}, ["b: o20"]),
+    ]
+    graded = [(r, report.grade(r, profile, "transfer")) for r in records]
+    assert graded[0][1]["level"] == "clean"
+    assert graded[1][1]["level"] != "clean" and graded[1][1]["named"] == []  # transfer, trait not identified
+    assert graded[2][1]["named"] == ["b: o20"]
+    s = report.summarise(graded)
+    assert s["fine_tuned"] == "2/2" and s["false_alarms"] == "0/1" and s["named_right"] == "1/1"
+    assert s["flags_naming"] == "1/2" and s["false_alarm_ci"] == [0.0, 0.975]
+    table = {
+        "r8/any": {**s, "complete": True},
+        "r8/options": {**s, "fine_tuned": "1/2", "complete": True},
+        "full/any": {**s, "false_alarms": "1/1", "fine_tuned": "2/2", "complete": True},
+        "r4/any": {**s, "complete": False},
+    }
+    assert report.choose(table) == "r8/any"  # full/any raised a false alarm; r4 did not finish
+    assert report.choose({"x/any": {**s, "false_alarms": "1/12", "complete": True}}) is None
+
+
+def test_clopper_pearson(bench) -> None:
+    _, report = bench
+    assert report.clopper_pearson(0, 30) == [0.0, 0.1157]  # the zero-count upper bound
+    low, high = report.clopper_pearson(1, 42)
+    assert 0.0 < low < 0.01 and 0.12 < high < 0.13
