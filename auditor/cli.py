@@ -15,6 +15,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from .config import ScanConfig
+    from .configfile import ConfigFile
     from .dryrun import DryRunResult
     from .result import ScanResult
     from .traits import Battery
@@ -320,7 +321,7 @@ def scan(
 NOT_SETTINGS = {"data", "config_file", "dry_run"}
 
 
-def _settings(ctx: typer.Context, config_file: str | None) -> tuple[dict[str, Any], dict[str, str], Any]:
+def _settings(ctx: typer.Context, config_file: str | None) -> tuple[dict[str, Any], dict[str, str], ConfigFile | None]:
     """Every scan parameter's value and where it came from: the command line, the config file, or the default."""
     from pathlib import Path
 
@@ -344,7 +345,7 @@ def _settings(ctx: typer.Context, config_file: str | None) -> tuple[dict[str, An
     return params, sources, file
 
 
-def _scan_config(p: dict[str, Any], sources: dict[str, str], file: Any) -> ScanConfig:
+def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | None) -> ScanConfig:
     """The ScanConfig of the effective settings (config file thresholds and ignore rules included)."""
     import dataclasses
 

@@ -52,7 +52,9 @@ def _from_shards(folder: Path, max_rows: int | None, seed: int) -> Dataset:
     shards = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in READERS)
     if not shards:
         kinds = ", ".join(sorted(READERS))
-        raise InputError(f"{folder}: a folder of data shards needs {kinds} files, or a datasets save_to_disk folder")
+        raise InputError(
+            f"{folder}: is a directory without data shards ({kinds} files) and not a datasets save_to_disk folder"
+        )
     examples: list[Example] = []
     h = hashlib.sha256()
     for shard in shards:

@@ -57,7 +57,8 @@ def test_blank_lines_and_bom_and_crlf(tmp_path: Path) -> None:
         ('{"prompt": "a"}\n', ":1: field 'completion' is missing"),
         ('{"completion": "a"}\n', ":1: field 'prompt' is missing"),
         ("[1, 2]\n", ":1: row must be a JSON object"),
-        ('{"text": "a"}\n', ":1: row has neither 'messages' nor 'prompt'/'completion' (fields: text)"),
+        ('{"body": "a"}\n', ":1: row has neither 'messages', 'prompt'/'completion' nor 'text' (fields: body)"),
+        ('{"text": 3}\n', ":1: field 'text' must be a string"),
         (
             '{"messages": [{"role": "wizard", "content": "x"}, {"role": "assistant", "content": "y"}]}\n',
             ":1: field 'messages[0].role' is 'wizard'",

@@ -24,7 +24,7 @@ def _boom(exc: type[BaseException]):
 
 #: (what to break, the exception, the stage the one line must name)
 STAGES = [
-    ("auditor.prepare.load_dataset", KeyError, "data"),
+    ("auditor.prepare.load_data", KeyError, "data"),
     ("auditor.prepare.resolve_batteries", TypeError, "data"),
     ("auditor.models.load_base", ValueError, "load_base"),
     ("auditor.prepare.open_run", AttributeError, "run_folder"),

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_MAX_ROWS, ScanConfig
 from ..errors import InputError
@@ -15,6 +15,9 @@ from ..io import atomic_write_json, cache_dir
 from ..runinfo import utc_now, versions
 from ..traits import builtin_names, resolve_batteries
 from .lookup import battery_hash, profile_key
+
+if TYPE_CHECKING:
+    from ..generate import GenerateConfig
 from .profile import NoiseProfile, ProfileDraw
 
 HERE = Path(__file__).resolve().parent
@@ -175,7 +178,9 @@ def pair_record(config: CalibrateConfig, work: Path, name: str) -> Path:
     return work / "budgets" / budget / "pairs" / f"{name}.json"
 
 
-def scan_pair(config: CalibrateConfig, work: Path, name: str, seed: int, gen: Any, progress: Progress) -> ProfileDraw:
+def scan_pair(
+    config: CalibrateConfig, work: Path, name: str, seed: int, gen: GenerateConfig, progress: Progress
+) -> ProfileDraw:
     """Generate the pair's dataset (once), scan it without a null arm, keep the students' shares."""
     from ..generate import generate
     from ..pipeline import scan
