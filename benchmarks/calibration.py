@@ -122,6 +122,7 @@ def jobs(variant: str, which: list[str]) -> list[Job]:
     out: list[Job] = []
     if "profile" in which:
         out += [Job("null", str(config.seed + k)) for k in range(config.draws)]
+    if "profile" in which or "decoys" in which:
         out += [Job("decoy", name) for name in config.decoys]
     if "dev" in which:
         out += [Job("cell", c.id) for c in DEV_CORE]
@@ -219,7 +220,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train and score students (resumable)")
     run.add_argument("--variant", choices=list(VARIANTS), required=True)
-    run.add_argument("--jobs", default="profile,dev", help="comma-separated: profile, dev, heldout")
+    run.add_argument("--jobs", default="decoys,dev", help="comma-separated: profile, decoys, dev, dev-other, heldout")
     run.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
     run.add_argument("--reverse", action="store_true", help="take the jobs from the end (a second worker)")
     sub.add_parser("report", help="rebuild the tables from finished records")
