@@ -4,35 +4,76 @@ on the development cells, and the chosen default on the held-out cells."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from calibration import DEV, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
+from calibration import DEV_CORE, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
 from cells import HELDOUT2
 
-from auditor.calibration.profile import NoiseProfile
+from auditor.calibration.profile import NoiseProfile, ProfileDraw
 from auditor.calibration.transfer import assess
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.stats import OptionShift
 from auditor.verdict import Thresholds, decide, level_rank, with_transfer
 
 
-def load_profile(variant: str) -> NoiseProfile | None:
-    """The variant's profile, when every pair has run (assembled from the pairs, nothing trained here)."""
-    from auditor.calibration.build import calibrate
+@dataclass(frozen=True)
+class Pair:
+    """A scanned dataset's shares per option (a null pair, a decoy pair, or a negative cell used as a null pair)."""
 
-    return calibrate(calibrate_config(variant)) if _pairs_done(variant) else None
+    name: str
+    options: dict[str, tuple[float, float, float]]  # option -> (base, dataset, control)
 
 
-def _pairs_done(variant: str) -> bool:
-    """Whether every null pair and decoy of the variant's profile has run (for any base in the cache)."""
-    from auditor.calibration.build import pair_record
+def _pair(name: str, options: list[str], base: list[float], dataset: list[float], control: list[float]) -> Pair:
+    return Pair(name, {o: (b, d, c) for o, b, d, c in zip(options, base, dataset, control)})
+
+
+def profile_pairs(variant: str) -> tuple[list[Pair], list[Pair]]:
+    """The null pairs (null-300, null-301 ...) and decoy pairs that ran, from the calibration folders."""
+    from auditor.calibration.build import DECOY_NAMES, pair_record
     from auditor.io import cache_dir
 
     config = calibrate_config(variant)
-    roots = list((cache_dir() / "calibration").glob("*"))
-    names = [f"null-{config.seed + k}" for k in range(config.draws)] + list(config.decoys)
-    return any(all(pair_record(config, root, n).exists() for n in names) for root in roots)
+    nulls, decoys = [], []
+    for root in sorted((cache_dir() / "calibration").glob("*")):
+        folder = pair_record(config, root, "x").parent
+        for path in sorted(folder.glob("*.json")):
+            blob = json.loads(path.read_text())
+            d = blob["draw"]
+            pair = _pair(path.stem, blob["options"], blob["base"], d["dataset"], d["control"])
+            (decoys if path.stem in DECOY_NAMES else nulls).append(pair)
+    return nulls, decoys
+
+
+def cell_pair(record: dict[str, Any]) -> Pair:
+    return _pair(record["cell"], record["options"], record["base"], record["dataset"], record["control"])
+
+
+def profile_for(record: dict[str, Any], nulls: list[Pair], decoys: list[Pair]) -> NoiseProfile | None:
+    """A profile over ``record``'s options from the null pairs (never the record's own cell) and the decoys."""
+    options = record["options"]
+    draws = [p for p in nulls if p.name != record["cell"] and all(o in p.options for o in options)]
+    usable = [p for p in decoys if all(o in p.options for o in options)]
+    if len(draws) < 2:
+        return None
+
+    def draw(p: Pair) -> ProfileDraw:
+        return ProfileDraw(p.name, 0, 0, [p.options[o][1] for o in options], [p.options[o][2] for o in options])
+
+    return NoiseProfile(
+        key=f"loo-{record['cell']}",
+        base={},
+        format="numbers",
+        budget={},
+        probe={},
+        batteries={},
+        options=list(options),
+        base_shares=list(record["base"]),
+        draws=[draw(p) for p in draws],
+        decoys=[draw(p) for p in usable],
+    )
 
 
 def grade(record: dict[str, Any], profile: NoiseProfile | None, gate: str) -> dict[str, Any]:
@@ -118,23 +159,32 @@ def choose(table: dict[str, dict[str, Any]]) -> str | None:
     )
 
 
+def _numbers_negatives(recs: list[dict[str, Any]]) -> list[Pair]:
+    """Base-written numbers negatives scanned without a null arm: null pairs too (see the rule's amendment)."""
+    return [cell_pair(r) for r in recs if r["truth"] == "negative" and r["calibrated"]]
+
+
 def write_report() -> dict[str, Any]:
     dev_table: dict[str, dict[str, Any]] = {}
     per_cell: dict[str, list[dict[str, Any]]] = {}
-    profiles = {v: load_profile(v) for v in VARIANTS}
-    for variant, profile in profiles.items():
-        recs = records(variant, DEV)
+    for variant in VARIANTS:
+        nulls, decoys = profile_pairs(variant)
+        recs = records(variant, DEV_CORE)
+        pool = nulls + _numbers_negatives(recs)
         for gate in GATES:
-            graded = [(r, grade(r, profile, gate)) for r in recs]
+            graded = [(r, grade(r, profile_for(r, pool, decoys), gate)) for r in recs]
             key = f"{variant}/{gate}"
-            dev_table[key] = {**summarise(graded), "complete": profile is not None and len(recs) == len(DEV)}
+            complete = len(recs) == len(DEV_CORE) and len(decoys) == len(calibrate_config(variant).decoys)
+            dev_table[key] = {**summarise(graded), "complete": complete, "null_pairs": len(pool), "decoys": len(decoys)}
             per_cell[key] = [{"cell": r["cell"], "truth": r["truth"], **v} for r, v in graded]
     choice = choose(dev_table)
     held: dict[str, Any] = {}
     if choice:
         variant, gate = choice.split("/")
+        nulls, decoys = profile_pairs(variant)
         recs = records(variant, HELDOUT2)
-        graded = [(r, grade(r, profiles[variant], gate)) for r in recs]
+        pool = nulls + _numbers_negatives(records(variant, DEV_CORE)) + _numbers_negatives(recs)
+        graded = [(r, grade(r, profile_for(r, pool, decoys), gate)) for r in recs]
         held = {
             "choice": choice,
             "finished": f"{len(recs)}/{len(HELDOUT2)}",
