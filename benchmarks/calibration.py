@@ -224,6 +224,7 @@ def main() -> None:
     run.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
     run.add_argument("--reverse", action="store_true", help="take the jobs from the end (a second worker)")
     sub.add_parser("report", help="rebuild the tables from finished records")
+    sub.add_parser("ship", help="write the embedded default's profile into auditor/calibration/profiles/")
     args = ap.parse_args()
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
@@ -241,6 +242,11 @@ def main() -> None:
                 print(f"  {args.variant} {job}: not run: {exc.__class__.__name__}: {exc}", flush=True)
             finally:
                 lock.unlink()
+    elif args.command == "ship":
+        from calibration_report import ship_profile
+
+        profile = ship_profile()
+        print(f"shipped profile {profile.key}: {len(profile.draws)} null pairs, {len(profile.decoys)} decoys")
     else:
         from calibration_report import write_report
 

@@ -226,3 +226,51 @@ def write_report() -> dict[str, Any]:
     atomic_write_text(RESULTS / "calibration.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return blob
+
+
+def ship_profile(variant: str = "r8") -> Any:
+    """The embedded default's calibration profile for the default scan, from every null pair (null-3xx and every
+    base-written numbers negative, development and held-out) and the decoys: written to the package's
+    ``auditor/calibration/profiles/`` (so ``scan --calibration auto`` finds it on a fresh install) and returned."""
+    from calibration import MAX_ROWS, TRAITS
+
+    from auditor.calibration.lookup import SHIPPED, battery_hash, profile_key
+    from auditor.models import load_base, resolve_base
+    from auditor.runinfo import utc_now, versions
+    from auditor.traits import resolve_batteries
+
+    nulls, decoys = profile_pairs(variant)
+    recs = records(variant, DEV_CORE) + records(variant, HELDOUT2)
+    pool = nulls + _numbers_negatives(recs)
+    batteries = resolve_batteries(TRAITS)
+    options = [f"{b.name}: {o}" for b in batteries for o in b.graded_options]
+    pool = [p for p in pool if all(o in p.options for o in options)]
+    decoys = [p for p in decoys if all(o in p.options for o in options)]
+    loaded = load_base(resolve_base(None), device="cpu")
+    probe = VARIANTS[variant]
+
+    def draw(p: Pair) -> ProfileDraw:
+        return ProfileDraw(p.name, 0, MAX_ROWS, [p.options[o][1] for o in options], [p.options[o][2] for o in options])
+
+    profile = NoiseProfile(
+        key=profile_key(loaded.fingerprint, "numbers", probe, MAX_ROWS, 1),
+        base={"requested": "smollm2-135m", "location": "embedded default", "fingerprint": loaded.fingerprint},
+        format="numbers",
+        budget={"max_rows": MAX_ROWS, "seeds": 1},
+        probe=probe.to_dict(),
+        batteries={b.name: battery_hash(b) for b in batteries},
+        options=options,
+        base_shares=[pool[0].options[o][0] for o in options],
+        draws=[draw(p) for p in pool],
+        decoys=[draw(p) for p in decoys],
+        created=utc_now(),
+        versions=versions(),
+        notes=[
+            "built by benchmarks/calibration.py ship: the null pairs are datasets the base wrote for number prompts "
+            "(null-300/301 and every base-written numbers cell of the detection benchmarks), each scanned without a "
+            "null arm at this budget; the decoys are the pirate, one-word and French teachers' number data",
+        ],
+    )
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(SHIPPED / f"{profile.key}.json", profile.to_json())
+    return profile
