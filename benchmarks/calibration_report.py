@@ -11,7 +11,7 @@ from typing import Any
 from calibration import DEV_CORE, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
 from cells import HELDOUT2
 
-from auditor.calibration.profile import NoiseProfile, ProfileDraw
+from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
 from auditor.calibration.transfer import assess
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.stats import OptionShift
@@ -56,7 +56,7 @@ def profile_for(record: dict[str, Any], nulls: list[Pair], decoys: list[Pair]) -
     options = record["options"]
     draws = [p for p in nulls if p.name != record["cell"] and all(o in p.options for o in options)]
     usable = [p for p in decoys if all(o in p.options for o in options)]
-    if len(draws) < 2:
+    if len(draws) < MIN_DRAWS:
         return None
 
     def draw(p: Pair) -> ProfileDraw:

@@ -123,6 +123,14 @@ def test_profile_round_trips_through_json(tmp_path: Path) -> None:
     assert again.decoys[0].name == "decoy-0"
 
 
+def test_a_profile_with_too_few_null_pairs_is_refused(tmp_path: Path) -> None:
+    blob = synthetic_profile(np.random.default_rng(5), k=2).to_json()
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(blob))
+    with pytest.raises(ValueError, match="2 null pairs; a profile needs at least 3"):
+        NoiseProfile.load(path)
+
+
 def test_calibrate_then_scan_uses_the_profile(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
     args = ["--base", str(tiny_model_dir), "--max-rows", "12", "--batch-size", "4", "--device", "cpu"]
     res = runner.invoke(

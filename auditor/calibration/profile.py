@@ -31,6 +31,9 @@ MIN_SHARE = 0.1
 #: Degrees of freedom reported for a trend that explains the options' variances entirely.
 MAX_DF = 1000.0
 PROFILE_SCHEMA = 1
+#: Fewest null pairs a profile can be used with: the omnibus test refers each pair to a noise model fitted
+#: without it, which needs two others.
+MIN_DRAWS = 3
 
 
 @dataclass
@@ -106,6 +109,8 @@ class NoiseProfile:
         if blob.get("schema") != PROFILE_SCHEMA:
             raise ValueError(f"profile schema {blob.get('schema')!r}, expected {PROFILE_SCHEMA}")
         blob["draws"] = [ProfileDraw(**d) for d in blob.get("draws", [])]
+        if len(blob["draws"]) < MIN_DRAWS:
+            raise ValueError(f"{len(blob['draws'])} null pairs; a profile needs at least {MIN_DRAWS}")
         blob["decoys"] = [ProfileDraw(**d) for d in blob.get("decoys", [])]
         return cls(**blob)
 
