@@ -91,12 +91,12 @@ draw) and reported on their own. The README reports these held-out numbers, what
 
 Amendment (committed 05:06 UTC, before any development or held-out cell had finished with these students; it
 changes how finished students are graded, not which students are trained): on 2 cores a cell takes 10-40 minutes,
-so the profile's null pairs are no longer 8 separate datasets. A null pair is what a base-written numbers negative already is (a dataset the base wrote, scanned at the
-budget), so every profile is built from the null pairs that exist (null-300 and null-301, and every base-written
-numbers negative) minus the cell being graded (leave one out: a cell never calibrates itself), plus the 3 decoys.
-The development choice uses the development negatives and null pairs only; a held-out cell is graded with every
-other negative, development and held-out. The variants other than LoRA r8 are not run (no time); the choice is
-among r8's gates. Everything else above stands.
+so the profile's null pairs are no longer 8 separate datasets. A null pair is what a base-written numbers negative
+already is (a dataset the base wrote, scanned at the budget), so every profile is built from the null pairs that
+exist (null-300 and null-301, and every base-written numbers negative) minus the cell being graded (leave one out:
+a cell never calibrates itself), plus the 3 decoys. The development choice uses the development negatives and null
+pairs only; a held-out cell is graded with every other negative, development and held-out. The variants other than
+LoRA r8 are not run (no time); the choice is among r8's gates. Everything else above stands.
 """
 
 
