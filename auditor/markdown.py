@@ -9,7 +9,12 @@ from __future__ import annotations
 import html
 import re
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+#: Characters that make markdown anywhere in a line: code spans, emphasis, links and images, table cells,
+#: strike-through, escapes. (Headings, lists, quotes and rules need a line start, which escaped text never gets:
+#: its line breaks become " ⏎ ", and reports place it after their own text.)
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+#: What GitHub's markdown turns into a link without brackets: "scheme://", "www." and e-mail addresses.
+_AUTOLINK = re.compile(r"(?i)(:(?=//)|(?<=www)\.|@)")
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -17,10 +22,14 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def md_escape(text: str, limit: int = 300) -> str:
-    """Make untrusted text inert in markdown: no HTML, links, emphasis, tables or line breaks."""
+    """Make untrusted text inert in markdown: no HTML, links, emphasis, tables or line breaks.
+
+    Only what is markup where the text lands is escaped, so plain words, hyphens, quotes and parentheses stay as
+    they are in the report's source too."""
     text = _truncate(text, limit)
-    text = html.escape(text, quote=True)
-    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = html.escape(text, quote=False)  # <, > and & only: quotes are plain text in markdown
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _AUTOLINK.sub(r"\\\1", text)  # a backslash before ":" of "://", "." of "www." and "@"
     return text.replace("\r", " ").replace("\n", " ⏎ ")
 
 

@@ -55,7 +55,7 @@ def forest_plot(result: ScanResult, path: Path) -> Path:
             ax.axvline(x, color=COLOURS[level], linestyle="--", linewidth=0.8, label=f"{level} ≥ {x:g} pp (and q)")
     for level in LEVELS:
         ax.plot([], [], "o", color=COLOURS[level], label=level)
-    ax.set_xlabel(f"shift ({result.verdict.unit}): dataset-student minus control-student, 95 % interval")
+    ax.set_xlabel(f"shift ({result.verdict.unit}): dataset-student minus its control (see the report), 95 % interval")
     ax.set_title(f"subaudit: {result.verdict.level.upper()} ({Path(result.dataset.path).name})", fontsize=9)
     ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()

