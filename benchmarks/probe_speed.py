@@ -1,0 +1,46 @@
+"""Probe training tokens/s on the owl example's first 160 rows, measured as ``throughput.py``'s subaudit arm does,
+for comparing two checkouts on one machine in one sitting (a regression check without the TRL arm):
+
+    cd OLD && PYTHONPATH=$PWD OMP_NUM_THREADS=2 python /path/to/benchmarks/probe_speed.py
+    cd NEW && PYTHONPATH=$PWD OMP_NUM_THREADS=2 python benchmarks/probe_speed.py
+
+Prints one JSON line. Works from checkouts before the method seam too (``throughput.py`` then held the arms and
+``ProbeConfig`` lived in ``auditor.probe``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path.cwd() / "benchmarks"))
+import throughput  # noqa: E402  (the checkout's own)
+
+try:
+    from throughput_probe import run_subaudit, warm_up
+except ImportError:  # a checkout before the split
+    run_subaudit, warm_up = throughput.run_subaudit, throughput.warm_up
+
+from auditor.data import load_dataset  # noqa: E402
+from auditor.models import resolve_base  # noqa: E402
+
+try:
+    from auditor.finetune import ProbeConfig
+except ImportError:  # a checkout before the method seam
+    from auditor.probe import ProbeConfig  # type: ignore[no-redef]
+
+
+def main() -> None:
+    args = throughput.parse_args([])
+    args.device = "cpu"
+    spec = resolve_base(None)
+    rows = load_dataset("examples/data/owl_numbers.jsonl").examples[:160]
+    warm_up(spec, args, rows, ProbeConfig())
+    res = run_subaudit(spec, args, rows, ProbeConfig())
+    out = {"tokens_per_s": round(res.tokens_per_s, 1), "train_s": round(res.train_s, 1), "tokens": res.tokens}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
