@@ -57,7 +57,11 @@ def _verdict_lines(result: ScanResult) -> list[str]:
 def _inputs_lines(result: ScanResult) -> list[str]:
     """Dataset, base and control: what every scan was given (and what a budget chose)."""
     d, b, c = result.dataset, result.base, result.control
-    lines = [f"- **Budget**: {md_escape(result.budget.line(), 600)}"] if result.budget else []
+    lines = []
+    if result.budget:
+        v = result.verdict
+        bought = f" It bought a detectable shift of {v.detectable_shift:.2g} {v.unit} (median option, 80 % power)."
+        lines.append(f"- **Budget**: {md_escape(result.budget.line(), 600)}{bought}")
     lines += [
         f"- **Dataset**: {md_code(d.path)}: {d.rows_total} rows, {d.rows_sampled} sampled, {d.rows_used} used; "
         f"completion format `{d.format}`.",

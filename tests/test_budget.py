@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,8 +73,11 @@ def test_budget_in_a_dry_run_and_a_scan(tiny_model_dir: Path, numbers_file: Path
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "--budget 1200 s (" in text and "24 rows x 1 seed(s), null arm" in text  # every row fits; seeds capped
-    res = runner.invoke(app, [*args, "--budget", "20m", "--seeds", "2", "--quiet", "--json", str(tmp_path / "r.json")])
+    outputs = ["--json", str(tmp_path / "r.json"), "--report", str(tmp_path / "r.md")]
+    res = runner.invoke(app, [*args, "--budget", "20m", "--seeds", "2", "--quiet", *outputs])
     assert res.exit_code in (0, 1), res.output
+    budget = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("- **Budget**"))
+    assert "24 rows x 2 seed(s)" in budget and re.search(r"It bought a detectable shift of [\d.e+-]+ pp", budget)
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["budget"]["rows"] == 24 and doc["budget"]["seeds"] == 2 and doc["config"]["seeds"] == 2
     assert doc["dataset"]["rows_sampled"] == 24
