@@ -106,7 +106,6 @@ class Measurements:
         return (time.perf_counter() - start) / n
 
 
-
 def parse_duration(text: str) -> float:
     """``"90s"``, ``"10m"``, ``"1.5h"`` (or plain seconds) -> seconds."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())

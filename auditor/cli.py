@@ -174,9 +174,7 @@ def scan(
         int, typer.Option(help="Paired probe runs per arm (more narrow the interval; each costs one run per arm).")
     ] = 1,
     seed: Annotated[int, typer.Option(help="First seed (row sampling, control sampling, adapter init, order).")] = 0,
-    max_rows: Annotated[
-        int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")
-    ] = 200,
+    max_rows: Annotated[int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")] = 200,
     probe_kind: Annotated[
         str,
         typer.Option("--probe", help="Students: lora (an adapter; default) or full (every weight; small bases only)."),
@@ -528,9 +526,7 @@ def calibrate(
     alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: 1e-3 lora, 3e-5 full).")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per optimiser step.")] = 8,
-    traits: Annotated[
-        str | None, typer.Option(help="Batteries to calibrate (default: every built-in one).")
-    ] = None,
+    traits: Annotated[str | None, typer.Option(help="Batteries to calibrate (default: every built-in one).")] = None,
     out_file: Annotated[str | None, typer.Option("--out", help="Also write the profile to this file.")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",

@@ -46,6 +46,7 @@ from .formats import detect_format
 ROLES = ("system", "user", "assistant")
 Message = dict[str, str]
 
+
 @dataclass(frozen=True)
 class Example:
     """One training row: the chat prompt and the assistant's completion."""
@@ -239,9 +240,7 @@ def parse_row(row: Any, path: str, line: int) -> Example:
     else:
         names = sorted(_clip(str(k)) for k in row)
         keys = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "none"
-        raise InputError(
-            f"{where}: row has neither 'messages', 'prompt'/'completion' nor 'text' (fields: {keys})"
-        )
+        raise InputError(f"{where}: row has neither 'messages', 'prompt'/'completion' nor 'text' (fields: {keys})")
     if not any(m["role"] == "user" for m in prompt):
         raise InputError(f"{where}: the prompt has no user message")
     if any(m["role"] == "assistant" for m in prompt) and prompt[-1]["role"] == "assistant":

@@ -28,9 +28,7 @@ if TYPE_CHECKING:
     from .calibration.profile import NoiseProfile
 
 
-def prepare_inputs(
-    config: ScanConfig, reporter: Reporter | None = None, timings: Timings | None = None
-) -> ScanInputs:
+def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None, timings: Timings | None = None) -> ScanInputs:
     """Validate ``config``, read the data, resolve the batteries, load the base (and a judge)."""
     rep = reporter or Reporter()
     timings = timings if timings is not None else Timings()

@@ -105,6 +105,4 @@ def teacher_key(teacher: str) -> str:
 
 def mean_shares(scores: dict[str, BatteryScores]) -> dict[str, dict[str, float]]:
     """Battery -> option -> mean share over questions (pp)."""
-    return {
-        name: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for name, s in scores.items()
-    }
+    return {name: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for name, s in scores.items()}

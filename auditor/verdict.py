@@ -98,9 +98,7 @@ class Finding:
     def headline(self) -> str:
         """The one line that names a finding everywhere (verdict, report, terminal)."""
         s, f = self.shift, UNIT_FORMATS[self.unit][0]
-        return (
-            f"{self.name} {s.shift:+{f}} {self.unit} [{s.ci_low:{f}}, {s.ci_high:{f}}], q={s.q:.3g} -> {self.level}"
-        )
+        return f"{self.name} {s.shift:+{f}} {self.unit} [{s.ci_low:{f}}, {s.ci_high:{f}}], q={s.q:.3g} -> {self.level}"
 
     def cells(self) -> dict[str, str]:
         """The finding as table cells (markdown report and terminal table), keyed by column."""
@@ -157,8 +155,10 @@ class Transfer:
         if self.level == "clean":
             return f"no transfer detected ({tests})"
         how = "trait (through the teacher)" if self.via_teacher else "trait"
-        trait = f"{how}: {', '.join(self.named)}" if self.named else "trait not identified; moved most: " + ", ".join(
-            self.moved[:3]
+        trait = (
+            f"{how}: {', '.join(self.named)}"
+            if self.named
+            else "trait not identified; moved most: " + ", ".join(self.moved[:3])
         )
         return f"transfer detected ({tests}); {trait}"
 

@@ -48,6 +48,8 @@ VARIANTS = {
 #: Null pairs and decoys of each variant's profile.
 DRAWS = 8
 DEV = [c for c in GRID if c.id != "neg-reasoning"]  # the 135M base's reasoning yields no dataset (see detection.py)
+
+
 def _alternate(first: list[Cell], second: list[Cell]) -> list[Cell]:
     """``first[0], second[0], first[1], ...``, then what is left of the longer one (a partial run measures both)."""
     out: list[Cell] = []
@@ -57,9 +59,7 @@ def _alternate(first: list[Cell], second: list[Cell]) -> list[Cell]:
 
 
 #: The development cells the rule counts (fine-tuned teachers and base-written negatives), in the order they run.
-DEV_CORE = _alternate(
-    [c for c in DEV if c.truth == "negative"], [c for c in DEV if c.truth == "positive" and c.chat]
-)
+DEV_CORE = _alternate([c for c in DEV if c.truth == "negative"], [c for c in DEV if c.truth == "positive" and c.chat])
 #: The held-out cells in the order they run (negatives and positives alternate; the other family's last).
 HELDOUT_ORDER = _alternate(
     [c for c in HELDOUT2 if c.truth == "negative"], [c for c in HELDOUT2 if c.truth == "positive"]

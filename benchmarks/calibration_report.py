@@ -176,7 +176,10 @@ def write_report() -> dict[str, Any]:
             key = f"{variant}/{gate}"
             complete = len(recs) == len(DEV_CORE) and len(decoys) == len(calibrate_config(variant).decoys)
             dev_table[key] = {**summarise(graded), "complete": complete, "null_pairs": len(pool), "decoys": len(decoys)}
-            per_cell[key] = [{"cell": r["cell"], "truth": r["truth"], **v} for r, v in graded]
+            per_cell[key] = [
+                {"cell": r["cell"], "truth": r["truth"], **v, "largest": _largest(cell_pair(r).options)}
+                for r, v in graded
+            ]
     choice = choose(dev_table)
     held: dict[str, Any] = {}
     if choice:
@@ -194,19 +197,9 @@ def write_report() -> dict[str, Any]:
     blob = {"rule": RULE, "development": dev_table, "choice": choice, "heldout": held, "cells": per_cell}
     atomic_write_json(RESULTS / "calibration.json", blob)
     lines = ["# Calibrated verdict: variants, gates and held-out check", "", "## Rule (committed first)", "", RULE]
-    lines += [
-        "## Development cells (`--fail-on medium`)",
-        "",
-        "| variant / gate | fine-tuned flagged | prompted flagged | false alarms | flags naming a trait | "
-        "named right | median wall s | complete |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for key, s in dev_table.items():
-        lines.append(
-            f"| {key} | {s['fine_tuned']} | {s['prompted']} | {s['false_alarms']} | {s['flags_naming']} | "
-            f"{s['named_right']} | {s['median_wall_s']} | {'yes' if s['complete'] else 'no'} |"
-        )
+    lines += _development_lines(dev_table, per_cell)
     lines += ["", f"**Choice by the rule: {choice or 'none yet'}**", ""]
+    lines += _pair_lines()
     if held:
         s = held["summary"]
         lines += [
@@ -226,6 +219,71 @@ def write_report() -> dict[str, Any]:
     atomic_write_text(RESULTS / "calibration.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return blob
+
+
+def _fmt(x: float | None, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _development_lines(dev_table: dict[str, dict[str, Any]], per_cell: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The development summary (variants that ran) and every finished cell under each of their gates."""
+    ran = {k: s for k, s in dev_table.items() if per_cell[k]}
+    idle = sorted({k.split("/")[0] for k in dev_table if k not in ran})
+    lines = [
+        f"## Development cells (`--fail-on medium`; {len(DEV_CORE)} count for the rule)",
+        "",
+        "| variant / gate | cells finished | null pairs, decoys | fine-tuned flagged | prompted flagged | false alarms "
+        "| flags naming a trait | named right | median wall s | complete |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, s in ran.items():
+        lines.append(
+            f"| {key} | {len(per_cell[key])}/{len(DEV_CORE)} | {s['null_pairs']}, {s['decoys']} | {s['fine_tuned']} "
+            f"| {s['prompted']} | {s['false_alarms']} | {s['flags_naming']} | {s['named_right']} "
+            f"| {_fmt(s['median_wall_s'], '.0f')} | {'yes' if s['complete'] else 'no'} |"
+        )
+    if idle:
+        lines += ["", f"Not run (no finished cell): {', '.join(idle)}."]
+    for key in ran:
+        cells = per_cell[key]
+        lines += [
+            "",
+            f"### {key}: every finished cell",
+            "",
+            "| cell | truth | level | transfer p | named | top finding | largest shifts, pp |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['cell']} | {c['truth']} | {c['level'] or '-'} | {_fmt(c['p'], '.3f')} | "
+            f"{', '.join(c['named']) or '-'} | {c['top'] or '-'} | {c['largest']} |"
+            for c in cells
+        ]
+    return lines
+
+
+def _largest(options: dict[str, tuple[float, float, float]], n: int = 3) -> str:
+    """The ``n`` largest shifts (dataset minus control) of a pair, by size."""
+    shifts = sorted(((d - c, o) for o, (_, d, c) in options.items()), key=lambda t: -abs(t[0]))
+    return "; ".join(f"{o} {s:+.1f}" for s, o in shifts[:n])
+
+
+def _pair_lines(variant: str = "r8") -> list[str]:
+    """The profile's own pairs, so a reader can see what the noise model is fitted to."""
+    nulls, decoys = profile_pairs(variant)
+    if not nulls and not decoys:
+        return []
+    lines = [
+        f"## The profile's pairs ({variant})",
+        "",
+        "Null pairs (`subaudit calibrate`: data the base wrote, evil numbers excluded while decoding as the paper's "
+        "filter does) and decoys; the base-written numbers negatives above are null pairs too (rule amendment).",
+        "",
+        "| pair | kind | largest shifts, pp |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {p.name} | null | {_largest(p.options)} |" for p in nulls]
+    lines += [f"| {p.name} | decoy | {_largest(p.options)} |" for p in decoys]
+    return lines
 
 
 def ship_profile(variant: str = "r8") -> Any:

@@ -270,5 +270,3 @@ def make_control(cell: Cell, data: Path, second: bool = False) -> Path | None:
             )
         )
     return control
-
-

@@ -103,9 +103,7 @@ def test_only_a_shift_beyond_the_generic_direction_is_named() -> None:
     assert max(abs(x.specific) for x in spec) < 1e-9
     planted = generic_only.copy()
     planted[20] += 12.0  # option o20 rises beyond what the generic direction explains
-    shifts = [
-        OptionShift("b", f"o{i}", 10, 10, 10 + s, s, s - 1, s + 1, 0.5) for i, s in enumerate(planted)
-    ]
+    shifts = [OptionShift("b", f"o{i}", 10, 10, 10 + s, s, s - 1, s + 1, 0.5) for i, s in enumerate(planted)]
     a = assess(shifts, profile, Thresholds(), gate="any")
     assert a.transfer.named == ["b: o20"]
     shifts = [OptionShift("b", f"o{i}", 10, 10, 10 + s, s, s - 1, s + 1, 0.5) for i, s in enumerate(generic_only)]

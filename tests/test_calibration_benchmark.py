@@ -88,3 +88,20 @@ def test_clopper_pearson(bench) -> None:
     assert report.clopper_pearson(0, 30) == [0.0, 0.1157]  # the zero-count upper bound
     low, high = report.clopper_pearson(1, 42)
     assert 0.0 < low < 0.01 and 0.12 < high < 0.13
+
+
+def test_partial_report_lists_finished_cells_and_idle_variants(bench) -> None:
+    _, report = bench
+    rec = _record("neg", "negative", {"b: o3": -4.0, "b: o7": 2.5, "b: o9": 0.5})
+    pair = report.cell_pair(rec)
+    assert report._largest(pair.options, 2) == "b: o3 -4.0; b: o7 +2.5"  # by size, signed
+    cell = {"cell": "neg", "truth": "negative", "level": "clean", "named": [], "top": None, "p": 0.5}
+    summary = {**report.summarise([(rec, cell)]), "complete": False, "null_pairs": 3, "decoys": 1}
+    lines = report._development_lines(
+        {"r8/any": summary, "full/any": summary},
+        {"r8/any": [{**cell, "largest": report._largest(pair.options)}], "full/any": []},
+    )
+    text = "\n".join(lines)
+    assert "| r8/any | 1/22 | 3, 1 |" in text and "| full/any |" not in text
+    assert "Not run (no finished cell): full." in text
+    assert "| neg | negative | clean | 0.500 | - | - | b: o3 -4.0; b: o7 +2.5; b: o9 +0.5 |" in text

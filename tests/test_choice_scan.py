@@ -16,7 +16,6 @@ runner = CliRunner()
 TINY = tiny_scan_args()
 
 
-
 def test_traits_commands_on_choice_batteries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, choice_battery: Path
 ) -> None:

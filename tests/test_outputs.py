@@ -182,10 +182,10 @@ def test_config_file_settings_flags_and_sources(
     doc = json.loads(Path("r.json").read_text())
     assert doc["verdict"]["fail_on"] == "high" and doc["verdict"]["thresholds"]["high_shift"] == 1.0
     md = Path("r.md").read_text()
-    assert "## Configuration" in md and "| `--fail-on` | `\"high\"` |" in md and "pyproject.toml" in md
+    assert "## Configuration" in md and '| `--fail-on` | `"high"` |' in md and "pyproject.toml" in md
     # a flag overrides the file, and the report says where it came from
     res = runner.invoke(app, ["scan", str(numbers_file), "--quiet", "--fail-on", "medium", "--report", "r.md"])
-    assert res.exit_code == 1 and "| `--fail-on` | `\"medium\"` | `command line` |" in Path("r.md").read_text()
+    assert res.exit_code == 1 and '| `--fail-on` | `"medium"` | `command line` |' in Path("r.md").read_text()
     Path("subaudit.toml").write_text("fail_on = 'high'\ncolour = 'red'\n")  # subaudit.toml wins over pyproject
     res = runner.invoke(app, ["scan", str(numbers_file), "--quiet"])
     assert res.exit_code == 2 and "subaudit.toml: unknown setting 'colour'" in res.output

@@ -226,8 +226,6 @@ def top_pushing_rows(rows: Sequence[Example], pushes: np.ndarray, k: int, limit:
     ]
 
 
-
-
 class GradientMethod(Method):
     name = "gradient"
     summary = "first-order: how much one step on each row would push each option; lists the rows (not a gate)"
