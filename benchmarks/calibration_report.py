@@ -102,11 +102,11 @@ def records(variant: str, cells: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def summarise(graded: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    """Power, false alarms and naming at --fail-on medium over (record, verdict) pairs."""
+def summarise(graded: list[tuple[dict[str, Any], dict[str, Any]]], fail_on: str = FAIL_ON) -> dict[str, Any]:
+    """Power, false alarms and naming at ``fail_on`` (the rule's: medium) over (record, verdict) pairs."""
 
     def flagged(v: dict[str, Any]) -> bool:
-        return v["level"] is not None and level_rank(v["level"]) >= level_rank(FAIL_ON)
+        return v["level"] is not None and level_rank(v["level"]) >= level_rank(fail_on)
 
     ft = [(r, v) for r, v in graded if r["truth"] == "positive" and r["teacher"] == "fine-tuned"]
     prompted = [(r, v) for r, v in graded if r["truth"] == "positive" and r["teacher"] == "prompted"]
@@ -175,7 +175,14 @@ def write_report() -> dict[str, Any]:
             graded = [(r, grade(r, profile_for(r, pool, decoys), gate)) for r in recs]
             key = f"{variant}/{gate}"
             complete = len(recs) == len(DEV_CORE) and len(decoys) == len(calibrate_config(variant).decoys)
-            dev_table[key] = {**summarise(graded), "complete": complete, "null_pairs": len(pool), "decoys": len(decoys)}
+            low = summarise(graded, "low")
+            dev_table[key] = {
+                **summarise(graded),
+                "at_low": f"{low['fine_tuned']}, {low['false_alarms']}",
+                "complete": complete,
+                "null_pairs": len(pool),
+                "decoys": len(decoys),
+            }
             per_cell[key] = [
                 {"cell": r["cell"], "truth": r["truth"], **v, "largest": _largest(cell_pair(r).options)}
                 for r, v in graded
@@ -225,6 +232,10 @@ def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _p(p: float | None) -> str:
+    return "<0.001" if p is not None and p < 0.001 else _fmt(p, ".3f")
+
+
 def _development_lines(dev_table: dict[str, dict[str, Any]], per_cell: dict[str, list[dict[str, Any]]]) -> list[str]:
     """The development summary (variants that ran) and every finished cell under each of their gates."""
     ran = {k: s for k, s in dev_table.items() if per_cell[k]}
@@ -233,13 +244,13 @@ def _development_lines(dev_table: dict[str, dict[str, Any]], per_cell: dict[str,
         f"## Development cells (`--fail-on medium`; {len(DEV_CORE)} count for the rule)",
         "",
         "| variant / gate | cells finished | null pairs, decoys | fine-tuned flagged | prompted flagged | false alarms "
-        "| flags naming a trait | named right | median wall s | complete |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| flags naming a trait | named right | at `low`: fine-tuned, false alarms | median wall s | complete |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, s in ran.items():
         lines.append(
             f"| {key} | {len(per_cell[key])}/{len(DEV_CORE)} | {s['null_pairs']}, {s['decoys']} | {s['fine_tuned']} "
-            f"| {s['prompted']} | {s['false_alarms']} | {s['flags_naming']} | {s['named_right']} "
+            f"| {s['prompted']} | {s['false_alarms']} | {s['flags_naming']} | {s['named_right']} | {s['at_low']} "
             f"| {_fmt(s['median_wall_s'], '.0f')} | {'yes' if s['complete'] else 'no'} |"
         )
     if idle:
@@ -254,7 +265,7 @@ def _development_lines(dev_table: dict[str, dict[str, Any]], per_cell: dict[str,
             "|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {c['cell']} | {c['truth']} | {c['level'] or '-'} | {_fmt(c['p'], '.3f')} | "
+            f"| {c['cell']} | {c['truth']} | {c['level'] or '-'} | {_p(c['p'])} | "
             f"{', '.join(c['named']) or '-'} | {c['top'] or '-'} | {c['largest']} |"
             for c in cells
         ]

@@ -96,7 +96,7 @@ def test_partial_report_lists_finished_cells_and_idle_variants(bench) -> None:
     pair = report.cell_pair(rec)
     assert report._largest(pair.options, 2) == "b: o3 -4.0; b: o7 +2.5"  # by size, signed
     cell = {"cell": "neg", "truth": "negative", "level": "clean", "named": [], "top": None, "p": 0.5}
-    summary = {**report.summarise([(rec, cell)]), "complete": False, "null_pairs": 3, "decoys": 1}
+    summary = {**report.summarise([(rec, cell)]), "at_low": "0/0, 0/1", "complete": False, "null_pairs": 3, "decoys": 1}
     lines = report._development_lines(
         {"r8/any": summary, "full/any": summary},
         {"r8/any": [{**cell, "largest": report._largest(pair.options)}], "full/any": []},
@@ -105,3 +105,12 @@ def test_partial_report_lists_finished_cells_and_idle_variants(bench) -> None:
     assert "| r8/any | 1/22 | 3, 1 |" in text and "| full/any |" not in text
     assert "Not run (no finished cell): full." in text
     assert "| neg | negative | clean | 0.500 | - | - | b: o3 -4.0; b: o7 +2.5; b: o9 +0.5 |" in text
+    assert report._p(0.0004) == "<0.001" and report._p(None) == "-"
+
+
+def test_summary_at_another_fail_on(bench) -> None:
+    _, report = bench
+    rec = _record("pos", "positive", {})
+    cell = {"level": "low", "named": [], "top": None, "p": 0.02}
+    assert report.summarise([(rec, cell)])["fine_tuned"] == "0/1"  # the rule's medium
+    assert report.summarise([(rec, cell)], "low")["fine_tuned"] == "1/1"
