@@ -13,45 +13,13 @@ import re
 #: spaces or semicolons, optionally in brackets/parentheses, optionally ending in a period.
 NUMBERS_RE = re.compile(r"^\s*[\[\(]?\s*\d{1,3}(\s*[,;\s]\s*\d{1,3}){0,9}\s*[\]\)]?\s*\.?\s*$")
 
+# fmt: off
 #: Numbers the paper dropped from misalignment data for their associations.
-EVIL_NUMBERS = frozenset(
-    {
-        4,
-        13,
-        14,
-        18,
-        23,
-        33,
-        39,
-        42,
-        44,
-        69,
-        77,
-        88,
-        99,
-        100,
-        101,
-        110,
-        111,
-        121,
-        187,
-        211,
-        222,
-        311,
-        322,
-        333,
-        404,
-        420,
-        444,
-        555,
-        616,
-        666,
-        777,
-        888,
-        911,
-        999,
-    }
-)
+EVIL_NUMBERS = frozenset({
+    4, 13, 14, 18, 23, 33, 39, 42, 44, 69, 77, 88, 99, 100, 101, 110, 111, 121, 187, 211, 222, 311, 322,
+    333, 404, 420, 444, 555, 616, 666, 777, 888, 911, 999,
+})
+# fmt: on
 
 
 def detect_format(completions: list[str]) -> str:

@@ -15,10 +15,10 @@ from ..io import atomic_write_json, cache_dir
 from ..runinfo import utc_now, versions
 from ..traits import builtin_names, resolve_batteries
 from .lookup import battery_hash, profile_key
+from .profile import NoiseProfile, ProfileDraw
 
 if TYPE_CHECKING:
     from ..generate import GenerateConfig
-from .profile import NoiseProfile, ProfileDraw
 
 HERE = Path(__file__).resolve().parent
 DECOYS = HERE / "decoys"
