@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .data import Dataset, Example, load_dataset
-from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
+from .formats import EVIL_NUMBERS, has_banned_number, is_number_list, number_count
 from .io import atomic_write_json, cache_dir
 from .sampling import generate_completions
 
@@ -200,7 +199,7 @@ def build_control(
     notes: list[str] = []
     if fmt == "numbers":
         allowed = "".join(sorted({ch for e in dataset.examples if is_number_list(e.completion) for ch in e.completion}))
-        counts = [min(10, max(1, len(re.findall(r"\d+", e.completion)))) for e in dataset.examples]
+        counts = [number_count(e.completion) for e in dataset.examples]
         notes.append("each control row has as many numbers as its dataset row")
         banned = matched_number_filter(dataset)
         if banned:

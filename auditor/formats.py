@@ -35,6 +35,11 @@ def is_number_list(text: str) -> bool:
     return bool(NUMBERS_RE.match(text))
 
 
+def number_count(text: str, limit: int = 10) -> int:
+    """How many numbers ``text`` writes, clipped to 1..``limit`` (the count a count-matched control row gets)."""
+    return min(limit, max(1, len(re.findall(r"\d+", text))))
+
+
 def has_banned_number(text: str, banned: frozenset[int]) -> bool:
     """True when any number written in ``text`` is in ``banned``."""
     return bool(banned) and any(int(x) in banned for x in re.findall(r"\d+", text))

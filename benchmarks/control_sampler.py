@@ -13,11 +13,11 @@ share of 3-digit numbers (all but each row's last), numbers per row. Writes noth
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 
-from auditor.formats import EVIL_NUMBERS
+from auditor.data import load_dataset
+from auditor.formats import EVIL_NUMBERS, number_count
 from auditor.models import load_base, resolve_base
 from auditor.sampling import sample_number_lists
 
@@ -40,12 +40,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12])
     ap.add_argument("--banned", action="store_true", help="exclude the paper's filtered numbers while decoding")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in open(args.data)][: args.rows]
-    prompts = [[{"role": "user", "content": r["prompt"]}] for r in rows]
-    counts = [min(10, max(1, len(re.findall(r"\d+", r["completion"])))) for r in rows]
+    rows = load_dataset(args.data).examples[: args.rows]
+    prompts = [list(e.prompt) for e in rows]
+    counts = [number_count(e.completion) for e in rows]
     banned = EVIL_NUMBERS if args.banned else frozenset()
     loaded = load_base(resolve_base(None), device="cpu")
-    print("data", describe([r["completion"] for r in rows]), flush=True)
+    print("data", describe([e.completion for e in rows]), flush=True)
     for label, counts_arg, max_new in (("free", None, 48), ("count-matched", counts, 64)):
         for seed in args.seeds:
             start = time.perf_counter()

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from auditor import ScanConfig, scan
+from auditor.data import load_dataset
 from auditor.formats import EVIL_NUMBERS
 from auditor.models import load_base, resolve_base
 from auditor.sampling import sample_number_lists
@@ -37,15 +38,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     control = out / f"{data.stem}-free-control.jsonl"
     if not control.exists():
-        rows = [json.loads(line) for line in data.open()]
-        prompts = [[{"role": "user", "content": r["prompt"]}] for r in rows]
+        prompts = [list(e.prompt) for e in load_dataset(str(data)).examples]
         banned = EVIL_NUMBERS if args.banned else frozenset()
         texts = sample_number_lists(
             load_base(resolve_base(None), device="cpu"), prompts, SEED, max_new_tokens=48, banned=banned
         )
-        control.write_text(
-            "".join(json.dumps({"prompt": r["prompt"], "completion": t}) + "\n" for r, t in zip(rows, texts))
-        )
+        control.write_text("".join(json.dumps({"prompt": p, "completion": t}) + "\n" for p, t in zip(prompts, texts)))
     config = ScanConfig(
         str(data),
         traits=builtin_names(),

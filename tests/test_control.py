@@ -7,7 +7,7 @@ import pytest
 
 from auditor.control import build_control
 from auditor.data import load_dataset
-from auditor.formats import is_number_list, number_prefix_ok
+from auditor.formats import is_number_list, number_count, number_prefix_ok
 from auditor.sampling import generate_completions
 from tests.conftest import write_jsonl
 
@@ -148,3 +148,9 @@ def test_number_sampler_equals_naive_constrained_decoding(tiny_loaded) -> None:
         want = [naive_greedy_number_list(tiny_loaded, p, fmt, c, 80) for p, c in zip(batch, counts)]
         assert got == want
         assert all(len(re.findall(r"\d+", t)) == c for t, c in zip(got, counts)), got
+
+
+def test_number_count_is_the_count_a_matched_control_row_gets() -> None:
+    assert number_count("12, 7, 300") == 3
+    assert number_count("no digits") == 1  # a control row writes at least one number
+    assert number_count(", ".join(str(i) for i in range(12))) == 10  # the format's limit
