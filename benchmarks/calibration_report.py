@@ -51,6 +51,11 @@ def cell_pair(record: dict[str, Any]) -> Pair:
     return _pair(record["cell"], record["options"], record["base"], record["dataset"], record["control"])
 
 
+def _draw(p: Pair, options: list[str], rows: int = 0) -> ProfileDraw:
+    """``p`` as a profile's draw over ``options`` (its dataset- and control-students' shares)."""
+    return ProfileDraw(p.name, 0, rows, [p.options[o][1] for o in options], [p.options[o][2] for o in options])
+
+
 def profile_for(record: dict[str, Any], nulls: list[Pair], decoys: list[Pair]) -> NoiseProfile | None:
     """A profile over ``record``'s options from the null pairs (never the record's own cell) and the decoys."""
     options = record["options"]
@@ -58,10 +63,6 @@ def profile_for(record: dict[str, Any], nulls: list[Pair], decoys: list[Pair]) -
     usable = [p for p in decoys if all(o in p.options for o in options)]
     if len(draws) < MIN_DRAWS:
         return None
-
-    def draw(p: Pair) -> ProfileDraw:
-        return ProfileDraw(p.name, 0, 0, [p.options[o][1] for o in options], [p.options[o][2] for o in options])
-
     return NoiseProfile(
         key=f"loo-{record['cell']}",
         base={},
@@ -71,8 +72,8 @@ def profile_for(record: dict[str, Any], nulls: list[Pair], decoys: list[Pair]) -
         batteries={},
         options=list(options),
         base_shares=list(record["base"]),
-        draws=[draw(p) for p in draws],
-        decoys=[draw(p) for p in usable],
+        draws=[_draw(p, options) for p in draws],
+        decoys=[_draw(p, options) for p in usable],
     )
 
 
@@ -167,14 +168,15 @@ def _numbers_negatives(recs: list[dict[str, Any]]) -> list[Pair]:
 def write_report() -> dict[str, Any]:
     dev_table: dict[str, dict[str, Any]] = {}
     per_cell: dict[str, list[dict[str, Any]]] = {}
+    pairs = {variant: profile_pairs(variant) for variant in VARIANTS}
+    dev_records = {variant: records(variant, DEV_CORE) for variant in VARIANTS}
     for variant in VARIANTS:
-        nulls, decoys = profile_pairs(variant)
-        recs = records(variant, DEV_CORE)
+        (nulls, decoys), recs = pairs[variant], dev_records[variant]
         pool = nulls + _numbers_negatives(recs)
+        complete = len(recs) == len(DEV_CORE) and len(decoys) == len(calibrate_config(variant).decoys)
         for gate in GATES:
             graded = [(r, grade(r, profile_for(r, pool, decoys), gate)) for r in recs]
             key = f"{variant}/{gate}"
-            complete = len(recs) == len(DEV_CORE) and len(decoys) == len(calibrate_config(variant).decoys)
             low = summarise(graded, "low")
             dev_table[key] = {
                 **summarise(graded),
@@ -191,9 +193,9 @@ def write_report() -> dict[str, Any]:
     held: dict[str, Any] = {}
     if choice:
         variant, gate = choice.split("/")
-        nulls, decoys = profile_pairs(variant)
+        nulls, decoys = pairs[variant]
         recs = records(variant, HELDOUT2)
-        pool = nulls + _numbers_negatives(records(variant, DEV_CORE)) + _numbers_negatives(recs)
+        pool = nulls + _numbers_negatives(dev_records[variant]) + _numbers_negatives(recs)
         graded = [(r, grade(r, profile_for(r, pool, decoys), gate)) for r in recs]
         held = {
             "choice": choice,
@@ -206,7 +208,7 @@ def write_report() -> dict[str, Any]:
     lines = ["# Calibrated verdict: variants, gates and held-out check", "", "## Rule (committed first)", "", RULE]
     lines += _development_lines(dev_table, per_cell)
     lines += ["", f"**Choice by the rule: {choice or 'none yet'}**", ""]
-    lines += _pair_lines()
+    lines += _pair_lines("r8", *pairs["r8"])
     if held:
         s = held["summary"]
         lines += [
@@ -278,9 +280,8 @@ def _largest(options: dict[str, tuple[float, float, float]], n: int = 3) -> str:
     return "; ".join(f"{o} {s:+.1f}" for s, o in shifts[:n])
 
 
-def _pair_lines(variant: str = "r8") -> list[str]:
-    """The profile's own pairs, so a reader can see what the noise model is fitted to."""
-    nulls, decoys = profile_pairs(variant)
+def _pair_lines(variant: str, nulls: list[Pair], decoys: list[Pair]) -> list[str]:
+    """A variant's profile pairs, so a reader can see what the noise model is fitted to."""
     if not nulls and not decoys:
         return []
     lines = [
@@ -318,9 +319,6 @@ def ship_profile(variant: str = "r8") -> Any:
     loaded = load_base(resolve_base(None), device="cpu")
     probe = VARIANTS[variant]
 
-    def draw(p: Pair) -> ProfileDraw:
-        return ProfileDraw(p.name, 0, MAX_ROWS, [p.options[o][1] for o in options], [p.options[o][2] for o in options])
-
     profile = NoiseProfile(
         key=profile_key(loaded.fingerprint, "numbers", probe, MAX_ROWS, 1),
         base={"requested": "smollm2-135m", "location": "embedded default", "fingerprint": loaded.fingerprint},
@@ -330,8 +328,8 @@ def ship_profile(variant: str = "r8") -> Any:
         batteries={b.name: battery_hash(b) for b in batteries},
         options=options,
         base_shares=[pool[0].options[o][0] for o in options],
-        draws=[draw(p) for p in pool],
-        decoys=[draw(p) for p in decoys],
+        draws=[_draw(p, options, MAX_ROWS) for p in pool],
+        decoys=[_draw(p, options, MAX_ROWS) for p in decoys],
         created=utc_now(),
         versions=versions(),
         notes=[
