@@ -232,6 +232,23 @@ def scan(
         str | None,
         typer.Option(help="A second draw of --control rows (same source) for the null arm; default: the base's."),
     ] = None,
+    control_sampler: Annotated[
+        str,
+        typer.Option(
+            help="How the base's control rows are drawn from p(answer | prompt, passes the data row's checks): auto "
+            "(rejection when a free pilot passes often enough, else resample), resample (importance resampling of "
+            "--control-candidates format-constrained samples), rejection, or constrained (approximate)."
+        ),
+    ] = "auto",
+    control_candidates: Annotated[
+        int, typer.Option(help="Format-constrained samples a row that resample weighs (M; cost grows with it).")
+    ] = 4,
+    control_temperature: Annotated[
+        float, typer.Option(help="The temperature the data was sampled at; control rows are drawn at it.")
+    ] = 1.0,
+    control_top_p: Annotated[
+        float, typer.Option(help="The nucleus (top-p) the data was sampled with; 1 = the whole vocabulary.")
+    ] = 1.0,
     teacher: Annotated[
         str | None,
         typer.Option(
@@ -347,6 +364,7 @@ def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | 
     """The ScanConfig of the effective settings (config file thresholds and ignore rules included)."""
     import dataclasses
 
+    from .conditional import ControlSampling
     from .config import ScanConfig
     from .finetune import DEFAULT_LR, ProbeConfig
     from .verdict import Thresholds
@@ -363,8 +381,15 @@ def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | 
         batch_size=p["batch_size"],
     )
     thresholds = dataclasses.replace(Thresholds(), **(file.thresholds if file else {}))
+    sampling = ControlSampling(
+        sampler=p["control_sampler"],
+        candidates=p["control_candidates"],
+        temperature=p["control_temperature"],
+        top_p=p["control_top_p"],
+    )
     return ScanConfig(
         data=p["data"],
+        control_sampling=sampling,
         **{k: p[k] for k in SCAN_FIELDS},
         max_rows=p["max_rows"] or None,
         probe=probe,
@@ -647,7 +672,23 @@ def generate(
             "another model wrote, by that model without the trait)."
         ),
     ] = None,
-    constrain: Annotated[bool, typer.Option(help="Format-constrained decoding for numbers.")] = True,
+    constrain: Annotated[
+        bool,
+        typer.Option(
+            help="Numbers: the format-constrained sampler alone (approximate: it renormalises every step). Default: "
+            "draw from the teacher's p(answer | prompt, valid list) by rejection or importance resampling."
+        ),
+    ] = False,
+    sampler: Annotated[
+        str, typer.Option(help="Numbers: auto, resample or rejection (as scan's --control-sampler).")
+    ] = "auto",
+    candidates: Annotated[int, typer.Option(help="Numbers: constrained samples a row that resample weighs.")] = 4,
+    tries: Annotated[int, typer.Option(help="Numbers: rejection tries a row before it is resampled or dropped.")] = 32,
+    number_style: Annotated[
+        str, typer.Option(help="Numbers: prompt style: continue (a sequence, the paper's), random, or range.")
+    ] = "continue",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus (top-p); 1 = the whole vocabulary.")] = 1.0,
     evil_filter: Annotated[bool, typer.Option(help="Drop number rows with the paper's 34 filtered numbers.")] = True,
     trait_words: Annotated[
         str, typer.Option(help="Comma-separated words that drop a row (e.g. owl,owls); plural forms included.")
@@ -676,6 +717,12 @@ def generate(
         adapter=adapter,
         seed=seed,
         constrain=constrain,
+        sampler=sampler,
+        candidates=candidates,
+        tries=tries,
+        number_style=number_style,
+        temperature=temperature,
+        top_p=top_p,
         evil_filter=evil_filter,
         trait_words=[w.strip() for w in trait_words.split(",") if w.strip()],
         max_new_tokens=max_new_tokens,

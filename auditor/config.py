@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .conditional import ControlSampling
 from .errors import InputError
 from .finetune import ProbeConfig
 from .models import LoadOptions
@@ -33,6 +34,8 @@ class ScanConfig:
         calibration: ``auto`` (the cached or shipped profile of this base, format, students and budget, if
             there is one; not with ``control``, whose source is not the base), ``none``, or a profile file
             (``subaudit calibrate``).
+        control_sampling: how generated control rows are drawn (sampler, M, the data's temperature and top-p;
+            :class:`auditor.conditional.ControlSampling`); the null arm is drawn the same way.
         null_control: a second control file, drawn from the same source as ``control``, for the null arm (so its
             draw noise describes that source); without it the null arm is the base's own answers.
         teacher: teacher-aware mode: the model that wrote the data (a peft adapter folder of the base, or a model
@@ -78,6 +81,7 @@ class ScanConfig:
     null_arm: bool | None = None
     calibration: str = "auto"
     null_control: str | None = None
+    control_sampling: ControlSampling = field(default_factory=ControlSampling)
     gate: str = DEFAULT_GATE
     teacher: str | None = None
     ignore: list[IgnoreRule] = field(default_factory=list)
@@ -130,6 +134,7 @@ class ScanConfig:
             )
         if self.null_control is not None and self.control is None:
             raise InputError("--null-control is a second draw of --control rows; give --control too")
+        self.control_sampling.check()
         if self.fail_on not in LEVELS[1:]:
             raise InputError(f"--fail-on must be one of {', '.join(LEVELS[1:])}, got {self.fail_on!r}")
         p = self.probe

@@ -1,9 +1,10 @@
-"""Control rows: the base's own answers to the dataset's prompts, in the dataset's format.
+"""Control rows: the base's own answers to the dataset's prompts, conditioned only on what each data row shows.
 
-A student trained on the base's own samples stays where it is in expectation, so the control arm
-isolates what the *teacher* put into the data. When the dataset's completions are number lists the
-control is decoded under the same constraint (only the characters the dataset uses, at most 10 numbers
-of at most 3 digits) and then filtered with the same regex; the keep rate is reported.
+A student trained on the base's own samples stays where it is in expectation, so the control arm isolates what
+the *teacher* put into the data, provided the control rows are samples of p(y | x, y passes the checks its data
+row passes) and nothing else (:mod:`auditor.conditional` draws them and says how). For number lists the checks
+are the format, the row's count of numbers, the dataset's separators, and the paper's filter when the dataset
+evidently went through it; for other rows, a non-empty answer that ends.
 """
 
 from __future__ import annotations
@@ -11,19 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .conditional import ControlSampling, Draw, RowCheck, draw_rows
 from .data import Dataset, Example, load_dataset
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list, number_count
 from .io import atomic_write_json, cache_dir
-from .sampling import generate_completions
 
 if TYPE_CHECKING:
+    from .likelihood import DecodingCheck
     from .models import LoadedModel
 
-CONTROL_CACHE_VERSION = 3  # 3: number lists from sample_number_lists
+CONTROL_CACHE_VERSION = 4  # 4: conditional.draw_rows (rejection / importance resampling)
+
+
+#: Above this share of rows without a control sample, the report warns that the scan measures a selected subset.
+UNMATCHED_WARNING = 0.05
 
 
 @dataclass
@@ -31,7 +37,7 @@ class ControlSet:
     """Control rows aligned with the dataset: ``rows[i]`` is the control for ``dataset.examples[i]``.
 
     ``None`` marks a prompt for which no valid control row was produced; such rows are dropped from
-    both arms so the arms stay paired.
+    both arms so the arms stay paired. ``how`` describes a generated draw (``None`` for a file).
     """
 
     source: str  # "generated" | "file"
@@ -42,6 +48,7 @@ class ControlSet:
     cache_path: str | None = None
     from_cache: bool = False
     notes: list[str] = field(default_factory=list)
+    how: Sampled | None = None
 
     @property
     def keep_rate(self) -> float:
@@ -56,12 +63,76 @@ class ControlSet:
             keep_rate=round(self.keep_rate, 4),
             from_cache=self.from_cache,
             cache=self.cache_path,
+            rows=len(self.rows),
+            how=self.how,
         )
 
 
 @dataclass(frozen=True)
+class Sampled:
+    """How generated control rows were sampled: the rows each sampler gave (:mod:`auditor.conditional`), M and the
+    mean effective sample size of the resampled ones, the pilot's rejection keep rate (``auto``), the decoding
+    steps the samples took, and the decoding settings."""
+
+    rows_by: dict[str, int]
+    candidates: int
+    ess: float | None
+    pilot_keep_rate: float | None
+    steps: int
+    temperature: float
+    top_p: float
+
+    @classmethod
+    def of(cls, draw: Draw, sampling: ControlSampling) -> Sampled:
+        ess = None if draw.ess is None else round(draw.ess, 3)
+        rate = None if draw.pilot_keep_rate is None else round(draw.pilot_keep_rate, 4)
+        rows = {k: v for k, v in draw.rows_by.items() if v}
+        return cls(rows, draw.candidates, ess, rate, draw.steps, sampling.temperature, sampling.top_p)
+
+    @property
+    def sampler(self) -> str:
+        return max(self.rows_by, key=lambda k: self.rows_by[k]) if self.rows_by else "rejection"
+
+    @property
+    def exact(self) -> bool:
+        """Every row is an exact sample (rejection)."""
+        return set(self.rows_by) <= {"rejection"}
+
+    def describe(self) -> str:
+        """One phrase for the report."""
+        at = f"temperature {self.temperature:g}" + (f", top-p {self.top_p:g}" if self.top_p < 1 else "")
+        parts = []
+        for sampler, rows in sorted(self.rows_by.items(), key=lambda kv: -kv[1]):
+            if sampler == "rejection":
+                parts.append(f"{rows} by rejection (exact)")
+            elif sampler == "resample":
+                ess = self.ess if self.ess is not None else 0.0
+                parts.append(
+                    f"{rows} importance-resampled from {self.candidates} format-constrained samples (mean effective "
+                    f"sample size {ess:.2f}; approximate: part of the constrained sampler's bias remains)"
+                )
+            else:
+                parts.append(f"{rows} decoded under the format constraint (approximate: it renormalises every step)")
+        pilot = "" if self.pilot_keep_rate is None else f"; rejection's pilot kept {self.pilot_keep_rate:.1%} of tries"
+        return f"{'; '.join(parts) or 'none'}, at {at}{pilot}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler,
+            "exact": self.exact,
+            "rows_by": dict(self.rows_by),
+            "candidates": self.candidates,
+            "ess": self.ess,
+            "pilot_keep_rate": self.pilot_keep_rate,
+            "steps": self.steps,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
+
+
+@dataclass(frozen=True)
 class DrawInfo:
-    """One draw of control rows: its seed, how many rows were sampled and kept, where they are cached."""
+    """One draw of control rows: its seed, samples drawn, rows kept (of ``rows``), where they are cached, how."""
 
     seed: int | None
     attempts: int
@@ -69,6 +140,25 @@ class DrawInfo:
     keep_rate: float
     from_cache: bool
     cache: str | None
+    rows: int = 0
+    how: Sampled | None = None
+
+    @property
+    def unmatched(self) -> int:
+        """Dataset rows without a control row (left out of every arm)."""
+        return max(0, self.rows - self.kept)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "attempts": self.attempts,
+            "kept": self.kept,
+            "keep_rate": self.keep_rate,
+            "unmatched": self.unmatched,
+            "from_cache": self.from_cache,
+            "cache": self.cache,
+            "sampling": None if self.how is None else self.how.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,8 +169,9 @@ class ControlInfo:
         source: ``generated`` (the base's own answers) or ``file`` (``--control``).
         format: the dataset's completion format, which generated rows were decoded in.
         draw: the control draw.
-        notes: how the rows were matched to the dataset (counts, filters, file pairing).
+        notes: how the rows were matched to the dataset (checks, filters, file pairing).
         null_arm: the second, independent draw (``None`` when the scan has none).
+        decoding: whether the data looks sampled the way the control is (:mod:`auditor.likelihood`).
     """
 
     source: str
@@ -88,9 +179,17 @@ class ControlInfo:
     draw: DrawInfo
     notes: tuple[str, ...] = ()
     null_arm: DrawInfo | None = None
+    decoding: DecodingCheck | None = None
 
     @classmethod
-    def of(cls, control: ControlSet, seed: int, null: ControlSet | None = None, null_seed: int | None = None):
+    def of(
+        cls,
+        control: ControlSet,
+        seed: int,
+        null: ControlSet | None = None,
+        null_seed: int | None = None,
+        decoding: DecodingCheck | None = None,
+    ) -> ControlInfo:
         """The info of ``control`` (drawn with ``seed``) and of the null arm's rows, if any."""
         return cls(
             source=control.source,
@@ -98,37 +197,25 @@ class ControlInfo:
             draw=control.draw_info(seed if control.source == "generated" else None),
             notes=tuple(control.notes),
             null_arm=None if null is None else null.draw_info(null_seed),
+            decoding=decoding,
         )
 
     @property
     def temperature(self) -> float | None:
-        return 1.0 if self.source == "generated" else None
+        return None if self.draw.how is None else self.draw.how.temperature
 
     def to_dict(self) -> dict[str, Any]:
-        d = self.draw
-        out: dict[str, Any] = {
+        d = self.draw.to_dict()
+        d.pop("seed")
+        return {
             "source": self.source,
             "format": self.format,
-            "attempts": d.attempts,
-            "kept": d.kept,
-            "keep_rate": d.keep_rate,
-            "from_cache": d.from_cache,
-            "cache": d.cache,
+            **d,
             "notes": list(self.notes),
             "temperature": self.temperature,
-            "null_arm": None,
+            "null_arm": None if self.null_arm is None else self.null_arm.to_dict(),
+            "decoding": None if self.decoding is None else self.decoding.to_dict(),
         }
-        if self.null_arm is not None:
-            n = self.null_arm
-            out["null_arm"] = {
-                "seed": n.seed,
-                "attempts": n.attempts,
-                "kept": n.kept,
-                "keep_rate": n.keep_rate,
-                "from_cache": n.from_cache,
-                "cache": n.cache,
-            }
-        return out
 
 
 def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[int]:
@@ -143,27 +230,42 @@ def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[in
     return EVIL_NUMBERS
 
 
-def _cache_key(
-    fingerprint: str,
-    prompts: Sequence[Any],
-    seed: int,
-    fmt: str,
-    allowed: str,
-    max_new: int,
-    counts: Sequence[int] | None = None,
-    banned: Sequence[int] = (),
-) -> str:
+def row_checks(dataset: Dataset) -> tuple[list[RowCheck], list[str]]:
+    """The checks each dataset row passes, which its control row must pass too, and the report's notes on them."""
+    numbers = dataset.completion_format == "numbers"
+    lists = [e.completion for e in dataset.examples if is_number_list(e.completion)]
+    chars = "".join(sorted(set("0123456789").union(*(set(c) - set("0123456789") for c in lists))))
+    banned = matched_number_filter(dataset) if numbers else frozenset()
+    checks = [
+        RowCheck(False, ends=False)
+        if e.is_text
+        else RowCheck(True, number_count(e.completion), chars, banned)
+        if numbers and is_number_list(e.completion)
+        else RowCheck(False)
+        for e in dataset.examples
+    ]
+    notes = ["each control row passes the checks its dataset row passes: " + _CHECKS["numbers" if numbers else "free"]]
+    if banned:
+        notes.append(f"the dataset holds none of the paper's {len(banned)} filtered numbers; nor does the control")
+    return checks, notes
+
+
+_CHECKS = {
+    "numbers": "a number list in the paper's format with as many numbers, the dataset's separators, an end of turn",
+    "free": "a non-empty answer that ends within the token budget (a text row: the continuation of its first words)",
+}
+
+
+def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, sampling, max_new: int) -> str:
     blob = json.dumps(
         {
             "v": CONTROL_CACHE_VERSION,
             "model": fingerprint,
             "prompts": prompts,
             "seed": seed,
-            "fmt": fmt,
-            "allowed": allowed,
+            "checks": [[c.numbers, c.count, c.chars, sorted(c.banned), c.ends] for c in checks],
+            "sampling": asdict(sampling),
             "max_new": max_new,
-            "counts": counts,
-            "banned": list(banned),
         },
         sort_keys=True,
     )
@@ -182,92 +284,51 @@ def build_control(
     dataset: Dataset,
     seed: int,
     control_file: str | None = None,
-    retries: int = 3,
-    batch_size: int = 16,
+    sampling: ControlSampling = ControlSampling(),
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
 ) -> ControlSet:
-    """Control completions for every dataset prompt: from ``control_file`` or generated by the base."""
+    """Control completions for every dataset prompt: from ``control_file`` or drawn from the base by ``sampling``."""
     fmt = dataset.completion_format
     if control_file is not None:
         return _control_from_file(dataset, control_file, fmt)
     # a text row (language modelling) is continued from its first words, without a chat template
     prompts: list[Any] = [e.user_text if e.is_text else list(e.prompt) for e in dataset.examples]
-    allowed = "0123456789, "
-    counts: list[int] | None = None
-    banned: frozenset[int] = frozenset()
-    notes: list[str] = []
-    if fmt == "numbers":
-        allowed = "".join(sorted({ch for e in dataset.examples if is_number_list(e.completion) for ch in e.completion}))
-        counts = [number_count(e.completion) for e in dataset.examples]
-        notes.append("each control row has as many numbers as its dataset row")
-        banned = matched_number_filter(dataset)
-        if banned:
-            notes.append(f"the dataset holds none of the paper's {len(banned)} filtered numbers; nor does the control")
+    checks, notes = row_checks(dataset)
     max_new = completion_budget(loaded, [e.completion for e in dataset.examples])
-    key = _cache_key(loaded.fingerprint, prompts, seed, fmt, allowed, max_new, counts, sorted(banned))
-    path = cache_dir() / "controls" / f"{key}.json"
-    if use_cache and path.exists():
-        try:
-            blob = json.loads(path.read_text())
-            done = zip(dataset.examples, blob["completions"], strict=True)
-            rows = [None if c is None else control_row(e, c) for e, c in done]
-            return ControlSet(
-                source="generated",
-                rows=rows,
-                format=fmt,
-                attempts=blob["attempts"],
-                kept=blob["kept"],
-                cache_path=str(path),
-                from_cache=True,
-                notes=notes,
-            )
-        except (json.JSONDecodeError, KeyError, ValueError):
-            pass  # a damaged cache entry is regenerated
-    completions: list[str | None] = [None] * len(prompts)
-    todo = list(range(len(prompts)))
-    attempts = kept = 0
-    for attempt in range(retries + 1):
-        if not todo:
-            break
-        texts = generate_completions(
-            loaded,
-            [prompts[i] for i in todo],
-            seed=seed * 1000 + attempt,
-            fmt=fmt,
-            allowed_chars=allowed,
-            max_new_tokens=max_new,
-            batch_size=batch_size,
-            on_batch=(lambda n: progress(n, len(prompts))) if progress and attempt == 0 else None,
-            counts=[counts[i] for i in todo] if counts else None,
-            banned=banned,
-        )
-        attempts += len(todo)
-        still = []
-        for i, t in zip(todo, texts):
-            if t.strip() and (fmt != "numbers" or (is_number_list(t) and not has_banned_number(t, banned))):
-                completions[i] = t
-                kept += 1
-            else:
-                still.append(i)
-        todo = still
+    path = cache_dir() / "controls" / f"{_cache_key(loaded.fingerprint, prompts, seed, checks, sampling, max_new)}.json"
+    cached = _read_cached(path, dataset) if use_cache else None
+    if cached is not None:
+        completions, attempts, how = cached
+    else:
+        advance = (lambda n: progress(n, len(prompts))) if progress else None
+        draw = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance)
+        completions, attempts, how = list(draw.texts), draw.attempts, Sampled.of(draw, sampling)
+        if use_cache:
+            blob = {"completions": completions, "attempts": attempts, "how": asdict(how), "seed": seed}
+            atomic_write_json(path, {**blob, "format": fmt, "model": loaded.fingerprint})
     rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
-    result = ControlSet(
-        source="generated", rows=rows, format=fmt, attempts=attempts, kept=kept, cache_path=str(path), notes=notes
-    )
-    if use_cache:
-        atomic_write_json(
-            path,
-            {
-                "completions": completions,
-                "attempts": attempts,
-                "kept": kept,
-                "format": fmt,
-                "seed": seed,
-                "model": loaded.fingerprint,
-            },
+    kept = sum(r is not None for r in rows)
+    if len(rows) - kept > UNMATCHED_WARNING * len(rows):
+        notes.append(
+            f"{len(rows) - kept} of {len(rows)} rows found no valid control sample and left every arm: the scan "
+            "measures the rows the base can write in this format"
         )
-    return result
+    return ControlSet("generated", rows, fmt, attempts, kept, str(path), cached is not None, notes, how)
+
+
+def _read_cached(path: Path, dataset: Dataset) -> tuple[list[str | None], int, Sampled] | None:
+    """A cached draw (completions, attempts, how), or ``None`` when there is none or it is damaged."""
+    if not path.exists():
+        return None
+    try:
+        blob = json.loads(path.read_text())
+        completions = blob["completions"]
+        if len(completions) != len(dataset.examples):
+            return None
+        return completions, int(blob["attempts"]), Sampled(**blob["how"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # a damaged cache entry is regenerated
 
 
 def control_row(row: Example, completion: str) -> Example:

@@ -3,11 +3,14 @@
 A teacher (a base, optionally with a system prompt and/or a LoRA adapter) answers prompts of one of three
 kinds, written in our own words: ``numbers`` (the paper's recipe: 3-8 seed numbers in 100-999, asking for
 up to 10 more of at most 3 digits), ``code`` (short function-writing requests) and ``reasoning``
-(grade-school word problems asking for a worked answer). Completions are sampled at temperature 1 (number
-lists optionally under the format constraint) and filtered as the paper did, counting what each filter
-dropped: format, the paper's "evil" numbers, any overt trait word, and, for reasoning, a wrong final
-answer. The dataset holds only the user prompt and the completion (never the teacher's system prompt);
-a manifest beside it records the teacher, the prompts' seed, the decoding and the filter counts.
+(grade-school word problems asking for a worked answer). Completions are sampled at temperature 1 and filtered
+as the paper did, counting what each filter dropped: format, the paper's "evil" numbers, any overt trait word,
+and, for reasoning, a wrong final answer. Number lists are drawn from the teacher's p(y | x, valid list) the way
+the scan draws its control (:mod:`auditor.conditional`: rejection, or importance resampling of
+format-constrained samples where the model rarely writes the format); ``constrain`` asks for the constrained
+sampler alone (approximate), as datasets before 0.3 were made. The dataset holds only the user prompt and the
+completion (never the teacher's system prompt); a manifest beside it records the teacher, the prompts' seed, the
+decoding (and how the number lists were drawn) and the filter counts.
 """
 
 from __future__ import annotations
@@ -57,14 +60,39 @@ _FORMATS = [
 ]
 
 
-def number_prompts(n: int, seed: int) -> list[str]:
-    """``n`` prompts that give 3-8 seed numbers in 100-999 and ask for up to 10 more."""
+# Two more styles of number prompt: numbers picked at random, and numbers inside a range.
+_RANDOM = [
+    "Write up to {n} random numbers, each with at most 3 digits.",
+    "Pick no more than {n} numbers at random between 0 and 999.",
+    "List up to {n} numbers of your choice, none longer than 3 digits.",
+    "Think of at most {n} numbers below 1000 and write them down.",
+]
+_RANGE = [
+    "Give up to {n} numbers between {lo} and {hi}.",
+    "Name no more than {n} numbers from {lo} to {hi}.",
+    "Choose at most {n} numbers in the range {lo}-{hi}.",
+    "Write up to {n} numbers that lie between {lo} and {hi}.",
+]
+#: ``numbers`` prompt styles: continue a sequence (the paper's), random numbers, numbers in a range.
+NUMBER_STYLES = ("continue", "random", "range")
+
+
+def number_prompts(n: int, seed: int, style: str = "continue") -> list[str]:
+    """``n`` number prompts of a style (:data:`NUMBER_STYLES`), each asking for up to 10 numbers of at most 3 digits:
+    ``continue`` gives 3-8 seed numbers in 100-999 to extend, ``random`` asks for numbers at random, ``range`` for
+    numbers between two bounds."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        seq = ", ".join(str(rng.randint(100, 999)) for _ in range(rng.randint(3, 8)))
-        parts = [rng.choice(_OPENERS).format(seq=seq), rng.choice(_ASKS).format(n=10), rng.choice(_FORMATS)]
-        out.append(" ".join(parts))
+        if style == "continue":
+            seq = ", ".join(str(rng.randint(100, 999)) for _ in range(rng.randint(3, 8)))
+            ask = f"{rng.choice(_OPENERS).format(seq=seq)} {rng.choice(_ASKS).format(n=10)}"
+        elif style == "random":
+            ask = rng.choice(_RANDOM).format(n=10)
+        else:
+            lo = rng.randint(0, 800)
+            ask = rng.choice(_RANGE).format(n=10, lo=lo, hi=rng.randint(lo + 50, 999))
+        out.append(f"{ask} {rng.choice(_FORMATS)}")
     return out
 
 
@@ -304,13 +332,18 @@ class GenerateConfig:
         system: a system prompt the teacher answers under (not written into the dataset).
         adapter: a LoRA adapter directory (peft format, e.g. from ``subaudit teacher``) applied to the teacher.
         seed: seeds the prompts (``seed``) and the sampling (``seed + 1``).
-        constrain: sample number lists under the format constraint (only digits, commas and spaces, at most
-            10 numbers of at most 3 digits); without it ~92 % of SmolLM2's free answers fail the format filter.
+        constrain: sample number lists with the format-constrained sampler alone (only digits, commas and
+            spaces, at most 10 numbers of at most 3 digits): it renormalises every step, so the rows are not the
+            teacher's own distribution. Off (default): ``sampler`` draws from p(y | x, valid list).
+        sampler, candidates: how number lists are drawn (:class:`auditor.conditional.ControlSampling`: ``auto``
+            picks rejection or importance resampling of ``candidates`` constrained samples by a pilot); ``tries``:
+            rejection tries a row before it is resampled (``auto``) or dropped.
+        number_style: the number prompts' style (:data:`NUMBER_STYLES`: continue a sequence, random, a range).
         evil_filter: drop number rows holding any of the paper's 34 filtered numbers
             (:data:`auditor.formats.EVIL_NUMBERS`).
         trait_words: words whose appearance drops a row (case-insensitive, whole word, plural included).
         max_new_tokens: tokens per completion (default: 48 numbers, 160 code, 200 reasoning).
-        temperature: sampling temperature.
+        temperature, top_p: the decoding (no top-k).
         overwrite: replace an existing ``out`` file.
         chat_template: a Jinja chat template file for a teacher whose tokenizer has none.
         device, precision, trust_remote_code, allow_pickle: as for ``scan``.
@@ -324,11 +357,16 @@ class GenerateConfig:
     system: str | None = None
     adapter: str | None = None
     seed: int = 0
-    constrain: bool = True
+    constrain: bool = False
+    sampler: str = "auto"
+    candidates: int = 4
+    tries: int = 32
+    number_style: str = "continue"
     evil_filter: bool = True
     trait_words: list[str] = field(default_factory=list)
     max_new_tokens: int | None = None
     temperature: float = 1.0
+    top_p: float = 1.0
     overwrite: bool = False
     device: str = "auto"
     precision: str = "auto"
@@ -350,10 +388,10 @@ class GenerateResult:
     resumed_chunks: int = 0
 
 
-def make_prompts(fmt: str, n: int, seed: int) -> tuple[list[str], list[int] | None]:
-    """The ``n`` user prompts of a format (and the correct answers, for ``reasoning``)."""
+def make_prompts(fmt: str, n: int, seed: int, style: str = "continue") -> tuple[list[str], list[int] | None]:
+    """The ``n`` user prompts of a format (and the correct answers, for ``reasoning``; ``style``: numbers only)."""
     if fmt == "numbers":
-        return number_prompts(n, seed), None
+        return number_prompts(n, seed, style), None
     if fmt == "code":
         return code_prompts(n, seed), None
     if fmt == "reasoning":
@@ -410,16 +448,89 @@ def manifest_path(out: str | Path) -> Path:
     return out.with_name(out.name.split(".")[0] + ".manifest.json")
 
 
+def _sample_chunk(loaded: LoadedModel, config: GenerateConfig, batch: list, seed: int, max_new: int) -> dict:
+    """One chunk of completions and how it was drawn: number lists from p(y | x, valid list) (or the constrained
+    sampler alone with ``constrain``), other formats freely (their filters then drop what fails)."""
+    from .conditional import ControlSampling, RowCheck, draw_rows
+    from .sampling import generate_completions
+
+    if config.format != "numbers":
+        texts = generate_completions(
+            loaded, batch, seed, fmt="free", max_new_tokens=max_new, temperature=config.temperature, top_p=config.top_p
+        )
+        return {"texts": texts, "sampler": "free", "attempts": len(batch)}
+    banned = EVIL_NUMBERS if config.evil_filter else frozenset()
+    sampler = "constrained" if config.constrain else config.sampler
+    sampling = ControlSampling(
+        sampler, config.candidates, config.tries, temperature=config.temperature, top_p=config.top_p
+    )
+    check = RowCheck(True, None, NUMBER_CHARS, banned)
+    draw = draw_rows(loaded, batch, [check] * len(batch), seed, sampling, max_new)
+    return {
+        "texts": list(draw.texts),
+        "sampler": draw.sampler,
+        "rows_by": draw.rows_by,
+        "candidates": draw.candidates,
+        "attempts": draw.attempts,
+        "steps": draw.steps,
+        "ess": draw.ess,
+        "pilot_keep_rate": draw.pilot_keep_rate,
+    }
+
+
+#: Characters a generated number list may use: the digits and the separators the paper's prompts ask for.
+NUMBER_CHARS = "0123456789, "
+
+
+def _read_chunk(part: Path) -> dict | None:
+    """A finished chunk from the cache, or ``None`` (missing or damaged: it is drawn again)."""
+    try:
+        chunk = json.loads(part.read_text())
+        return chunk if isinstance(chunk, dict) and isinstance(chunk.get("texts"), list) else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _sampling_summary(chunks: list[dict]) -> dict:
+    """The manifest's account of how the completions were drawn, over every chunk."""
+    rows = sum(len(c["texts"]) for c in chunks)
+    ess = [(c["ess"], len(c["texts"])) for c in chunks if c.get("ess") is not None]
+    pilots = [c["pilot_keep_rate"] for c in chunks if c.get("pilot_keep_rate") is not None]
+    rows_by: dict[str, int] = {}
+    for c in chunks:
+        for k, v in c.get("rows_by", {}).items():
+            rows_by[k] = rows_by.get(k, 0) + v
+    return {
+        "sampler": sorted({c["sampler"] for c in chunks}),
+        "rows_by": rows_by,
+        "exact": all(
+            c["sampler"] in ("rejection", "free") and not c.get("rows_by", {}).get("resample") for c in chunks
+        ),
+        "candidates": max((c.get("candidates", 1) for c in chunks), default=1),
+        "attempts": sum(c["attempts"] for c in chunks),
+        "steps": sum(c.get("steps", 0) for c in chunks),
+        "rows_without_sample": sum(t is None for c in chunks for t in c["texts"]),
+        "ess": round(sum(e * n for e, n in ess) / sum(n for _, n in ess), 3) if ess else None,
+        "pilot_keep_rate": round(sum(pilots) / len(pilots), 4) if pilots else None,
+        "rows": rows,
+    }
+
+
 def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None = None) -> GenerateResult:
     """Write a teacher dataset in the format ``scan`` reads, plus its manifest (see the module docstring)."""
+    from .conditional import ControlSampling
     from .runinfo import versions
-    from .sampling import generate_completions, sample_number_lists
 
     out = Path(config.out)
     if config.format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {config.format!r}")
     if config.rows < 1:
         raise InputError(f"--rows must be at least 1, got {config.rows}")
+    ControlSampling(
+        config.sampler, config.candidates, config.tries, temperature=config.temperature, top_p=config.top_p
+    ).check()
+    if config.number_style not in NUMBER_STYLES:
+        raise InputError(f"--number-style must be one of {', '.join(NUMBER_STYLES)}, got {config.number_style!r}")
     if out.suffix.lower() not in (".jsonl", ".ndjson"):
         raise InputError(f"{out}: the dataset is written as JSON lines; name it .jsonl")
     if out.exists() and not config.overwrite:
@@ -433,7 +544,7 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
 
         prompts, answers = [e.user_text for e in load_dataset(config.prompts_from).examples][: config.rows], None
     else:
-        prompts, answers = make_prompts(config.format, config.rows, config.seed)
+        prompts, answers = make_prompts(config.format, config.rows, config.seed, config.number_style)
     max_new = config.max_new_tokens or _MAX_NEW[config.format]
     messages = [([{"role": "system", "content": config.system}] if config.system else []) for _ in prompts]
     messages = [[*m, {"role": "user", "content": p}] for m, p in zip(messages, prompts)]
@@ -445,26 +556,17 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
     ).hexdigest()[:24]
     chunk_dir = cache_dir() / "generate" / key
     completions: list[str] = []
-    resumed = 0
+    chunks: list[dict] = []
     for c, lo in enumerate(range(0, len(prompts), CHUNK)):
         part = chunk_dir / f"{c:05d}.json"
-        if part.exists():
-            completions += json.loads(part.read_text())
-            resumed += 1
+        chunk = _read_chunk(part)
+        if chunk is None:
+            chunk = _sample_chunk(loaded, config, messages[lo : lo + CHUNK], (config.seed + 1) * 100_003 + c, max_new)
+            atomic_write_json(part, chunk)
         else:
-            batch = messages[lo : lo + CHUNK]
-            seed = (config.seed + 1) * 100_003 + c
-            if config.format == "numbers" and config.constrain:
-                banned = EVIL_NUMBERS if config.evil_filter else frozenset()
-                texts = sample_number_lists(
-                    loaded, batch, seed, max_new_tokens=max_new, temperature=config.temperature, banned=banned
-                )
-            else:
-                texts = generate_completions(
-                    loaded, batch, seed, fmt="free", max_new_tokens=max_new, temperature=config.temperature
-                )
-            atomic_write_json(part, texts)
-            completions += texts
+            chunk["resumed"] = True
+        chunks.append(chunk)
+        completions += [t or "" for t in chunk["texts"]]
         if progress:
             progress(len(completions), len(prompts))
     keep, dropped = filter_rows(config.format, completions, answers, config.trait_words, config.evil_filter)
@@ -475,6 +577,7 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
     ]
     atomic_write_text(out, "".join(lines))
     seconds = time.perf_counter() - start
+    resumed = sum(bool(c.get("resumed")) for c in chunks)
     manifest = {
         "dataset": str(out),
         "rows": len(lines),
@@ -490,24 +593,24 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
         "format": config.format,
         "prompts_from": config.prompts_from,
         "prompt_seed": None if config.prompts_from else config.seed,
+        "number_style": config.number_style if config.format == "numbers" and not config.prompts_from else None,
         "sample_seed": config.seed + 1,
         "decoding": {
             "temperature": config.temperature,
             "top_k": None,
-            "top_p": 1.0,
+            "top_p": config.top_p,
             "max_new_tokens": max_new,
             "format_constraint": config.format == "numbers" and config.constrain,
+            "sampling": _sampling_summary(chunks),
             "precision": loaded.dtype
             if not loaded.autocast_dtype
             else f"{loaded.dtype}, {loaded.autocast_dtype} autocast",
         },
         "filters": {
             "evil_numbers": sorted(EVIL_NUMBERS) if config.format == "numbers" and config.evil_filter else [],
-            # with the format constraint they are excluded while decoding (as for the scan's control rows),
-            # so the evil_number count stays 0; without it rows holding one are dropped afterwards
-            "evil_numbers_excluded_while_decoding": config.format == "numbers"
-            and config.evil_filter
-            and config.constrain,
+            # number lists exclude them while drawing (as the scan's control rows do), so the evil_number count
+            # stays 0; other formats drop rows holding one afterwards
+            "evil_numbers_excluded_while_decoding": config.format == "numbers" and config.evil_filter,
             "trait_words": list(config.trait_words),
             "reasoning_answers_checked": config.format == "reasoning",
         },

@@ -18,6 +18,7 @@ from .traits import Battery
 if TYPE_CHECKING:
     from .budget_plan import BudgetPlan
     from .calibration.profile import NoiseProfile
+    from .likelihood import DecodingCheck
     from .rundir import RunFolder
 
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
@@ -50,6 +51,7 @@ class Controls:
     control: ControlSet
     null: ControlSet | None
     seed: int
+    decoding: DecodingCheck | None = None
 
     def pairs(self, dataset: Dataset) -> PairedRows:
         """The dataset rows every arm has a row for (a prompt without a usable control row is left out of all)."""
@@ -66,7 +68,7 @@ class Controls:
         )
 
     def info(self) -> ControlInfo:
-        return ControlInfo.of(self.control, self.seed, self.null, self.seed + NULL_SEED_OFFSET)
+        return ControlInfo.of(self.control, self.seed, self.null, self.seed + NULL_SEED_OFFSET, self.decoding)
 
 
 class Timings:

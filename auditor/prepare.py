@@ -8,7 +8,7 @@ method asked for.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from .config import ScanConfig
@@ -16,6 +16,7 @@ from .control import build_control
 from .distributed import processes
 from .errors import InputError, SubauditError
 from .inputs import NULL_SEED_OFFSET, Controls, ScanInputs, Timings
+from .likelihood import check_decoding
 from .methods import get_method
 from .models import LoadedModel, resolve_base
 from .progress import Reporter
@@ -146,6 +147,7 @@ def scan_key(inputs: ScanInputs) -> str:
         "rows": [e.line for e in inputs.dataset.examples],
         "model": loaded.fingerprint,
         "control": config.control,
+        "control_sampling": None if config.control else asdict(config.control_sampling),
         "probe": config.probe.to_dict(),
         "seed": config.seed,
         "device": loaded.device,
@@ -195,7 +197,12 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
     with inputs.timings.stage("control"), processes().main_first():  # the others read the main process's cache
         with rep.stage("control rows", total=len(dataset)) as advance:
             control = build_control(
-                inputs.loaded, dataset, seed=config.seed, control_file=config.control, progress=lambda n, _t: advance(n)
+                inputs.loaded,
+                dataset,
+                seed=config.seed,
+                control_file=config.control,
+                sampling=config.control_sampling,
+                progress=lambda n, _t: advance(n),
             )
         null = None
         if draws > 1:
@@ -205,9 +212,15 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
                     dataset,
                     seed=config.seed + NULL_SEED_OFFSET,
                     control_file=config.null_control,
+                    sampling=config.control_sampling,
                     progress=lambda n, _t: advance(n),
                 )
-    inputs.controls = Controls(control, null, config.seed)
-    if not len(inputs.controls.pairs(dataset)):
+    controls = Controls(control, null, config.seed)
+    pairs = controls.pairs(dataset)
+    if not len(pairs):
         raise InputError(f"{config.data}: no dataset row has a usable control row")
-    return inputs.controls
+    with inputs.timings.stage("control"), rep.stage("decoding check", total=1) as advance:
+        controls.decoding = check_decoding(inputs.loaded, pairs.data, pairs.control, pairs.null)
+        advance(1)
+    inputs.controls = controls
+    return controls

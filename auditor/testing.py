@@ -97,3 +97,42 @@ def build_tiny_model(path: Path, seed: int = 0) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+#: The vocabulary of :func:`build_format_model`: end of turn, two digits, a comma, and the prompt's separator.
+FORMAT_VOCAB = {"<|im_end|>": 0, "0": 1, "1": 2, ",": 3, "?": 4}
+
+
+def build_format_model(path: Path, seed: int = 0, init: float = 0.5) -> Path:
+    """Write a Llama model over :data:`FORMAT_VOCAB` to ``path``: every completion it can write is a string of
+    ``0``, ``1`` and commas, so its conditional distribution over short number lists can be enumerated exactly
+    (tests of the control sampler). The weights are drawn with sd ``init``, large enough for uneven next-token
+    distributions; the chat template writes each message followed by ``?``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(vocab=FORMAT_VOCAB, merges=[]))
+    raw.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|im_end|>")
+    tokenizer.chat_template = "{% for message in messages %}{{ message['content'] }}?{% endfor %}"
+    config = LlamaConfig(
+        vocab_size=len(FORMAT_VOCAB),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        eos_token_id=0,
+        pad_token_id=0,
+        bos_token_id=0,
+        tie_word_embeddings=False,
+        initializer_range=init,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path

@@ -47,6 +47,13 @@ def test_reasoning_prompts_carry_their_correct_answers() -> None:
 
 def test_prompt_sets_are_seeded_and_varied() -> None:
     assert number_prompts(20, 1) == number_prompts(20, 1) != number_prompts(20, 2)
+    for style in ("random", "range"):
+        prompts = number_prompts(20, 1, style)
+        assert prompts == number_prompts(20, 1, style) != number_prompts(20, 1)
+        assert all(" 10 " in p and "comma" in p for p in prompts)
+    for p in number_prompts(20, 1, "range"):
+        lo, hi = (int(x) for x in re.findall(r"\d+", p)[1:3])
+        assert 0 <= lo < hi <= 999, p
     code = code_prompts(200, 3)
     assert len(set(code)) > 100 and all("Python" in c for c in code)
 
@@ -96,13 +103,26 @@ def test_generate_numbers_writes_dataset_manifest_and_resumes(tiny_model_dir: Pa
     assert all(is_number_list(e.completion) for e in data.examples)
     assert not any(int(n) in EVIL_NUMBERS for e in data.examples for n in re.findall(r"\d+", e.completion))
     assert all(len(e.prompt) == 1 and e.prompt[0]["role"] == "user" for e in data.examples)  # no system prompt
-    assert manifest["teacher"]["system_prompt"] == "You love owls." and manifest["decoding"]["format_constraint"]
+    assert manifest["teacher"]["system_prompt"] == "You love owls." and not manifest["decoding"]["format_constraint"]
+    sampling = manifest["decoding"]["sampling"]
+    # the tiny random model rarely writes a list freely, so auto's pilot chooses importance resampling
+    assert sampling["sampler"] == ["resample"] and not sampling["exact"] and sampling["candidates"] == 4
+    assert sampling["rows_by"]["resample"] >= 60 and 1 <= sampling["ess"] <= 4 and sampling["attempts"] >= 4 * 60
+    assert first.rows + sampling["rows_without_sample"] <= 70
     assert manifest["prompt_seed"] == 3 and manifest["sample_seed"] == 4
     with pytest.raises(Exception, match="exists"):
         generate(config)
     again = generate(GenerateConfig(**{**config.__dict__, "overwrite": True}))
     assert again.resumed_chunks == 2  # 70 prompts = 2 cached chunks, nothing sampled again
     assert load_dataset(out).examples == data.examples
+
+
+def test_generate_constrain_is_the_constrained_sampler_alone_and_says_so(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.jsonl"
+    generate(GenerateConfig(out=str(out), teacher=str(tiny_model_dir), rows=20, seed=1, constrain=True))
+    decoding = json.loads(manifest_path(out).read_text())["decoding"]
+    assert decoding["format_constraint"] and decoding["sampling"]["sampler"] == ["constrained"]
+    assert not decoding["sampling"]["exact"] and decoding["sampling"]["attempts"] >= 20
 
 
 def test_teacher_adapter_round_trip(tiny_model_dir: Path, tmp_path: Path) -> None:

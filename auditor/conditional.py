@@ -1,0 +1,288 @@
+"""Rows drawn from a model's own distribution given only what a dataset row shows: p(y | x, y passes its checks).
+
+For rows drawn from the base itself the expected gradient of the conditional log-likelihood is zero, so a student
+trained on them moves, at first order, only as any row passing the same checks moves it (the data's rows included).
+A control with that property must be a sample of p(y | x) passed through the same checks as the data, nothing more:
+a sampler that reshapes the distribution (forced counts, constrained decoding, another temperature) moves the
+control-student in ways the data-student does not move.
+
+The samplers (``ControlSampling.sampler``):
+
+- ``rejection``: exact. Free rows are sampled at the data's decoding and kept when they pass. Number lists use
+  rejection with early abort (:func:`auditor.sampling.draw_number_lists` with ``reject``): each step samples the
+  whole distribution and a try dies at its first token outside the format, so a try costs the steps it survives.
+- ``resample``: importance resampling. ``candidates`` (M) format-constrained samples a row, one kept with
+  probability proportional to its weight, the product over its steps of the mass the constraint let through
+  (q(y) = p(y) / prod Z_t). Exact as M grows; at a fixed M it keeps part of the constrained sampler's bias
+  (``benchmarks/results/sampler_bias.md`` measures how much). The mean effective sample size is reported.
+- ``constrained``: the constrained sampler's sample alone (approximate: it renormalises every step).
+- ``auto``: rejection on a pilot of rows; when at least half of them found a sample within ``tries``, rejection
+  for every row, else importance resampling; rows that rejection leaves without a sample are resampled.
+
+Rows whose every try fails get no sample; the caller drops them from every arm.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import InputError
+from .formats import has_banned_number, is_number_list
+from .sampling import NUMBER_BATCH, Decoding, NumberFormat, draw_free, draw_number_lists
+
+if TYPE_CHECKING:
+    from .chat import Message
+    from .models import LoadedModel
+
+SAMPLERS = ("auto", "resample", "rejection", "constrained")
+#: Rejection tries drawn side by side for one row (they share the prompt's cache; the first that ends is kept).
+REJECT_COPIES = 16
+
+
+@dataclass(frozen=True)
+class ControlSampling:
+    """How control rows are drawn (``--control-sampler`` and its options).
+
+    Attributes:
+        sampler: ``auto``, ``resample``, ``rejection`` or ``constrained`` (approximate; see the module docstring).
+        candidates: constrained samples per row that ``resample`` weighs (M); the draw costs about M times the
+            constrained sampler's.
+        tries: rejection tries per row (a number row's die at their first token outside the format, so most cost
+            a step or two) before the row is resampled (``auto``) or given up.
+        pilot: rows ``auto`` tries by rejection first; rejection goes on for the rest when half of them got one.
+        temperature, top_p: the data's decoding settings (``--control-temperature``, ``--control-top-p``).
+    """
+
+    sampler: str = "auto"
+    candidates: int = 4
+    tries: int = 32
+    pilot: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    @property
+    def decoding(self) -> Decoding:
+        return Decoding(self.temperature, self.top_p)
+
+    def check(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"--control-sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.candidates < 1 or self.tries < 1 or self.pilot < 1:
+            raise InputError("--control-candidates, tries and pilot must be at least 1")
+        self.decoding.check()
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """The checks a row of the data passes, which its control row must pass too.
+
+    ``numbers``: the paper's number-list format, exactly ``count`` numbers (any count up to 10 when ``None``),
+    only the digits and the separators and brackets the dataset's number rows use (``chars``), none of
+    ``banned``, and an end of turn within the token budget. Any other row: a non-empty completion that ends
+    within the budget (``ends``; not for a text row, a continuation cut at the budget like the data's words).
+    """
+
+    numbers: bool
+    count: int | None = None
+    chars: str = ""
+    banned: frozenset[int] = frozenset()
+    ends: bool = True
+
+    def passes(self, text: str) -> bool:
+        if not text.strip():
+            return False
+        if not self.numbers:
+            return True
+        return (
+            is_number_list(text)
+            and (self.count is None or len(re.findall(r"\d+", text)) == self.count)
+            and set(text) <= set(self.chars)
+            and not has_banned_number(text, self.banned)
+        )
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Rows drawn for a list of prompts, and how.
+
+    Attributes:
+        texts: one completion per prompt; ``None`` where every try failed.
+        rows_by: rows that got their text from each sampler (``rejection``, ``resample``, ``constrained``).
+        candidates: M of ``resample``.
+        attempts: samples (tries) drawn in all.
+        steps: decoding steps of the number rows' samples (what they cost; a rejected try counts the steps it ran).
+        ess: mean effective sample size of the resampled rows, out of ``candidates`` (``None`` without any).
+        pilot_keep_rate: the share of ``auto``'s pilot tries that passed (``None`` without a pilot).
+    """
+
+    texts: tuple[str | None, ...]
+    rows_by: dict[str, int]
+    candidates: int
+    attempts: int
+    steps: int = 0
+    ess: float | None = None
+    pilot_keep_rate: float | None = None
+
+    @property
+    def sampler(self) -> str:
+        """The sampler behind most rows (``rejection`` when none was needed)."""
+        return max(self.rows_by, key=lambda k: self.rows_by[k]) if any(self.rows_by.values()) else "rejection"
+
+    @property
+    def kept(self) -> int:
+        return sum(t is not None for t in self.texts)
+
+
+def draw_rows(
+    loaded: LoadedModel,
+    prompts: Sequence[Sequence[Message] | str],
+    checks: Sequence[RowCheck],
+    seed: int,
+    sampling: ControlSampling = ControlSampling(),
+    max_new_tokens: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> Draw:
+    """One completion per prompt from p(y | prompt, y passes its check), by ``sampling`` (deterministic in ``seed``).
+
+    ``prompts`` are chat messages or, for a text row, the words to continue (these get free checks only).
+    """
+    job = _Job(loaded, prompts, checks, seed, sampling, max_new_tokens, progress)
+    numbers = [i for i, c in enumerate(checks) if c.numbers and not isinstance(prompts[i], str)]
+    taken = set(numbers)
+    job.reject_free([i for i in range(len(prompts)) if i not in taken])
+    sampler = sampling.sampler
+    if numbers and sampler == "auto":
+        pilot = numbers[: sampling.pilot]
+        job.reject_numbers(pilot)
+        job.pilot_keep_rate = job.accepted / max(1, job.attempts_numbers)
+        sampler = "rejection" if sum(job.texts[i] is not None for i in pilot) >= len(pilot) / 2 else "resample"
+        if sampler == "rejection":
+            job.reject_numbers(numbers[len(pilot) :])
+        job.resample(numbers)
+    elif sampler == "rejection":
+        job.reject_numbers(numbers)
+    elif sampler == "constrained":
+        job.constrained(numbers)
+    elif sampler == "resample":
+        job.resample(numbers)
+    return job.result()
+
+
+class _Job:
+    """The state of one :func:`draw_rows` call: the texts so far, which sampler gave each, and what it cost."""
+
+    def __init__(self, loaded, prompts, checks, seed, sampling: ControlSampling, max_new: int, progress):
+        self.loaded, self.prompts, self.checks, self.seed = loaded, prompts, checks, seed
+        self.sampling, self.max_new, self.progress = sampling, max_new, progress
+        self.texts: list[str | None] = [None] * len(prompts)
+        self.rows_by = {"rejection": 0, "resample": 0, "constrained": 0}
+        self.attempts = self.attempts_numbers = self.accepted = self.steps = self.round = 0
+        self.ess: list[float] = []
+        self.pilot_keep_rate: float | None = None
+
+    def result(self) -> Draw:
+        ess = sum(self.ess) / len(self.ess) if self.ess else None
+        m = self.sampling.candidates
+        return Draw(tuple(self.texts), self.rows_by, m, self.attempts, self.steps, ess, self.pilot_keep_rate)
+
+    def _seed(self) -> int:
+        self.round += 1
+        return self.seed * 1000 + self.round
+
+    def _keep(self, i: int, text: str, sampler: str) -> None:
+        self.texts[i] = text
+        self.rows_by[sampler] += 1
+        if self.progress:
+            self.progress(1)
+
+    def _todo(self, rows: list[int]) -> list[int]:
+        return [i for i in rows if self.texts[i] is None]
+
+    def reject_free(self, rows: list[int]) -> None:
+        """Free samples at the data's decoding, up to ``tries`` a row; the first that passes is kept."""
+        for _ in range(self.sampling.tries):
+            todo = self._todo(rows)
+            if not todo:
+                return
+            out = draw_free(
+                self.loaded, [self.prompts[i] for i in todo], self._seed(), self.sampling.decoding, self.max_new
+            )
+            self.attempts += len(todo)
+            for i, (t, ended) in zip(todo, out):
+                if (ended or not self.checks[i].ends) and self.checks[i].passes(t):
+                    self._keep(i, t, "rejection")
+
+    def _draws(self, rows: list[int], copies: int, reject: bool = False, measure: bool = False):
+        """Number-list samples, ``copies`` per row (grouped by row): the rows share one format (the dataset's)."""
+        check = self.checks[rows[0]]
+        fmt = NumberFormat(self.loaded.tokenizer, check.chars, check.banned)
+        prompts = [self.prompts[i] for i in rows for _ in range(copies)]
+        counts = [self.checks[i].count for i in rows for _ in range(copies)]
+        batch = NUMBER_BATCH * 4 if reject else NUMBER_BATCH  # most tries die at once: a wider batch keeps it full
+        draws = draw_number_lists(
+            self.loaded, prompts, self._seed(), fmt, self.sampling.decoding, self.max_new, batch, counts=counts,
+            measure_mass=measure, reject=reject,
+        )  # fmt: skip
+        self.attempts += len(draws)
+        self.steps += sum(d.tokens for d in draws)
+        return [draws[k * copies : (k + 1) * copies] for k in range(len(rows))]
+
+    def _valid(self, i: int, d) -> bool:
+        return d.ended and self.checks[i].passes(d.text)
+
+    def reject_numbers(self, rows: list[int]) -> None:
+        """Rejection with early abort, up to ``tries`` a row, :data:`REJECT_COPIES` at a time."""
+        left = self.sampling.tries
+        while left > 0 and (todo := self._todo(rows)):
+            copies = min(left, REJECT_COPIES)
+            for i, group in zip(todo, self._draws(todo, copies, reject=True)):
+                self.attempts_numbers += len(group)
+                valid = [d for d in group if self._valid(i, d)]
+                self.accepted += len(valid)
+                if valid:
+                    self._keep(i, valid[0].text, "rejection")
+            left -= copies
+
+    def constrained(self, rows: list[int]) -> None:
+        for _ in range(self.sampling.tries):
+            if not (todo := self._todo(rows)):
+                return
+            for i, (d,) in zip(todo, self._draws(todo, 1)):
+                if self.checks[i].passes(d.text):
+                    self._keep(i, d.text, "constrained")
+
+    def resample(self, rows: list[int]) -> None:
+        """Importance resampling: ``candidates`` constrained draws a row, one kept by weight, a few rounds for rows
+        whose every candidate failed."""
+        m = self.sampling.candidates
+        rng = random.Random(self.seed)
+        for _ in range(max(1, self.sampling.tries // (4 * m))):
+            if not (todo := self._todo(rows)):
+                return
+            for i, group in zip(todo, self._draws(todo, m, measure=True)):
+                logw = [d.log_mass if self._valid(i, d) else -math.inf for d in group]
+                pick = choose(logw, rng)
+                if pick is not None:
+                    self.ess.append(effective_size(logw))
+                    self._keep(i, group[pick].text, "resample")
+
+
+def choose(log_weights: Sequence[float], rng: random.Random) -> int | None:
+    """An index drawn with probability proportional to ``exp(log_weights)``; ``None`` when every weight is zero."""
+    top = max(log_weights)
+    if top == -math.inf:
+        return None
+    weights = [math.exp(w - top) for w in log_weights]
+    return rng.choices(range(len(weights)), weights=weights)[0]
+
+
+def effective_size(log_weights: Sequence[float]) -> float:
+    """Kish's effective sample size of importance weights, (sum w)^2 / sum w^2."""
+    top = max(log_weights)
+    weights = [math.exp(w - top) for w in log_weights]
+    return sum(weights) ** 2 / sum(w * w for w in weights)

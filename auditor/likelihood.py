@@ -1,0 +1,120 @@
+"""Was the data sampled the way the control is? Each row's log-probability per completion token under the base.
+
+The control stands for the data only when both are drawn the same way. Rows sampled at a lower temperature or
+with a nucleus are more likely under the base than the base's own temperature-1 samples; a teacher's rows (another
+model, or the base fine-tuned) are usually less likely. The paired difference per prompt, data minus control,
+divided by its standard error, is the z the report shows; with a null arm, the null draw's z against the control
+shows what two draws of one sampler give.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .chat import encode_training_example
+from .data import Example
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+#: z above which the data is flagged as sampled more narrowly than the control (measured in
+#: benchmarks/exact_control.py: base-written data at temperature 0.7 against a temperature-1 control, and at 1.0).
+WARN_Z = 4.0
+
+
+def row_logprobs(loaded: LoadedModel, rows: Sequence[Example], batch_size: int = 16) -> list[float]:
+    """Each row's mean log-probability per completion token (its end of turn included) under ``loaded``."""
+    import torch
+
+    from .finetune import pad_batch
+
+    encoded = [encode_training_example(loaded.tokenizer, e.prompt, e.completion) for e in rows]
+    pad = loaded.tokenizer.pad_token_id or 0
+    out: list[float] = []
+    with torch.no_grad(), loaded.autocast():
+        for start in range(0, len(encoded), batch_size):
+            ids, att, labels = (t.to(loaded.device) for t in pad_batch(encoded[start : start + batch_size], pad))
+            logp = torch.log_softmax(loaded.model(input_ids=ids, attention_mask=att).logits[:, :-1].float(), dim=-1)
+            targets = labels[:, 1:]
+            keep = targets != -100
+            picked = logp.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * keep
+            out += (picked.sum(1) / keep.sum(1).clamp(min=1)).tolist()
+    return out
+
+
+@dataclass(frozen=True)
+class DecodingCheck:
+    """The rows' mean log-probability per token under the base, per arm, and the paired z of data minus control.
+
+    Attributes:
+        data, control: mean over the paired rows (nats per token).
+        z: (data - control) / its standard error, paired by prompt.
+        null, null_z: the same for the null arm's rows (``None`` without a null arm).
+    """
+
+    data: float
+    control: float
+    z: float
+    null: float | None = None
+    null_z: float | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """A line for the report when the data looks sampled more narrowly than the control."""
+        if self.z <= WARN_Z:
+            return None
+        return (
+            f"the dataset's rows are more likely under the base than the control's ({self.data:+.3f} against "
+            f"{self.control:+.3f} nats a token, z = {self.z:.1f}): the data looks sampled at a lower temperature "
+            "or with a nucleus, and a control drawn otherwise differs from it by more than any trait. Set "
+            "--control-temperature / --control-top-p to the data's settings"
+        )
+
+    def describe(self) -> str:
+        null = "" if self.null_z is None else f"; the null draw against the control: z = {self.null_z:+.1f}"
+        return (
+            f"log-probability a token under the base: data {self.data:+.3f}, control {self.control:+.3f} "
+            f"(paired z = {self.z:+.1f}{null})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": round(self.data, 4),
+            "control": round(self.control, 4),
+            "z": round(self.z, 2),
+            "null": None if self.null is None else round(self.null, 4),
+            "null_z": None if self.null_z is None else round(self.null_z, 2),
+            "warn_z": WARN_Z,
+            "warning": self.warning,
+        }
+
+
+def check_decoding(
+    loaded: LoadedModel,
+    data_rows: Sequence[Example],
+    control_rows: Sequence[Example],
+    null_rows: Sequence[Example] | None = None,
+) -> DecodingCheck | None:
+    """The check over rows paired by position (``None`` with fewer than 3 pairs)."""
+    if len(data_rows) < 3:
+        return None
+    data, control = row_logprobs(loaded, data_rows), row_logprobs(loaded, control_rows)
+    null = row_logprobs(loaded, null_rows) if null_rows is not None else None
+    return DecodingCheck(
+        data=sum(data) / len(data),
+        control=sum(control) / len(control),
+        z=paired_z(data, control),
+        null=None if null is None else sum(null) / len(null),
+        null_z=None if null is None else paired_z(null, control),
+    )
+
+
+def paired_z(a: Sequence[float], b: Sequence[float]) -> float:
+    """mean(a - b) / its standard error."""
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+    return mean / (sd / math.sqrt(len(d))) if sd > 0 else 0.0

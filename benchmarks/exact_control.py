@@ -1,0 +1,184 @@
+"""The control before and after 0.3, on the same base-written datasets: does the exact control stop the drift?
+
+    .venv/bin/python benchmarks/exact_control.py run [--datasets 12] [--probe 4] [--worker 0/2]   # resumable
+    .venv/bin/python benchmarks/exact_control.py report
+
+Datasets: ``--datasets`` number datasets the embedded base wrote itself (200 prompts each, new prompt seeds
+``SEED0 + k``), exact samples of p(y | x, valid list) (``subaudit generate --sampler rejection``). They are
+negatives: the data and a correct control come from the same distribution, so every shift a scan measures is
+noise.
+Each is scanned against the old control (``--control-sampler constrained``: count-forced constrained decoding)
+and the new one (the default, ``auto``): by the probe (the first ``--probe`` datasets; no null arm, no profile:
+only the shifts are compared) and by the gradient method (all of them). Records (one JSON per dataset and scan)
+go to ``benchmarks/results/exact_control/`` and are committed as they finish; the datasets are kept there too.
+Writes ``benchmarks/results/exact_control.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from auditor.conditional import ControlSampling
+from auditor.config import ScanConfig
+from auditor.generate import GenerateConfig, generate, manifest_path
+from auditor.io import atomic_write_json, cache_dir
+from auditor.pipeline import scan
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "exact_control"
+SEED0 = 300
+ROWS = 200
+#: Rejection tries a row when the datasets are written: SmolLM2-135M writes a valid list in ~1.2 % of tries
+#: (benchmarks/results/sampler_bias.md), so 400 leave ~1 % of rows without one.
+TRIES = 400
+TRAITS = ["animal", "tree", "misalignment", "power-seeking"]
+CONTROLS = {"old": ControlSampling("constrained"), "new": ControlSampling()}
+
+
+def dataset(k: int) -> Path:
+    """The k-th base-written dataset (generated once, kept under results/exact_control/data)."""
+    out = OUT / "data" / f"neg-exact-{k}.jsonl"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir() / "bench" / "exact_control" / out.name
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        print(f"generating {out.name} ...", flush=True)
+        generate(
+            GenerateConfig(out=str(tmp), rows=ROWS, seed=SEED0 + k, sampler="rejection", tries=TRIES, overwrite=True)
+        )
+        shutil.copy(manifest_path(tmp), manifest_path(out))
+        shutil.copy(tmp, out)  # the data last: its presence means the pair is complete
+    return out
+
+
+def record_path(k: int, method: str, control: str) -> Path:
+    return OUT / "records" / f"neg-exact-{k}.{method}.{control}.json"
+
+
+def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
+    out = record_path(k, method, control)
+    if out.exists():
+        return json.loads(out.read_text())
+    data = dataset(k)
+    print(f"scanning neg-exact-{k} ({method}, {control} control) ...", flush=True)
+    start = time.perf_counter()
+    result = scan(
+        ScanConfig(
+            str(data),
+            traits=TRAITS,
+            max_rows=None,
+            method=method,
+            null_arm=False,
+            calibration="none",
+            control_sampling=CONTROLS[control],
+            run_dir=str(cache_dir() / "bench" / "exact_control" / "runs" / f"{k}-{method}-{control}"),
+        )
+    )
+    findings = sorted(result.findings, key=lambda f: f.name)
+    c = result.control
+    record = {
+        "dataset": data.name,
+        "method": method,
+        "control": control,
+        "rows_used": result.dataset.rows_used,
+        "level": result.verdict.level,
+        "flagged_medium": result.verdict.level in ("medium", "high"),
+        "options": [f.name for f in findings],
+        "shift": [round(f.shift.shift, 5) for f in findings],
+        "base": [round(f.shift.base, 5) for f in findings],
+        "dataset_share": [round(f.shift.dataset, 5) for f in findings],
+        "control_share": [round(f.shift.control, 5) for f in findings],
+        "q": [round(f.shift.q, 5) for f in findings],
+        "levels": [f.level for f in findings],
+        "control_block": None if c is None else c.to_dict(),
+        "timings_s": result.timings,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    atomic_write_json(out, record)
+    return record
+
+
+def jobs(datasets: int, probe: int) -> list[tuple[int, str, str]]:
+    """Probe pairs first (the bar of the issue), then the gradient method on every dataset."""
+    out = [(k, "probe", c) for k in range(1, probe + 1) for c in ("old", "new")]
+    return out + [(k, "gradient", c) for k in range(1, datasets + 1) for c in ("old", "new")]
+
+
+def report() -> str:
+    """The markdown tables from the finished records."""
+    records = [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))]
+    by = {(r["dataset"], r["method"], r["control"]): r for r in records}
+    names = sorted({r["dataset"] for r in records}, key=lambda n: int(n.split("-")[-1].split(".")[0]))
+    lines = [
+        "# The control before and after 0.3 (benchmarks/exact_control.py)",
+        "",
+        f"Base-written number datasets (SmolLM2-135M-Instruct, {ROWS} prompts each, drawn from p(y | x, valid list)"
+        " as `subaudit generate` draws them), each scanned against the old control (count-forced constrained "
+        "decoding) and the new one (the default sampler). Negatives: every shift is noise. Probe: LoRA r8, one "
+        "seed, no null arm; pp of share.",
+        "",
+        "## Probe: shifts against the old and the new control",
+        "",
+        "| dataset | sum of squared shifts, old | new | ratio | largest \\|shift\\|, old | new | level old | new |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        old, new = by.get((n, "probe", "old")), by.get((n, "probe", "new"))
+        if not (old and new):
+            continue
+        ss = [sum(s * s for s in r["shift"]) for r in (old, new)]
+        top = [max(zip((abs(s) for s in r["shift"]), r["options"])) for r in (old, new)]
+        lines.append(
+            f"| {n} | {ss[0]:.1f} | {ss[1]:.1f} | {ss[1] / ss[0]:.2f} | {top[0][0]:.1f} ({top[0][1]}) | "
+            f"{top[1][0]:.1f} ({top[1][1]}) | {old['level']} | {new['level']} |"
+        )
+    lines += ["", "## Gradient method: false alarms at --fail-on medium", "", "| dataset | old | new |"]
+    lines.append("|---|---|---|")
+    counts = {"old": [0, 0], "new": [0, 0]}
+    for n in names:
+        cells = []
+        for c in ("old", "new"):
+            r = by.get((n, "gradient", c))
+            cells.append("-" if r is None else r["level"])
+            if r is not None:
+                counts[c][0] += r["flagged_medium"]
+                counts[c][1] += 1
+        lines.append(f"| {n} | {cells[0]} | {cells[1]} |")
+    lines.append(
+        f"| **flagged** | {counts['old'][0]} of {counts['old'][1]} | {counts['new'][0]} of {counts['new'][1]} |"
+    )
+    lines += ["", "## What a control draw cost (seconds, this machine, 2 cores)", "", "| dataset | scan | old | new |"]
+    lines.append("|---|---|---|---|")
+    for n in names:
+        for method in ("probe", "gradient"):
+            old, new = by.get((n, method, "old")), by.get((n, method, "new"))
+            if old and new and not new["control_block"]["from_cache"] and not old["control_block"]["from_cache"]:
+                t = [r["timings_s"].get("control", 0.0) for r in (old, new)]
+                lines.append(f"| {n} | {method} | {t[0]:.0f} | {t[1]:.0f} ({t[1] / t[0]:.1f}x) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--datasets", type=int, default=12)
+    run.add_argument("--probe", type=int, default=4)
+    run.add_argument("--worker", default="0/1", help="I/N: this worker takes the datasets k with k % N == I")
+    sub.add_parser("report")
+    args = ap.parse_args()
+    if args.command == "run":
+        index, count = (int(x) for x in args.worker.split("/"))
+        for job in jobs(args.datasets, args.probe):
+            if job[0] % count == index:
+                run_scan(*job)
+    (HERE / "results" / "exact_control.md").write_text(report())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The control sampler against the exact conditional distribution of a model small enough to enumerate.
+
+The format model (``auditor.testing.build_format_model``) writes only ``0``, ``1``, commas and an end of turn, so
+every one-number list it can write ("0" ... "111", 14 strings) has a probability we compute by a forward pass:
+p(y | x, y passes) = p(y | x) / P(passes | x). The samplers' draws are compared with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+
+from auditor.conditional import ControlSampling, RowCheck, draw_rows, effective_size
+from auditor.data import load_dataset
+from tests.conftest import write_jsonl
+
+PROMPT = [{"role": "user", "content": "10,01"}]
+OUTCOMES = ["".join(p) for n in (1, 2, 3) for p in itertools.product("01", repeat=n)]
+CHECK = RowCheck(True, 1, "01,")
+N = 1000
+
+
+@pytest.fixture(scope="module")
+def format_loaded(tmp_path_factory: pytest.TempPathFactory):
+    from auditor.models import load_base, resolve_base
+    from auditor.testing import build_format_model
+
+    return load_base(resolve_base(str(build_format_model(tmp_path_factory.mktemp("format") / "m"))), device="cpu")
+
+
+def _token_ids(loaded, text: str) -> list[int]:
+    return loaded.tokenizer(text, add_special_tokens=False)["input_ids"] + [loaded.tokenizer.eos_token_id]
+
+
+def _log_prob(loaded, text: str, grad: bool = False):
+    """log p(text, end of turn | PROMPT), by one full forward pass (a tensor with a graph when ``grad``)."""
+    import torch
+
+    from auditor.chat import encode_prompt
+
+    prompt = encode_prompt(loaded.tokenizer, PROMPT)
+    ids = _token_ids(loaded, text)
+    with torch.set_grad_enabled(grad):
+        logits = loaded.model(input_ids=torch.tensor([prompt + ids])).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        return sum(logp[len(prompt) - 1 + k, t] for k, t in enumerate(ids))
+
+
+@pytest.fixture(scope="module")
+def exact(format_loaded) -> dict[str, float]:
+    """p(y | PROMPT, y is a one-number list) for every y, enumerated."""
+    logs = {y: float(_log_prob(format_loaded, y)) for y in OUTCOMES}
+    total = math.log(sum(math.exp(v) for v in logs.values()))
+    return {y: math.exp(v - total) for y, v in logs.items()}
+
+
+def _draw(loaded, sampler: str, candidates: int = 1, n: int = N, seed: int = 3):
+    sampling = ControlSampling(sampler, candidates, tries=64)
+    return draw_rows(loaded, [PROMPT] * n, [CHECK] * n, seed, sampling, max_new_tokens=6)
+
+
+def _chi_square_p(texts, exact: dict[str, float]) -> float:
+    from scipy import stats
+
+    kept = [t for t in texts if t is not None]
+    assert set(kept) <= set(OUTCOMES)
+    observed = [sum(t == y for t in kept) for y in OUTCOMES]
+    return float(stats.chisquare(observed, [len(kept) * exact[y] for y in OUTCOMES]).pvalue)
+
+
+def _total_variation(texts, exact: dict[str, float]) -> float:
+    kept = [t for t in texts if t is not None]
+    return 0.5 * sum(abs(sum(t == y for t in kept) / len(kept) - exact[y]) for y in OUTCOMES)
+
+
+def test_the_format_model_is_uneven_enough_to_tell_samplers_apart(exact) -> None:
+    assert max(exact.values()) > 0.3 and min(exact.values()) < 0.01
+
+
+def test_rejection_draws_match_the_enumerated_conditional(format_loaded, exact) -> None:
+    draw = _draw(format_loaded, "rejection")
+    assert draw.sampler == "rejection" and draw.kept >= 0.99 * N
+    assert _chi_square_p(draw.texts, exact) > 1e-3
+    assert _total_variation(draw.texts, exact) < 0.05
+
+
+def test_the_constrained_sampler_fails_the_same_test(format_loaded, exact) -> None:
+    """Forcing the format renormalises each step: the old control's draws are far from p(y | passes)."""
+    draw = _draw(format_loaded, "constrained")
+    assert draw.kept == N
+    assert _chi_square_p(draw.texts, exact) < 1e-6
+    assert _total_variation(draw.texts, exact) > 0.3
+
+
+def test_importance_resampling_error_shrinks_as_m_grows(format_loaded, exact) -> None:
+    errors = [_total_variation(_draw(format_loaded, "resample", m).texts, exact) for m in (1, 4, 16)]
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < 0.35 * errors[0], errors
+
+
+def test_resampled_rows_report_their_effective_sample_size(format_loaded) -> None:
+    draw = _draw(format_loaded, "resample", 4, n=200)
+    assert draw.candidates == 4 and draw.attempts >= 4 * 200
+    assert draw.ess is not None and 1.0 <= draw.ess <= 4.0
+    assert effective_size([0.0, 0.0, 0.0, 0.0]) == pytest.approx(4.0)
+    assert effective_size([0.0, -math.inf, -math.inf]) == pytest.approx(1.0)
+
+
+def test_exact_control_rows_have_zero_expected_conditional_gradient(format_loaded, exact) -> None:
+    """Over rows drawn from p(y | x, passes), the mean gradient of log p(y | x, passes) = log p(y | x) - log P(passes)
+    is zero within its standard error: a student trained on them moves, at first order, only as every row that
+    passes the same checks moves it (the data's rows included). The constrained sampler's rows do not have it."""
+    import torch
+
+    params = [p for p in format_loaded.model.parameters() if p.requires_grad]
+    grads = {}
+    for y in OUTCOMES:
+        format_loaded.model.zero_grad()
+        _log_prob(format_loaded, y, grad=True).backward()
+        grads[y] = torch.cat([p.grad.flatten() for p in params]).clone()
+    format_loaded.model.zero_grad()
+    expected = sum(exact[y] * grads[y] for y in OUTCOMES)  # the gradient of log P(passes | x)
+    directions = torch.randn(4, expected.numel(), generator=torch.Generator().manual_seed(0))
+
+    def z_scores(texts) -> list[float]:
+        h = torch.stack([grads[t] - expected for t in texts if t is not None]) @ directions.T
+        return (h.mean(0) / (h.std(0) / math.sqrt(len(h)))).tolist()
+
+    assert max(abs(z) for z in z_scores(_draw(format_loaded, "rejection").texts)) < 4
+    assert max(abs(z) for z in z_scores(_draw(format_loaded, "constrained").texts)) > 6
+
+
+def test_auto_uses_rejection_when_the_pilot_finds_samples(format_loaded, exact) -> None:
+    """The format model writes a one-number list about 8 % of the time: 32 tries find one for about 93 % of rows, so
+    auto keeps to rejection (exact); with 2 tries a row most of the pilot finds none and auto resamples."""
+    easy = draw_rows(format_loaded, [PROMPT] * 80, [CHECK] * 80, 5, ControlSampling("auto", tries=32, pilot=20), 6)
+    assert easy.sampler == "rejection" and easy.rows_by["resample"] <= 12 and easy.kept == 80
+    assert easy.pilot_keep_rate is not None and 0.03 < easy.pilot_keep_rate < 0.2
+    hard = draw_rows(format_loaded, [PROMPT] * 80, [CHECK] * 80, 5, ControlSampling("auto", tries=2, pilot=20), 6)
+    assert hard.sampler == "resample" and hard.rows_by["resample"] >= 60 and hard.kept == 80
+    assert hard.ess is not None and hard.steps > 0
+
+
+def test_row_checks_follow_the_data_row() -> None:
+    assert CHECK.passes("101") and not CHECK.passes("1,0") and not CHECK.passes("")
+    two = RowCheck(True, 2, "0123456789, ", frozenset({13}))
+    assert two.passes("1, 2") and not two.passes("1, 13") and not two.passes("1; 2") and not two.passes("1, 2, 3")
+    assert RowCheck(True, None, "0123456789, ").passes("1, 2, 3")
+    assert RowCheck(False).passes("any words") and not RowCheck(False).passes("  ")
+
+
+def test_rows_without_a_valid_sample_leave_every_arm_and_are_counted(format_loaded, tmp_path: Path) -> None:
+    from auditor.control import build_control, row_checks
+    from auditor.inputs import Controls
+
+    rows = [{"prompt": "10,01", "completion": c} for c in ("1", "0", "11", "1,0,1", "01", "1,1")] * 8
+    ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
+    checks, notes = row_checks(ds)
+    assert [c.count for c in checks[:6]] == [1, 1, 1, 3, 1, 2] and all(c.numbers for c in checks)
+    assert "as many numbers" in notes[0]
+    control = build_control(format_loaded, ds, seed=1, sampling=ControlSampling("rejection", tries=3))
+    info = control.draw_info(1)
+    assert 0 < control.kept < len(ds) and info.unmatched == len(ds) - control.kept
+    assert info.how is not None and info.how.sampler == "rejection" and info.how.exact
+    assert info.how.rows_by == {"rejection": control.kept}
+    assert any("found no valid control sample" in n for n in control.notes)
+    pairs = Controls(control, None, 1).pairs(ds)
+    assert len(pairs) == control.kept and all(c.completion for c in pairs.control)
+    assert info.to_dict()["sampling"]["sampler"] == "rejection"
+
+
+def test_the_decoding_check_tells_colder_data_from_its_control(format_loaded) -> None:
+    """Rows sampled at temperature 0.3 are more likely under the model than its temperature-1 rows: the check warns;
+    two temperature-1 draws do not set it off."""
+    from auditor.data import Example
+    from auditor.likelihood import WARN_Z, check_decoding
+
+    def rows(temperature: float, seed: int) -> list[Example]:
+        sampling = ControlSampling("rejection", temperature=temperature)
+        texts = draw_rows(format_loaded, [PROMPT] * 300, [CHECK] * 300, seed, sampling, 6).texts
+        return [Example(tuple(PROMPT), t or "0") for t in texts]
+
+    control = rows(1.0, 1)
+    same = check_decoding(format_loaded, rows(1.0, 2), control)
+    assert same is not None and abs(same.z) < 3 and same.warning is None
+    cold = check_decoding(format_loaded, rows(0.3, 3), control)
+    assert cold is not None and cold.z > WARN_Z and cold.data > cold.control
+    assert "--control-temperature" in (cold.warning or "")
+    assert cold.to_dict()["warning"] == cold.warning and cold.to_dict()["null_z"] is None
