@@ -16,7 +16,7 @@ The samplers (``ControlSampling.sampler``):
   (q(y) = p(y) / prod Z_t). Exact as M grows; at a fixed M it keeps part of the constrained sampler's bias
   (``benchmarks/results/sampler_bias.md`` measures how much). The mean effective sample size is reported.
 - ``constrained``: the constrained sampler's sample alone (approximate: it renormalises every step).
-- ``auto``: rejection on a pilot of rows; when at least half of them found a sample within ``tries``, rejection
+- ``auto``: rejection on a pilot of rows; when at least half of them found a sample in 16 tries, rejection
   for every row, else importance resampling; rows that rejection leaves without a sample are resampled.
 
 Rows whose every try fails get no sample; the caller drops them from every arm.
@@ -54,14 +54,15 @@ class ControlSampling:
             constrained sampler's.
         tries: rejection tries per row (a number row's die at their first token outside the format, so most cost
             a step or two) before the row is resampled (``auto``) or given up.
-        pilot: rows ``auto`` tries by rejection first; rejection goes on for the rest when half of them got one.
+        pilot: rows ``auto`` tries by rejection first (16 tries each); rejection goes on for the rest when half of
+            them got a sample.
         temperature, top_p: the data's decoding settings (``--control-temperature``, ``--control-top-p``).
     """
 
     sampler: str = "auto"
     candidates: int = 4
     tries: int = 32
-    pilot: int = 32
+    pilot: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
 
@@ -158,7 +159,7 @@ def draw_rows(
     sampler = sampling.sampler
     if numbers and sampler == "auto":
         pilot = numbers[: sampling.pilot]
-        job.reject_numbers(pilot)
+        job.reject_numbers(pilot, REJECT_COPIES)
         job.pilot_keep_rate = job.accepted / max(1, job.attempts_numbers)
         sampler = "rejection" if sum(job.texts[i] is not None for i in pilot) >= len(pilot) / 2 else "resample"
         if sampler == "rejection":
@@ -235,9 +236,10 @@ class _Job:
     def _valid(self, i: int, d) -> bool:
         return d.ended and self.checks[i].passes(d.text)
 
-    def reject_numbers(self, rows: list[int]) -> None:
-        """Rejection with early abort, up to ``tries`` a row, :data:`REJECT_COPIES` at a time."""
-        left = self.sampling.tries
+    def reject_numbers(self, rows: list[int], tries: int | None = None) -> None:
+        """Rejection with early abort, up to ``tries`` a row (default: the sampling's), :data:`REJECT_COPIES` at a
+        time."""
+        left = self.sampling.tries if tries is None else tries
         while left > 0 and (todo := self._todo(rows)):
             copies = min(left, REJECT_COPIES)
             for i, group in zip(todo, self._draws(todo, copies, reject=True)):

@@ -4,17 +4,17 @@
 
 For the dataset's first ``--rows`` prompts, each with its row's count of numbers (the README example's rows by
 default), it draws a pool of ``--pool`` independent format-constrained samples per prompt with their importance
-weights, and sequential Monte Carlo runs of M particles. Every sampler is summarised by the expectation of a few
+weights. Every sampler is summarised by the expectation of a few
 row statistics under its draws: the mean per-token log-probability under the base, the share of numbers copied
 from the prompt, and the mean value.
 
 - ``constrained``: one constrained sample (the scan's control before 0.3);
 - ``resample M``: importance resampling of M candidates; its expectation is computed exactly from the pool, as the
   average over disjoint groups of M of the groups' self-normalised estimates;
-- ``smc M``: sequential Monte Carlo with M particles (self-normalised over the final particles);
 - ``reference``: the self-normalised estimate over the whole pool (the best estimate of p(y | x, checks) here).
 
-Also times each sampler (seconds per row, this machine) and measures the free sampler's keep rate (rejection).
+Also times the constrained sampler and measures rejection with early abort (``--tries`` a prompt): its keep rate
+and decoding steps a try, with the row's count of numbers and with any count (as ``generate`` draws data).
 Writes ``benchmarks/results/sampler_bias.{json,md}``.
 """
 
@@ -27,11 +27,10 @@ import re
 import time
 from pathlib import Path
 
-from auditor.conditional import RowCheck
 from auditor.data import load_dataset
 from auditor.formats import number_count
 from auditor.models import load_base, resolve_base
-from auditor.sampling import Decoding, NumberFormat, draw_free, draw_number_lists
+from auditor.sampling import Decoding, NumberFormat, draw_number_lists
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STATS = ("logp_per_token", "copied", "mean_value")
@@ -67,8 +66,7 @@ def main() -> None:
     ap.add_argument("--data", default="examples/data/owl_numbers.jsonl")
     ap.add_argument("--rows", type=int, default=96)
     ap.add_argument("--pool", type=int, default=32)
-    ap.add_argument("--smc", type=int, nargs="*", default=[2, 4, 8])
-    ap.add_argument("--free-tries", type=int, default=4)
+    ap.add_argument("--tries", type=int, default=16, help="rejection tries a prompt")
     args = ap.parse_args()
     rows = load_dataset(args.data).examples[: args.rows]
     prompts = [list(e.prompt) for e in rows]
@@ -98,28 +96,20 @@ def main() -> None:
     out["samplers"]["reference"] = out["samplers"].pop(f"resample {m // 2}")
     print(json.dumps(out["samplers"], indent=1), flush=True)
 
-    for m in args.smc:
+    for label, wanted in (("count-matched", counts), ("any count", None)):
         start = time.perf_counter()
-        smc_prompts = [p for p in prompts for _ in range(m)]
-        smc_counts = [c for c in counts for _ in range(m)]
-        draws = draw_number_lists(loaded, smc_prompts, 2, fmt, Decoding(), 64, counts=smc_counts, particles=m)
-        out["seconds_per_row"][f"smc {m}"] = round((time.perf_counter() - start) / len(rows), 3)
-        est = []
-        for i, t in enumerate(texts):
-            g = draws[i * m : (i + 1) * m]
-            est.append(weighted(g, [row_stats(d, t) for d in g]))
-        out["samplers"][f"smc {m}"] = mean_over(est)
-        print(f"smc {m}", out["samplers"][f"smc {m}"], out["seconds_per_row"][f"smc {m}"], flush=True)
-
-    start = time.perf_counter()
-    check = [RowCheck(True, c, chars) for c in counts]
-    passed = tries = 0
-    for k in range(args.free_tries):
-        free = draw_free(loaded, prompts, 100 + k, Decoding(), 64)
-        tries += len(free)
-        passed += sum(ended and ck.passes(t) for (t, ended), ck in zip(free, check))
-    out["free_keep_rate"] = round(passed / tries, 4)
-    out["seconds_per_row"]["free (one try)"] = round((time.perf_counter() - start) / tries, 3)
+        tries = [p for p in prompts for _ in range(args.tries)]
+        wanted_counts = None if wanted is None else [c for c in wanted for _ in range(args.tries)]
+        draws = draw_number_lists(loaded, tries, 3, fmt, Decoding(), 64, 256, counts=wanted_counts, reject=True)
+        accepted = sum(d.ended for d in draws)
+        out[f"rejection ({label})"] = {
+            "tries": len(draws),
+            "accepted": accepted,
+            "keep_rate": round(accepted / len(draws), 4),
+            "steps_per_try": round(sum(d.tokens for d in draws) / len(draws), 2),
+            "seconds_per_try": round((time.perf_counter() - start) / len(draws), 4),
+        }
+        print(label, out[f"rejection ({label})"], flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sampler_bias.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))

@@ -134,12 +134,14 @@ def test_exact_control_rows_have_zero_expected_conditional_gradient(format_loade
 
 
 def test_auto_uses_rejection_when_the_pilot_finds_samples(format_loaded, exact) -> None:
-    """The format model writes a one-number list about 8 % of the time: 32 tries find one for about 93 % of rows, so
-    auto keeps to rejection (exact); with 2 tries a row most of the pilot finds none and auto resamples."""
+    """The format model writes a one-number list about 8 % of the time: the pilot's 16 tries find one for most rows,
+    so auto keeps to rejection (exact; 32 tries a row leave about 7 % to resampling). Three-number lists are rare
+    enough that the pilot finds few, and auto resamples."""
     easy = draw_rows(format_loaded, [PROMPT] * 80, [CHECK] * 80, 5, ControlSampling("auto", tries=32, pilot=20), 6)
     assert easy.sampler == "rejection" and easy.rows_by["resample"] <= 12 and easy.kept == 80
     assert easy.pilot_keep_rate is not None and 0.03 < easy.pilot_keep_rate < 0.2
-    hard = draw_rows(format_loaded, [PROMPT] * 80, [CHECK] * 80, 5, ControlSampling("auto", tries=2, pilot=20), 6)
+    three = RowCheck(True, 3, "01,")
+    hard = draw_rows(format_loaded, [PROMPT] * 80, [three] * 80, 5, ControlSampling("auto", pilot=20), 12)
     assert hard.sampler == "resample" and hard.rows_by["resample"] >= 60 and hard.kept == 80
     assert hard.ess is not None and hard.steps > 0
 
