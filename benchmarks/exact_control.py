@@ -40,20 +40,62 @@ TRAITS = ["animal", "tree", "misalignment", "power-seeking"]
 CONTROLS = {"old": ControlSampling("constrained"), "new": ControlSampling()}
 
 
-def dataset(k: int) -> Path:
-    """The k-th base-written dataset (generated once, kept under results/exact_control/data)."""
-    out = OUT / "data" / f"neg-exact-{k}.jsonl"
+def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
+    """The k-th base-written dataset at ``temperature`` (generated once, kept under results/exact_control/data)."""
+    name = f"neg-exact-{k}" if temperature == 1.0 else f"neg-exact-t{temperature:g}-{k}"
+    out = OUT / "data" / f"{name}.jsonl"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir() / "bench" / "exact_control" / out.name
         tmp.parent.mkdir(parents=True, exist_ok=True)
         print(f"generating {out.name} ...", flush=True)
-        generate(
-            GenerateConfig(out=str(tmp), rows=ROWS, seed=SEED0 + k, sampler="rejection", tries=TRIES, overwrite=True)
+        seed = SEED0 + k + (0 if temperature == 1.0 else 50)
+        config = GenerateConfig(
+            out=str(tmp),
+            rows=rows,
+            seed=seed,
+            sampler="rejection",
+            tries=TRIES,
+            temperature=temperature,
+            overwrite=True,
         )
+        generate(config)
         shutil.copy(manifest_path(tmp), manifest_path(out))
         shutil.copy(tmp, out)  # the data last: its presence means the pair is complete
     return out
+
+
+def decoding_check(k: int, data_temperature: float, control_temperature: float, rows: int = 120) -> dict[str, Any]:
+    """The decoding check (``auditor.likelihood``) of a base-written dataset sampled at ``data_temperature`` against
+    a control and a null draw at ``control_temperature`` (no students are trained)."""
+    from auditor.control import build_control
+    from auditor.data import load_dataset
+    from auditor.inputs import Controls
+    from auditor.likelihood import check_decoding
+    from auditor.models import LoadOptions, resolve_base
+
+    out = OUT / "records" / f"decoding-t{data_temperature:g}-{k}.control-t{control_temperature:g}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    data = load_dataset(dataset(k, data_temperature, ROWS if data_temperature == 1.0 else rows))
+    loaded = LoadOptions().load(resolve_base(None))
+    sampling = ControlSampling(temperature=control_temperature)
+    start = time.perf_counter()
+    control = build_control(loaded, data, seed=0, sampling=sampling)
+    null = build_control(loaded, data, seed=1000, sampling=sampling)
+    pairs = Controls(control, null, 0).pairs(data)
+    check = check_decoding(loaded, pairs.data, pairs.control, pairs.null)
+    record = {
+        "dataset": Path(data.path).name,
+        "data_temperature": data_temperature,
+        "control_temperature": control_temperature,
+        "rows": len(pairs),
+        "check": None if check is None else check.to_dict(),
+        "sampling": None if control.how is None else control.how.to_dict(),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    atomic_write_json(out, record)
+    return record
 
 
 def record_path(k: int, method: str, control: str) -> Path:
@@ -111,14 +153,14 @@ def jobs(datasets: int, probe: int) -> list[tuple[int, str, str]]:
 
 def report() -> str:
     """The markdown tables from the finished records."""
-    records = [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("neg-exact-*.json"))]
     by = {(r["dataset"], r["method"], r["control"]): r for r in records}
     names = sorted({r["dataset"] for r in records}, key=lambda n: int(n.split("-")[-1].split(".")[0]))
     lines = [
         "# The control before and after 0.3 (benchmarks/exact_control.py)",
         "",
-        f"Base-written number datasets (SmolLM2-135M-Instruct, {ROWS} prompts each, drawn from p(y | x, valid list)"
-        " as `subaudit generate` draws them), each scanned against the old control (count-forced constrained "
+        f"Base-written number datasets (SmolLM2-135M-Instruct, {ROWS} prompts each, exact samples of p(y | x, valid list)"
+        " by rejection with early abort), each scanned against the old control (count-forced constrained "
         "decoding) and the new one (the default sampler). Negatives: every shift is noise. Probe: LoRA r8, one "
         "seed, no null arm; pp of share.",
         "",
@@ -160,6 +202,16 @@ def report() -> str:
             if old and new and not new["control_block"]["from_cache"] and not old["control_block"]["from_cache"]:
                 t = [r["timings_s"].get("control", 0.0) for r in (old, new)]
                 lines.append(f"| {n} | {method} | {t[0]:.0f} | {t[1]:.0f} ({t[1] / t[0]:.1f}x) |")
+    lines += ["", "## Decoding check: data sampled at 0.7 and 1.0 (`auditor.likelihood`, warning above z = 4)", ""]
+    lines += ["| data | data temperature | control temperature | rows | data | control | z | null z |"]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for path in sorted((OUT / "records").glob("decoding-*.json")):
+        r = json.loads(path.read_text())
+        c = r["check"]
+        lines.append(
+            f"| {r['dataset']} | {r['data_temperature']:g} | {r['control_temperature']:g} | {r['rows']} | "
+            f"{c['data']:+.3f} | {c['control']:+.3f} | {c['z']:+.1f} | {c['null_z']:+.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -170,6 +222,8 @@ def main() -> None:
     run.add_argument("--datasets", type=int, default=12)
     run.add_argument("--probe", type=int, default=4)
     run.add_argument("--worker", default="0/1", help="I/N: this worker takes the datasets k with k % N == I")
+    check = sub.add_parser("decoding", help="the decoding check on data at temperature 0.7 and 1.0")
+    check.add_argument("--k", type=int, nargs="+", default=[1, 2])
     sub.add_parser("report")
     args = ap.parse_args()
     if args.command == "run":
@@ -177,6 +231,10 @@ def main() -> None:
         for job in jobs(args.datasets, args.probe):
             if job[0] % count == index:
                 run_scan(*job)
+    elif args.command == "decoding":
+        for k in args.k:
+            for data_t, control_t in ((0.7, 1.0), (0.7, 0.7), (1.0, 1.0)):
+                print(decoding_check(k, data_t, control_t), flush=True)
     (HERE / "results" / "exact_control.md").write_text(report())
 
 
