@@ -159,8 +159,8 @@ def report() -> str:
     lines = [
         "# The control before and after 0.3 (benchmarks/exact_control.py)",
         "",
-        f"Base-written number datasets (SmolLM2-135M-Instruct, {ROWS} prompts each, exact samples of p(y | x, valid list)"
-        " by rejection with early abort), each scanned against the old control (count-forced constrained "
+        f"Base-written number datasets (SmolLM2-135M-Instruct, {ROWS} prompts each, exact samples of p(y | x, valid "
+        "list) by rejection with early abort), each scanned against the old control (count-forced constrained "
         "decoding) and the new one (the default sampler). Negatives: every shift is noise. Probe: LoRA r8, one "
         "seed, no null arm; pp of share.",
         "",
