@@ -38,7 +38,7 @@ _LAZY = {
     "ALIASES": "models",
     "to_json": "report",
     "to_markdown": "report",
-    "write_json": "report",
+    "write_json": "outputs",
     "write_markdown": "report",
     "InputError": "errors",
     "ModelLoadError": "errors",
@@ -59,8 +59,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .methods import get_method  # noqa: F401
     from .methods import register as register_method  # noqa: F401
     from .models import ALIASES, fetch_default, load_base, resolve_base  # noqa: F401
+    from .outputs import write_json  # noqa: F401
     from .pipeline import scan  # noqa: F401
-    from .report import to_json, to_markdown, write_json, write_markdown  # noqa: F401
+    from .report import to_json, to_markdown, write_markdown  # noqa: F401
     from .result import ScanResult  # noqa: F401
     from .traits import Battery, builtin_names, get_battery, resolve_batteries  # noqa: F401
     from .verdict import Thresholds, Verdict  # noqa: F401

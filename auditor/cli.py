@@ -57,8 +57,9 @@ DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when available), cpu, c
 PrecisionOpt = Annotated[
     str,
     typer.Option(
-        help="auto (fp32 weights; training passes under bf16 autocast where the device has native bf16; scoring "
-        "and sampling in fp32), fp32, or bf16 (bf16 everywhere, scoring too: less precise)."
+        help="auto (CUDA: bf16 weights, log-softmaxes in fp32; CPU: fp32 weights, training passes under bf16 "
+        "autocast where the CPU has native bf16, scoring and sampling in fp32), fp32, or bf16 (bf16 everywhere, "
+        "scoring too: less precise)."
     ),
 ]
 TrustRemoteCodeOpt = Annotated[bool, typer.Option(help="Allow the model's own Python code (off: safe).")]

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .fingerprint import file_sha256
 from .formats import detect_format
 
 ROLES = ("system", "user", "assistant")
@@ -128,14 +129,6 @@ def rows_hash(rows: list[Example]) -> str:
     for e in rows:
         h.update(json.dumps([list(e.prompt), e.completion], sort_keys=True).encode())
     return h.hexdigest()[:10]
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _where(path: str, line: int) -> str:

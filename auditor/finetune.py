@@ -256,14 +256,6 @@ class Prober:
     def adapter_state(self) -> dict[str, Tensor]:
         return {n: p.detach().cpu().clone() for n, p in self.adapter_parameters()}
 
-    def load_adapter_state(self, state: dict[str, Tensor]) -> None:
-        import torch
-
-        params = dict(self.adapter_parameters())
-        with torch.no_grad():
-            for n, t in state.items():
-                params[n].copy_(t.to(params[n].device, params[n].dtype))
-
     def save_peft(self, out: str | Path) -> None:
         """Write the adapter as a peft LoRA folder (``adapter_config.json`` + ``adapter_model.safetensors``),
         loadable with ``PeftModel.from_pretrained(base, out)``; the weights file is written atomically."""

@@ -10,21 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
 from .verdict import LEVEL_COLOURS, UNIT_FORMATS
 
-__all__ = ["SCHEMA_VERSION", "md_code", "md_escape", "print_summary", "to_json", "to_markdown", "write_json"]
+__all__ = ["SCHEMA_VERSION", "md_code", "md_escape", "print_summary", "to_json", "to_markdown"]
 
 
 def to_json(result: ScanResult) -> dict[str, Any]:
     """The JSON document (:meth:`ScanResult.to_json`)."""
     return result.to_json()
-
-
-def write_json(result: ScanResult, path: str | Path) -> None:
-    atomic_write_json(path, result.to_json())
 
 
 def _verdict_lines(result: ScanResult) -> list[str]:

@@ -21,8 +21,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .data import READERS, Dataset, Example, file_sha256, load_dataset, parse_row, subsample
+from .data import READERS, Dataset, Example, load_dataset, parse_row, subsample
 from .errors import InputError
+from .fingerprint import file_sha256
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 #: Files that mark a ``save_to_disk`` folder (a Dataset, or a DatasetDict of splits).

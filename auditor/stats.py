@@ -214,12 +214,15 @@ def calibrate_with_profile(
     return shifts
 
 
-def adjust_q(shifts: list[OptionShift]) -> list[OptionShift]:
-    """Benjamini-Hochberg q-values over all ``shifts`` (every option of every battery), in place."""
+def bh_q(p: list[float]) -> list[float]:
+    """Benjamini-Hochberg q-values of the p-values ``p`` (scipy's ``false_discovery_control``)."""
     from scipy.stats import false_discovery_control
 
-    if shifts:
-        qs = false_discovery_control(np.array([s.p for s in shifts]), method="bh")
-        for s, q in zip(shifts, qs):
-            s.q = float(q)
+    return [float(q) for q in false_discovery_control(np.array(p), method="bh")] if p else []
+
+
+def adjust_q(shifts: list[OptionShift]) -> list[OptionShift]:
+    """Benjamini-Hochberg q-values over all ``shifts`` (every option of every battery), in place."""
+    for s, q in zip(shifts, bh_q([s.p for s in shifts])):
+        s.q = q
     return shifts

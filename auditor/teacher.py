@@ -16,7 +16,6 @@ from .errors import InputError
 from .io import atomic_write_json
 
 #: The adapter files ``subaudit generate --adapter`` reads.
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 @dataclass

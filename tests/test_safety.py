@@ -19,7 +19,8 @@ from auditor.cli import app
 from auditor.errors import InputError, Interrupted, ModelLoadError, RuntimeFailure
 from auditor.finetune import ProbeConfig, Prober
 from auditor.models import load_base, resolve_base
-from auditor.report import write_json, write_markdown
+from auditor.outputs import write_json
+from auditor.report import write_markdown
 from tests.test_probe import rows
 from tests.test_report import _result
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..stats import OptionShift
+from ..stats import OptionShift, bh_q
 from ..verdict import Thresholds, Transfer, p_level
 from .profile import NoiseModel, NoiseProfile
 
@@ -194,7 +194,7 @@ def assess(shifts: list[OptionShift], profile: NoiseProfile, thresholds: Thresho
         tests.append(direction)
     p = min(1.0, min(t.p for t in tests) * len(tests))
     beta, specific = specific_shifts(s, profile, idx, noise)
-    q = _bh([x.p for x in specific])
+    q = bh_q([x.p for x in specific])
     named = sorted(
         (x for x, qx in zip(specific, q) if qx <= thresholds.medium_q and x.specific >= thresholds.medium_shift),
         key=lambda x: -x.t,
@@ -211,9 +211,3 @@ def assess(shifts: list[OptionShift], profile: NoiseProfile, thresholds: Thresho
     return Assessment(
         profile.key, noise.describe(), len(profile.draws), [d.name for d in profile.decoys], transfer, beta, specific
     )
-
-
-def _bh(p: list[float]) -> list[float]:
-    from scipy.stats import false_discovery_control
-
-    return list(false_discovery_control(np.array(p), method="bh")) if p else []
