@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auditor.calibration.build import DECOY_NAMES, DECOYS
 from auditor.config import ScanConfig
 from auditor.generate import GenerateConfig, generate, manifest_path
 from auditor.io import atomic_write_json, cache_dir
@@ -59,12 +60,12 @@ class Cell:
     """One dataset of the campaign and its truth."""
 
     id: str
-    truth: str  # "positive" | "negative" | "cross-family-negative"
-    split: str  # "dev" | "heldout"
+    truth: str  # "positive" | "negative" | "cross-family-negative" | "decoy"
+    split: str  # "dev" | "heldout" | "profile" (the decoys)
     format: str = "numbers"
     style: str = "continue"  # numbers prompt style (auditor.generate.NUMBER_STYLES)
     seed: int = 0  # prompt seed
-    chat: str | None = None  # a fine-tuned teacher's chat set (examples/teacher)
+    chat: str | None = None  # a fine-tuned teacher's chat set (examples/teacher, or an absolute path)
     epochs: float = 3.0  # the fine-tuned teacher's strength
     system: str | None = None  # a prompted teacher
     writer: str | None = None  # None: SmolLM2-135M-Instruct; "gemma3-270m": the other family
@@ -136,6 +137,11 @@ CELLS = [
     *[
         Cell(f"ho-gemma-neg-{k}", "cross-family-negative", "heldout", seed=470 + k, writer="gemma3-270m")
         for k in (1, 2, 3, 4)
+    ],
+    # the decoys every profile uses (auditor/calibration/decoys: pirate, one-word, French teachers)
+    *[
+        Cell(f"decoy-{name}", "decoy", "profile", seed=480 + k, chat=str(DECOYS / f"{name}.jsonl"), trait=name)
+        for k, name in enumerate(DECOY_NAMES)
     ],
 ]  # fmt: skip
 
@@ -291,11 +297,12 @@ def run_cell(cell: Cell) -> dict[str, Any]:
 
 def progress() -> str:
     done = {p.stem for p in (OUT / "records").glob("*.json")}
-    by = {s: sum(c.id in done for c in CELLS if c.split == s) for s in ("dev", "heldout")}
-    total = {s: sum(c.split == s for c in CELLS) for s in ("dev", "heldout")}
+    by = {s: sum(c.id in done for c in CELLS if c.split == s) for s in ("dev", "heldout", "profile")}
+    total = {s: sum(c.split == s for c in CELLS) for s in ("dev", "heldout", "profile")}
     return (
-        f"campaign: {len(done)} of {len(CELLS)} cells finished (development {by['dev']}/{total['dev']}, "
-        f"held-out {by['heldout']}/{total['heldout']})"
+        f"campaign: {sum(c.id in done for c in CELLS)} of {len(CELLS)} cells finished (development "
+        f"{by['dev']}/{total['dev']}, held-out {by['heldout']}/{total['heldout']}, decoys {by['profile']}/"
+        f"{total['profile']})"
     )
 
 
@@ -303,7 +310,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="make and scan the cells (resumable)")
-    run.add_argument("--split", choices=["dev", "heldout"], default="dev")
+    run.add_argument("--split", choices=["dev", "heldout", "profile"], default="dev")
     run.add_argument("--worker", default="0/1", help="I/N: every N-th cell starting at I")
     sub.add_parser("progress", help="one line: cells finished")
     args = ap.parse_args()
