@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .budget_plan import BudgetPlan
-from .control import completion_budget
+from .control import completion_budget, row_checks
 from .errors import InputError
 from .inputs import ScanInputs
 
@@ -53,15 +53,17 @@ class Measurements:
         return self._once("score_question_s", self._time_scoring)
 
     def _time_generation(self) -> float:
-        """One generation batch, decoded as the control stage would decode it."""
-        from .sampling import generate_completions
+        """Control rows for the dataset's first prompts, drawn as the control stage draws them (its sampler, checks
+        and budget; ``auto``'s pilot included, so a short timed draw overstates its share a little)."""
+        from .conditional import draw_rows
 
-        dataset, loaded = self.inputs.dataset, self.inputs.loaded
+        dataset, loaded, config = self.inputs.dataset, self.inputs.loaded, self.inputs.config
         rows = dataset.examples[:TIMED_PROMPTS]
+        checks, _ = row_checks(dataset)
         budget = completion_budget(loaded, [e.completion for e in dataset.examples])
-        start = time.perf_counter()
         prompts: list[Any] = [e.user_text if e.is_text else list(e.prompt) for e in rows]
-        generate_completions(loaded, prompts, self.inputs.config.seed, dataset.completion_format, max_new_tokens=budget)
+        start = time.perf_counter()
+        draw_rows(loaded, prompts, checks[: len(rows)], config.seed, config.control_sampling, budget)
         return (time.perf_counter() - start) / len(rows)
 
     def _time_train_step(self) -> float:
