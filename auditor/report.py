@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .control import UNMATCHED_WARNING
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
@@ -183,6 +184,7 @@ def to_markdown(result: ScanResult, path: str | Path | None = None) -> str:
         "- The result speaks for students that share this base. Subliminal transfer needs a shared "
         "initialisation; a student of another family may react differently.",
         *result.details.caveats(result),
+        *_control_caveats(result),
         "- Only the batteries listed were measured; a trait nobody asked about is not detected.",
         "",
         *_reproducibility_lines(result),
@@ -190,6 +192,28 @@ def to_markdown(result: ScanResult, path: str | Path | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _control_caveats(result: ScanResult) -> list[str]:
+    """What the control's draw limits: rows without a control sample, approximate rows, a decoding mismatch."""
+    c = result.control
+    if c is None or c.draw.how is None:
+        return []
+    out = []
+    d = c.draw
+    if d.unmatched > UNMATCHED_WARNING * d.rows:
+        out.append(
+            f"- {d.unmatched} of {d.rows} dataset rows ({d.unmatched / d.rows:.0%}) had no valid control sample and "
+            "left every arm: the verdict is about the rows the base can write in this format."
+        )
+    if not d.how.exact:
+        out.append(
+            "- Some control rows are approximate samples of the base's distribution (importance-resampled or "
+            "constrained); what remains of the constrained sampler's bias moves the control-students a little too."
+        )
+    if c.decoding is not None and c.decoding.warning:
+        out.append(f"- The decoding check: {md_escape(c.decoding.warning)}.")
+    return out
 
 
 def write_markdown(result: ScanResult, path: str | Path) -> None:

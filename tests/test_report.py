@@ -197,3 +197,32 @@ def test_report_paths_and_command_cannot_break_out() -> None:
     assert not re.search(r"(?<!\\)\]\s*\(", text)
     title = md.split("\n")[0]
     assert title.startswith("# subaudit risk report: ") and "script&gt; ⏎ # H" in title
+
+
+def test_the_controls_draw_sets_its_caveats() -> None:
+    """Rows without a control sample, approximate rows and a decoding mismatch each get a caveat and a control line;
+    an exact draw of every row gets none."""
+    import dataclasses
+
+    from auditor.control import ControlInfo, DrawInfo, Sampled
+    from auditor.likelihood import DecodingCheck
+    from auditor.report import to_markdown
+
+    result = _result("p", "c")
+    approximate = Sampled({"rejection": 10, "resample": 170}, 4, 1.9, 0.0, 12345, 1.0, 1.0)
+    cold = DecodingCheck(data=-0.9, control=-1.2, z=7.5)
+    result.control = ControlInfo(
+        "generated", "numbers", DrawInfo(0, 800, 180, 0.225, False, "/c", rows=200, how=approximate), decoding=cold
+    )
+    text = to_markdown(result)
+    assert "20 of 200 dataset rows (10%) had no valid control sample" in text
+    assert "approximate samples of the base's distribution" in text
+    assert "10 by rejection (exact)" in text and "170 importance-resampled from 4" in text
+    assert "paired z = +7.5" in text and "--control-temperature" in text
+    exact = Sampled({"rejection": 200}, 4, None, 0.9, 800, 1.0, 1.0)
+    result.control = dataclasses.replace(
+        result.control, draw=DrawInfo(0, 300, 200, 0.667, False, "/c", rows=200, how=exact), decoding=None
+    )
+    text = to_markdown(result)
+    assert "no valid control sample" not in text and "approximate samples" not in text
+    assert "200 by rejection (exact)" in text and "rejection's pilot kept 90.0% of tries" in text
