@@ -1,0 +1,173 @@
+"""Grade the campaign's records by every candidate of ``campaign.RULE``, apply the rule, and write the tables.
+
+    .venv/bin/python benchmarks/campaign_report.py      # -> benchmarks/results/campaign.md and campaign.json
+
+Reads ``benchmarks/results/campaign/records/`` only (no model runs). Candidates: ``G`` (the gradient method),
+``P-o``/``P-t``/``P-a`` (the calibrated probe with gate options / transfer / any, each cell graded against a
+profile of the other number negatives of its pool plus the decoys) and ``S-x`` (G first, then P-x). The rule picks
+the default on the development cells; the held-out cells are reported with Clopper-Pearson intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from campaign import CELLS, OUT, RULE
+
+from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
+from auditor.calibration.transfer import assess
+from auditor.io import atomic_write_json, atomic_write_text
+from auditor.stats import OptionShift
+from auditor.verdict import Thresholds, decide, level_rank, with_transfer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FAIL_ON = "medium"
+GATES = {"o": "options", "t": "transfer", "a": "any"}
+CANDIDATES = ["G", *[f"P-{g}" for g in GATES], *[f"S-{g}" for g in GATES]]
+#: Tie order of the rule: two-stage, then the probe, then the gradient method; within each, gate any first.
+TIE_ORDER = ["S-a", "S-o", "S-t", "P-a", "P-o", "P-t", "G"]
+
+
+def load_records() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))}
+
+
+def _draw(record: dict[str, Any], options: list[str]) -> ProfileDraw:
+    shares = dict(zip(record["options"], zip(record["dataset"], record["control_share"])))
+    return ProfileDraw(
+        record["cell"], 0, record["rows_used"], [shares[o][0] for o in options], [shares[o][1] for o in options]
+    )
+
+
+def pool(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The null pairs a cell's profile is built from (RULE): base-written number negatives of the development split
+    for a development cell, of both splits for a held-out cell; never the cell itself."""
+    splits = {"dev"} if record["split"] == "dev" else {"dev", "heldout"}
+    return [
+        r
+        for r in records.values()
+        if r["truth"] == "negative"
+        and r["format"] == "numbers"
+        and r["split"] in splits
+        and r["cell"] != record["cell"]
+    ]
+
+
+def profile_for(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> NoiseProfile | None:
+    options = record["options"]
+    nulls = [r for r in pool(record, records) if set(options) <= set(r["options"])]
+    decoys = [r for r in records.values() if r["truth"] == "decoy" and set(options) <= set(r["options"])]
+    if len(nulls) < MIN_DRAWS:
+        return None
+    return NoiseProfile(
+        key=f"loo-{record['cell']}", base={}, format="numbers", budget={}, probe={}, batteries={},
+        options=list(options), base_shares=list(record["base"]),
+        draws=[_draw(r, options) for r in nulls], decoys=[_draw(r, options) for r in decoys],
+    )  # fmt: skip
+
+
+def probe_verdict(record: dict[str, Any], profile: NoiseProfile | None, gate: str) -> dict[str, Any]:
+    """The calibrated probe's level and named options under ``gate`` (``None`` level: no profile yet)."""
+    if profile is None:
+        return {"level": None, "named": []}
+    shifts = []
+    for name, b, d, c in zip(record["options"], record["base"], record["dataset"], record["control_share"]):
+        battery, option = name.split(": ", 1)
+        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
+    th = Thresholds()
+    a = assess(shifts, profile, th, gate)
+    verdict, _ = decide(shifts, FAIL_ON, th)
+    verdict = with_transfer(verdict, a.transfer)
+    return {"level": verdict.level, "named": a.transfer.named}
+
+
+def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every candidate's verdict on one cell."""
+    profile = profile_for(record, records)
+    g = record["gradient"]["level"]
+    out: dict[str, dict[str, Any]] = {"G": {"level": g, "named": []}}
+    for key, gate in GATES.items():
+        p = probe_verdict(record, profile, gate)
+        out[f"P-{key}"] = p
+        out[f"S-{key}"] = {"level": "clean", "named": []} if level_rank(g) < level_rank("medium") else p
+    return out
+
+
+def flagged(verdict: dict[str, Any]) -> bool:
+    return verdict["level"] is not None and level_rank(verdict["level"]) >= level_rank(FAIL_ON)
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    from scipy.stats import beta
+
+    if n == 0:
+        return (0.0, 1.0)
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def tally(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]], candidate: str) -> dict[str, Any]:
+    """False alarms on base-written negatives and power on fine-tuned-teacher positives, with intervals."""
+    neg = [v[candidate] for r, v in graded if r["truth"] == "negative"]
+    pos = [v[candidate] for r, v in graded if r["truth"] == "positive" and r["teacher"] == "fine-tuned"]
+    fa, power = sum(map(flagged, neg)), sum(map(flagged, pos))
+    return {
+        "false_alarms": [fa, len(neg), *np.round(clopper_pearson(fa, len(neg)), 3)],
+        "power": [power, len(pos), *np.round(clopper_pearson(power, len(pos)), 3)],
+        "ungraded": sum(v[candidate]["level"] is None for _, v in graded),
+    }
+
+
+def choose(dev: dict[str, dict[str, Any]]) -> str | None:
+    """RULE on the development tallies: <= 1 false alarm, then the most fine-tuned positives, then TIE_ORDER."""
+    ok = [c for c in CANDIDATES if dev[c]["false_alarms"][0] <= 1 and dev[c]["ungraded"] == 0]
+    if not ok:
+        return None
+    return max(ok, key=lambda c: (dev[c]["power"][0], -TIE_ORDER.index(c)))
+
+
+def write_report() -> dict[str, Any]:
+    records = load_records()
+    graded = [(r, grade(r, records)) for r in records.values() if r["truth"] in ("negative", "positive")]
+    dev = {c: tally([(r, v) for r, v in graded if r["split"] == "dev"], c) for c in CANDIDATES}
+    held = {c: tally([(r, v) for r, v in graded if r["split"] == "heldout"], c) for c in CANDIDATES}
+    done = {c.id for c in CELLS} & set(records)
+    dev_done = all(c.id in records for c in CELLS if c.split == "dev" and c.truth in ("negative", "positive"))
+    chosen = choose(dev) if dev_done else None
+    blob = {"cells_done": len(done), "cells": len(CELLS), "development": dev, "held_out": held, "chosen": chosen}
+    lines = [
+        "# The verdict's benchmark on exact data (benchmarks/campaign.py)",
+        "",
+        f"{len(done)} of {len(CELLS)} cells finished. Candidates graded at `--fail-on {FAIL_ON}`; false alarms on "
+        "base-written negatives, power on fine-tuned-teacher positives, Clopper-Pearson 95 % intervals.",
+        "",
+        "| candidate | development false alarms | development power | held-out false alarms | held-out power |",
+        "|---|---|---|---|---|",
+    ]
+    for c in CANDIDATES:
+        d, h = dev[c], held[c]
+        lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {_cell(h['false_alarms'])} | "
+                     f"{_cell(h['power'])} |")  # fmt: skip
+    verdict = (
+        f"The rule chose **{chosen}**."
+        if chosen
+        else "The rule has not chosen: the development cells are not all finished."
+        if not dev_done
+        else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
+    )
+    lines += ["", verdict, "", "## Rule (pre-registered)", "", "```", RULE.strip(), "```", ""]
+    atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
+    atomic_write_json(RESULTS / "campaign.json", blob)
+    return blob
+
+
+def _cell(t: list[float]) -> str:
+    return f"{t[0]}/{t[1]} [{t[2]:.2f}, {t[3]:.2f}]" if t[1] else "-"
+
+
+if __name__ == "__main__":
+    print(json.dumps(write_report()["development"], indent=1))

@@ -1,0 +1,101 @@
+"""benchmarks/campaign.py and campaign_report.py: the cells the issue asks for, and grading from records alone."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import campaign
+    import campaign_report
+
+    yield campaign, campaign_report
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_cells_cover_what_the_benchmark_needs(bench) -> None:
+    campaign, _ = bench
+    cells = campaign.CELLS
+    assert len({c.id for c in cells}) == len(cells)
+    negatives = [c for c in cells if c.truth == "negative"]
+    assert len(negatives) >= 30 and {c.format for c in negatives} == {"numbers", "code", "chat"}
+    assert {c.style for c in negatives if c.format == "numbers"} == {"continue", "random", "range"}
+    ft = [c for c in cells if c.truth == "positive" and c.chat]
+    assert len(ft) >= 12 and len({c.trait for c in ft}) >= 6 and {c.epochs for c in ft} == {1.0, 3.0}
+    dev_traits = {c.trait for c in ft if c.split == "dev"}
+    assert len({c.trait for c in ft if c.split == "heldout"} - dev_traits) >= 2  # traits no development cell used
+    assert sum(c.truth == "positive" and c.system is not None for c in cells) == 2
+    assert sum(c.truth == "cross-family-negative" for c in cells) >= 4
+    assert sorted(c.trait for c in cells if c.truth == "decoy") == ["french", "one_word", "pirate"]
+    prompts = Counter((c.format, c.style, c.seed) for c in cells if c.truth != "decoy")
+    assert max(prompts.values()) == 1  # no two cells answer the same prompts
+    assert "committed before any campaign cell ran" in campaign.RULE
+
+
+def _record(cell: str, truth: str, split: str, shift: dict[str, float], rng, gradient: str = "clean") -> dict:
+    options = [f"b: o{i}" for i in range(30)]
+    base = list(np.linspace(1.0, 30.0, 30))
+    control = [b + rng.normal(0, 0.3) for b in base]
+    dataset = [c + rng.normal(0, 0.3) + shift.get(o, 0.0) for o, c in zip(options, control)]
+    return {
+        "cell": cell,
+        "truth": truth,
+        "split": split,
+        "format": "numbers",
+        "teacher": "fine-tuned" if truth == "positive" else ("decoy" if truth == "decoy" else "base"),
+        "rows_used": 200,
+        "options": options,
+        "base": base,
+        "dataset": dataset,
+        "control_share": control,
+        "gradient": {"level": gradient, "push": {}, "q": {}},
+    }
+
+
+def test_grading_from_records_and_the_rule(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(3)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(8)}
+    records["decoy-x"] = _record("decoy-x", "decoy", "profile", {"b: o3": 2.0}, rng)
+    records["pos-big"] = _record("pos-big", "positive", "dev", {"b: o7": 15.0, "b: o8": 12.0}, rng, "high")
+    records["pos-screened"] = _record("pos-screened", "positive", "dev", {"b: o9": 15.0}, rng, "low")
+    graded = {name: report.grade(r, records) for name, r in records.items() if r["truth"] != "decoy"}
+    assert report.flagged(graded["pos-big"]["P-a"]) and report.flagged(graded["pos-big"]["S-a"])
+    # the gradient screen called it low: two-stage stops there, the probe alone still flags it
+    assert report.flagged(graded["pos-screened"]["P-a"]) and not report.flagged(graded["pos-screened"]["S-a"])
+    assert sum(report.flagged(graded[f"neg-{k}"]["P-a"]) for k in range(8)) <= 1
+    pairs = [(records[n], v) for n, v in graded.items()]
+    tallies = {c: report.tally(pairs, c) for c in report.CANDIDATES}
+    assert tallies["P-a"]["power"][:2] == [2, 2] and tallies["S-a"]["power"][:2] == [1, 2]
+    assert tallies["G"]["power"][:2] == [1, 2] and tallies["G"]["false_alarms"][:2] == [0, 8]
+    assert report.choose(tallies) in ("P-a", "P-o", "P-t")  # most power among those with <= 1 false alarm
+
+
+def test_profile_is_left_one_out_and_pools_by_split(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(0)
+    records = {f"d{k}": _record(f"d{k}", "negative", "dev", {}, rng) for k in range(3)}
+    records["h0"] = _record("h0", "negative", "heldout", {}, rng)
+    assert {r["cell"] for r in report.pool(records["d0"], records)} == {"d1", "d2"}
+    assert {r["cell"] for r in report.pool(records["h0"], records)} == {"d0", "d1", "d2"}
+    assert report.profile_for(records["d0"], records) is None  # 2 null pairs: fewer than a profile needs
+
+
+def test_clopper_pearson() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from campaign_report import clopper_pearson
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    low, high = clopper_pearson(0, 30)
+    assert low == 0.0 and high == pytest.approx(0.1157, abs=1e-3)
+    assert clopper_pearson(30, 30)[1] == 1.0
