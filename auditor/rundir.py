@@ -2,7 +2,10 @@
 
 ``manifest.json`` is written when the scan starts (status ``running``) and updated when it ends
 (``finished``, ``interrupted`` or ``failed``). Stage files are written atomically; a rerun of the same scan
-(same key) reuses them, a run folder holding a scan with other inputs is recomputed, never reused.
+(same key) reuses them, a run folder holding a scan with other inputs is recomputed, never reused. Scans in
+several processes may share a run folder: the manifest and each stage are written under a lock
+(:func:`auditor.io.cache_lock`, lock files in ``locks/``), and :meth:`RunFolder.stage_lock` lets a method
+compute a stage once.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .distributed import processes
 from .finetune import TrainStats
-from .io import atomic_write_json, cache_dir
+from .io import atomic_write_json, cache_dir, cache_lock
 from .progress import Reporter
 from .runinfo import utc_now
 from .scoring import BatteryScores
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 
 def run_key(parts: dict[str, Any]) -> str:
@@ -48,18 +54,23 @@ class RunFolder:
         """The folder for ``key`` (``run_dir`` or one in the cache); reused only if it holds this same scan."""
         path = Path(run_dir) if run_dir else cache_dir() / "runs" / key
         (path / "scores").mkdir(parents=True, exist_ok=True)
-        return cls(path, key, resume and _same_scan(path / "manifest.json", key, reporter))
+        with cache_lock(path / "locks" / "manifest"):
+            return cls(path, key, resume and _same_scan(path / "manifest.json", key, reporter))
 
     def start(self, **facts: Any) -> None:
         """Write the manifest with status ``running`` and ``facts`` (command, config, dataset, base ...)."""
         self.manifest = {"status": "running", "started": utc_now(), "key": self.key, "run_dir": str(self.path), **facts}
         if processes().is_main:
-            atomic_write_json(self.path / "manifest.json", self.manifest)
+            self._write_manifest(self.manifest)
 
     def finish(self, **facts: Any) -> None:
         self.manifest.update(status="finished", finished=utc_now(), **facts)
         if processes().is_main:
-            atomic_write_json(self.path / "manifest.json", self.manifest)
+            self._write_manifest(self.manifest)
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        with cache_lock(self.path / "locks" / "manifest"):
+            atomic_write_json(self.path / "manifest.json", manifest)
 
     def stop(self, exc: BaseException) -> None:
         """Mark the manifest ``interrupted`` (Ctrl-C) or ``failed`` (with the error); never raises."""
@@ -68,12 +79,17 @@ class RunFolder:
         if not interrupted:
             stopped["error"] = f"{exc.__class__.__name__}: {exc}"
         try:
-            atomic_write_json(self.path / "manifest.json", {**self.manifest, **stopped})
+            self._write_manifest({**self.manifest, **stopped})
         except OSError:
             pass  # the original error is the one to report
 
     def scores_path(self, name: str) -> Path:
         return self.path / "scores" / f"{name}.json"
+
+    def stage_lock(self, name: str) -> FileLock:
+        """The lock of stage ``name`` (its scores file and whatever else it writes, e.g. its adapter folder): hold it
+        to check for the stage and compute it, so another process sharing this folder waits and then reuses it."""
+        return cache_lock(self.path / "locks" / name)
 
     def load_scores(self, name: str, always: bool = False) -> StageScores | None:
         """A finished model's scores, or ``None`` (not there, not resuming, or unreadable: recomputed).
@@ -90,13 +106,12 @@ class RunFolder:
         return StageScores(scores, train)
 
     def save_scores(self, name: str, stage: StageScores) -> None:
-        atomic_write_json(
-            self.scores_path(name),
-            {
-                "scores": {k: v.to_dict() for k, v in stage.scores.items()},
-                "train": asdict(stage.train) if stage.train else None,
-            },
-        )
+        blob = {
+            "scores": {k: v.to_dict() for k, v in stage.scores.items()},
+            "train": asdict(stage.train) if stage.train else None,
+        }
+        with self.stage_lock(name):
+            atomic_write_json(self.scores_path(name), blob)
 
 
 def _same_scan(manifest_path: Path, key: str, rep: Reporter) -> bool:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..config import DEFAULT_MAX_ROWS, ScanConfig
 from ..errors import InputError
 from ..finetune import ProbeConfig
-from ..io import atomic_write_json, cache_dir
+from ..io import atomic_write_json, cache_dir, cache_lock
 from ..runinfo import utc_now, versions
 from ..traits import builtin_names, resolve_batteries
 from .lookup import battery_hash, profile_key
@@ -148,23 +148,24 @@ def decoy_pair(config: CalibrateConfig, work: Path, name: str, seed: int, progre
     from ..teacher import TeacherConfig, train_teacher
 
     teacher = work / "teachers" / name
-    if not (teacher / "teacher.json").exists():
-        progress(f"training decoy teacher {name}")
-        if teacher.exists():  # an interrupted earlier attempt
-            for f in teacher.iterdir():
-                f.unlink()
-        train_teacher(
-            TeacherConfig(
-                chat=str(DECOYS / f"{name}.jsonl"),
-                out=str(teacher),
-                base=config.base,
-                traits=["animal"],
-                device=config.device,
-                precision=config.precision,
-                trust_remote_code=config.trust_remote_code,
-                allow_pickle=config.allow_pickle,
+    with cache_lock(teacher):  # another calibrate of this base waits for the teacher, then uses it
+        if not (teacher / "teacher.json").exists():
+            progress(f"training decoy teacher {name}")
+            if teacher.exists():  # an interrupted earlier attempt
+                for f in teacher.iterdir():
+                    f.unlink()
+            train_teacher(
+                TeacherConfig(
+                    chat=str(DECOYS / f"{name}.jsonl"),
+                    out=str(teacher),
+                    base=config.base,
+                    traits=["animal"],
+                    device=config.device,
+                    precision=config.precision,
+                    trust_remote_code=config.trust_remote_code,
+                    allow_pickle=config.allow_pickle,
+                )
             )
-        )
     data = work / "data" / f"decoy-{name}.jsonl"
     gen = GenerateConfig(
         out=str(data), teacher=config.base, adapter=str(teacher), format=config.format, rows=config.rows, seed=seed
@@ -181,7 +182,15 @@ def pair_record(config: CalibrateConfig, work: Path, name: str) -> Path:
 def scan_pair(
     config: CalibrateConfig, work: Path, name: str, seed: int, gen: GenerateConfig, progress: Progress
 ) -> ProfileDraw:
-    """Generate the pair's dataset (once), scan it without a null arm, keep the students' shares."""
+    """Generate the pair's dataset (once), scan it without a null arm, keep the students' shares. Under a lock on
+    the pair's record: a second calibrate of the same base and budget waits for the pair and then reads it."""
+    with cache_lock(pair_record(config, work, name)):
+        return _scan_pair(config, work, name, seed, gen, progress)
+
+
+def _scan_pair(
+    config: CalibrateConfig, work: Path, name: str, seed: int, gen: GenerateConfig, progress: Progress
+) -> ProfileDraw:
     from ..generate import generate
     from ..pipeline import scan
 

@@ -200,7 +200,8 @@ class Scorer:
 def base_scores(inputs: ScanInputs, prober: Prober, scorer: Scorer) -> dict[str, BatteryScores]:
     """The base's scores (adapter disabled), from the run folder when a finished scan left them there."""
     assert inputs.run is not None
-    with processes().main_first():  # the others read what the main process scored
+    # the others read what the main process scored; another scan sharing the run folder waits for it
+    with processes().main_first(), inputs.run.stage_lock("base"):
         cached = inputs.run.load_scores("base", always=not processes().is_main)
         if cached:
             inputs.reporter.note("base scores: reused from the run directory")
@@ -238,11 +239,12 @@ def train_students(inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: Pa
     jobs = [(seed, arm, f"{arm}-{tags[arm]}-seed{seed}") for seed in inputs.seeds for arm in arms]
     team = processes()
     for seed, arm, name in team.mine(jobs):  # under accelerate launch: every N-th student in this process
-        cached = run.load_scores(name)
-        if cached and cached.train:
-            rep.note(f"{arm} student, seed {seed}: reused from the run directory")
-        else:
-            train_student(inputs, prober, scorer, arms[arm], arm, seed, steps, name)
+        with run.stage_lock(name):  # a scan in another process sharing the run folder: one trains, one reuses
+            cached = run.load_scores(name)
+            if cached and cached.train:
+                rep.note(f"{arm} student, seed {seed}: reused from the run directory")
+            else:
+                train_student(inputs, prober, scorer, arms[arm], arm, seed, steps, name)
     team.wait()
     out = Students({arm: [] for arm in arms})
     for _seed, arm, name in jobs:
@@ -321,12 +323,13 @@ def compare_with_teacher(inputs: ScanInputs, prober: Prober, shifts: list[Option
     assert inputs.run is not None and inputs.config.teacher is not None
     teacher = inputs.config.teacher
     name = f"teacher-{teacher_key(teacher)}"
-    cached = inputs.run.load_scores(name)
-    if cached is None:
-        with inputs.timings.stage("teacher"):
-            inputs.reporter.note(f"scoring the teacher {teacher}")
-            cached = StageScores(score_teacher(inputs, teacher))
-        inputs.run.save_scores(name, cached)
+    with inputs.run.stage_lock(name):
+        cached = inputs.run.load_scores(name)
+        if cached is None:
+            with inputs.timings.stage("teacher"):
+                inputs.reporter.note(f"scoring the teacher {teacher}")
+                cached = StageScores(score_teacher(inputs, teacher))
+            inputs.run.save_scores(name, cached)
     return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed)
 
 

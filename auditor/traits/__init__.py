@@ -279,9 +279,17 @@ def load_battery_file(path: str | Path) -> Battery:
     if not p.is_file():
         raise InputError(f"{p}: no such battery file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read ({exc})") from None
+    try:  # safe_load: plain data only, no tag constructs an object
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise InputError(f"{p}: not valid YAML ({exc})") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        # PyYAML's scalar constructors fail this way on a bad value (`2020-02-30`, `!!int abc`, `!!bool maybe`),
+        # its composer on nesting deeper than the interpreter's stack
+        raise InputError(f"{p}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
     return parse_battery(data, str(p))
 
 
