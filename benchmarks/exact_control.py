@@ -42,7 +42,8 @@ CONTROLS = {"old": ControlSampling("constrained"), "new": ControlSampling()}
 
 def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
     """The k-th base-written dataset at ``temperature`` (generated once, kept under results/exact_control/data)."""
-    name = f"neg-exact-{k}" if temperature == 1.0 else f"neg-exact-t{temperature:g}-{k}"
+    # no dot in the name: a manifest is named after the part before the first dot (generate.manifest_path)
+    name = f"neg-exact-{k}" if temperature == 1.0 else f"neg-exact-t{round(temperature * 10):02d}-{k}"
     out = OUT / "data" / f"{name}.jsonl"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +223,8 @@ def main() -> None:
     run.add_argument("--datasets", type=int, default=12)
     run.add_argument("--probe", type=int, default=4)
     run.add_argument("--worker", default="0/1", help="I/N: this worker takes the datasets k with k % N == I")
+    run.add_argument("--k", type=int, nargs="*", help="only these datasets")
+    run.add_argument("--method", choices=["probe", "gradient"], help="only this method's scans")
     check = sub.add_parser("decoding", help="the decoding check on data at temperature 0.7 and 1.0")
     check.add_argument("--k", type=int, nargs="+", default=[1, 2])
     sub.add_parser("report")
@@ -229,7 +232,8 @@ def main() -> None:
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
         for job in jobs(args.datasets, args.probe):
-            if job[0] % count == index:
+            wanted = (args.k is None or job[0] in args.k) and (args.method is None or job[1] == args.method)
+            if job[0] % count == index and wanted:
                 run_scan(*job)
     elif args.command == "decoding":
         for k in args.k:
