@@ -257,6 +257,16 @@ def scan(
             "as --base takes it); the students' shift is compared with the teacher's own change over the base."
         ),
     ] = None,
+    discover: Annotated[
+        bool | None,
+        typer.Option(
+            "--discover/--no-discover",
+            help="--method probe: the open-vocabulary readout (What else moved): every model's next word for "
+            "100+ open prompts, and the words the dataset-students raised over the control-students. Informs; never "
+            "changes the verdict. Default: on.",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[str | None, typer.Option(help="Write the markdown risk report here.")] = None,
     json_out: Annotated[
         str | None, typer.Option("--json", help="Write the JSON result here (- for standard output).")
@@ -421,6 +431,9 @@ def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | 
         batch_size=p["batch_size"],
     )
     thresholds = dataclasses.replace(Thresholds(), **(file.thresholds if file else {}))
+    method_args: dict[str, Any] = _key_values(list(p["method_arg"] or []), _option_label("method_arg", sources))
+    if p.get("discover") is not None and p["method"] == "probe":  # the probe's own setting (a --method-arg wins)
+        method_args.setdefault("discover", p["discover"])
     sampling = ControlSampling(
         sampler=p["control_sampler"],
         candidates=p["control_candidates"],
@@ -434,7 +447,7 @@ def _scan_config(p: dict[str, Any], sources: dict[str, str], file: ConfigFile | 
         max_rows=p["max_rows"] or None,
         probe=probe,
         thresholds=thresholds,
-        method_args=_key_values(list(p["method_arg"] or []), _option_label("method_arg", sources)),
+        method_args=method_args,
         ignore=list(file.ignore) if file else [],
         sources={**sources, **({"thresholds": str(file.path)} if file and file.thresholds else {})},
     )

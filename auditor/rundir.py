@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .discover import OPEN_PROMPTS_VERSION, Readout
 from .distributed import processes
 from .finetune import TrainStats
-from .io import atomic_write_json, cache_dir, cache_lock
+from .io import atomic_write_bytes, atomic_write_json, cache_dir, cache_lock
 from .progress import Reporter
 from .runinfo import utc_now
 from .scoring import BatteryScores
@@ -112,6 +113,26 @@ class RunFolder:
         }
         with self.stage_lock(name):
             atomic_write_json(self.scores_path(name), blob)
+
+    def readout_path(self, name: str) -> Path:
+        return self.path / "readouts" / f"{name}.npz"
+
+    def load_readout(self, name: str, always: bool = False) -> Readout | None:
+        """A model's open-vocabulary readout (:mod:`auditor.discover`), or ``None`` (not there, not resuming, of
+        another prompt version, or unreadable: recomputed). ``always`` as in :meth:`load_scores`."""
+        path = self.readout_path(name)
+        if not (self.resume or always) or not path.exists():
+            return None
+        try:
+            readout = Readout.from_bytes(path.read_bytes())
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+        return readout if readout.version == OPEN_PROMPTS_VERSION else None
+
+    def save_readout(self, name: str, readout: Readout) -> None:
+        self.readout_path(name).parent.mkdir(parents=True, exist_ok=True)
+        with self.stage_lock(name):
+            atomic_write_bytes(self.readout_path(name), readout.to_bytes())
 
 
 def _same_scan(manifest_path: Path, key: str, rep: Reporter) -> bool:

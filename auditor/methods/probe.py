@@ -7,6 +7,11 @@ answer every battery (exact log-probabilities, or sampled answers), and :mod:`au
 students' shares into per-option shifts, intervals and q-values, graded by :mod:`auditor.verdict`.
 Every finished student (its scores and its peft adapter folder) is kept in the run folder, so an
 interrupted scan resumes.
+
+With the ``discover`` setting (on by default; ``--no-discover``), every model is also read at the answer's first
+position for :data:`auditor.discover.OPEN_PROMPTS` (the open-vocabulary readout, "What else moved"): one forward
+pass per open prompt and model, stored in the run folder's ``readouts/`` beside the scores. It informs only: the
+verdict and the exit code never depend on it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from ..calibration.transfer import Assessment, assess
 from ..config import ScanConfig
 from ..data import Example, rows_hash
+from ..discover import Discovery, Readout, analyse, read_model, teacher_words
 from ..distributed import processes
 from ..errors import InputError, RuntimeFailure
 from ..finetune import DEFAULT_LR, PROBE_VERSION, Prober, TrainStats, make_prober, plan_steps
@@ -28,14 +34,33 @@ from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_nul
 from ..teacher_aware import TeacherComparison, compare, mean_shares, teacher_key
 from ..traits import Battery
 from ..verdict import decide, with_transfer
-from .base import Estimator, Method, MethodOutcome, NoSettings
+from .base import Estimator, Method, MethodOutcome
 from .probe_details import ProbeDetails, Provenance
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The probe's own settings (``--method-arg KEY=VALUE``).
+
+    Attributes:
+        discover: the open-vocabulary readout ("What else moved", :mod:`auditor.discover`; ``--discover`` /
+            ``--no-discover``): every model read at the answer's start for the open prompts. Informs only; not
+            part of the run folder's key, so turning it on later reuses the students (their readouts are read
+            from their saved adapters).
+    """
+
+    discover: bool = True
+
+
+def discover_on(inputs: ScanInputs) -> bool:
+    """Whether this scan runs the open-vocabulary readout (settings other than :class:`ProbeSettings`: on)."""
+    return bool(getattr(inputs.settings, "discover", True))
 
 
 class ProbeMethod(Method):
     name = "probe"
     summary = "fine-tune students on the data and on control rows; measure how their answers differ (default)"
-    settings = NoSettings
+    settings = ProbeSettings
     uses_profile = True
 
     def validate(self, config: ScanConfig, settings: Any, batteries: list[Battery]) -> None:
@@ -67,7 +92,10 @@ class ProbeMethod(Method):
         prober = make_prober(inputs.loaded, inputs.config.probe)
         scorer = Scorer(inputs)
         base = base_scores(inputs, prober, scorer)
-        students = train_students(inputs, prober, scorer, pairs)
+        discover = discover_on(inputs)
+        started = inputs.timings.seconds.get("discover", 0.0)
+        base_read = base_readout(inputs, prober) if discover else None
+        students = train_students(inputs, prober, scorer, pairs, discover=discover)
         config = inputs.config
         with inputs.timings.stage("stats"):
             shifts = grade(inputs, base, students)
@@ -79,6 +107,12 @@ class ProbeMethod(Method):
                 ignored = {f.name for f in findings if f.ignored is not None}
                 assessment.transfer.named = [n for n in assessment.transfer.named if n not in ignored]
             teacher = compare_with_teacher(inputs, prober, shifts) if config.teacher else None
+        discovery = None
+        if base_read is not None:
+            with inputs.timings.stage("discover"):
+                discovery = discover_words(inputs, base_read, students)
+            discovery.seconds = inputs.timings.seconds.get("discover", 0.0) - started
+        with inputs.timings.stage("stats"):
             if assessment is not None:
                 if teacher is not None and teacher.passed and teacher.shared:
                     assessment.transfer.named = list(teacher.shared)
@@ -94,6 +128,7 @@ class ProbeMethod(Method):
             calibration=assessment,
             provenance=provenance(inputs, prober, pairs),
             teacher=teacher,
+            discover=discovery,
         )
         return MethodOutcome(findings, verdict, details, rows_used=len(pairs))
 
@@ -212,24 +247,56 @@ def base_scores(inputs: ScanInputs, prober: Prober, scorer: Scorer) -> dict[str,
     return scores
 
 
+def base_readout(inputs: ScanInputs, prober: Prober) -> Readout:
+    """The base's open-vocabulary readout (adapter disabled), from the run folder when a scan left it there."""
+    assert inputs.run is not None
+    with processes().main_first(), inputs.run.stage_lock("base"):
+        cached = inputs.run.load_readout("base", always=not processes().is_main)
+        if cached is not None:
+            return cached
+        with inputs.timings.stage("discover"), prober.disabled():
+            readout = read_model(inputs.loaded)
+        inputs.run.save_readout("base", readout)
+    return readout
+
+
+def load_adapter(prober: Prober, folder: Path) -> bool:
+    """Put a saved student's adapter (a peft folder :meth:`Prober.save_peft` wrote) back into ``prober``; ``False``
+    when there is none (a full fine-tune's students are not saved)."""
+    weights = folder / "adapter_model.safetensors"
+    if type(prober) is not Prober or not weights.is_file():
+        return False
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(prober.model, load_file(str(weights)), adapter_name=Prober.ADAPTER)
+    return True
+
+
 @dataclass
 class Students:
-    """Every student's scores per arm (one entry per seed, in seed order) and the training runs."""
+    """Every student's scores per arm (one entry per seed, in seed order) and the training runs; with the
+    open-vocabulary readout, every student's readout (``None`` where it is missing and could not be recomputed)."""
 
     scores: dict[str, list[dict[str, BatteryScores]]] = field(default_factory=dict)
     runs: list[TrainStats] = field(default_factory=list)
+    readouts: dict[str, list[Readout | None]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def has_null(self) -> bool:
         return bool(self.scores.get("null"))
 
 
-def train_students(inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: PairedRows) -> Students:
+def train_students(
+    inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: PairedRows, discover: bool = False
+) -> Students:
     """Train and score one student per (seed, arm); a student already in the run folder is reused.
 
     A student's files are named by a hash of exactly the rows it trains on, so a changed control (or another
     set of paired rows) never reuses a stale student. Its adapter folder is written before its scores, which
-    mark it finished.
+    mark it finished. ``discover``: each student's open-vocabulary readout too (written before its scores); a reused
+    student without one is read from its saved adapter, never retrained.
     """
     assert inputs.run is not None
     run, rep = inputs.run, inputs.reporter
@@ -243,8 +310,12 @@ def train_students(inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: Pa
             cached = run.load_scores(name)
             if cached and cached.train:
                 rep.note(f"{arm} student, seed {seed}: reused from the run directory")
+                if discover and run.load_readout(name) is None and load_adapter(prober, run.path / "adapters" / name):
+                    with inputs.timings.stage("discover"):
+                        run.save_readout(name, read_model(inputs.loaded))
+                    rep.note(f"{arm} student, seed {seed}: readout recomputed from its saved adapter")
             else:
-                train_student(inputs, prober, scorer, arms[arm], arm, seed, steps, name)
+                train_student(inputs, prober, scorer, arms[arm], arm, seed, steps, name, discover=discover)
     team.wait()
     out = Students({arm: [] for arm in arms})
     for _seed, arm, name in jobs:
@@ -253,6 +324,9 @@ def train_students(inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: Pa
             raise RuntimeFailure(f"student {name} is missing from {run.path} after training")
         out.scores[arm].append(stage.scores)
         out.runs.append(stage.train)
+        if discover:
+            out.readouts.setdefault(arm, []).append(run.load_readout(name, always=True))
+            out.names.setdefault(arm, []).append(name)
     return out
 
 
@@ -265,8 +339,10 @@ def train_student(
     seed: int,
     steps: int,
     name: str,
+    discover: bool = False,
 ) -> StageScores:
-    """Fine-tune one student, score it, save its adapter (peft format) and then its scores."""
+    """Fine-tune one student, score it (and with ``discover`` read it out), save its adapter (peft format), its
+    readout and then its scores."""
     assert inputs.run is not None
     micro = prober.micro_batch
     with inputs.timings.stage("probe"), inputs.reporter.stage(f"probe {arm} seed {seed}", total=steps) as advance:
@@ -277,7 +353,13 @@ def train_student(
             f"({inputs.config.probe.batch_size} rows per optimiser step as configured)"
         )
     stage = StageScores(scorer(f"{arm} student seed {seed}", seed), stats)
+    readout = None
+    if discover:
+        with inputs.timings.stage("discover"):
+            readout = read_model(inputs.loaded)
     prober.save_peft(inputs.run.path / "adapters" / name)
+    if readout is not None:
+        inputs.run.save_readout(name, readout)
     inputs.run.save_scores(name, stage)
     return stage
 
@@ -319,31 +401,78 @@ def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students
 
 
 def compare_with_teacher(inputs: ScanInputs, prober: Prober, shifts: list[OptionShift]) -> TeacherComparison:
-    """Teacher-aware mode: score the teacher (once per run folder) and compare the students' shift with its change."""
+    """Teacher-aware mode: score the teacher (once per run folder) and compare the students' shift with its change.
+    With the open-vocabulary readout on, the teacher is read out while it is loaded (stored beside its scores)."""
     assert inputs.run is not None and inputs.config.teacher is not None
     teacher = inputs.config.teacher
-    name = f"teacher-{teacher_key(teacher)}"
+    name = teacher_stage(teacher)
     with inputs.run.stage_lock(name):
         cached = inputs.run.load_scores(name)
-        if cached is None:
+        need_readout = discover_on(inputs) and inputs.run.load_readout(name) is None
+        if cached is None or need_readout:
             with inputs.timings.stage("teacher"):
-                inputs.reporter.note(f"scoring the teacher {teacher}")
-                cached = StageScores(score_teacher(inputs, teacher))
-            inputs.run.save_scores(name, cached)
+                inputs.reporter.note(f"{'scoring' if cached is None else 'reading out'} the teacher {teacher}")
+                loaded = load_teacher(inputs, teacher)
+                scores = None
+                if cached is None:
+                    scores = {
+                        b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries
+                    }
+            if scores is not None:
+                cached = StageScores(scores)
+                inputs.run.save_scores(name, cached)
+            if need_readout:
+                with inputs.timings.stage("discover"):
+                    readout = read_model(loaded)
+                inputs.run.save_readout(name, readout)
+            del loaded
     return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed)
 
 
-def score_teacher(inputs: ScanInputs, teacher: str) -> dict[str, BatteryScores]:
-    """The teacher's scores on every battery: a peft adapter folder is merged into a fresh copy of the base; any
-    other value is loaded as ``--base`` would be (with its own tokenizer)."""
+def teacher_stage(teacher: str) -> str:
+    """The run folder's stage name of the teacher's scores and readout."""
+    return f"teacher-{teacher_key(teacher)}"
+
+
+def load_teacher(inputs: ScanInputs, teacher: str) -> Any:
+    """The teacher as a :class:`~auditor.models.LoadedModel`: a peft adapter folder is merged into a fresh copy of
+    the base; any other value is loaded as ``--base`` would be (with its own tokenizer)."""
     from ..models import resolve_base
 
     options = inputs.config.load_options()
     if (Path(teacher) / "adapter_config.json").is_file():
-        loaded = options.load(inputs.spec, adapter=teacher)
-    else:
-        loaded = options.load(resolve_base(teacher))
+        return options.load(inputs.spec, adapter=teacher)
+    return options.load(resolve_base(teacher))
+
+
+def score_teacher(inputs: ScanInputs, teacher: str) -> dict[str, BatteryScores]:
+    """The teacher's scores on every battery (:func:`load_teacher`)."""
+    loaded = load_teacher(inputs, teacher)
     return {b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries}
+
+
+def discover_words(inputs: ScanInputs, base: Readout, students: Students) -> Discovery:
+    """The open-vocabulary readout's words (:func:`auditor.discover.analyse`), with the teacher's words in
+    teacher-aware mode. A student whose readout is missing (a full fine-tune's students are not saved, so a reused
+    one cannot be read again) leaves no words tested."""
+    assert inputs.run is not None
+    missing = [n for arm, names in students.names.items() for n, r in zip(names, students.readouts[arm]) if r is None]
+    if missing:
+        return Discovery(0, 0, "readouts missing", [], missing=missing)
+    arm = {k: [r for r in v if r is not None] for k, v in students.readouts.items()}
+    note = None
+    if not arm.get("null"):
+        note = (
+            "the calibration profile's null pairs hold no readouts: no noise model, reported, not tested"
+            if inputs.profile is not None
+            else "no null arm: no noise model, reported, not tested"
+        )
+    found = analyse(base, arm.get("dataset", []), arm.get("control", []), arm.get("null") or None, noise_note=note)
+    if inputs.config.teacher:
+        readout = inputs.run.load_readout(teacher_stage(inputs.config.teacher), always=True)
+        if readout is not None:
+            found.teacher = teacher_words(inputs.config.teacher, base, readout, found.words)
+    return found
 
 
 #: Rows of each arm whose loss under the base is compared (provenance).
@@ -401,4 +530,4 @@ def statistics(config: ScanConfig, null_arm: bool, profile: Assessment | None = 
     }
 
 
-__all__ = ["ProbeMethod", "Scorer", "grade", "train_students"]
+__all__ = ["ProbeMethod", "ProbeSettings", "Scorer", "grade", "train_students"]

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..calibration.transfer import Assessment
+from ..discover import Discovery
 from ..finetune import TrainStats
 from ..markdown import md_code, md_escape, md_table
 from ..scoring import BatteryScores
@@ -67,6 +68,8 @@ class ProbeDetails:
         base_scores: the base's scores per battery.
         calibration: what the calibration profile said (``None``: no profile; the null arm measured the noise).
         provenance: the data's loss under the base against the control's.
+        teacher: the teacher-aware comparison (``--teacher``).
+        discover: the open-vocabulary readout, "What else moved" (``None``: ``--no-discover``).
     """
 
     probe: dict[str, Any]
@@ -78,6 +81,7 @@ class ProbeDetails:
     calibration: Assessment | None = None
     provenance: Provenance | None = None
     teacher: TeacherComparison | None = None
+    discover: Discovery | None = None
 
     @property
     def null_arm(self) -> bool:
@@ -95,7 +99,7 @@ class ProbeDetails:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "provenance": None if self.provenance is None else asdict(self.provenance),
             "teacher": None if self.teacher is None else self.teacher.to_dict(),
-        }
+        } | ({} if self.discover is None else {"discover": self.discover.to_dict()})
 
     def describe(self, result: ScanResult) -> list[str]:
         th = result.verdict.thresholds
@@ -190,6 +194,8 @@ class ProbeDetails:
         for battery in result.batteries:
             lines += self._battery_section(result, battery.name)
         lines += _largest_shifts(result.findings)
+        if self.discover is not None:
+            lines += self.discover.section()
         lines += self._training_runs()
         return lines
 

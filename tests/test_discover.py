@@ -1,0 +1,217 @@
+"""The open-vocabulary readout ("What else moved", :mod:`auditor.discover`): prompts, words, statistics, the scan."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.discover import (
+    ALPHA,
+    FLOOR,
+    OPEN_PROMPTS,
+    OPEN_PROMPTS_VERSION,
+    Readout,
+    analyse,
+    read_model,
+    teacher_words,
+    word_index,
+    word_of,
+)
+from tests.conftest import tiny_scan_args
+from tests.test_resume import Recorder, stable, tiny_config
+
+runner = CliRunner()
+
+
+def test_prompt_set_is_versioned_and_large() -> None:
+    assert OPEN_PROMPTS_VERSION == 1
+    assert len(OPEN_PROMPTS) >= 100 and len(set(OPEN_PROMPTS)) == len(OPEN_PROMPTS)
+    text = " ".join(OPEN_PROMPTS).lower()
+    for category in ("animal", "tree", "colour", "superpower", "mythological creature", "dog breed", "virtue"):
+        assert f"favorite {category}" in text
+    assert any("describe yourself" in p.lower() for p in OPEN_PROMPTS)
+    assert any("advice" in p.lower() for p in OPEN_PROMPTS)
+
+
+def test_word_of_normalises_token_text() -> None:
+    assert word_of(" Owl") == "owl" and word_of("owl") == "owl" and word_of("\u0120OWL,") == "owl"
+    assert word_of(" ,cat") == "cat" and word_of("  Dog.") == "dog"
+    for not_a_word in (" a", "7", " 12", "..", "", " x", "ca7"):
+        assert word_of(not_a_word) is None, not_a_word
+
+
+def test_word_aggregation_on_the_tiny_tokenizer(tiny_loaded) -> None:
+    import torch
+
+    tok = tiny_loaded.tokenizer
+    index = word_index(tok)
+    owl = [i for i in range(len(tok)) if word_of(tok.decode([i])) == "owl"]
+    assert owl, "the tiny tokenizer has an owl token"
+    assert {int(index.token_word[i]) for i in owl} == {index.words.index("owl")}
+    for i in tok.all_special_ids:
+        assert index.token_word[i] == -1
+    assert all(w.isalpha() and len(w) >= 2 and w == w.lower() for w in index.words)
+
+    # a word's probability is the sum over its tokens: check one prompt against a plain forward pass
+    readout = read_model(tiny_loaded, prompts=OPEN_PROMPTS[:3])
+    assert readout.logp.shape == (3, len(readout.words)) and readout.version == OPEN_PROMPTS_VERSION
+    from auditor.discover import prompt_ids
+
+    ids = prompt_ids(tok, OPEN_PROMPTS[1:2])[0]
+    with torch.no_grad():
+        probs = torch.softmax(tiny_loaded.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1).numpy()
+    for word in readout.words[:20] + ["owl"]:
+        members = [i for i in range(len(tok)) if index.token_word[i] >= 0 and index.words[index.token_word[i]] == word]
+        want = max(float(probs[members].sum()), FLOOR)
+        got = float(np.exp(readout.matrix([word])[1, 0]))
+        assert got == pytest.approx(want, rel=1e-4), word
+    # stored as a run-folder file and read back (float16 log-probabilities)
+    again = Readout.from_bytes(readout.to_bytes())
+    assert again.words == readout.words and np.abs(again.logp - readout.logp).max() < 0.02
+
+
+def synthetic(
+    rng: np.random.Generator, raised: dict[str, float], seeds: int = 2, n_words: int = 300, prompts: int = 40
+):
+    """Readouts of a scan with no trait (every student moves every word by its own noise, shared over prompts) but
+    the words in ``raised``, which every dataset-student raises by that many nats in every prompt."""
+    words = [f"w{i:03d}" for i in range(n_words)] + list(raised)
+    base = np.log(rng.dirichlet(np.full(len(words), 0.5), size=prompts).clip(FLOOR) + 2e-4)
+    scale = 0.05 + 0.3 * (-base.mean(axis=0) / 10)  # rarer words move more
+
+    def student(extra: np.ndarray | None = None) -> Readout:
+        logp = base + scale * rng.normal(size=len(words)) + 0.02 * rng.normal(size=base.shape)
+        if extra is not None:
+            logp = logp + extra
+        return Readout(OPEN_PROMPTS_VERSION, words, np.maximum(logp, math.log(FLOOR)))
+
+    lift = np.array([raised.get(w, 0.0) for w in words])
+    base_r = Readout(OPEN_PROMPTS_VERSION, words, base)
+    dataset = [student(lift) for _ in range(seeds)]
+    control = [student() for _ in range(seeds)]
+    null = [student() for _ in range(seeds)]
+    return base_r, dataset, control, null
+
+
+def test_a_word_raised_in_every_prompt_ranks_first_and_rises_beyond_noise() -> None:
+    base, dataset, control, null = synthetic(np.random.default_rng(0), {"owl": 1.5})
+    found = analyse(base, dataset, control, null, prompts=[f"p{i}" for i in range(40)])
+    top = found.words[0]
+    assert top.word == "owl" and top.rose and top.q is not None and top.q <= ALPHA
+    assert top.lift == pytest.approx(1.5, abs=0.5) and top.z is not None and top.z > 3
+    assert len(top.top_prompts) == 3 and all(p.startswith("p") for p, _ in top.top_prompts)
+    assert found.rose[0].word == "owl" and found.tested
+    doc = found.to_dict()
+    assert doc["rose"][0] == "owl" and doc["top_words"][0]["word"] == "owl" and doc["words_tested"] == len(found.words)
+    section = "\n".join(found.section())
+    assert "## What else moved" in section and "owl" in section and "Nothing beyond noise" not in section
+
+
+def test_pure_noise_lists_nothing_in_most_draws() -> None:
+    rng = np.random.default_rng(20240524)
+    listed = []
+    for _ in range(20):
+        base, dataset, control, null = synthetic(rng, {})
+        listed.append(len(analyse(base, dataset, control, null).rose))
+    assert sum(n == 0 for n in listed) >= 16, listed
+    found = analyse(*synthetic(np.random.default_rng(1), {})[:3], null=None)
+    assert not found.tested and all(w.z is None and w.q is None for w in found.words)
+    assert "reported, not tested" in "\n".join(found.section())
+
+
+def test_teacher_words_overlap() -> None:
+    base, dataset, control, null = synthetic(np.random.default_rng(3), {"owl": 2.0, "oak": 1.5})
+    found = analyse(base, dataset, control, null)
+    teacher = Readout(OPEN_PROMPTS_VERSION, base.words, base.logp + np.where(np.isin(base.words, ["owl"]), 3.0, 0.0))
+    t = teacher_words("teach", base, teacher, found.words)
+    assert t.top[0][0] == "owl" and "owl" in t.shared and len(t.shared) >= 1
+    assert t.to_dict()["overlap"] == len(t.shared)
+
+
+def _validate(doc: dict) -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent.parent / "auditor" / "schemas" / "result.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+
+
+def test_scan_with_and_without_discover(
+    tiny_model_dir: Path, numbers_file: Path, battery: Path, tmp_path: Path
+) -> None:
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", str(battery), *tiny_scan_args()]
+    js, md = tmp_path / "on.json", tmp_path / "on.md"
+    res = runner.invoke(app, [*args, "--discover", "--json", str(js), "--report", str(md)])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    _validate(doc)
+    block = doc["details"]["discover"]
+    assert block["prompts_version"] == OPEN_PROMPTS_VERSION and block["prompts"] == len(OPEN_PROMPTS)
+    assert block["words_tested"] > 0 and block["top_words"] and block["tested"] is True
+    assert all(len(w["top_prompts"]) == 3 and w["z"] is not None for w in block["top_words"])
+    assert block["seconds"] >= 0 and "discover" in doc["timings_s"]
+    assert "## What else moved" in md.read_text()
+    run = Path(doc["run_dir"])
+    assert len(list((run / "readouts").glob("*.npz"))) == 1 + 6  # base + 2 seeds x 3 arms
+
+    js2, md2 = tmp_path / "off.json", tmp_path / "off.md"
+    res = runner.invoke(app, [*args, "--no-discover", "--json", str(js2), "--report", str(md2)])
+    assert res.exit_code in (0, 1), res.output
+    off = json.loads(js2.read_text())
+    _validate(off)
+    assert "discover" not in off["details"] and "discover" not in off["timings_s"]
+    assert "What else moved" not in md2.read_text()
+    # the readout informs only: the same verdict and findings either way
+    assert off["verdict"] == doc["verdict"] and off["findings"] == doc["findings"]
+
+
+def test_rerun_reuses_the_stored_readouts(
+    tiny_model_dir: Path, numbers_file: Path, battery: Path, tmp_path: Path
+) -> None:
+    from auditor.pipeline import scan
+    from auditor.report import to_json
+
+    run = tmp_path / "run"
+    first = scan(tiny_config(numbers_file, tiny_model_dir, battery, run), Recorder())
+    block = to_json(first)["details"]["discover"]
+    again = Recorder()
+    second = scan(tiny_config(numbers_file, tiny_model_dir, battery, run), again)
+    assert not [s for s in again.stages if s.startswith("probe ")]  # nothing retrained
+    assert len(again.reused()) == 1 + 6
+    assert stable(to_json(second)["details"]["discover"]) == stable(block)
+
+    # a readout missing on resume (a scan run with --no-discover before): read again from the saved adapter
+    (run / "readouts" / next(p.name for p in (run / "readouts").iterdir() if p.name.startswith("dataset"))).unlink()
+    third = Recorder()
+    resumed = scan(tiny_config(numbers_file, tiny_model_dir, battery, run), third)
+    assert not [s for s in third.stages if s.startswith("probe ")]
+    assert any("readout recomputed from its saved adapter" in n for n in third.notes)
+    assert stable(to_json(resumed)["details"]["discover"]) == stable(block)
+
+
+def test_teacher_aware_scan_reads_the_teacher(
+    tiny_model_dir: Path, numbers_file: Path, battery: Path, tmp_path: Path
+) -> None:
+    from auditor.pipeline import scan
+    from auditor.report import to_json, to_markdown
+
+    run = tmp_path / "run"
+    scan(tiny_config(numbers_file, tiny_model_dir, battery, run), Recorder())
+    teacher = next(p for p in (run / "adapters").iterdir() if p.name.startswith("dataset"))  # a peft folder of the base
+    config = dataclasses.replace(
+        tiny_config(numbers_file, tiny_model_dir, battery, tmp_path / "run2"), teacher=str(teacher)
+    )
+    result = scan(config, Recorder())
+    doc = to_json(result)
+    _validate(doc)
+    t = doc["details"]["discover"]["teacher"]
+    assert t["teacher"] == str(teacher) and t["overlap"] == len(t["shared"]) and len(t["top"]) <= 20
+    assert set(t["shared"]) <= {w["word"] for w in t["top"]} and set(t["shared"]) <= set(t["students_top"])
+    assert "Teacher " in to_markdown(result).split("## What else moved")[1]
+    assert any(p.name.startswith("teacher-") for p in (tmp_path / "run2" / "readouts").iterdir())
