@@ -10,12 +10,11 @@ from typing import Any
 
 from calibration import DEV_CORE, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
 from cells import HELDOUT2
+from grading import calibrated_verdict
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
-from auditor.calibration.transfer import assess
 from auditor.io import atomic_write_json, atomic_write_text
-from auditor.stats import OptionShift
-from auditor.verdict import Thresholds, decide, level_rank, with_transfer
+from auditor.verdict import level_rank
 
 
 @dataclass(frozen=True)
@@ -82,16 +81,9 @@ def grade(record: dict[str, Any], profile: NoiseProfile | None, gate: str) -> di
     if not record["calibrated"] or profile is None:
         level = record["uncalibrated_level"] if not record["calibrated"] else None
         return {"level": level, "named": [], "top": (record.get("uncalibrated_top") or [None])[0], "p": None}
-    shifts = []
-    for name, b, d, c in zip(record["options"], record["base"], record["dataset"], record["control"]):
-        battery, option = name.split(": ", 1)
-        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
-    th = Thresholds()
-    a = assess(shifts, profile, th, gate)
-    verdict, _ = decide(shifts, FAIL_ON, th)
-    verdict = with_transfer(verdict, a.transfer)
-    top = verdict.top[0].name if verdict.top else None
-    return {"level": verdict.level, "named": a.transfer.named, "top": top, "p": a.transfer.p}
+    return calibrated_verdict(
+        record["options"], record["base"], record["dataset"], record["control"], profile, gate, FAIL_ON
+    )
 
 
 def records(variant: str, cells: list[Any]) -> list[dict[str, Any]]:

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 from campaign import CELLS, OUT, RULE
+from grading import calibrated_verdict
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
-from auditor.calibration.transfer import assess
 from auditor.io import atomic_write_json, atomic_write_text
-from auditor.stats import OptionShift
-from auditor.verdict import Thresholds, decide, level_rank, with_transfer
+from auditor.verdict import level_rank
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAIL_ON = "medium"
@@ -73,15 +72,10 @@ def probe_verdict(record: dict[str, Any], profile: NoiseProfile | None, gate: st
     """The calibrated probe's level and named options under ``gate`` (``None`` level: no profile yet)."""
     if profile is None:
         return {"level": None, "named": []}
-    shifts = []
-    for name, b, d, c in zip(record["options"], record["base"], record["dataset"], record["control_share"]):
-        battery, option = name.split(": ", 1)
-        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
-    th = Thresholds()
-    a = assess(shifts, profile, th, gate)
-    verdict, _ = decide(shifts, FAIL_ON, th)
-    verdict = with_transfer(verdict, a.transfer)
-    return {"level": verdict.level, "named": a.transfer.named}
+    v = calibrated_verdict(
+        record["options"], record["base"], record["dataset"], record["control_share"], profile, gate, FAIL_ON
+    )
+    return {"level": v["level"], "named": v["named"]}
 
 
 def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

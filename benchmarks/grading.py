@@ -1,0 +1,33 @@
+"""What the calibration benchmark's report and the campaign's report share: a calibrated probe verdict graded from a
+cell's recorded shares (no model runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auditor.calibration.profile import NoiseProfile
+from auditor.calibration.transfer import assess
+from auditor.stats import OptionShift
+from auditor.verdict import Thresholds, decide, with_transfer
+
+
+def calibrated_verdict(
+    options: list[str],
+    base: list[float],
+    dataset: list[float],
+    control: list[float],
+    profile: NoiseProfile,
+    gate: str,
+    fail_on: str = "medium",
+) -> dict[str, Any]:
+    """The level under ``gate``, the options named as the trait, the top finding and the transfer test's p."""
+    shifts = []
+    for name, b, d, c in zip(options, base, dataset, control):
+        battery, option = name.split(": ", 1)
+        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
+    th = Thresholds()
+    a = assess(shifts, profile, th, gate)
+    verdict, _ = decide(shifts, fail_on, th)
+    verdict = with_transfer(verdict, a.transfer)
+    top = verdict.top[0].name if verdict.top else None
+    return {"level": verdict.level, "named": a.transfer.named, "top": top, "p": a.transfer.p}
