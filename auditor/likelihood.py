@@ -69,8 +69,9 @@ class DecodingCheck:
         return (
             f"the dataset's rows are more likely under the base than the control's ({self.data:+.3f} against "
             f"{self.control:+.3f} nats a token, z = {self.z:.1f}): the data looks sampled at a lower temperature "
-            "or with a nucleus, and a control drawn otherwise differs from it by more than any trait. Set "
-            "--control-temperature / --control-top-p to the data's settings"
+            "or with a nucleus, or the control's sampler is not the data's (the constrained sampler does this), and "
+            "a control drawn otherwise differs from it by more than any trait. Set --control-temperature / "
+            "--control-top-p to the data's settings"
         )
 
     def describe(self) -> str:
