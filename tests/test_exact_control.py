@@ -192,3 +192,25 @@ def test_the_decoding_check_tells_colder_data_from_its_control(format_loaded) ->
     assert cold is not None and cold.z > WARN_Z and cold.data > cold.control
     assert "--control-temperature" in (cold.warning or "")
     assert cold.to_dict()["warning"] == cold.warning and cold.to_dict()["null_z"] is None
+
+
+def test_row_logprobs_equal_a_full_forward_pass_per_row(tiny_loaded) -> None:
+    """The decoding check's per-token log-probabilities (output layer on completion positions only, batched with
+    padding) equal the plain computation: one full forward pass per row."""
+    import torch
+
+    from auditor.chat import encode_training_example
+    from auditor.data import Example
+    from auditor.likelihood import row_logprobs
+
+    rows = [
+        Example(({"role": "user", "content": f"Numbers {i}1, 2{i}3. More?"},), ", ".join(str(7 * j) for j in range(i)))
+        for i in range(1, 6)
+    ]
+    got = row_logprobs(tiny_loaded, rows, batch_size=2)
+    for row, value in zip(rows, got):
+        ids, labels = encode_training_example(tiny_loaded.tokenizer, row.prompt, row.completion)
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_loaded.model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), -1)
+        picked = [float(logp[t, labels[t + 1]]) for t in range(len(ids) - 1) if labels[t + 1] != -100]
+        assert value == pytest.approx(sum(picked) / len(picked), abs=1e-4)
