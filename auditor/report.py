@@ -74,7 +74,7 @@ def _inputs_lines(result: ScanResult) -> list[str]:
             if c.source == "generated" and c.draw.how is not None
             else f"user file {md_code(str(c.draw.cache))}"
         )
-        lines.append(f"- **Control**: {how}." + "".join(f" {md_escape(n)}." for n in c.notes))
+        lines.append(f"- **Control**: {how}." + "".join(f" {md_escape(n[:1].upper() + n[1:])}." for n in c.notes))
         if c.decoding is not None:
             warning = c.decoding.warning
             lines.append(

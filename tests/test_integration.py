@@ -55,12 +55,18 @@ def test_real_scan_tiny_budget(real_model: Path, tmp_path: Path) -> None:
     assert res.exit_code in (0, 1), res.output
     doc = json.loads(js.read_text())
     assert doc["base"]["kind"] == "local-dir" and doc["dataset"]["format"] == "numbers"
-    assert doc["control"]["format"] == "numbers" and doc["control"]["keep_rate"] > 0.5
+    control = doc["control"]
+    assert control["format"] == "numbers" and control["kept"] >= 12 and control["unmatched"] == 16 - control["kept"]
+    # SmolLM2-135M almost never writes a count-matched list freely: auto's rejection pilot finds (almost) none and
+    # the rows are importance-resampled from 4 constrained samples each
+    sampling = control["sampling"]
+    assert sampling["rows_by"].get("resample", 0) >= 12 and 1.0 <= sampling["ess"] <= 4.0 and not sampling["exact"]
+    assert control["decoding"] is not None and abs(control["decoding"]["null_z"]) < 10
     assert doc["dataset"]["rows_used"] >= 12
     runs = doc["details"]["probe"]["runs"]
     expected = [(arm, seed) for seed in (0, 1) for arm in ("dataset", "control", "null")]
     assert [(r["arm"], r["seed"]) for r in runs] == expected
-    assert doc["control"]["null_arm"]["keep_rate"] > 0.5
+    assert doc["control"]["null_arm"]["kept"] >= 12
     assert all(r["steps"] == 2 and r["tokens"] > 0 for r in runs)
     owl = next(f for f in doc["findings"] if f["option"] == "owl")
     assert 0 < owl["base"] < 100 and owl["ci"][0] <= owl["shift"] <= owl["ci"][1]

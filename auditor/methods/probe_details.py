@@ -136,8 +136,8 @@ class ProbeDetails:
         if null is not None:
             source = "the base" if null.seed is not None else f"the file {md_code(str(null.cache))}"
             return (
-                f"- **Null arm**: a second control drawn from {source} (keep rate {null.keep_rate:.0%}); null-students "
-                "minus control-students measure how far a fine-tune on the control's source moves each option by "
+                f"- **Null arm**: a second control drawn from {source} ({null.kept} of {null.rows} rows); "
+                "null-students minus control-students measure how far a fine-tune on the control's source moves each option by "
                 "chance (draw noise). No calibration profile matched this scan (`subaudit calibrate` makes one)."
             )
         return "- **Null arm**: off (`--no-null-arm`), no calibration profile: the intervals do not cover draw noise."
