@@ -137,8 +137,9 @@ class ProbeDetails:
             source = "the base" if null.seed is not None else f"the file {md_code(str(null.cache))}"
             return (
                 f"- **Null arm**: a second control drawn from {source} ({null.kept} of {null.rows} rows); "
-                "null-students minus control-students measure how far a fine-tune on the control's source moves each option by "
-                "chance (draw noise). No calibration profile matched this scan (`subaudit calibrate` makes one)."
+                "null-students minus control-students measure how far a fine-tune on the control's source moves each "
+                "option by chance (draw noise). No calibration profile matched this scan (`subaudit calibrate` makes "
+                "one)."
             )
         return "- **Null arm**: off (`--no-null-arm`), no calibration profile: the intervals do not cover draw noise."
 
