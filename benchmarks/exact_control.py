@@ -195,7 +195,9 @@ def report() -> str:
     lines.append(
         f"| **flagged** | {counts['old'][0]} of {counts['old'][1]} | {counts['new'][0]} of {counts['new'][1]} |"
     )
-    lines += ["", "## What a control draw cost (seconds, this machine, 2 cores)", "", "| dataset | scan | old | new |"]
+    lines += ["", "## What a control draw cost (seconds, 2 cores shared with the other workers)", ""]
+    lines += ["Measured under load; the cost alone on the README example is in `cold_timing.md`.", ""]
+    lines += ["| dataset | scan | old | new |"]
     lines.append("|---|---|---|---|")
     for n in names:
         for method in ("probe", "gradient"):
