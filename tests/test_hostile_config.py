@@ -260,7 +260,7 @@ def check_battery(path: Path) -> None:
     except InputError as exc:
         msg = str(exc)
         assert msg.startswith(f"{path}: "), msg
-        document_level = ("not valid YAML", "cannot read", "must be a YAML mapping")
+        document_level = ("not valid YAML", "cannot read", "must be a YAML mapping", "YAML alias")
         if not any(d in msg for d in document_level):
             assert re.search(r"field '[^']+'", msg), msg  # names the key at fault
         return
@@ -377,3 +377,45 @@ def test_cli_traits_validate_refuses_python_tags(tmp_path: Path, monkeypatch: py
     res = runner.invoke(app, ["traits", "validate", str(path)])
     assert res.exit_code == 2 and "not valid YAML" in res.output and str(path) in " ".join(res.output.split())
     assert not (tmp_path / MARKER).exists()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "extra: &a [*a]",
+        "extra: &a {self: *a}",
+        "options: &o [owl, cat, *o]",
+    ],
+)
+def test_battery_recursive_alias_is_refused(tmp_path: Path, tail: str) -> None:
+    path = tmp_path / "battery.yaml"
+    path.write_text(
+        "name: mini\ndescription: d\nquestions: [Name your favorite animal.]\n"
+        + ("options: [owl, cat]\n" if not tail.startswith("options") else "")
+        + tail
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match="refers to a node that contains it"):
+        load_battery_file(path)
+
+
+def test_battery_alias_bomb_is_refused(tmp_path: Path) -> None:
+    lines = ["name: mini", "description: d", "questions: [Name your favorite animal.]", "options: [owl, cat]"]
+    lines.append("a0: &a0 [x, x, x, x, x, x, x, x, x, x]")
+    for i in range(1, 8):  # 10^8 leaves once expanded, 8 small lines on disk
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    path = tmp_path / "battery.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="expand to more than"):
+        load_battery_file(path)
+
+
+def test_battery_shared_alias_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "battery.yaml"
+    path.write_text(
+        "name: mini\ndescription: d\nquestions: [Name your favorite animal.]\noptions: &o [owl, cat]\nextra: *o\n",
+        encoding="utf-8",
+    )
+    assert load_battery_file(path).extra == {"extra": ["owl", "cat"]}

@@ -290,7 +290,41 @@ def load_battery_file(path: str | Path) -> Battery:
         # PyYAML's scalar constructors fail this way on a bad value (`2020-02-30`, `!!int abc`, `!!bool maybe`),
         # its composer on nesting deeper than the interpreter's stack
         raise InputError(f"{p}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    _check_plain_tree(data, p)
     return parse_battery(data, str(p))
+
+
+MAX_EXPANDED_NODES = 100_000
+
+
+def _check_plain_tree(data: object, path: Path) -> None:
+    """Refuse what YAML aliases can build but a battery must never hold: a node that contains itself
+    (``&a [*a]``, which makes every later walk and the JSON report recurse without end), and shared nodes
+    that expand past ``MAX_EXPANDED_NODES`` once written out (the "billion laughs" document)."""
+    sizes: dict[int, int] = {}  # expanded size of each finished container, so shared nodes cost one visit
+    open_ids: set[int] = set()
+
+    def size(node: object) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_ids:
+            raise InputError(f"{path}: a YAML alias refers to a node that contains it; a battery must be a plain tree")
+        open_ids.add(key)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1 + sum(size(child) for child in children)
+        open_ids.discard(key)
+        if total > MAX_EXPANDED_NODES:
+            raise InputError(f"{path}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes")
+        sizes[key] = total
+        return total
+
+    try:
+        size(data)
+    except RecursionError:
+        raise InputError(f"{path}: not valid YAML (nested deeper than this interpreter's stack)") from None
 
 
 def builtin_names() -> list[str]:
