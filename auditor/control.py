@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .conditional import ControlSampling, Draw, RowCheck, draw_rows
 from .data import Dataset, Example, load_dataset
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list, number_count
-from .io import atomic_write_json, cache_dir, cache_lock
+from .io import Damaged, atomic_write_sealed_json, cache_dir, cache_lock, read_sealed_json, report_damaged
 
 if TYPE_CHECKING:
     from .likelihood import DecodingCheck
@@ -309,7 +309,7 @@ def build_control(
             completions, attempts, how = list(draw.texts), draw.attempts, Sampled.of(draw, sampling)
             if use_cache:
                 blob = {"completions": completions, "attempts": attempts, "how": asdict(how), "seed": seed}
-                atomic_write_json(path, {**blob, "format": fmt, "model": loaded.fingerprint})
+                atomic_write_sealed_json(path, {**blob, "format": fmt, "model": loaded.fingerprint})
     rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
     kept = sum(r is not None for r in rows)
     if len(rows) - kept > UNMATCHED_WARNING * len(rows):
@@ -321,17 +321,19 @@ def build_control(
 
 
 def _read_cached(path: Path, dataset: Dataset) -> tuple[list[str | None], int, Sampled] | None:
-    """A cached draw (completions, attempts, how), or ``None`` when there is none or it is damaged."""
-    if not path.exists():
-        return None
+    """A cached draw (completions, attempts, how), or ``None`` when there is none or it is damaged (said in one
+    line, then drawn again)."""
     try:
-        blob = json.loads(path.read_text())
-        completions = blob["completions"]
-        if len(completions) != len(dataset.examples):
+        blob = read_sealed_json(path)
+        if blob is None:
             return None
+        completions = blob["completions"]
+        if not isinstance(completions, list) or len(completions) != len(dataset.examples):
+            raise Damaged(f"{len(completions)} rows cached for {len(dataset.examples)} prompts")
         return completions, int(blob["attempts"]), Sampled(**blob["how"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # a damaged cache entry is regenerated
+    except (Damaged, KeyError, TypeError, ValueError) as exc:
+        report_damaged(path, exc if isinstance(exc, Damaged) else f"unreadable: {exc.__class__.__name__}")
+        return None
 
 
 def control_row(row: Example, completion: str) -> Example:

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
-from .io import atomic_write_json, atomic_write_text, cache_dir, cache_lock
+from .io import (
+    Damaged,
+    atomic_write_json,
+    atomic_write_sealed_json,
+    atomic_write_text,
+    cache_dir,
+    cache_lock,
+    read_sealed_json,
+    report_damaged,
+)
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -483,11 +492,14 @@ NUMBER_CHARS = "0123456789, "
 
 
 def _read_chunk(part: Path) -> dict | None:
-    """A finished chunk from the cache, or ``None`` (missing or damaged: it is drawn again)."""
+    """A finished chunk from the cache, or ``None`` (missing, or damaged: said in one line, then drawn again)."""
     try:
-        chunk = json.loads(part.read_text())
-        return chunk if isinstance(chunk, dict) and isinstance(chunk.get("texts"), list) else None
-    except (OSError, json.JSONDecodeError):
+        chunk = read_sealed_json(part)
+        if chunk is not None and not isinstance(chunk.get("texts"), list):
+            raise Damaged("no list of texts")
+        return chunk
+    except (OSError, Damaged) as exc:
+        report_damaged(part, exc)
         return None
 
 
@@ -564,7 +576,7 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
             if chunk is None:
                 chunk_seed = (config.seed + 1) * 100_003 + c
                 chunk = _sample_chunk(loaded, config, messages[lo : lo + CHUNK], chunk_seed, max_new)
-                atomic_write_json(part, chunk)
+                atomic_write_sealed_json(part, chunk)
             else:
                 chunk["resumed"] = True
         chunks.append(chunk)

@@ -2,7 +2,10 @@
 
 ``manifest.json`` is written when the scan starts (status ``running``) and updated when it ends
 (``finished``, ``interrupted`` or ``failed``). Stage files are written atomically; a rerun of the same scan
-(same key) reuses them, a run folder holding a scan with other inputs is recomputed, never reused. Scans in
+(same key) reuses them, a run folder holding a scan with other inputs is recomputed, never reused. Every file
+carries a checksum (JSON files a seal, :func:`auditor.io.seal`; a readout a ``subaudit-sha256`` member; a student's
+scores the sha256 of each file of its adapter folder, written before them), so a truncated or garbled file is
+reported in one line and recomputed, never read as valid. Scans in
 several processes may share a run folder: the manifest and each stage are written under a lock
 (:func:`auditor.io.cache_lock`, lock files in ``locks/``), and :meth:`RunFolder.stage_lock` lets a method
 compute a stage once.
@@ -11,7 +14,10 @@ compute a stage once.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +25,17 @@ from typing import TYPE_CHECKING, Any
 from .discover import OPEN_PROMPTS_VERSION, Readout
 from .distributed import processes
 from .finetune import TrainStats
-from .io import atomic_write_bytes, atomic_write_json, cache_dir, cache_lock
+from .io import (
+    Damaged,
+    as_storage_error,
+    atomic_write_bytes,
+    atomic_write_sealed_json,
+    cache_dir,
+    cache_lock,
+    read_sealed_json,
+    report_damaged,
+    sha256_of_file,
+)
 from .progress import Reporter
 from .runinfo import utc_now
 from .scoring import BatteryScores
@@ -54,7 +70,10 @@ class RunFolder:
     def open(cls, key: str, run_dir: str | None, resume: bool, reporter: Reporter) -> RunFolder:
         """The folder for ``key`` (``run_dir`` or one in the cache); reused only if it holds this same scan."""
         path = Path(run_dir) if run_dir else cache_dir() / "runs" / key
-        (path / "scores").mkdir(parents=True, exist_ok=True)
+        try:
+            (path / "scores").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise as_storage_error(exc, path / "scores") from None
         with cache_lock(path / "locks" / "manifest"):
             return cls(path, key, resume and _same_scan(path / "manifest.json", key, reporter))
 
@@ -71,7 +90,7 @@ class RunFolder:
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         with cache_lock(self.path / "locks" / "manifest"):
-            atomic_write_json(self.path / "manifest.json", manifest)
+            atomic_write_sealed_json(self.path / "manifest.json", manifest)
 
     def stop(self, exc: BaseException) -> None:
         """Mark the manifest ``interrupted`` (Ctrl-C) or ``failed`` (with the error); never raises."""
@@ -99,20 +118,41 @@ class RunFolder:
         if not (self.resume or always) or not path.exists():
             return None
         try:
-            blob = json.loads(path.read_text())
+            blob = read_sealed_json(path)
+            if blob is None:
+                return None
             scores = {k: BatteryScores.from_dict(v) for k, v in blob["scores"].items()}
             train = TrainStats(**blob["train"]) if blob.get("train") else None
-        except (json.JSONDecodeError, KeyError, ValueError, TypeError):
+            self._check_files(blob.get("files") or {})
+        except (Damaged, KeyError, ValueError, TypeError, AttributeError) as exc:
+            report_damaged(path, exc if isinstance(exc, Damaged) else f"unreadable: {exc.__class__.__name__}")
             return None
         return StageScores(scores, train)
 
     def save_scores(self, name: str, stage: StageScores) -> None:
-        blob = {
-            "scores": {k: v.to_dict() for k, v in stage.scores.items()},
-            "train": asdict(stage.train) if stage.train else None,
-        }
+        """Write a model's scores (last of its stage: they mark it finished), with the checksums of its adapter's
+        files (written before them)."""
         with self.stage_lock(name):
-            atomic_write_json(self.scores_path(name), blob)
+            blob = {
+                "scores": {k: v.to_dict() for k, v in stage.scores.items()},
+                "train": asdict(stage.train) if stage.train else None,
+                "files": self._adapter_sums(name),
+            }
+            atomic_write_sealed_json(self.scores_path(name), blob)
+
+    def _adapter_sums(self, name: str) -> dict[str, str]:
+        """The sha256 of every file of stage ``name``'s adapter folder, by path in the run folder (none: ``{}``)."""
+        folder = self.path / "adapters" / name
+        files = sorted(f for f in folder.iterdir() if f.is_file()) if folder.is_dir() else []
+        return {f.relative_to(self.path).as_posix(): sha256_of_file(f) for f in files}
+
+    def _check_files(self, sums: dict[str, str]) -> None:
+        """Raise :class:`Damaged` when a file a stage recorded is there with other bytes (a missing one is not
+        damage: an adapter folder is only read to recompute a readout, and its loader says when it is gone)."""
+        for rel, digest in sums.items():
+            file = self.path / rel
+            if file.is_file() and sha256_of_file(file) != digest:
+                raise Damaged(f"{file} does not match the checksum its scores recorded")
 
     def readout_path(self, name: str) -> Path:
         return self.path / "readouts" / f"{name}.npz"
@@ -124,23 +164,57 @@ class RunFolder:
         if not (self.resume or always) or not path.exists():
             return None
         try:
-            readout = Readout.from_bytes(path.read_bytes())
-        except (OSError, ValueError, KeyError, EOFError):
+            readout = unseal_readout(path.read_bytes())
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            report_damaged(path, exc if isinstance(exc, Damaged) else f"unreadable: {exc.__class__.__name__}")
             return None
         return readout if readout.version == OPEN_PROMPTS_VERSION else None
 
     def save_readout(self, name: str, readout: Readout) -> None:
-        self.readout_path(name).parent.mkdir(parents=True, exist_ok=True)
         with self.stage_lock(name):
-            atomic_write_bytes(self.readout_path(name), readout.to_bytes())
+            atomic_write_bytes(self.readout_path(name), sealed_readout(readout))
+
+
+#: The member of a readout's ``.npz`` that holds the sha256 of its content (:func:`readout_digest`).
+READOUT_SEAL = "subaudit-sha256"
+
+
+def readout_digest(readout: Readout) -> str:
+    """sha256 of a readout's version, words and log-probabilities (as read back from its file)."""
+    import numpy as np
+
+    h = hashlib.sha256(json.dumps([readout.version, readout.words]).encode("utf-8"))
+    h.update(np.ascontiguousarray(readout.logp, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def sealed_readout(readout: Readout) -> bytes:
+    """``readout`` as its ``.npz`` bytes plus a :data:`READOUT_SEAL` member (``Readout.from_bytes`` ignores it)."""
+    blob = readout.to_bytes()
+    digest = readout_digest(Readout.from_bytes(blob))  # of the stored (float16) values, as a reader sees them
+    buf = io.BytesIO(blob)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr(READOUT_SEAL, digest)
+    return buf.getvalue()
+
+
+def unseal_readout(blob: bytes) -> Readout:
+    """The readout in ``blob``, its seal checked (:class:`Damaged` when it does not match; none: not checked)."""
+    readout = Readout.from_bytes(blob)
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        if READOUT_SEAL in z.namelist() and z.read(READOUT_SEAL).decode("ascii") != readout_digest(readout):
+            raise Damaged("its checksum does not match its content")
+    return readout
 
 
 def _same_scan(manifest_path: Path, key: str, rep: Reporter) -> bool:
     """False when the run dir's manifest belongs to a scan with other inputs (its stages must not be reused)."""
     try:
-        old = json.loads(manifest_path.read_text()).get("key")
-    except (OSError, ValueError, AttributeError):
-        return True  # no manifest (or an unreadable one): every stage file is checked on its own
+        blob = read_sealed_json(manifest_path)
+    except (OSError, Damaged) as exc:
+        report_damaged(manifest_path, exc)
+        return True  # every stage file is checked on its own; the manifest is written again
+    old = blob.get("key") if blob else None
     if old is None or old == key:
         return True
     rep.note(f"{manifest_path.parent} holds a scan with other inputs: its stages are recomputed, not reused")
