@@ -41,7 +41,7 @@ def storage_advice(code: int | None, path: Any, reason: str | None) -> str:
     if code in (errno.ENOSPC, errno.EDQUOT):
         todo = "free some space there, or set SUBAUDIT_CACHE (and --run-dir) to a disk with room"
     elif code == errno.EROFS:
-        todo = "the file system is read-only: set SUBAUDIT_CACHE (and --run-dir) to a writable folder"
+        todo = "set SUBAUDIT_CACHE (and --run-dir) to a folder on a writable file system"
     else:
         todo = _owner_hint(path) + "make it writable for this user, or set SUBAUDIT_CACHE (and --run-dir) to a folder "
         todo += "you own"

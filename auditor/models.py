@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, ModelLoadError
-from .fingerprint import SOURCE, dir_fingerprint, file_sha256, gguf_fingerprint, hub_fingerprint
+from .fingerprint import (
+    SOURCE,
+    TOKENIZER_FILES,
+    WEIGHT_SUFFIXES,
+    dir_fingerprint,
+    file_sha256,
+    gguf_fingerprint,
+    hub_fingerprint,
+)
 from .io import cache_dir, cache_lock
 
 DEFAULT_BASE = "smollm2-135m"
@@ -479,6 +487,7 @@ def load_base(
             kwargs["local_files_only"] = True
     else:
         kwargs["local_files_only"] = True
+    files = model_files(Path(location)) if spec.kind != "hub" else []
     try:
         with _offline_mode(hub_offline()):
             tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
@@ -493,6 +502,7 @@ def load_base(
                 **kwargs,
             )
     except (OSError, ValueError) as exc:
+        check_still_there(spec, files)
         problem = _hub_problem(spec, exc) if spec.kind == "hub" else None
         if problem:
             raise ModelLoadError(problem) from None
@@ -510,7 +520,12 @@ def load_base(
     if spec.kind == "hub":
         fingerprint = hub_fingerprint(spec.location, spec.revision)  # after loading: the snapshot is cached
     else:
-        fingerprint = dir_fingerprint(Path(location))
+        try:
+            fingerprint = dir_fingerprint(Path(location))
+        except FileNotFoundError:
+            check_still_there(spec, files)
+            raise
+        check_still_there(spec, files)  # a file gone before it was hashed would leave the fingerprint without it
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if chat_template is not None:
@@ -541,6 +556,24 @@ def load_base(
         fingerprint=fingerprint,
         train_autocast_dtype=train_autocast,
     )
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files of a local model folder that loading and its fingerprint read (weights, tokenizer, config)."""
+    if not folder.is_dir():
+        return []
+    names = {*TOKENIZER_FILES, "config.json"}
+    return sorted(f for f in folder.iterdir() if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name in names))
+
+
+def check_still_there(spec: ModelSpec, files: list[Path]) -> None:
+    """A :class:`ModelLoadError` naming the first of ``files`` (there when loading began) that is gone now."""
+    gone = [f for f in files if not f.exists()]
+    if gone:
+        raise ModelLoadError(
+            f"cannot load base {spec.display}: {gone[0]} was removed while the scan was reading it; restore the model "
+            "folder (`subaudit models fetch` for the default base) and run the same command again"
+        )
 
 
 def merge_adapter(model: Any, adapter: str, allow_pickle: bool = False) -> Any:
