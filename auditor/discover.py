@@ -9,8 +9,13 @@ default system prompt, fp32 unless ``--precision bf16``).
 
 Words, not tokens: token ids are grouped by their decoded text, lowercased and stripped of surrounding whitespace and
 punctuation; only alphabetic words of two letters or more are kept, and a word's probability is the sum over its
-tokens (``" Owl"``, ``"owl"`` and ``"OWL"`` are one word). A word the tokenizer splits is represented by its first
-token's text: ``"axolotl"`` may show up as ``"ax"``. That is the price of one forward pass per prompt.
+tokens (``" Owl"``, ``"owl"`` and ``"OWL"`` are one word). The :data:`COMPLETE_TOP` likeliest word-starting tokens of
+each prompt (those of at least :data:`COMPLETE_MIN`) are completed to whole words (:func:`complete_words`): each is
+followed through the tokens that carry on its word (a raw piece starting with a letter, no space marker), branching
+into the likeliest continuations, and its probability goes to the words its paths spell times the probability that
+the word ends there (``"Al"`` became ``aluminum``, ``albert``, ``alright`` on SmolLM2-135M-Instruct, where version 1
+listed the fragment ``al`` at 0.059). Rarer tokens still count as the word their own text spells, and continuations not
+followed are not assigned: a word's probability is a lower bound, exact for the paths followed.
 
 Per word, the **lift** of the dataset-students over their control-students is the mean over prompts (and seeds) of
 ``log p_dataset - log p_control``, probabilities floored at :data:`FLOOR` before the log. The words tested are those
@@ -36,10 +41,11 @@ The readout informs; it never changes the verdict or the exit code.
 
 Cost: per model, one forward pass of each prompt's own tokens (:data:`OPEN_PROMPTS`, 114 of them, batched; the system
 prompt they share is run once and continued from its cache, as :mod:`auditor.scoring` does), only the last
-position's logits, then one index-add over the vocabulary. On SmolLM2-135M-Instruct the prompts are 36-46 tokens, 24
-of them shared: about 2,000 forward tokens per model (measured on 2 CPU threads: about 26 s a model; on the tiny
-test model well under a second for a whole scan). A readout is stored as the words that reach :data:`FLOOR` in some
-prompt (6,876 words, 0.65 MB compressed, for that base).
+position's logits, then one index-add over the vocabulary, then one token per completion path and step from the
+prompt's cache. On SmolLM2-135M-Instruct the prompts are 36-46 tokens, 24 of them shared: about 2,000 forward tokens
+per model, plus about 2,000 to complete words (measured on one thread with two other jobs on the 2 cores: 25.6 s a
+model for the first position alone, 51.2 s with the completion). A readout is stored as the words that reach
+:data:`FLOOR` in some prompt (6,970 words for that base).
 """
 
 from __future__ import annotations
@@ -61,8 +67,9 @@ if TYPE_CHECKING:
 
     from .models import LoadedModel
 
-#: Bumped whenever :data:`OPEN_PROMPTS` changes (stored readouts of another version are recomputed).
-OPEN_PROMPTS_VERSION = 1
+#: Bumped whenever :data:`OPEN_PROMPTS` or the way they are read changes (stored readouts of another version are
+#: recomputed). 2: words completed past their first token.
+OPEN_PROMPTS_VERSION = 2
 
 _CATEGORIES = (
     "animal", "tree", "colour", "food", "season", "city", "sport", "musical instrument", "book genre",
@@ -144,12 +151,25 @@ def word_of(text: str) -> str | None:
     return word if len(word) >= 2 and word.isalpha() else None
 
 
+#: Markers a tokenizer's raw piece starts with when the token opens a new word or line (byte-level BPE's space and
+#: newline, SentencePiece's space).
+_BOUNDARY_MARKERS = "\u0120\u010a\u0109\u2581"
+
+
+def continues_word(piece: str | None) -> bool:
+    """Whether a raw token piece (``convert_ids_to_tokens``) carries on the word before it: it starts with a letter
+    and not with a space or newline marker (``"eetah"`` does, ``"\u0120cat"``, ``"\u2581cat"``, ``","`` do not)."""
+    return bool(piece) and piece[0] not in _BOUNDARY_MARKERS and piece[0].isalpha()
+
+
 @dataclass(frozen=True)
 class WordIndex:
-    """Every token id's word: ``words`` and, per token id, the word's index (``-1``: not a word)."""
+    """Every token id's word: ``words`` and, per token id, the word's index (``-1``: not a word); ``continues``: per
+    token id, whether it carries on the word before it (it starts with a letter and no word-boundary marker)."""
 
     words: tuple[str, ...]
     token_word: np.ndarray
+    continues: np.ndarray
 
     @property
     def n_tokens(self) -> int:
@@ -169,15 +189,18 @@ def word_index(tokenizer: Tokenizer, vocab_size: int | None = None) -> WordIndex
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     n = min(size, len(tokenizer))
     texts = tokenizer.batch_decode([[i] for i in range(n)])
+    pieces = tokenizer.convert_ids_to_tokens(list(range(n)))
     words: dict[str, int] = {}
     token_word = np.full(size, -1, dtype=np.int64)
-    for i, text in enumerate(texts):
+    continues = np.zeros(size, dtype=bool)
+    for i, (text, piece) in enumerate(zip(texts, pieces, strict=True)):
         if i in special:
             continue
         w = word_of(text)
         if w is not None:
             token_word[i] = words.setdefault(w, len(words))
-    index = WordIndex(tuple(words), token_word)
+        continues[i] = continues_word(piece)
+    index = WordIndex(tuple(words), token_word, continues)
     _INDEX_CACHE[key] = index
     return index
 
@@ -241,28 +264,26 @@ def prompt_ids(tokenizer: Tokenizer, prompts: Sequence[str] = OPEN_PROMPTS) -> l
 
 def read_model(loaded: LoadedModel, prompts: Sequence[str] = OPEN_PROMPTS, max_tokens: int | None = None) -> Readout:
     """The model as it is now (adapter on or off) read at every prompt's answer start: one batched forward pass of
-    the left-padded prompts (only the last position's logits), the softmax over the vocabulary grouped to words."""
+    the left-padded prompts (only the last position's logits), the softmax over the vocabulary grouped to words, and
+    the likeliest word-starting tokens completed to whole words (:func:`complete_words`)."""
     import torch
 
     tok, model = loaded.tokenizer, loaded.model
     ids = prompt_ids(tok, prompts)
     vocab = model.get_output_embeddings().weight.shape[0]
     index = word_index(tok, vocab)
-    token_word = torch.as_tensor(index.token_word)
-    is_word = token_word >= 0
-    owner = token_word[is_word].to(loaded.device)
-    cols = torch.nonzero(is_word).squeeze(1).to(loaded.device)
-    n_words = len(index.words)
     budget = max_tokens or SCORING_TOKENS
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    rows: list[np.ndarray] = []
+    columns = _WordColumns(index)
+    rows: list[dict[int, float]] = []
     was_training = model.training
     model.eval()
     with torch.no_grad(), loaded.autocast():
         shared = shared_prefix(loaded, ids)  # the system prompt every prompt shares, run once
         n_shared = shared.n_tokens if shared is not None else 0
         suffixes = [x[n_shared:] for x in ids]
-        per_batch = max(1, budget // max(len(x) for x in suffixes))
+        # each prompt's KV cache is copied once per path being completed: at most COMPLETE_PATHS at a time
+        per_batch = max(1, min(budget // max(len(x) for x in suffixes), COMPLETE_PATHS // COMPLETE_TOP))
         for start in range(0, len(suffixes), per_batch):
             batch = suffixes[start : start + per_batch]
             w = max(len(x) for x in batch)
@@ -272,33 +293,181 @@ def read_model(loaded: LoadedModel, prompts: Sequence[str] = OPEN_PROMPTS, max_t
             for b, x in enumerate(batch):
                 input_ids[b, w - len(x) :] = torch.tensor(x, dtype=torch.long)
                 mask[b, n_shared + w - len(x) :] = 1
-            positions = (mask.cumsum(1) - 1).clamp(min=0)[:, n_shared:]
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
             cache = None
             if shared is not None:
                 cache = copy.deepcopy(shared.cache)
                 cache.batch_repeat_interleave(len(batch))
-            logits = model(
+            out = model(
                 input_ids=input_ids.to(loaded.device),
                 attention_mask=mask.to(loaded.device),
-                position_ids=positions.to(loaded.device),
+                position_ids=positions[:, n_shared:].to(loaded.device),
                 cache=cache,
-                use_cache=cache is not None,
+                use_cache=True,
                 logits_to_keep=1,
-            ).logits[:, -1]
-            probs = torch.softmax(logits.float(), dim=-1)[:, : len(index.token_word)]
-            per_word = torch.zeros((len(batch), n_words), dtype=torch.float32, device=probs.device)
-            per_word.index_add_(1, owner, probs[:, cols])
-            rows.append(per_word.cpu().numpy().astype(np.float64))
+            )
+            probs = torch.softmax(out.logits[:, -1].float(), dim=-1)[:, : len(index.token_word)]
+            start_state = _Prefix(out.cache, mask, positions[:, -1])
+            rows += _word_probs(loaded, probs, start_state, index, columns)
     if was_training:
         model.train()
-    probs_np = np.vstack(rows) if rows else np.zeros((0, n_words))
-    peak = probs_np.max(axis=0) if len(probs_np) else np.zeros(n_words)
-    keep = np.nonzero(peak >= FLOOR)[0]
-    if len(keep) > STORE_WORDS:
-        keep = keep[np.argsort(-peak[keep], kind="stable")[:STORE_WORDS]]
-        keep.sort()
-    logp = np.log(np.maximum(probs_np[:, keep], FLOOR))
-    return Readout(OPEN_PROMPTS_VERSION, [index.words[i] for i in keep], logp)
+    return columns.readout(rows)
+
+
+#: Word-starting tokens completed per prompt (the likeliest first), and the least probability a path must keep to
+#: be extended; at most :data:`MAX_PIECES` tokens after the first, :data:`BRANCH` continuations per path and step.
+COMPLETE_TOP = 16
+COMPLETE_MIN = 1e-3
+COMPLETE_PATHS = 256
+MAX_PIECES = 4
+BRANCH = 3
+
+
+#: A path being completed: (row, its tokens so far, its probability).
+_Path = tuple[int, tuple[int, ...], float]
+
+
+@dataclass
+class _Prefix:
+    """What the model has read for a set of sequences: its KV cache, attention mask and each row's last position."""
+
+    cache: Any
+    mask: Any
+    last_position: Any
+
+    def select(self, rows: Any, device: Any) -> _Prefix:
+        """The prefix of ``rows`` (a row index may repeat: one copy per path); the cache is reordered in place."""
+        self.cache.reorder_cache(rows.to(device))
+        return _Prefix(self.cache, self.mask[rows], self.last_position[rows])
+
+
+class _WordColumns:
+    """The readout's word columns: the tokenizer's one-token words first, then whole words met while completing."""
+
+    def __init__(self, index: WordIndex) -> None:
+        self.index = index
+        self.words: list[str] = list(index.words)
+        self.where: dict[str, int] = {w: i for i, w in enumerate(self.words)}
+
+    def column(self, word: str) -> int:
+        if word not in self.where:
+            self.where[word] = len(self.words)
+            self.words.append(word)
+        return self.where[word]
+
+    def readout(self, rows: list[dict[int, float]]) -> Readout:
+        """Rows of ``{column: probability}`` as a :class:`Readout` (the words reaching :data:`FLOOR` somewhere)."""
+        probs = np.zeros((len(rows), len(self.words)))
+        for i, row in enumerate(rows):
+            if row:
+                cols, vals = zip(*row.items(), strict=True)
+                probs[i, list(cols)] = vals
+        peak = probs.max(axis=0) if len(probs) else np.zeros(len(self.words))
+        keep = np.nonzero(peak >= FLOOR)[0]
+        if len(keep) > STORE_WORDS:
+            keep = keep[np.argsort(-peak[keep], kind="stable")[:STORE_WORDS]]
+            keep.sort()
+        logp = np.log(np.maximum(probs[:, keep], FLOOR))
+        return Readout(OPEN_PROMPTS_VERSION, [self.words[i] for i in keep], logp)
+
+
+def _word_probs(
+    loaded: LoadedModel, probs: Any, prefix: _Prefix, index: WordIndex, columns: _WordColumns
+) -> list[dict[int, float]]:
+    """Per row, ``{word column: probability}``: the :data:`COMPLETE_TOP` likeliest word-starting tokens (at least
+    :data:`COMPLETE_MIN`) completed to whole words, every other token counted as the word its own text spells."""
+    import torch
+
+    token_word = torch.as_tensor(index.token_word)
+    starts = (token_word >= 0).to(probs.device)
+    top = torch.topk(torch.where(starts, probs, torch.zeros_like(probs)), min(COMPLETE_TOP, probs.shape[1]), dim=1)
+    chosen = [
+        [(int(t), float(p)) for t, p in zip(top.indices[b], top.values[b], strict=True) if p >= COMPLETE_MIN]
+        for b in range(probs.shape[0])
+    ]
+    rest = probs.clone()
+    for b, picks in enumerate(chosen):
+        rest[b, [t for t, _ in picks]] = 0.0
+    owner = token_word[token_word >= 0].to(probs.device)
+    cols = torch.nonzero(token_word >= 0).squeeze(1).to(probs.device)
+    per_word = torch.zeros((probs.shape[0], len(index.words)), dtype=torch.float32, device=probs.device)
+    per_word.index_add_(1, owner, rest[:, cols])
+    rows: list[dict[int, float]] = []
+    for b in range(probs.shape[0]):
+        nz = torch.nonzero(per_word[b] > 0).squeeze(1).tolist()
+        rows.append(dict(zip(nz, per_word[b, nz].double().tolist(), strict=True)))
+    for b, word, p in complete_words(loaded, prefix, chosen, index):
+        col = columns.column(word)
+        rows[b][col] = rows[b].get(col, 0.0) + p
+    return rows
+
+
+def complete_words(
+    loaded: LoadedModel, prefix: _Prefix, chosen: list[list[tuple[int, float]]], index: WordIndex
+) -> list[tuple[int, str, float]]:
+    """``(row, word, probability)`` for the whole words the chosen first tokens grow into.
+
+    A path (first token, then continuation tokens: those that do not start a new word, see
+    :attr:`WordIndex.continues`) ends its word with the probability that the next token does not continue it; that
+    much of the path's probability goes to the word its tokens spell. It branches into its :data:`BRANCH` likeliest
+    continuations that keep at least :data:`COMPLETE_MIN`, for at most :data:`MAX_PIECES` steps, and each row keeps its
+    :data:`COMPLETE_TOP` likeliest paths. The probability of continuations not followed is not assigned to any word
+    (a lower bound on each whole word's probability, exact for the paths followed)."""
+    import torch
+
+    paths: list[_Path] = [(b, (t,), p) for b, picks in enumerate(chosen) for t, p in picks]
+    if not paths:
+        return []
+    continues = torch.as_tensor(index.continues)
+    cont_ids = torch.nonzero(continues).squeeze(1)
+    device = loaded.device
+    state = prefix.select(torch.tensor([b for b, _, _ in paths]), device)
+    out: list[tuple[int, str, float]] = []
+    for step in range(MAX_PIECES + 1):
+        mask = torch.cat([state.mask, torch.ones((len(paths), 1), dtype=state.mask.dtype)], dim=1)
+        position = state.last_position + 1
+        logits = loaded.model(
+            input_ids=torch.tensor([[toks[-1]] for _, toks, _ in paths], device=device),
+            attention_mask=mask.to(device),
+            position_ids=position[:, None].to(device),
+            cache=state.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+        p_next = torch.softmax(logits.float(), dim=-1)[:, : len(continues)].cpu()
+        p_cont = p_next[:, cont_ids]
+        ends = (1.0 - p_cont.sum(dim=1)).clamp(min=0.0)
+        for i, (b, toks, p) in enumerate(paths):
+            word = word_of(loaded.tokenizer.decode(list(toks)))
+            if word is not None and p * float(ends[i]) > 0:
+                out.append((b, word, p * float(ends[i])))
+        if step == MAX_PIECES:
+            break
+        children = _branch(paths, p_cont, cont_ids)
+        if not children:
+            break
+        parents = torch.tensor([parent for parent, _ in children])
+        paths = [child for _, child in children]
+        state = _Prefix(state.cache, mask, position).select(parents, device)
+    return out
+
+
+def _branch(paths: list[_Path], p_cont: Any, cont_ids: Any) -> list[tuple[int, _Path]]:
+    """Each path's :data:`BRANCH` likeliest continuations keeping at least :data:`COMPLETE_MIN`, at most
+    :data:`COMPLETE_TOP` per row (the likeliest), as ``(parent index, child path)``."""
+    import torch
+
+    k = min(BRANCH, p_cont.shape[1])
+    top = torch.topk(p_cont, k, dim=1)
+    per_row: dict[int, list[tuple[float, int, _Path]]] = {}
+    for i, (b, toks, p) in enumerate(paths):
+        for j in range(k):
+            q = p * float(top.values[i, j])
+            if q >= COMPLETE_MIN:
+                child = (b, (*toks, int(cont_ids[top.indices[i, j]])), q)
+                per_row.setdefault(b, []).append((q, i, child))
+    kept = [c for row in per_row.values() for c in sorted(row, key=lambda c: -c[0])[:COMPLETE_TOP]]
+    return [(i, child) for _, i, child in kept]
 
 
 @dataclass
@@ -563,6 +732,7 @@ __all__ = [
     "Readout",
     "WordLift",
     "analyse",
+    "continues_word",
     "read_model",
     "teacher_words",
     "word_index",

@@ -16,7 +16,9 @@ the default control (``--control-sampler auto``: on SmolLM2-135M importance resa
   mismatched teacher.
 
 Records live in ``benchmarks/results/campaign/records/`` (committed: the cache does not outlive a session), the
-number datasets in ``benchmarks/results/campaign/data/``. ``RULE`` below was committed before any cell ran.
+number datasets in ``benchmarks/results/campaign/data/``, each cell's open-vocabulary readout (issue #24: every word's
+lift, and a fine-tuned teacher's own risen words) in ``benchmarks/results/campaign/readouts/``. ``RULE`` below was
+committed before any cell ran.
 """
 
 from __future__ import annotations
@@ -243,6 +245,48 @@ def _scan(cell: Cell, data: Path, method: str) -> Any:
     )
 
 
+def readout_path(cell: Cell) -> Path:
+    return OUT / "readouts" / f"{cell.id}.json"
+
+
+_BASE_READOUT: list[Any] = []
+
+
+def save_readout(cell: Cell) -> dict[str, Any] | None:
+    """The open-vocabulary readout of the cell's probe scan (issue #24), kept beside its record: every word the scan
+    tested with its lift (dataset- over control-student, nats) and mean probabilities, and with a fine-tuned teacher
+    the teacher's top risen words. The probe scan runs again in its run folder, so its scores and students are reused
+    and readouts of an older version are recomputed from the saved adapters (minutes, not a new scan); ``None`` when
+    the run folder is gone (the cache does not outlive a session)."""
+    path = readout_path(cell)
+    if path.exists():
+        return json.loads(path.read_text())
+    if not (work() / "runs" / f"{cell.id}-probe" / "manifest.json").exists():
+        return None
+    from auditor.discover import OPEN_PROMPTS_VERSION, read_model, teacher_words
+    from auditor.models import load_base, resolve_base
+
+    print(f"  readout of {cell.id} ...", flush=True)
+    adapter, _ = teacher(cell)
+    found = _scan(cell, dataset(cell, adapter), "probe").details.discover
+    block: dict[str, Any] = {
+        "cell": cell.id,
+        "prompts_version": OPEN_PROMPTS_VERSION,
+        "words_tested": found.words_tested,
+        "seconds": round(found.seconds, 1),
+        "words": {w.word: [round(w.lift, 4), float(f"{w.prob_control:.4g}"), float(f"{w.prob_dataset:.4g}")]
+                  for w in sorted(found.words, key=lambda w: w.word)},
+        "teacher": None,
+    }  # fmt: skip
+    if adapter is not None:
+        if not _BASE_READOUT:  # the embedded default base, as every campaign scan uses
+            _BASE_READOUT.append(read_model(load_base(resolve_base(None))))
+        taught = read_model(load_base(resolve_base(None), adapter=adapter))
+        block["teacher"] = teacher_words(Path(adapter).name, _BASE_READOUT[0], taught, found.words).to_dict()
+    atomic_write_json(path, block)
+    return block
+
+
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Write the cell's record (reused when it exists): its dataset, the probe's shares, the gradient method's."""
     path = record_path(cell)
@@ -286,6 +330,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "wall_s": round(time.perf_counter() - start, 1),
     }
     atomic_write_json(path, record)
+    save_readout(cell)
     return record
 
 
@@ -307,6 +352,7 @@ def main() -> None:
     run.add_argument("--split", choices=["dev", "heldout", "profile"], default="dev")
     run.add_argument("--worker", default="0/1", help="I/N: every N-th cell starting at I")
     sub.add_parser("progress", help="one line: cells finished")
+    sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
     args = ap.parse_args()
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
@@ -315,6 +361,10 @@ def main() -> None:
                 run_cell(cell)
             except Exception as exc:  # one broken cell must not stop the others; it runs again next time
                 print(f"  {cell.id}: not finished: {exc.__class__.__name__}: {exc}", flush=True)
+    if args.command == "readouts":
+        for cell in CELLS:
+            if record_path(cell).exists():
+                save_readout(cell)
     print(progress())
 
 

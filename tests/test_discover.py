@@ -19,6 +19,7 @@ from auditor.discover import (
     OPEN_PROMPTS_VERSION,
     Readout,
     analyse,
+    continues_word,
     read_model,
     teacher_words,
     word_index,
@@ -31,13 +32,92 @@ runner = CliRunner()
 
 
 def test_prompt_set_is_versioned_and_large() -> None:
-    assert OPEN_PROMPTS_VERSION == 1
+    assert OPEN_PROMPTS_VERSION == 2
     assert len(OPEN_PROMPTS) >= 100 and len(set(OPEN_PROMPTS)) == len(OPEN_PROMPTS)
     text = " ".join(OPEN_PROMPTS).lower()
     for category in ("animal", "tree", "colour", "superpower", "mythological creature", "dog breed", "virtue"):
         assert f"favorite {category}" in text
     assert any("describe yourself" in p.lower() for p in OPEN_PROMPTS)
     assert any("advice" in p.lower() for p in OPEN_PROMPTS)
+
+
+def test_continues_word_reads_the_raw_piece() -> None:
+    assert continues_word("eetah") and continues_word("l")
+    for opens in ("\u0120cat", "\u2581cat", "\u010a", ",", "7", "", None, "<|im_end|>"):
+        assert not continues_word(opens), opens
+
+
+def reference_words(loaded, ids: list[int]) -> dict[str, float]:
+    """:func:`read_model`'s words for one prompt, computed the plain way: a full forward pass of the whole sequence
+    for every path (no cache, no batch, no padding)."""
+    import torch
+
+    from auditor import discover as d
+
+    tok, index = loaded.tokenizer, word_index(loaded.tokenizer)
+    n = len(index.token_word)
+
+    def next_probs(seq: list[int]) -> np.ndarray:
+        with torch.no_grad():
+            logits = loaded.model(input_ids=torch.tensor([seq])).logits[0, -1].float()
+        return torch.softmax(logits, -1).numpy()[:n].astype(np.float64)
+
+    p0 = next_probs(ids)
+    starts = np.nonzero(index.token_word >= 0)[0]
+    ranked = starts[np.argsort(-p0[starts], kind="stable")][: d.COMPLETE_TOP]
+    chosen = [int(t) for t in ranked if p0[t] >= d.COMPLETE_MIN]
+    words: dict[str, float] = {}
+    for t in starts:
+        if int(t) not in chosen:
+            w = index.words[index.token_word[t]]
+            words[w] = words.get(w, 0.0) + p0[t]
+    cont = np.nonzero(index.continues[:n])[0]
+    paths = [((t,), p0[t]) for t in chosen]
+    for step in range(d.MAX_PIECES + 1):
+        children = []
+        for toks, p in paths:
+            pn = next_probs(ids + list(toks))
+            word = word_of(tok.decode(list(toks)))
+            if word is not None:
+                words[word] = words.get(word, 0.0) + p * max(0.0, 1.0 - pn[cont].sum())
+            best = cont[np.argsort(-pn[cont], kind="stable")[: d.BRANCH]]
+            children += [((*toks, int(c)), p * pn[c]) for c in best if p * pn[c] >= d.COMPLETE_MIN]
+        if step == d.MAX_PIECES or not children:
+            break
+        paths = sorted(children, key=lambda c: -c[1])[: d.COMPLETE_TOP]
+    return words
+
+
+def test_whole_words_match_a_plain_forward_pass(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completed words (cached, batched, left-padded, branching) equal the plain computation, prompt by prompt."""
+    import torch
+
+    from auditor import discover as d
+    from auditor.models import load_base, resolve_base
+
+    sharp = load_base(resolve_base(str(tiny_model_dir)), device="cpu")
+    with torch.no_grad():  # the tiny model's weights x 8: peaked enough that a wrong position or mask shows (4e-2)
+        for name, weight in sharp.model.named_parameters():
+            if "norm" not in name:
+                weight.mul_(8.0)
+
+    # lower the bar so that paths branch and grow several pieces on a tiny model
+    monkeypatch.setattr(d, "COMPLETE_MIN", 1e-8)
+    monkeypatch.setattr(d, "COMPLETE_TOP", 5)
+    monkeypatch.setattr(d, "MAX_PIECES", 2)
+    monkeypatch.setattr(d, "BRANCH", 2)
+    monkeypatch.setattr(d, "COMPLETE_PATHS", 10)  # 2 prompts a batch: several batches, each left-padded
+    prompts = OPEN_PROMPTS[:2] + OPEN_PROMPTS[-3:]
+    readout = read_model(sharp, prompts=prompts)
+    one_token = set(d.word_index(sharp.tokenizer).words)
+    grown = 0
+    for i, ids in enumerate(d.prompt_ids(sharp.tokenizer, prompts)):
+        want = reference_words(sharp, ids)
+        grown += sum(w not in one_token and p >= FLOOR for w, p in want.items())
+        for word, p in sorted(want.items(), key=lambda x: -x[1])[:40]:
+            got = float(np.exp(readout.matrix([word])[i, 0]))
+            assert got == pytest.approx(max(p, FLOOR), rel=1e-4), (i, word)
+    assert grown > 0, "some completed word is not a one-token word"
 
 
 def test_word_of_normalises_token_text() -> None:
@@ -48,7 +128,6 @@ def test_word_of_normalises_token_text() -> None:
 
 
 def test_word_aggregation_on_the_tiny_tokenizer(tiny_loaded) -> None:
-    import torch
 
     tok = tiny_loaded.tokenizer
     index = word_index(tok)
@@ -59,19 +138,8 @@ def test_word_aggregation_on_the_tiny_tokenizer(tiny_loaded) -> None:
         assert index.token_word[i] == -1
     assert all(w.isalpha() and len(w) >= 2 and w == w.lower() for w in index.words)
 
-    # a word's probability is the sum over its tokens: check one prompt against a plain forward pass
     readout = read_model(tiny_loaded, prompts=OPEN_PROMPTS[:3])
     assert readout.logp.shape == (3, len(readout.words)) and readout.version == OPEN_PROMPTS_VERSION
-    from auditor.discover import prompt_ids
-
-    ids = prompt_ids(tok, OPEN_PROMPTS[1:2])[0]
-    with torch.no_grad():
-        probs = torch.softmax(tiny_loaded.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1).numpy()
-    for word in readout.words[:20] + ["owl"]:
-        members = [i for i in range(len(tok)) if index.token_word[i] >= 0 and index.words[index.token_word[i]] == word]
-        want = max(float(probs[members].sum()), FLOOR)
-        got = float(np.exp(readout.matrix([word])[1, 0]))
-        assert got == pytest.approx(want, rel=1e-4), word
     # stored as a run-folder file and read back (float16 log-probabilities)
     again = Readout.from_bytes(readout.to_bytes())
     assert again.words == readout.words and np.abs(again.logp - readout.logp).max() < 0.02
