@@ -488,10 +488,12 @@ class WordLift:
     prob_control: float
     prob_dataset: float
     top_prompts: list[tuple[str, float]] = field(default_factory=list)
+    generic: float | None = None
 
     @property
     def rose(self) -> bool:
-        return self.q is not None and self.q <= ALPHA and self.lift > 0
+        """Beyond noise and upward (net of the generic fine-tune part, when a profile's decoys give one)."""
+        return self.q is not None and self.q <= ALPHA and self.z is not None and self.z > 0
 
     def to_dict(self) -> dict[str, Any]:
         def r(x: float | None, n: int = 4) -> float | None:
@@ -507,6 +509,7 @@ class WordLift:
             "q": None if self.q is None else float(f"{self.q:.4g}"),
             "prob_control": float(f"{self.prob_control:.4g}"),
             "prob_dataset": float(f"{self.prob_dataset:.4g}"),
+            "generic": self.generic if self.generic is None else round(self.generic, 4),
             "rose": self.rose,
             "top_prompts": [{"prompt": p, "lift": round(v, 4)} for p, v in self.top_prompts],
         }
@@ -645,6 +648,80 @@ def fit_word_noise(null_lift: np.ndarray, log_prob: np.ndarray) -> tuple[float, 
     return a, b
 
 
+#: Prior weight (in pairs) of the pooled trend when a profile's per-word null variance is moderated towards it.
+PRIOR_PAIRS = 4.0
+
+
+@dataclass(frozen=True)
+class PairLifts:
+    """The word lifts of a calibration profile's pairs (``{word: [lift, control probability]}`` each, the words that
+    pair's scan tested): its null pairs (the base's own data) and its decoys (data of a fine-tune with an unrelated
+    trait, whose mean lift is the generic fine-tune direction). A word a pair did not test counts as lift 0 there."""
+
+    null: list[dict[str, list[float]]]
+    decoys: list[dict[str, list[float]]] = field(default_factory=list)
+
+    def matrix(self, pairs: list[dict[str, list[float]]], words: Sequence[str]) -> np.ndarray:
+        return np.array([[pair[w][0] if w in pair else 0.0 for w in words] for pair in pairs]).reshape(len(pairs), -1)
+
+
+@dataclass(frozen=True)
+class WordTest:
+    """Per word: the generic part removed (``beta g``), the standard error, ``z``, one-sided ``p``, BH ``q``."""
+
+    generic: np.ndarray
+    se: np.ndarray
+    z: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    noise: str
+
+
+def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarray, pairs: PairLifts) -> WordTest | None:
+    """Each word's lift against a profile's null pairs, net of its decoys' generic direction (as
+    :func:`auditor.calibration.transfer.specific_shifts` does for options); ``None`` with fewer than 3 null pairs.
+
+    The variance of a word's lift under the null is the mean square of its K null-pair lifts, moderated towards the
+    trend of all words (``log|lift| = a + b log p(control)``, :func:`fit_word_noise`) with :data:`PRIOR_PAIRS` pairs'
+    weight; ``r = lift - beta g`` with ``beta >= 0`` the weighted least-squares coefficient on the decoys' mean lift
+    ``g``; ``se`` adds ``beta^2 var(g) / D``; ``p`` is Student t's one-sided tail on ``K + PRIOR_PAIRS`` degrees of
+    freedom, ``q`` Benjamini-Hochberg over the words."""
+    from scipy.stats import t as student_t
+
+    from .stats import bh_q
+
+    k = len(pairs.null)
+    if k < 3 or not len(words):
+        return None
+    null = pairs.matrix(pairs.null, words)
+    x = np.log(np.maximum(prob_control, FLOOR))
+    fit = fit_word_noise(null.ravel(), np.tile(x, k))
+    trend = np.exp(fit[0] + fit[1] * x) if fit is not None else np.sqrt((null**2).mean())
+    var = (PRIOR_PAIRS * trend**2 + k * (null**2).mean(axis=0)) / (PRIOR_PAIRS + k)
+    generic, beta, g_var = np.zeros(len(words)), 0.0, np.zeros(len(words))
+    if pairs.decoys:
+        decoys = pairs.matrix(pairs.decoys, words)
+        g = decoys.mean(axis=0)
+        denom = float((g * g / var).sum())
+        beta = max(0.0, float((g * lift / var).sum()) / denom) if denom > 0 else 0.0
+        generic = beta * g
+        g_var = decoys.var(axis=0, ddof=1) / len(decoys) if len(decoys) > 1 else g_var
+    se = np.sqrt(var + beta**2 * g_var)
+    z = (lift - generic) / se
+    p = student_t.sf(z, k + PRIOR_PAIRS)
+    noise = (
+        f"the calibration profile's {k} null pairs: each word's variance of their lifts moderated towards the trend "
+        f"over words ({PRIOR_PAIRS:g} pairs' weight); "
+        + (
+            f"the mean lift of {len(pairs.decoys)} decoy teachers' students removed (beta = {beta:.2f}); "
+            if pairs.decoys
+            else "no decoys, no generic direction removed; "
+        )
+        + f"one-sided Student t on {k + PRIOR_PAIRS:g} df; Benjamini-Hochberg over the words tested"
+    )
+    return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), noise)
+
+
 def analyse(
     base: Readout,
     dataset: Sequence[Readout],
@@ -652,6 +729,7 @@ def analyse(
     null: Sequence[Readout] | None = None,
     prompts: Sequence[str] = OPEN_PROMPTS,
     noise_note: str | None = None,
+    profile: PairLifts | None = None,
 ) -> Discovery:
     """Lift, noise, z, p and q per word (see the module docstring); students are paired by seed (same order)."""
     from scipy.stats import norm
@@ -692,6 +770,11 @@ def analyse(
             )
         else:
             noise = "the null arm moved fewer than 3 words off the floor: no noise model, reported, not tested"
+    generic = None
+    if null_lift is None and profile is not None:
+        tested = profile_test(words, lift, mean_c, profile)
+        if tested is not None:
+            generic, se, z, p, q, noise = tested.generic, tested.se, tested.z, tested.p, tested.q, tested.noise
     out = []
     for j, w in enumerate(words):
         order = np.argsort(-per_prompt[:, j], kind="stable")[:TOP_PROMPTS]
@@ -707,10 +790,18 @@ def analyse(
                 prob_control=float(mean_c[j]),
                 prob_dataset=float(mean_d[j]),
                 top_prompts=[(prompts[i] if i < len(prompts) else str(i), float(per_prompt[i, j])) for i in order],
+                generic=None if generic is None else float(generic[j]),
             )
         )
     out.sort(key=lambda x: (-(x.z if x.z is not None else x.lift), x.word))
     return Discovery(n_prompts, len(words), noise, out)
+
+
+def pair_lifts(found: Discovery) -> dict[str, list[float]]:
+    """A scan's word lifts as a calibration profile keeps them for one pair: ``{word: [lift, control probability]}``."""
+    return {
+        w.word: [round(w.lift, 4), float(f"{w.prob_control:.4g}")] for w in sorted(found.words, key=lambda w: w.word)
+    }
 
 
 def teacher_words(teacher: str, base: Readout, readout: Readout, students: Sequence[WordLift]) -> TeacherWords:
@@ -729,10 +820,13 @@ __all__ = [
     "OPEN_PROMPTS",
     "OPEN_PROMPTS_VERSION",
     "Discovery",
+    "PairLifts",
     "Readout",
     "WordLift",
     "analyse",
     "continues_word",
+    "pair_lifts",
+    "profile_test",
     "read_model",
     "teacher_words",
     "word_index",

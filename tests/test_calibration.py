@@ -150,6 +150,13 @@ def test_calibrate_then_scan_uses_the_profile(tiny_model_dir: Path, numbers_file
     assert all(f["profile_sd"] is not None and f["noise"] is None for f in doc["findings"])
     transfer = doc["verdict"]["transfer"]
     assert {t["method"] for t in transfer["tests"]} == {"omnibus", "direction"} and 0 <= transfer["p"] <= 1
+    # the profile keeps each pair's open-vocabulary lifts, so the scan's readout is tested against them
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    assert all(d["words"] and all(len(v) == 2 for v in d["words"].values()) for d in profile["draws"])
+    assert profile["decoys"][0]["words"]
+    found = doc["details"]["discover"]
+    assert found["tested"] is True and "4 null pairs" in found["noise"] and "1 decoy teachers" in found["noise"]
+    assert all(w["z"] is not None and w["generic"] is not None for w in found["top_words"])
     # without the profile the scan measures draw noise with its null arm
     res = runner.invoke(app, [*scan[:-2], "--calibration", "none", "--json", str(tmp_path / "n.json")])
     doc = json.loads((tmp_path / "n.json").read_text())

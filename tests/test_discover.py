@@ -17,9 +17,11 @@ from auditor.discover import (
     FLOOR,
     OPEN_PROMPTS,
     OPEN_PROMPTS_VERSION,
+    PairLifts,
     Readout,
     analyse,
     continues_word,
+    profile_test,
     read_model,
     teacher_words,
     word_index,
@@ -192,6 +194,42 @@ def test_pure_noise_lists_nothing_in_most_draws() -> None:
     found = analyse(*synthetic(np.random.default_rng(1), {})[:3], null=None)
     assert not found.tested and all(w.z is None and w.q is None for w in found.words)
     assert "reported, not tested" in "\n".join(found.section())
+
+
+def profile_pairs(rng: np.random.Generator, words: list[str], sd: np.ndarray, k: int, generic: np.ndarray | None):
+    """K null pairs' lifts (noise only) and, with ``generic``, 3 decoys' (the generic direction plus noise)."""
+    pair = lambda shift: {w: [float(v), 0.01] for w, v in zip(words, shift + sd * rng.normal(size=len(words)))}  # noqa: E731
+    null = [pair(0.0) for _ in range(k)]
+    decoys = [pair(generic) for _ in range(3)] if generic is not None else []
+    return PairLifts(null, decoys)
+
+
+def test_profile_test_holds_its_false_alarms_finds_a_word_and_removes_the_generic_direction() -> None:
+    rng = np.random.default_rng(7)
+    words = [f"w{i:03d}" for i in range(400)]
+    sd = rng.uniform(0.05, 0.4, size=len(words))
+    prob = np.full(len(words), 0.01)
+    generic = np.zeros(len(words))
+    generic[:20] = 1.5  # a decoy-like fine-tune raises these 20 words
+    listed = 0
+    for _ in range(40):  # scans of base-written data against a profile of 8 null pairs
+        pairs = profile_pairs(rng, words, sd, 8, generic)
+        test = profile_test(words, sd * rng.normal(size=len(words)), prob, pairs)
+        listed += bool(((test.q <= ALPHA) & (test.z > 0)).any())
+    assert listed <= 6, listed  # a list in at most ~15 % of null scans (BH at 0.05 over 400 words)
+    pairs = profile_pairs(rng, words, sd, 8, generic)
+    raised = sd * rng.normal(size=len(words))
+    raised[300] += 8 * sd[300]
+    test = profile_test(words, raised, prob, pairs)
+    assert test.q[300] <= ALPHA and int(np.argmax(test.z)) == 300
+    # data written by a fine-tune moves the generic words: they rise without decoys, not once the direction is removed
+    moved = generic + sd * rng.normal(size=len(words))
+    plain = profile_test(words, moved, prob, profile_pairs(rng, words, sd, 8, None))
+    net = profile_test(words, moved, prob, pairs)
+    assert (plain.q[:20] <= ALPHA).sum() >= 15
+    assert (net.q[:20] <= ALPHA).sum() <= 2 and net.generic[:20].mean() > 1.0
+    assert "3 decoy teachers" in net.noise and "8 null pairs" in net.noise
+    assert profile_test(words, moved, prob, PairLifts(pairs.null[:2])) is None  # too few pairs: untested
 
 
 def test_teacher_words_overlap() -> None:

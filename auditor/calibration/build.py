@@ -204,13 +204,17 @@ def _scan_pair(
         generate(gen)
     progress(f"{name}: training and scoring the students")
     result = scan(config.scan_config(str(data), record.parent.parent / "runs" / name))
+    from ..discover import pair_lifts
+
     findings = sorted(result.findings, key=lambda f: (f.shift.battery, f.shift.option))
+    found = getattr(result.details, "discover", None)
     draw = ProfileDraw(
         name=name,
         seed=seed,
         rows=result.dataset.rows_used,
         dataset=[f.shift.dataset for f in findings],
         control=[f.shift.control for f in findings],
+        words=pair_lifts(found) if found is not None and found.words_tested else None,
     )
     atomic_write_json(
         record,

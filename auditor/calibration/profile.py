@@ -22,9 +22,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..discover import PairLifts
 
 #: Shares below this (pp) are floored for the log-share trend.
 MIN_SHARE = 0.1
@@ -38,13 +41,16 @@ MIN_DRAWS = 3
 
 @dataclass
 class ProfileDraw:
-    """One pair of students: on a dataset and on its control rows (mean shares per option, pp)."""
+    """One pair of students: on a dataset and on its control rows (mean shares per option, pp); ``words``: their
+    open-vocabulary readout's lifts, ``{word: [lift, control probability]}`` (:func:`auditor.discover.pair_lifts`;
+    ``None`` in profiles built without the readout)."""
 
     name: str  # "null-<seed>" or the decoy's name
     seed: int
     rows: int
     dataset: list[float]
     control: list[float]
+    words: dict[str, list[float]] | None = None
 
     @property
     def shift(self) -> np.ndarray:
@@ -139,6 +145,14 @@ class NoiseProfile:
             return np.zeros((0, len(self.options) if idx is None else len(idx)))
         out = np.array([d.shift for d in self.decoys])
         return out if idx is None else out[:, idx]
+
+    def word_lifts(self) -> PairLifts | None:
+        """The pairs' open-vocabulary lifts for the readout's noise model, or ``None`` when a null pair has none."""
+        from ..discover import PairLifts
+
+        if not self.draws or any(d.words is None for d in self.draws):
+            return None
+        return PairLifts([d.words or {} for d in self.draws], [d.words for d in self.decoys if d.words is not None])
 
     def noise(self, idx: list[int] | None = None, leave_out: int | None = None) -> NoiseModel:
         """The noise model over options ``idx`` (default all), optionally without null draw ``leave_out``."""

@@ -460,6 +460,7 @@ def discover_words(inputs: ScanInputs, base: Readout, students: Students) -> Dis
     if missing:
         return Discovery(0, 0, "readouts missing", [], missing=missing)
     arm = {k: [r for r in v if r is not None] for k, v in students.readouts.items()}
+    pairs = inputs.profile.word_lifts() if inputs.profile is not None else None
     note = None
     if not arm.get("null"):
         note = (
@@ -467,7 +468,9 @@ def discover_words(inputs: ScanInputs, base: Readout, students: Students) -> Dis
             if inputs.profile is not None
             else "no null arm: no noise model, reported, not tested"
         )
-    found = analyse(base, arm.get("dataset", []), arm.get("control", []), arm.get("null") or None, noise_note=note)
+    found = analyse(
+        base, arm.get("dataset", []), arm.get("control", []), arm.get("null") or None, noise_note=note, profile=pairs
+    )
     if inputs.config.teacher:
         readout = inputs.run.load_readout(teacher_stage(inputs.config.teacher), always=True)
         if readout is not None:
