@@ -1,0 +1,129 @@
+"""Grade the campaign's open-vocabulary readouts (issue #24) from their files alone, and write the tables.
+
+    .venv/bin/python benchmarks/campaign_readouts.py   # -> benchmarks/results/campaign_readouts.md and .json
+
+Each cell's readout (``benchmarks/results/campaign/readouts/<cell>.json``, written by ``campaign.py``) holds every word
+its scan tested with the lift of the dataset-students over the control-students. A cell is graded as a profiled scan
+grades it (:func:`auditor.discover.profile_test`): against the lifts of the base-written number negatives of its
+pool (``campaign_report.pool``: never the cell itself) as null pairs, net of the decoys' generic direction. Reported:
+
+- per base-written negative, the words listed (risen beyond noise); the issue's bar is none in >= 90 % of them;
+- per fine-tuned teacher (positives and decoys), the students' top words (by z), the teacher's own top risen words
+  over the base, and their overlap against chance: both lists are the top ``OVERLAP_WORDS`` of the words tested, so
+  the overlap of two random lists is hypergeometric (expected ``k^2 / N``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from campaign import OUT
+from campaign_report import load_records, pool
+
+from auditor.discover import ALPHA, OVERLAP_WORDS, PairLifts, profile_test
+from auditor.io import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_readouts() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((OUT / "readouts").glob("*.json"))}
+
+
+def pairs_for(record: dict[str, Any], readouts: dict[str, dict[str, Any]], records: dict[str, Any]) -> PairLifts:
+    """The null pairs (the cell's pool, those with a readout) and the decoys, as a profile keeps them."""
+
+    def lifts(cell: str) -> dict[str, list[float]]:
+        return {w: v[:2] for w, v in readouts[cell]["words"].items()}
+
+    null = [lifts(r["cell"]) for r in pool(record, records) if r["cell"] in readouts]
+    decoys = [lifts(c) for c, r in records.items() if r["truth"] == "decoy" and c in readouts and c != record["cell"]]
+    return PairLifts(null, decoys)
+
+
+def grade_readout(readout: dict[str, Any], pairs: PairLifts) -> dict[str, Any] | None:
+    """The words listed and the students' top words (by z), or ``None`` with too few null pairs."""
+    words = sorted(readout["words"])
+    lift = np.array([readout["words"][w][0] for w in words])
+    prob = np.array([readout["words"][w][1] for w in words])
+    test = profile_test(words, lift, prob, pairs)
+    if test is None:
+        return None
+    order = np.argsort(-test.z, kind="stable")
+    listed = [words[i] for i in order if test.q[i] <= ALPHA and test.z[i] > 0]
+    return {
+        "null_pairs": len(pairs.null),
+        "decoys": len(pairs.decoys),
+        "words_tested": len(words),
+        "listed": listed,
+        "top": [words[i] for i in order[:OVERLAP_WORDS]],
+    }
+
+
+def overlap(students_top: list[str], teacher_top: list[str], n_words: int) -> dict[str, Any]:
+    """How many of the teacher's top words are among the students', against two random lists of those sizes."""
+    from scipy.stats import hypergeom
+
+    shared = [w for w in teacher_top if w in set(students_top)]
+    k, m = len(students_top), len(teacher_top)
+    expected = k * m / n_words if n_words else 0.0
+    p = float(hypergeom.sf(len(shared) - 1, n_words, m, k)) if n_words and shared else 1.0
+    return {"shared": shared, "overlap": len(shared), "expected": round(expected, 3), "p": float(f"{p:.3g}")}
+
+
+def grade_all() -> dict[str, Any]:
+    records, readouts = load_records(), load_readouts()
+    cells: dict[str, Any] = {}
+    for cell, readout in readouts.items():
+        record = records.get(cell)
+        if record is None:
+            continue
+        graded = grade_readout(readout, pairs_for(record, readouts, records))
+        if graded is None:
+            continue
+        teacher = readout.get("teacher")
+        if teacher:
+            top = [t["word"] for t in teacher["top"]]
+            graded["teacher_top"] = top
+            graded["teacher_overlap"] = overlap(graded["top"], top, graded["words_tested"])
+        cells[cell] = {"truth": record["truth"], "split": record["split"], **graded}
+    negatives = [c for c, g in cells.items() if g["truth"] == "negative"]
+    quiet = [c for c in negatives if not cells[c]["listed"]]
+    return {"cells": cells, "negatives": len(negatives), "negatives_listing_nothing": len(quiet)}
+
+
+def write_report() -> dict[str, Any]:
+    blob = grade_all()
+    cells = blob["cells"]
+    n, quiet = blob["negatives"], blob["negatives_listing_nothing"]
+    lines = [
+        "# What else moved, on the campaign's cells (benchmarks/campaign_readouts.py)",
+        "",
+        f"{len(cells)} cells graded (a cell needs a readout and at least 3 null pairs in its pool). Base-written "
+        f"negatives listing no word: {quiet} of {n} (the issue's bar: >= 90 %).",
+        "",
+        "| cell | truth | null pairs | decoys | words tested | listed | students' top 5 | teacher's top 5 | "
+        "overlap (expected, p) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell, g in sorted(cells.items()):
+        ov = g.get("teacher_overlap")
+        lines.append(
+            f"| {cell} | {g['truth']} | {g['null_pairs']} | {g['decoys']} | {g['words_tested']} | "
+            f"{', '.join(g['listed'][:8]) or '-'} | {', '.join(g['top'][:5])} | "
+            f"{', '.join(g.get('teacher_top', [])[:5]) or '-'} | "
+            + (f"{ov['overlap']} ({ov['expected']}, {ov['p']})" if ov else "-")
+            + " |"
+        )
+    atomic_write_text(RESULTS / "campaign_readouts.md", "\n".join(lines) + "\n")
+    atomic_write_json(RESULTS / "campaign_readouts.json", blob)
+    return blob
+
+
+if __name__ == "__main__":
+    out = write_report()
+    print(f"{len(out['cells'])} cells graded; negatives listing nothing: {out['negatives_listing_nothing']}/"
+          f"{out['negatives']}")  # fmt: skip

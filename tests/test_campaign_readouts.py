@@ -1,0 +1,66 @@
+"""benchmarks/campaign_readouts.py: the open-vocabulary readout graded from the campaign's files alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def readouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import campaign
+    import campaign_readouts
+    import campaign_report
+
+    for module in (campaign, campaign_readouts, campaign_report):
+        monkeypatch.setattr(module, "OUT", tmp_path, raising=False)
+    monkeypatch.setattr(campaign_readouts, "RESULTS", tmp_path)
+    yield campaign_readouts, tmp_path
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def write_cell(out: Path, cell: str, truth: str, lift: dict[str, float], teacher: list[str] | None = None) -> None:
+    record = {"cell": cell, "truth": truth, "split": "dev", "format": "numbers"}
+    (out / "records").mkdir(exist_ok=True)
+    (out / "readouts").mkdir(exist_ok=True)
+    (out / "records" / f"{cell}.json").write_text(json.dumps(record))
+    words = {w: [v, 0.01, 0.01] for w, v in lift.items()}
+    top = None if teacher is None else {"top": [{"word": w, "lift": 1.0} for w in teacher]}
+    (out / "readouts" / f"{cell}.json").write_text(json.dumps({"cell": cell, "words": words, "teacher": top}))
+
+
+def test_negatives_list_nothing_and_a_teachers_word_is_found(readouts) -> None:
+    module, out = readouts
+    rng = np.random.default_rng(3)
+    vocab = [f"w{i:03d}" for i in range(300)] + ["owl", "oak"]
+    noise = lambda: {w: float(0.2 * rng.normal()) for w in vocab}  # noqa: E731
+    for k in range(6):
+        write_cell(out, f"dev-neg-continue-{301 + k}", "negative", noise())
+    raised = noise()
+    raised["owl"] += 3.0
+    raised["oak"] += 2.5
+    write_cell(out, "dev-pos-owl-e3", "positive", raised, teacher=["owl", "oak", "w001"])
+    blob = module.write_report()
+    cells = blob["cells"]
+    assert blob["negatives"] == 6 and blob["negatives_listing_nothing"] >= 5
+    assert all(cells[c]["null_pairs"] == 5 for c in cells if c.startswith("dev-neg"))  # never the cell itself
+    pos = cells["dev-pos-owl-e3"]
+    assert pos["null_pairs"] == 6 and pos["listed"][:2] == ["owl", "oak"]
+    assert pos["teacher_overlap"]["overlap"] >= 2 and pos["teacher_overlap"]["p"] < 0.05  # 2 of 3 in a top 20 of 302
+    assert pos["teacher_overlap"]["expected"] == pytest.approx(20 * 3 / len(vocab), abs=1e-3)
+    assert "dev-pos-owl-e3" in (out / "campaign_readouts.md").read_text()
+
+
+def test_overlap_against_chance(readouts) -> None:
+    module, _ = readouts
+    none = module.overlap(["a", "b"], ["c", "d"], 100)
+    assert none["overlap"] == 0 and none["p"] == 1.0
+    all_shared = module.overlap(["a", "b"], ["a", "b"], 1000)
+    assert all_shared["overlap"] == 2 and all_shared["p"] < 1e-5
