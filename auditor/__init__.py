@@ -11,9 +11,9 @@ Heavy libraries (torch, transformers, peft) are imported only when a scan runs.
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
-
 from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 
 _LAZY = {
     "scan": "pipeline",

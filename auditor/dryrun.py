@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .budget import Measurements
@@ -20,6 +21,7 @@ from .data import DatasetInfo
 from .methods import get_method
 from .models import BaseInfo
 from .prepare import prepare_inputs
+from .settings import resolve
 
 
 @dataclass
@@ -54,8 +56,10 @@ class DryRunResult:
         return sum(self.estimate_s.values())
 
 
-def dry_run(config: ScanConfig) -> DryRunResult:
-    """Validate ``config`` as a scan would and estimate each of its method's stages."""
+def dry_run(config: ScanConfig, config_file: str | Path | bool | None = None) -> DryRunResult:
+    """Validate ``config`` as a scan would (over the config file, as :func:`auditor.scan` reads it) and estimate each
+    of its method's stages."""
+    config = resolve(config, None, config_file).config
     start = time.perf_counter()
     inputs = prepare_inputs(config)
     load_s = time.perf_counter() - start

@@ -49,8 +49,9 @@ class ProbeConfig:
         rank: LoRA rank r.
         alpha: LoRA alpha (scale = alpha / rank).
         target_modules: linear layers that get adapters (``all-linear`` for every one peft finds).
-        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay to zero); :data:`DEFAULT_LR`
-            gives each kind's default.
+        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay to zero); ``None`` (the
+            default) takes the kind's from :data:`DEFAULT_LR` (1e-3 for ``lora``, 3e-5 for ``full``), so
+            ``ProbeConfig(kind="full")`` trains as ``subaudit scan --probe full`` does.
         epochs: passes over the rows (ignored when ``max_steps`` is set).
         max_steps: fixed number of optimiser steps, overriding ``epochs``.
         batch_size: rows per optimiser step.
@@ -64,7 +65,7 @@ class ProbeConfig:
     rank: int = 8
     alpha: int = 16
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None  # type: ignore[assignment]  # always a float after __post_init__
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
@@ -72,6 +73,10 @@ class ProbeConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LR.get(self.kind, DEFAULT_LR["lora"])
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,5 +1,6 @@
 """Every file a scan can write, for people and for CI: the markdown report and JSON (:mod:`auditor.report`), JUnit
-XML, SARIF 2.1.0, a compact pull-request comment, the GitHub step summary and plots.
+XML, SARIF 2.1.0, a compact pull-request comment, the GitHub step summary and plots. :class:`Outputs` says what goes
+where and :func:`write_outputs` writes it, for ``subaudit scan`` and ``auditor.scan`` alike.
 
 Text that comes from outside (dataset rows and paths, battery and option names) is escaped for the format it goes
 into; subaudit's own prose is written as it should read.
@@ -8,13 +9,16 @@ into; subaudit's own prose is written as it should read.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
+from .errors import RuntimeFailure
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .report import write_markdown
@@ -232,4 +236,73 @@ WRITERS: dict[str, Callable[[ScanResult, str], None]] = {
     "step summary": append_step_summary,
 }
 
-__all__ = ["LEVELS", "WRITERS", "to_junit", "to_pr_comment", "to_sarif"]
+
+@dataclass
+class Outputs:
+    """What a scan writes where (``None``: not written); the ``subaudit scan`` options of the same names.
+
+    Attributes:
+        report: the markdown report. json_out: the JSON result (``-``: standard output). junit: JUnit XML.
+        sarif: SARIF 2.1.0. pr_comment: a compact markdown for a pull-request comment.
+        plots: a folder for the PNG plots; ``None`` puts them beside the report (``REPORT-plots/``) when matplotlib
+            is installed.
+        github: append a summary to ``$GITHUB_STEP_SUMMARY``; ``None``: whenever that variable is set.
+    """
+
+    report: str | None = None
+    json_out: str | None = None
+    junit: str | None = None
+    sarif: str | None = None
+    pr_comment: str | None = None
+    plots: str | None = None
+    github: bool | None = None
+
+    def targets(self) -> dict[str, str | None]:
+        """Each output (a key of :data:`WRITERS`) and its path, plots last: a failed report leaves no plots behind
+        (the report links them by name)."""
+        summary = os.environ.get("GITHUB_STEP_SUMMARY") if self.github is not False else None
+        plots = self.plots
+        if plots is None and self.report and _has_matplotlib():
+            plots = str(Path(self.report).with_suffix("")) + "-plots"
+        return {
+            "report": self.report,
+            "json": self.json_out,
+            "junit": self.junit,
+            "sarif": self.sarif,
+            "pr comment": self.pr_comment,
+            "plots": plots,
+            "step summary": summary if (self.github or summary) else None,
+        }
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def write_outputs(result: ScanResult, outputs: Outputs | None = None, **paths: str | bool | None) -> dict[str, str]:
+    """Write every output ``outputs`` (or ``report=..., json_out=...`` as :class:`Outputs` takes them) asks for,
+    each atomically (a failed write leaves no partial file); returns what was written where."""
+    from .plots import plot_files
+
+    targets = (outputs or Outputs(**paths)).targets()  # type: ignore[arg-type]
+    if targets["plots"]:
+        result.plots = [str(p) for p in plot_files(result, Path(str(targets["plots"])))]
+    written = {}
+    for what, path in targets.items():
+        if not path:
+            continue
+        try:
+            WRITERS[what](result, path)
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"cannot write the {what} to {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
+                f"nothing was written there. The scan's stages are kept in {result.run_dir}: "
+                "run the same command again to write it without recomputing."
+            ) from None
+        written[what] = path
+    return written
+
+
+__all__ = ["LEVELS", "WRITERS", "Outputs", "to_junit", "to_pr_comment", "to_sarif", "write_outputs"]

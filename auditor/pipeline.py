@@ -1,27 +1,59 @@
 """``auditor.scan``: the whole audit as one function call, for every detection method.
 
-prepare (data, batteries, base) -> run folder -> control rows -> the method (``config.method``) -> result.
+settings (``config`` over a config file, :mod:`auditor.settings`) -> prepare (data, batteries, base) -> run folder ->
+control rows -> the method (``config.method``) -> result -> the files asked for (:func:`auditor.outputs.write_outputs`).
 Every finished stage is written to the run folder, so rerunning the same scan resumes.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from .chat import encode_training_example
 from .config import ScanConfig
 from .data import Example
+from .distributed import processes
 from .errors import Interrupted, mark_stage
 from .inputs import ScanInputs, Timings
 from .methods import get_method
+from .outputs import Outputs, write_outputs
 from .prepare import draw_controls, open_run, prepare_inputs
 from .progress import Reporter
 from .result import FirstRow, ScanResult
 from .runinfo import utc_now
+from .settings import resolve
 
 
-def scan(config: ScanConfig, reporter: Reporter | None = None, command: str | None = None) -> ScanResult:
-    """Run the whole audit and return a :class:`~auditor.result.ScanResult` (no files are written but the run dir).
+def scan(
+    config: ScanConfig,
+    reporter: Reporter | None = None,
+    command: str | None = None,
+    *,
+    config_file: str | Path | bool | None = None,
+    outputs: Outputs | None = None,
+) -> ScanResult:
+    """Run the whole audit as ``subaudit scan`` does and return a :class:`~auditor.result.ScanResult`.
+
+    Settings: ``config``'s fields over a config file's (``subaudit.toml`` or ``[tool.subaudit]`` found from the
+    working directory up; ``config_file`` names one, ``False`` reads none): a field you set to anything but its
+    default wins, the file fills the rest (:mod:`auditor.settings`). Files: those ``outputs`` or the config file ask
+    for (report, JSON, JUnit, SARIF, PR comment, plots beside the report, the GitHub step summary), written as the
+    CLI writes them; with neither, only the run dir.
+    """
+    settings = resolve(config, outputs, config_file)
+    result = run_scan(settings.config, reporter, command)
+    if settings.outputs is not None and processes().is_main:
+        try:
+            write_outputs(result, settings.outputs)
+        except Exception as exc:
+            mark_stage(exc, "report", result.run_dir)
+            raise
+    return result
+
+
+def run_scan(config: ScanConfig, reporter: Reporter | None = None, command: str | None = None) -> ScanResult:
+    """The audit of ``config`` as it is (no config file, no output files; the run dir only).
 
     The run dir's ``manifest.json`` is written as soon as the run dir is known (status ``running``) and
     updated at the end (``finished``), on Ctrl-C (``interrupted``; raised as :class:`Interrupted`, which

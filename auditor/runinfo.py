@@ -7,7 +7,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 
-from . import __version__
+from ._version import __version__
 
 #: Libraries whose versions decide results.
 VERSIONED = ("torch", "transformers", "peft", "numpy", "scipy")

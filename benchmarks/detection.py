@@ -28,19 +28,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from cells import GRID, ROWS, TRAITS, Cell, make_dataset, work_dir
 
 import auditor
 from auditor.config import DEFAULT_MAX_ROWS
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.methods import method_names
 from auditor.verdict import LEVELS, level_rank
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules, however this is loaded
-from cells import GRID, ROWS, TRAITS, Cell, make_dataset, work_dir  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

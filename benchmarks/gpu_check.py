@@ -1,11 +1,12 @@
 """The prepared device check: subaudit's stages on a randomly initialised Llama-3-8B-shaped model (and a 1B shape) in
 bf16, on synthetic number rows, with no downloaded weights. Fits 8 minutes on one H200.
 
-    python3 benchmarks/gpu_check.py                          # on the GPU machine: 1b, then 8b
+    PYTHONPATH=. python3 benchmarks/gpu_check.py             # on the GPU machine: 1b, then 8b
     python3 benchmarks/gpu_check.py --shapes tiny --device cpu --rows 16 --out /tmp/x.json   # the CPU smoke run
 
-For each shape it builds the model in memory (bf16 on CUDA, fp32 on CPU) with subaudit's test tokenizer
-(``auditor.testing``; the embedding has the real shape's vocabulary), then times:
+(``PYTHONPATH=.`` lets a checkout run it without installing subaudit.) For each shape it builds the model in memory
+(bf16 on CUDA, fp32 on CPU) with subaudit's test tokenizer (``auditor.testing``; the embedding has the real shape's
+vocabulary), then times:
 
 * **control sampling**: ``sampling.sample_number_lists`` on the rows' prompts (format-constrained decoding);
 * **probe**: a LoRA student (``finetune.Prober``, the scan's defaults) on the rows; tokens/s and MFU, counting
@@ -27,17 +28,14 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-from auditor.data import Example  # noqa: E402
-from auditor.finetune import ProbeConfig, Prober  # noqa: E402
-from auditor.models import LoadedModel, ModelSpec  # noqa: E402
-from auditor.testing import build_tokenizer, llama_config  # noqa: E402
+from auditor.data import Example
+from auditor.finetune import ProbeConfig, Prober
+from auditor.models import LoadedModel, ModelSpec
+from auditor.testing import build_tokenizer, llama_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Nominal dense bf16 peak of the chips this is meant for (TFLOP/s, without sparsity).

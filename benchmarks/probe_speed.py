@@ -1,8 +1,10 @@
 """Probe training tokens/s on the owl example's first 160 rows, measured as ``throughput.py``'s subaudit arm does,
 for comparing two checkouts on one machine in one sitting (a regression check without the TRL arm):
 
-    cd OLD && PYTHONPATH=$PWD OMP_NUM_THREADS=2 python /path/to/benchmarks/probe_speed.py
-    cd NEW && PYTHONPATH=$PWD OMP_NUM_THREADS=2 python benchmarks/probe_speed.py
+    cd OLD && PYTHONPATH=$PWD:$PWD/benchmarks OMP_NUM_THREADS=2 python -P /path/to/benchmarks/probe_speed.py
+    cd NEW && PYTHONPATH=$PWD:$PWD/benchmarks OMP_NUM_THREADS=2 python -P benchmarks/probe_speed.py
+
+(``-P``, Python 3.11+: the script's own folder is not put first on the path, so ``throughput`` is the checkout's.)
 
 Prints one JSON line. Works from checkouts before the method seam too (``throughput.py`` then held the arms and
 ``ProbeConfig`` lived in ``auditor.probe``).
@@ -11,11 +13,8 @@ Prints one JSON line. Works from checkouts before the method seam too (``through
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path.cwd() / "benchmarks"))
-import throughput  # noqa: E402  (the checkout's own)
+import throughput  # the checkout's own (PYTHONPATH, see above)
 
 try:
     from throughput_probe import run_subaudit, warm_up

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import calibration
+    import calibration  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
     import calibration_report
 
-    yield calibration, calibration_report
-    sys.path.remove(str(ROOT / "benchmarks"))
+    return calibration, calibration_report
 
 
 def test_cells_and_order(bench) -> None:

@@ -1,0 +1,24 @@
+"""``subaudit methods``: the detection methods and their settings."""
+
+from __future__ import annotations
+
+from .common import app, out
+
+
+@app.command("methods")
+def methods_list() -> None:
+    """List the detection methods (--method) and their settings (--method-arg KEY=VALUE)."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from ..methods import get_method, method_names
+
+    table = Table(title="detection methods (--method NAME; settings: --method-arg KEY=VALUE)")
+    for col in ("method", "what it does", "unit", "gate", "settings (default)"):
+        table.add_column(col)
+    for name in method_names():
+        m = get_method(name)
+        settings = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(m.settings)) or "-"
+        table.add_row(name, m.summary, m.unit, "yes" if m.gate else "no: finds rows", settings)
+    out.print(table)
