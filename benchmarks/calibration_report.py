@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from calibration import DEV_CORE, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
+from calibration_setup import DEV_CORE, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
 from cells import HELDOUT2
 from grading import calibrated_verdict
 
@@ -31,7 +31,7 @@ def _pair(name: str, options: list[str], base: list[float], dataset: list[float]
 
 def profile_pairs(variant: str) -> tuple[list[Pair], list[Pair]]:
     """The null pairs (null-300, null-301 ...) and decoy pairs that ran, from the calibration folders."""
-    from auditor.calibration.build import DECOY_NAMES, pair_record
+    from auditor.calibrate import DECOY_NAMES, pair_record
     from auditor.io import cache_dir
 
     config = calibrate_config(variant)
@@ -294,7 +294,7 @@ def ship_profile(variant: str = "r8") -> Any:
     """The embedded default's calibration profile for the default scan, from every null pair (null-3xx and every
     base-written numbers negative, development and held-out) and the decoys: written to the package's
     ``auditor/calibration/profiles/`` (so ``scan --calibration auto`` finds it on a fresh install) and returned."""
-    from calibration import MAX_ROWS, TRAITS
+    from calibration_setup import MAX_ROWS, TRAITS
 
     from auditor.calibration.lookup import SHIPPED, battery_hash, profile_key
     from auditor.models import load_base, resolve_base
