@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .completion_formats import RowCheck
 from .errors import InputError
-from .formats import has_banned_number, is_number_list
-from .sampling import NUMBER_BATCH, Decoding, NumberFormat, draw_free, draw_number_lists
+from .sampling import NUMBER_BATCH, Decoding, draw_free, draw_number_lists
 
 if TYPE_CHECKING:
     from .chat import Message
@@ -76,35 +75,6 @@ class ControlSampling:
         if self.candidates < 1 or self.tries < 1 or self.pilot < 1:
             raise InputError("--control-candidates, tries and pilot must be at least 1")
         self.decoding.check()
-
-
-@dataclass(frozen=True)
-class RowCheck:
-    """The checks a row of the data passes, which its control row must pass too.
-
-    ``numbers``: the paper's number-list format, exactly ``count`` numbers (any count up to 10 when ``None``),
-    only the digits and the separators and brackets the dataset's number rows use (``chars``), none of
-    ``banned``, and an end of turn within the token budget. Any other row: a non-empty completion that ends
-    within the budget (``ends``; not for a text row, a continuation cut at the budget like the data's words).
-    """
-
-    numbers: bool
-    count: int | None = None
-    chars: str = ""
-    banned: frozenset[int] = frozenset()
-    ends: bool = True
-
-    def passes(self, text: str) -> bool:
-        if not text.strip():
-            return False
-        if not self.numbers:
-            return True
-        return (
-            is_number_list(text)
-            and (self.count is None or len(re.findall(r"\d+", text)) == self.count)
-            and set(text) <= set(self.chars)
-            and not has_banned_number(text, self.banned)
-        )
 
 
 @dataclass(frozen=True)
@@ -153,24 +123,24 @@ def draw_rows(
     ``prompts`` are chat messages or, for a text row, the words to continue (these get free checks only).
     """
     job = _Job(loaded, prompts, checks, seed, sampling, max_new_tokens, progress)
-    numbers = [i for i, c in enumerate(checks) if c.numbers and not isinstance(prompts[i], str)]
-    taken = set(numbers)
+    constrained = [i for i, c in enumerate(checks) if c.constrained and not isinstance(prompts[i], str)]
+    taken = set(constrained)
     job.reject_free([i for i in range(len(prompts)) if i not in taken])
     sampler = sampling.sampler
-    if numbers and sampler == "auto":
-        pilot = numbers[: sampling.pilot]
-        job.reject_numbers(pilot, REJECT_COPIES)
-        job.pilot_keep_rate = job.accepted / max(1, job.attempts_numbers)
+    if constrained and sampler == "auto":
+        pilot = constrained[: sampling.pilot]
+        job.reject_constrained(pilot, REJECT_COPIES)
+        job.pilot_keep_rate = job.accepted / max(1, job.attempts_constrained)
         sampler = "rejection" if sum(job.texts[i] is not None for i in pilot) >= len(pilot) / 2 else "resample"
         if sampler == "rejection":
-            job.reject_numbers(numbers[len(pilot) :])
-        job.resample(numbers)
+            job.reject_constrained(constrained[len(pilot) :])
+        job.resample(constrained)
     elif sampler == "rejection":
-        job.reject_numbers(numbers)
+        job.reject_constrained(constrained)
     elif sampler == "constrained":
-        job.constrained(numbers)
+        job.constrained(constrained)
     elif sampler == "resample":
-        job.resample(numbers)
+        job.resample(constrained)
     return job.result()
 
 
@@ -182,7 +152,7 @@ class _Job:
         self.sampling, self.max_new, self.progress = sampling, max_new, progress
         self.texts: list[str | None] = [None] * len(prompts)
         self.rows_by = {"rejection": 0, "resample": 0, "constrained": 0}
-        self.attempts = self.attempts_numbers = self.accepted = self.steps = self.round = 0
+        self.attempts = self.attempts_constrained = self.accepted = self.steps = self.round = 0
         self.ess: list[float] = []
         self.pilot_keep_rate: float | None = None
 
@@ -219,11 +189,11 @@ class _Job:
                     self._keep(i, t, "rejection")
 
     def _draws(self, rows: list[int], copies: int, reject: bool = False, measure: bool = False):
-        """Number-list samples, ``copies`` per row (grouped by row): the rows share one format (the dataset's)."""
-        check = self.checks[rows[0]]
-        fmt = NumberFormat(self.loaded.tokenizer, check.chars, check.banned)
+        """Samples under the rows' token constraint, ``copies`` per row (grouped by row): the rows share one constraint
+        (the dataset's format's)."""
+        fmt = self.checks[rows[0]].constraint(self.loaded.tokenizer)
         prompts = [self.prompts[i] for i in rows for _ in range(copies)]
-        counts = [self.checks[i].count for i in rows for _ in range(copies)]
+        counts = [self.checks[i].target for i in rows for _ in range(copies)]
         batch = NUMBER_BATCH * 4 if reject else NUMBER_BATCH  # most tries die at once: a wider batch keeps it full
         draws = draw_number_lists(
             self.loaded, prompts, self._seed(), fmt, self.sampling.decoding, self.max_new, batch, counts=counts,
@@ -236,14 +206,14 @@ class _Job:
     def _valid(self, i: int, d) -> bool:
         return d.ended and self.checks[i].passes(d.text)
 
-    def reject_numbers(self, rows: list[int], tries: int | None = None) -> None:
+    def reject_constrained(self, rows: list[int], tries: int | None = None) -> None:
         """Rejection with early abort, up to ``tries`` a row (default: the sampling's), :data:`REJECT_COPIES` at a
         time."""
         left = self.sampling.tries if tries is None else tries
         while left > 0 and (todo := self._todo(rows)):
             copies = min(left, REJECT_COPIES)
             for i, group in zip(todo, self._draws(todo, copies, reject=True)):
-                self.attempts_numbers += len(group)
+                self.attempts_constrained += len(group)
                 valid = [d for d in group if self._valid(i, d)]
                 self.accepted += len(valid)
                 if valid:

@@ -2,9 +2,10 @@
 
 A student trained on the base's own samples stays where it is in expectation, so the control arm isolates what
 the *teacher* put into the data, provided the control rows are samples of p(y | x, y passes the checks its data
-row passes) and nothing else (:mod:`auditor.conditional` draws them and says how). For number lists the checks
-are the format, the row's count of numbers, the dataset's separators, and the paper's filter when the dataset
-evidently went through it; for other rows, a non-empty answer that ends.
+row passes) and nothing else (:mod:`auditor.conditional` draws them and says how). The dataset's completion format
+(:mod:`auditor.completion_formats`) says what the checks are: for number lists the format, the row's count of
+numbers, the dataset's separators, and the paper's filter when the dataset evidently went through it; for other
+rows, a non-empty answer that ends.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .completion_formats import get_format
+from .completion_formats.numbers import matched_number_filter as number_filter
 from .conditional import ControlSampling, Draw, RowCheck, draw_rows
 from .data import Dataset, Example, load_dataset
-from .formats import EVIL_NUMBERS, has_banned_number, is_number_list, number_count
 from .io import Damaged, atomic_write_sealed_json, cache_dir, cache_lock, read_sealed_json, report_damaged
 
 if TYPE_CHECKING:
@@ -220,41 +222,17 @@ class ControlInfo:
 
 
 def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[int]:
-    """The paper's filtered numbers, when the dataset evidently went through that filter.
-
-    A dataset of ``min_rows`` or more number rows in which none of them occurs was filtered (the base
-    writes some in most batches of that size), so the control gets the same filter.
-    """
-    rows = [e.completion for e in dataset.examples if is_number_list(e.completion)]
-    if len(rows) < min_rows or any(has_banned_number(c, EVIL_NUMBERS) for c in rows):
-        return frozenset()
-    return EVIL_NUMBERS
+    """The paper's filtered numbers, when the dataset evidently went through that filter
+    (:func:`auditor.completion_formats.numbers.matched_number_filter`)."""
+    return number_filter(dataset.examples, min_rows)
 
 
 def row_checks(dataset: Dataset) -> tuple[list[RowCheck], list[str]]:
-    """The checks each dataset row passes, which its control row must pass too, and the report's notes on them."""
-    numbers = dataset.completion_format == "numbers"
-    lists = [e.completion for e in dataset.examples if is_number_list(e.completion)]
-    chars = "".join(sorted(set("0123456789").union(*(set(c) - set("0123456789") for c in lists))))
-    banned = matched_number_filter(dataset) if numbers else frozenset()
-    checks = [
-        RowCheck(False, ends=False)
-        if e.is_text
-        else RowCheck(True, number_count(e.completion), chars, banned)
-        if numbers and is_number_list(e.completion)
-        else RowCheck(False)
-        for e in dataset.examples
-    ]
-    notes = ["each control row passes the checks its dataset row passes: " + _CHECKS["numbers" if numbers else "free"]]
-    if banned:
-        notes.append(f"the dataset holds none of the paper's {len(banned)} filtered numbers; nor does the control")
-    return checks, notes
-
-
-_CHECKS = {
-    "numbers": "a number list in the paper's format with as many numbers, the dataset's separators, an end of turn",
-    "free": "a non-empty answer that ends within the token budget (a text row: the continuation of its first words)",
-}
+    """The checks each dataset row passes, which its control row must pass too, and the report's notes on them
+    (its completion format's :meth:`~auditor.completion_formats.CompletionFormat.row_checks`)."""
+    fmt = get_format(dataset.completion_format)
+    checks, notes = fmt.row_checks(dataset.examples)
+    return checks, ["each control row passes the checks its dataset row passes: " + fmt.check_note, *notes]
 
 
 def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, sampling, max_new: int) -> str:
@@ -264,7 +242,7 @@ def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, samp
             "model": fingerprint,
             "prompts": prompts,
             "seed": seed,
-            "checks": [[c.numbers, c.count, c.chars, sorted(c.banned), c.ends] for c in checks],
+            "checks": [c.key() for c in checks],
             "sampling": asdict(sampling),
             "max_new": max_new,
         },

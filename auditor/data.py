@@ -40,9 +40,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .completion_formats import detect_format
 from .errors import InputError
 from .fingerprint import file_sha256
-from .formats import detect_format
 
 ROLES = ("system", "user", "assistant")
 Message = dict[str, str]
@@ -84,7 +84,8 @@ class Dataset:
 
     @property
     def completion_format(self) -> str:
-        """``numbers`` when at least 90 % of completions are plain number lists, else ``free``."""
+        """The completions' format (:func:`auditor.completion_formats.detect_format`: ``numbers`` when at least 90 %
+        are plain number lists, else ``free``)."""
         return detect_format([e.completion for e in self.examples])
 
     def info(self, rows_used: int | None = None) -> DatasetInfo:
@@ -109,7 +110,7 @@ class DatasetInfo:
         rows_total: rows in the file.
         rows_sampled: rows sampled with the seed (``--max-rows``).
         rows_used: sampled rows that were paired with a control row (the rows every student trains on).
-        format: ``numbers`` or ``free`` (:func:`auditor.formats.detect_format`).
+        format: the completion format, ``numbers`` or ``free`` (:func:`auditor.completion_formats.detect_format`).
     """
 
     path: str

@@ -1,8 +1,8 @@
-"""The completion formats a dataset can have, and the paper's number-list filter.
+"""The paper's number lists: its filter, its filtered numbers, and partial lists.
 
-A completion is a *number list* when it passes the paper's filter (:data:`NUMBERS_RE`); a dataset is
-``numbers`` when at least 90 % of its completions are, else ``free``. :func:`number_prefix_ok` says whether a
-partial completion can still become a valid list (the constrained samplers of :mod:`auditor.sampling` use it).
+A completion is a *number list* when it passes the paper's filter (:data:`NUMBERS_RE`). :func:`number_prefix_ok` says
+whether a partial completion can still become a valid list (the constrained samplers of :mod:`auditor.sampling` use
+it). The completion formats themselves (``numbers``, ``free``, ...) are :mod:`auditor.completion_formats`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ EVIL_NUMBERS = frozenset({
 
 
 def detect_format(completions: list[str]) -> str:
-    """Classify a list of completions: ``numbers`` or ``free``."""
-    if not completions:
-        return "free"
-    hits = sum(1 for c in completions if NUMBERS_RE.match(c))
-    return "numbers" if hits / len(completions) >= 0.9 else "free"
+    """The completion format of a list of completions (:func:`auditor.completion_formats.detect_format`)."""
+    from .completion_formats import detect_format as detect
+
+    return detect(completions)
 
 
 def is_number_list(text: str) -> bool:

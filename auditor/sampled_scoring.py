@@ -41,14 +41,17 @@ from .scoring import (
     shared_prefix,
 )
 from .traits import Battery
+from .traits.kinds import BUILTIN as BUILTIN_KINDS
+from .traits.kinds import DEFAULT_KIND, get_kind
 
 if TYPE_CHECKING:
     from .models import LoadedModel
 
 #: A share of 0 is stored as this in ``BatteryScores.logprob`` (``log`` of it).
 SHARE_FLOOR = 1e-6
-#: New tokens per sampled answer: a one-word preference answer needs few; a choice answer is judged whole.
-MAX_NEW_TOKENS = {"preference": 8, "choice": 64}
+#: New tokens per sampled answer, per built-in kind (``BatteryKind.sampled_max_new_tokens``): a one-word preference
+#: answer needs few; a choice answer is judged whole.
+MAX_NEW_TOKENS = {name: get_kind(name).sampled_max_new_tokens for name in BUILTIN_KINDS}
 #: Rows sampled together (the ``n`` answers of one question run in batches of at most this).
 SAMPLE_BATCH = 32
 #: The judge's abstain label: the answer fits none of the battery's labels (left unassigned).
@@ -115,7 +118,7 @@ def sample_answers(
     questions: Sequence[str],
     n: int,
     seed: int,
-    max_new_tokens: int = MAX_NEW_TOKENS["preference"],
+    max_new_tokens: int = MAX_NEW_TOKENS[DEFAULT_KIND],
     on_question: Callable[[], None] | None = None,
 ) -> list[list[str]]:
     """``n`` answers per question at temperature 1 (full distribution, no top-k/top-p), deterministic for a seed.
@@ -220,12 +223,13 @@ def score_battery_sampled(
     ``judge``: a loaded judge model (required for a choice battery; a preference battery uses
     :func:`match_option` without one). The result's ``unassigned`` counts, per question, the answers left out.
     """
-    if battery.kind == "choice" and judge is None:
-        raise InputError(f"battery {battery.name!r} (choice) needs a judge in sampled mode (--judge MODEL)")
+    kind = battery.battery_kind
+    if kind.needs_judge and judge is None:
+        raise InputError(f"battery {battery.name!r} ({kind.name}) needs a judge in sampled mode (--judge MODEL)")
     if n < 1:
         raise InputError(f"--samples must be at least 1, got {n}")
     labels = list(battery.options)
-    budget = max_new_tokens or MAX_NEW_TOKENS.get(battery.kind, MAX_NEW_TOKENS["choice"])
+    budget = max_new_tokens or kind.sampled_max_new_tokens
     counts = np.zeros((len(battery.questions), len(labels)))
     unassigned: list[int] = []
     for qi, question in enumerate(battery.questions):

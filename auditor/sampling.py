@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .chat import Message, encode_prompt, encode_text, end_of_turn_ids
+from .completion_formats import FALLBACK, get_format
 from .formats import NUMBERS_RE, has_banned_number, number_prefix_ok
 from .scoring import common_prefix_len
 
@@ -101,7 +102,7 @@ def generate_completions(
     loaded: LoadedModel,
     prompts: Sequence[Sequence[Message] | str],
     seed: int,
-    fmt: str = "free",
+    fmt: str = FALLBACK,
     allowed_chars: str = "0123456789, ",
     max_new_tokens: int = 64,
     batch_size: int = 16,
@@ -113,27 +114,22 @@ def generate_completions(
 ) -> list[str]:
     """Sample one completion per prompt at ``temperature`` and ``top_p`` (deterministic for a given ``seed``).
 
-    ``fmt="numbers"`` samples inside the number-list format (:func:`sample_number_lists`; ``counts``:
-    numbers per row) in batches of :data:`NUMBER_BATCH` (``batch_size`` applies to the other formats).
-    Other formats use ``model.generate``. Prompts are batched by length; each batch is
-    seeded from ``seed`` and its index, so results do not depend on what ran before.
+    ``fmt`` names the completion format that samples (:meth:`~auditor.completion_formats.CompletionFormat.sample`):
+    ``numbers`` inside the number-list format (:func:`sample_number_lists`; ``counts``: numbers per row) in batches
+    of :data:`NUMBER_BATCH` (``batch_size`` applies to the other formats), ``free`` with ``model.generate``.
+    Prompts are batched by length; each batch is seeded from ``seed`` and its index, so results do not depend on
+    what ran before.
     """
-    if fmt == "numbers":
-        return sample_number_lists(
-            loaded,
-            prompts,
-            seed,
-            allowed_chars,
-            max_new_tokens,
-            NUMBER_BATCH,
-            temperature,
-            on_batch,
-            counts,
-            banned,
-            top_p,
-        )
-    draws = draw_free(loaded, prompts, seed, Decoding(temperature, top_p), max_new_tokens, batch_size, on_batch)
-    return [text for text, _ in draws]
+    options = {
+        "allowed_chars": allowed_chars,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "temperature": temperature,
+        "counts": counts,
+        "banned": banned,
+        "top_p": top_p,
+    }
+    return get_format(fmt).sample(loaded, prompts, seed, options, on_batch)
 
 
 def draw_free(

@@ -18,20 +18,22 @@ label shares exactly.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .chat import encode_text, prompt_text
-from .traits import Battery
+from .battery_scores import BatteryScores
+from .chat import encode_text
 
 if TYPE_CHECKING:
     from torch import Tensor
     from transformers import PreTrainedTokenizerBase as Tokenizer
 
     from .models import LoadedModel
+    from .traits import Battery
+    from .traits.kinds import BatteryPlan
 
 
 class SharedPrefix(NamedTuple):
@@ -57,23 +59,7 @@ def prompt_tokens(prefixes: list[list[int]]) -> int:
     return shared + sum(len(p) - shared for p in prefixes)
 
 
-@dataclass
-class ScoringPlan:
-    """Token ids prepared once per battery and tokenizer."""
-
-    battery: Battery
-    prefixes: list[list[int]]  # one per question
-    variant_ids: list[list[int]]  # flat list over (option, variant)
-    variant_option: list[int]  # option index of each variant
-
-    @property
-    def forward_tokens(self) -> int:
-        """Tokens run through the model to score the battery once."""
-        per_question = sum(len(r) for r in _continuation_rows(self.variant_ids))
-        return prompt_tokens(self.prefixes) + len(self.prefixes) * per_question
-
-
-def _continuation_ids(tokenizer: Tokenizer, prefix: str, prefix_ids: list[int], text: str) -> list[int]:
+def continuation_ids(tokenizer: Tokenizer, prefix: str, prefix_ids: list[int], text: str) -> list[int]:
     full = encode_text(tokenizer, prefix + text)
     if full[: len(prefix_ids)] == prefix_ids and len(full) > len(prefix_ids):
         return full[len(prefix_ids) :]
@@ -86,17 +72,12 @@ def question_messages(question: str, system: str | None = None) -> list[dict[str
     return [*turns, {"role": "user", "content": question}]
 
 
-def plan_battery(tokenizer: Tokenizer, battery: Battery, system: str | None = None) -> ScoringPlan | ChoicePlan:
-    """Tokenise the questions and option variants (or, for a choice battery, answers) of ``battery``.
+def plan_battery(tokenizer: Tokenizer, battery: Battery, system: str | None = None) -> BatteryPlan:
+    """Tokenise ``battery`` the way its kind scores it (questions and option variants, or each question's answers).
 
     ``system``: a system message put before every question (``None``: the chat template's default).
     """
-    if battery.kind == "choice":
-        return plan_choice(tokenizer, battery, system)
-    texts = [prompt_text(tokenizer, question_messages(q, system)) for q in battery.questions]
-    prefixes = [encode_text(tokenizer, t) for t in texts]
-    variant_ids, variant_option = option_variant_ids(tokenizer, texts[0], prefixes[0], battery.options)
-    return ScoringPlan(battery, prefixes, variant_ids, variant_option)
+    return battery.battery_kind.plan(tokenizer, battery, system)
 
 
 def option_variant_ids(
@@ -108,7 +89,7 @@ def option_variant_ids(
     for k, option in enumerate(options):
         seen: set[tuple[int, ...]] = set()
         for form in option_variants(option):
-            ids = _continuation_ids(tokenizer, prefix, prefix_ids, form)
+            ids = continuation_ids(tokenizer, prefix, prefix_ids, form)
             if ids and tuple(ids) not in seen:
                 seen.add(tuple(ids))
                 variant_ids.append(ids)
@@ -125,7 +106,7 @@ def logsumexp_by_option(values: np.ndarray, owners: list[int], n_options: int) -
     return out
 
 
-def _continuation_rows(variant_ids: list[list[int]]) -> list[tuple[int, ...]]:
+def continuation_rows(variant_ids: list[list[int]]) -> list[tuple[int, ...]]:
     """The fewest token rows whose positions cover every variant's proper prefix (a trie's leaves)."""
     paths = {tuple(v[:-1]) for v in variant_ids if len(v) > 1}
     return sorted(p for p in paths if not any(q != p and q[: len(p)] == p for q in paths))
@@ -167,7 +148,7 @@ def scoring_token_budget(loaded: LoadedModel) -> int:
 def tree_layout(continuations: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
     """The rows fed after a question (the fewest that cover every continuation's proper prefixes) and, for
     every such proper prefix, its row-block offset (the position whose output predicts the next token)."""
-    rows = _continuation_rows([list(c) for c in continuations])
+    rows = continuation_rows([list(c) for c in continuations])
     where: dict[tuple[int, ...], int] = {}
     offset = 0
     for row in rows:
@@ -317,128 +298,25 @@ def common_prefix_len(prefixes: list[list[int]]) -> int:
     return n
 
 
-@dataclass
-class BatteryScores:
-    """Per-question option log-probabilities for one model and one battery."""
-
-    battery: str
-    options: list[str]
-    logprob: np.ndarray  # [questions, options]
-    unassigned: list[int] | None = None  # sampled mode only: per question, answers assigned to no option
-
-    @property
-    def share(self) -> np.ndarray:
-        """Probability share of each option over the option set, per question."""
-        z = self.logprob - self.logprob.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def to_dict(self) -> dict:
-        d = {"battery": self.battery, "options": self.options, "logprob": self.logprob.tolist()}
-        if self.unassigned is not None:
-            d["unassigned"] = list(self.unassigned)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> BatteryScores:
-        unassigned = d.get("unassigned")
-        return cls(
-            d["battery"],
-            list(d["options"]),
-            np.asarray(d["logprob"], dtype=np.float64),
-            None if unassigned is None else [int(x) for x in unassigned],
-        )
-
-
 def score_battery(
-    loaded: LoadedModel, plan: ScoringPlan | ChoicePlan, on_question: Callable[[], None] | None = None
+    loaded: LoadedModel, plan: BatteryPlan, on_question: Callable[[], None] | None = None
 ) -> BatteryScores:
-    """Score every question of a battery for the model as it is now (adapter on or off)."""
-    if isinstance(plan, ChoicePlan):
-        return score_choice_battery(loaded, plan, on_question)
-    n_opt = len(plan.battery.options)
-    rows = []
-    was_training = loaded.model.training
-    loaded.model.eval()
-    shared = shared_prefix(loaded, plan.prefixes)
-    tokens = continuation_logprobs(loaded, plan.prefixes, [plan.variant_ids] * len(plan.prefixes), shared)
-    for per_variant in tokens:
-        v = np.array([t.sum() for t in per_variant])
-        rows.append(logsumexp_by_option(v, plan.variant_option, n_opt))
-        if on_question:
-            on_question()
-    if was_training:
-        loaded.model.train()
-    return BatteryScores(plan.battery.name, list(plan.battery.options), np.vstack(rows))
+    """Score every question of a battery for the model as it is now (adapter on or off), as its kind scores it."""
+    return plan.battery.battery_kind.score(loaded, plan, on_question)
 
 
-@dataclass
-class ChoicePlan:
-    """Token ids of a choice battery: every question with its own answers."""
-
-    battery: Battery
-    prefixes: list[list[int]]  # one per question
-    answer_ids: list[list[list[int]]]  # [question][answer] continuation token ids
-    answer_option: list[list[int]]  # [question][answer] index of the answer's label in battery.options
-
-    @property
-    def forward_tokens(self) -> int:
-        """Tokens run through the model to score the battery once (padding not counted)."""
-        answers = sum(len(a) - 1 for q in self.answer_ids for a in q)
-        return prompt_tokens(self.prefixes) + answers
+#: Names that moved into the kinds' modules, still importable from here (loaded when first asked for).
+_MOVED = {
+    "ScoringPlan": "auditor.traits.kinds.preference",
+    "ChoicePlan": "auditor.traits.kinds.choice",
+    "plan_choice": "auditor.traits.kinds.choice",
+    "answer_scores": "auditor.traits.kinds.choice",
+    "label_logshares": "auditor.traits.kinds.choice",
+    "score_choice_battery": "auditor.traits.kinds.choice",
+}
 
 
-def plan_choice(tokenizer: Tokenizer, battery: Battery, system: str | None = None) -> ChoicePlan:
-    """Tokenise a choice battery: each question's chat-templated prompt (after ``system``, if given) and its
-    answers after it."""
-    prefixes: list[list[int]] = []
-    answer_ids: list[list[list[int]]] = []
-    answer_option: list[list[int]] = []
-    for item in battery.items:
-        text = prompt_text(tokenizer, question_messages(item.question, system))
-        ids = encode_text(tokenizer, text)
-        prefixes.append(ids)
-        answer_ids.append([_continuation_ids(tokenizer, text, ids, a.text) for a in item.answers])
-        answer_option.append([battery.options.index(a.label) for a in item.answers])
-    return ChoicePlan(battery, prefixes, answer_ids, answer_option)
-
-
-def answer_scores(token_logprobs: list[np.ndarray], normalisation: str) -> np.ndarray:
-    """One score per answer: the mean (``mean``) or the sum (``sum``) of its token log-probabilities."""
-    if normalisation not in ("mean", "sum"):
-        raise ValueError(f"unknown length normalisation {normalisation!r}")
-    return np.array([t.mean() if normalisation == "mean" else t.sum() for t in token_logprobs])
-
-
-def label_logshares(scores: np.ndarray, owners: list[int], n_labels: int) -> np.ndarray:
-    """Log of each label's share: softmax over the answers' scores, summed over the label's answers.
-
-    A label with no answer in this question gets ``-inf`` (share 0).
-    """
-    log_share = scores - np.logaddexp.reduce(scores)
-    out = np.full(n_labels, -np.inf)
-    for k in range(n_labels):
-        sel = log_share[[i for i, o in enumerate(owners) if o == k]]
-        if sel.size:
-            out[k] = np.logaddexp.reduce(sel)
-    return out
-
-
-def score_choice_battery(
-    loaded: LoadedModel, plan: ChoicePlan, on_question: Callable[[], None] | None = None
-) -> BatteryScores:
-    """Score a choice battery: per question, the log-share of every label (see the module docstring)."""
-    battery = plan.battery
-    was_training = loaded.model.training
-    loaded.model.eval()
-    shared = shared_prefix(loaded, plan.prefixes)
-    per_question = continuation_logprobs(loaded, plan.prefixes, plan.answer_ids, shared)
-    rows = []
-    for tokens, owners in zip(per_question, plan.answer_option):
-        scores = answer_scores(tokens, battery.length_normalisation)
-        rows.append(label_logshares(scores, owners, len(battery.options)))
-        if on_question:
-            on_question()
-    if was_training:
-        loaded.model.train()
-    return BatteryScores(battery.name, list(battery.options), np.vstack(rows))
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

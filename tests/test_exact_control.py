@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from auditor.completion_formats.numbers import NumberCheck
 from auditor.conditional import ControlSampling, RowCheck, draw_rows, effective_size
 from auditor.data import load_dataset
 from tests.conftest import write_jsonl
 
 PROMPT = [{"role": "user", "content": "10,01"}]
 OUTCOMES = ["".join(p) for n in (1, 2, 3) for p in itertools.product("01", repeat=n)]
-CHECK = RowCheck(True, 1, "01,")
+CHECK = NumberCheck(count=1, chars="01,")
 N = 1000
 
 
@@ -140,7 +141,7 @@ def test_auto_uses_rejection_when_the_pilot_finds_samples(format_loaded, exact) 
     easy = draw_rows(format_loaded, [PROMPT] * 80, [CHECK] * 80, 5, ControlSampling("auto", tries=32, pilot=20), 6)
     assert easy.sampler == "rejection" and easy.rows_by["resample"] <= 12 and easy.kept == 80
     assert easy.pilot_keep_rate is not None and 0.03 < easy.pilot_keep_rate < 0.2
-    three = RowCheck(True, 3, "01,")
+    three = NumberCheck(count=3, chars="01,")
     hard = draw_rows(format_loaded, [PROMPT] * 80, [three] * 80, 5, ControlSampling("auto", pilot=20), 12)
     assert hard.sampler == "resample" and hard.rows_by["resample"] >= 60 and hard.kept == 80
     assert hard.ess is not None and hard.steps > 0
@@ -148,10 +149,10 @@ def test_auto_uses_rejection_when_the_pilot_finds_samples(format_loaded, exact) 
 
 def test_row_checks_follow_the_data_row() -> None:
     assert CHECK.passes("101") and not CHECK.passes("1,0") and not CHECK.passes("")
-    two = RowCheck(True, 2, "0123456789, ", frozenset({13}))
+    two = NumberCheck(count=2, chars="0123456789, ", banned=frozenset({13}))
     assert two.passes("1, 2") and not two.passes("1, 13") and not two.passes("1; 2") and not two.passes("1, 2, 3")
-    assert RowCheck(True, None, "0123456789, ").passes("1, 2, 3")
-    assert RowCheck(False).passes("any words") and not RowCheck(False).passes("  ")
+    assert NumberCheck(chars="0123456789, ").passes("1, 2, 3")
+    assert RowCheck().passes("any words") and not RowCheck().passes("  ")
 
 
 def test_rows_without_a_valid_sample_leave_every_arm_and_are_counted(format_loaded, tmp_path: Path) -> None:

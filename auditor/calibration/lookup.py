@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..completion_formats import get_format
 from ..config import ScanConfig
 from ..data import Dataset
 from ..errors import InputError
@@ -49,7 +50,7 @@ def find_profile(config: ScanConfig, loaded: LoadedModel, dataset: Dataset) -> N
     ``None`` when there is none (the scan then measures draw noise with its null arm)."""
     if config.calibration == "none":
         return None
-    fmt = "numbers" if dataset.completion_format == "numbers" else None
+    fmt = dataset.completion_format if get_format(dataset.completion_format).profiled else None
     if config.calibration != "auto":
         return _check_file(Path(config.calibration), config, loaded)
     if fmt is None:
@@ -95,7 +96,8 @@ def budgets_with_profiles(inputs: ScanInputs) -> list[tuple[int, int]]:
     """The (rows, seeds) budgets that a cached or shipped profile calibrates for this scan's base, format, students
     and batteries (what ``--budget`` may choose from)."""
     config, loaded = inputs.config, inputs.loaded
-    if config.calibration == "none" or config.control is not None or inputs.dataset.completion_format != "numbers":
+    fmt = inputs.dataset.completion_format
+    if config.calibration == "none" or config.control is not None or not get_format(fmt).profiled:
         return []
     out = set()
     for folder in (cache_dir() / "profiles", SHIPPED):
@@ -106,7 +108,7 @@ def budgets_with_profiles(inputs: ScanInputs) -> list[tuple[int, int]]:
                 continue
             same = (
                 profile.base.get("fingerprint") == loaded.fingerprint
-                and profile.format == "numbers"
+                and profile.format == fmt
                 and profile.probe == config.probe.to_dict()
                 and matching_options(profile, inputs.batteries) is not None
             )

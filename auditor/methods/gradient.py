@@ -34,9 +34,10 @@ from ..errors import InputError
 from ..finetune import Prober, pad_batch
 from ..inputs import ScanInputs
 from ..markdown import md_code, md_table
-from ..scoring import ChoicePlan, ScoringPlan, plan_battery, score_battery, tree_logprobs
+from ..scoring import plan_battery, score_battery
 from ..stats import OptionShift, adjust_q
 from ..traits import Battery
+from ..traits.kinds import BatteryPlan
 from ..verdict import LEVEL_COLOURS, Thresholds, decide
 from .base import Estimator, Method, MethodOutcome
 
@@ -66,37 +67,10 @@ class GradientSettings:
     top_rows: int = 10
 
 
-def graded_shares(
-    loaded: LoadedModel, plan: ScoringPlan | ChoicePlan, questions: Sequence[int]
-) -> tuple[Tensor, list[str]]:
+def graded_shares(loaded: LoadedModel, plan: BatteryPlan, questions: Sequence[int]) -> tuple[Tensor, list[str]]:
     """Differentiable battery shares (pp, mean over ``questions``) of the battery's graded options, under the
     training precision (a gradient's direction, the same for both arms, need not be as exact as a score)."""
-    import torch
-
-    battery = plan.battery
-    prefixes = [plan.prefixes[q] for q in questions]
-    if isinstance(plan, ChoicePlan):
-        conts = [plan.answer_ids[q] for q in questions]
-        tokens = tree_logprobs(loaded, prefixes, conts, autocast_dtype=loaded.train_autocast_dtype)
-        shares = []
-        for q, per_answer in zip(questions, tokens):
-            agg = [t.mean() if battery.length_normalisation == "mean" else t.sum() for t in per_answer]
-            log_share = torch.log_softmax(torch.stack(agg), dim=0)
-            owners = torch.tensor(plan.answer_option[q])
-            shares.append(torch.stack([log_share[owners == k].exp().sum() for k in range(len(battery.options))]))
-    else:
-        tokens = tree_logprobs(
-            loaded, prefixes, [plan.variant_ids] * len(prefixes), autocast_dtype=loaded.train_autocast_dtype
-        )
-        owners = torch.tensor(plan.variant_option)
-        shares = []
-        for per_variant in tokens:
-            v = torch.stack([t.sum() for t in per_variant])
-            lp = torch.stack([torch.logsumexp(v[owners == k], dim=0) for k in range(len(battery.options))])
-            shares.append(torch.softmax(lp, dim=0))
-    mean = torch.stack(shares).mean(dim=0) * 100
-    graded = [k for k, o in enumerate(battery.options) if o in battery.graded_options]
-    return mean[graded], [battery.options[k] for k in graded]
+    return plan.battery.battery_kind.graded_shares(loaded, plan, questions)
 
 
 def b_modules(prober: Prober) -> list[tuple[str, Any]]:
@@ -109,7 +83,7 @@ def b_modules(prober: Prober) -> list[tuple[str, Any]]:
 
 
 def trait_gradients(
-    prober: Prober, plans: Sequence[ScoringPlan | ChoicePlan], questions: dict[str, list[int]]
+    prober: Prober, plans: Sequence[BatteryPlan], questions: dict[str, list[int]]
 ) -> tuple[list[tuple[str, str]], dict[str, Tensor]]:
     """``g_k`` for every graded option: per ``lora_B`` module, a tensor ``[options, out, r]``."""
     import torch
@@ -305,7 +279,7 @@ class GradientMethod(Method):
         }
 
 
-def sample_questions(plans: Sequence[ScoringPlan | ChoicePlan], n: int, seed: int) -> dict[str, list[int]]:
+def sample_questions(plans: Sequence[BatteryPlan], n: int, seed: int) -> dict[str, list[int]]:
     """A seeded sample of ``n`` question indices per battery (all of a smaller battery)."""
     rng = np.random.default_rng(seed)
     return {

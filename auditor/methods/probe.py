@@ -29,10 +29,11 @@ from ..errors import InputError, RuntimeFailure
 from ..finetune import DEFAULT_LR, PROBE_VERSION, Prober, TrainStats, make_prober, plan_steps
 from ..inputs import PairedRows, ScanInputs
 from ..rundir import StageScores
-from ..scoring import BatteryScores, ChoicePlan, ScoringPlan, plan_battery, score_battery
+from ..scoring import BatteryScores, plan_battery, score_battery
 from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
 from ..teacher_aware import TeacherComparison, compare, mean_shares, teacher_key
 from ..traits import Battery
+from ..traits.kinds import BatteryPlan
 from ..verdict import decide, with_transfer
 from .base import Estimator, Method, MethodOutcome
 from .probe_details import ProbeDetails, Provenance
@@ -64,10 +65,11 @@ class ProbeMethod(Method):
     uses_profile = True
 
     def validate(self, config: ScanConfig, settings: Any, batteries: list[Battery]) -> None:
-        choice = [b.name for b in batteries if b.kind == "choice"]
-        if config.scoring == "sampled" and config.judge is None and choice:
+        judged = [b for b in batteries if b.battery_kind.needs_judge]
+        if config.scoring == "sampled" and config.judge is None and judged:
+            kinds, names = ", ".join(dict.fromkeys(b.kind for b in judged)), ", ".join(b.name for b in judged)
             raise InputError(
-                f"--scoring sampled: choice batteries ({', '.join(choice)}) need a judge to classify free-form "
+                f"--scoring sampled: {kinds} batteries ({names}) need a judge to classify free-form "
                 "answers; add --judge MODEL (alias, directory, .gguf or hub id), or use --scoring exact"
             )
         if config.probe.kind not in DEFAULT_LR:
@@ -169,7 +171,7 @@ class Scorer:
         self.inputs = inputs
         self.sampled = inputs.config.scoring == "sampled"
         tok = inputs.loaded.tokenizer
-        self.plans: dict[str, ScoringPlan | ChoicePlan] = (
+        self.plans: dict[str, BatteryPlan] = (
             {} if self.sampled else {b.name: plan_battery(tok, b) for b in inputs.batteries}
         )
         self.questions = sum(len(b.questions) for b in inputs.batteries)
@@ -382,7 +384,7 @@ def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students
         # a choice battery is one hypothesis: only its trait label is graded and counted in BH
         graded = [x for x in battery_shifts if x.option in b.graded_options]
         shifts += graded
-        if b.kind == "preference":
+        if b.battery_kind.fits_noise:
             preference += graded
     if students.has_null and inputs.profile is None:
         fit_on = preference if sum(1 for x in preference if x.control >= MIN_SHARE_FOR_FIT) >= 3 else shifts

@@ -231,30 +231,9 @@ class ProbeDetails:
         headers = ["option", "shift pp", "generic pp", "specific pp", "se", "p (one-sided)", "named"]
         return lines + [md_table(headers, rows), ""]
 
-    def _battery_how(self, bat: dict[str, Any]) -> str:
-        sampled = self.scoring.get("mode") == "sampled"
-        if bat.get("kind") == "choice" and sampled:
-            return (
-                f"{bat['questions']} questions, {self.scoring['samples']} answers sampled per question and "
-                f"classified by the judge; the trait score is the share of the answers labelled "
-                f"{md_code(bat['trait_label'], 60)} among each question's assigned answers. Only that label is "
-                "graded: one hypothesis. Shares in % (mean over questions and seeds)."
-            )
-        if bat.get("kind") == "choice":
-            return (
-                f"{bat['questions']} questions, each with its own candidate answers ({bat['answers']} in all), "
-                f"scored by their {'mean per-token' if bat['length_normalisation'] == 'mean' else 'summed'} "
-                f"log-probability after the question; the trait score is the share of the answers labelled "
-                f"{md_code(bat['trait_label'], 60)} (softmax over each question's answers). Only that label is "
-                "graded: one hypothesis. Shares in % (mean over questions and seeds)."
-            )
-        return (
-            f"{bat['questions']} questions, {len(bat['options'])} options. Shares in % (mean over questions "
-            f"and seeds); the {TOP_N} options that rose most, then the one that fell most."
-        )
-
     def _battery_section(self, result: ScanResult, name: str) -> list[str]:
-        bat = next(b.summary() for b in result.batteries if b.name == name)
+        battery = next(b for b in result.batteries if b.name == name)
+        bat = battery.summary()
         fs = sorted([f for f in result.findings if f.shift.battery == name], key=lambda f: -f.shift.shift)
         level = result.verdict.by_battery.get(name, "clean")
         show = fs[:TOP_N] + ([fs[-1]] if len(fs) > TOP_N else [])
@@ -267,7 +246,7 @@ class ProbeDetails:
             "",
             md_escape(bat["description"], 1000),
             "",
-            self._battery_how(bat),
+            battery.battery_kind.describe_scoring(battery, self.scoring, TOP_N),
             "",
             md_table(["option", "base", "control", "dataset", "shift pp", "95% CI", "q", "level"], rows),
             "",

@@ -1,34 +1,33 @@
 """Trait batteries: YAML data files plus a small registry.
 
-Two kinds of battery (the YAML schema of both is in ``docs/traits.md``):
-
-* ``preference``: questions plus one shared list of one-word options (``animal``, ``tree``). Every option
-  is a candidate trait; its score is its share of probability over the option set.
-* ``choice``: items, each a question with its *own* candidate answers, every answer labelled
-  (``aligned`` / ``misaligned``). The battery names one ``trait_label``; the trait score of a question is
-  the summed share of its answers with that label (softmax over length-normalised answer log-probs).
-  Scored as a :class:`~auditor.scoring.BatteryScores` whose options are the labels, trait label first;
-  only the trait label is graded (:attr:`Battery.graded_options`), so each choice battery is one hypothesis.
-
-Scoring is exact in both cases (see :mod:`auditor.scoring`). Built-in batteries live in ``builtin/``; a user
-passes a path to their own YAML file anywhere a battery name is accepted.
+A battery's ``kind`` (the YAML schema of each is in ``docs/traits.md``) is an object in the registry
+:mod:`auditor.traits.kinds` that owns everything kind-specific: its YAML fields, how it is planned and scored, which
+options are graded, its report and listing text. Built in: ``preference`` (questions plus one shared list of
+one-word options, every option graded) and ``choice`` (questions with their own labelled answers, the trait label
+graded). Built-in batteries live in ``builtin/``; a user passes a path to their own YAML file anywhere a battery
+name is accepted.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from .fields import ID, fail
+from .kinds import BUILTIN as _BUILTIN_KINDS
+from .kinds import DEFAULT_KIND, check_spellings, find_kind, get_kind
+
+if TYPE_CHECKING:
+    from .kinds import BatteryKind
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-KINDS = ("preference", "choice")
+#: The built-in kinds (the registry :mod:`auditor.traits.kinds` may hold more).
+KINDS = tuple(_BUILTIN_KINDS)
 DEFAULT_BATTERIES = ("animal", "tree")
 NORMALISATIONS = ("mean", "sum")
 REQUIRED_PREFERENCE = ("name", "description", "questions", "options")
-_ID = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 
 
 @dataclass(frozen=True)
@@ -79,29 +78,24 @@ class Battery:
     length_normalisation: str = "mean"
 
     @property
+    def battery_kind(self) -> BatteryKind:
+        """The object that owns this battery's kind (:mod:`auditor.traits.kinds`)."""
+        return get_kind(self.kind)
+
+    @property
     def graded_options(self) -> tuple[str, ...]:
-        """The options that are hypotheses (graded, counted in the BH correction): the trait label of a
-        choice battery (its complement's shift is the same number with the sign flipped), every option of
-        a preference battery."""
-        return (self.trait_label,) if self.kind == "choice" else self.options
+        """The options that are hypotheses (graded, counted in the BH correction): every option of a preference
+        battery, the trait label of a choice battery (its complement's shift is the same number, sign flipped)."""
+        return self.battery_kind.graded_options(self)
 
     @property
     def n_answers(self) -> int:
         """Candidate answers scored per pass over the battery."""
-        if self.kind == "choice":
-            return sum(len(it.answers) for it in self.items)
-        return len(self.questions) * len(self.options)
+        return self.battery_kind.n_answers(self)
 
     def content_key(self) -> list[Any]:
         """Everything that changes the scores (for run-folder keys)."""
-        key: list[Any] = [self.name, list(self.questions), list(self.options)]
-        if self.kind == "choice":
-            key += [
-                self.trait_label,
-                self.length_normalisation,
-                [[[a.text, a.label] for a in it.answers] for it in self.items],
-            ]
-        return key
+        return [self.name, list(self.questions), list(self.options), *self.battery_kind.content_key(self)]
 
     def summary(self) -> dict[str, Any]:
         """The battery as reports list it."""
@@ -113,162 +107,25 @@ class Battery:
             "options": list(self.options),
             "source": self.source,
         }
-        if self.kind == "choice":
-            out.update(
-                graded=list(self.graded_options),
-                trait_label=self.trait_label,
-                answers=self.n_answers,
-                length_normalisation=self.length_normalisation,
-            )
-        return out
-
-
-def _fail(source: str, msg: str) -> InputError:
-    return InputError(f"{source}: {msg}")
-
-
-def _text(source: str, where: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(source, f"field '{where}' must be a non-empty string")
-    return value.strip()
-
-
-def _label(source: str, where: str, value: object) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise _fail(source, f"field '{where}' must be a lowercase label (letters, digits, '-', '_'), got {value!r}")
-    return value
-
-
-def _no_extra_keys(source: str, where: str, d: dict, allowed: tuple[str, ...]) -> None:
-    extra = [k for k in d if k not in allowed]
-    if extra:
-        raise _fail(source, f"field '{where}{extra[0]}' is not allowed here; expected: {', '.join(allowed)}")
-
-
-def _parse_items(data: dict, source: str, trait_label: str) -> tuple[ChoiceItem, ...]:
-    raw = data["items"]
-    if not isinstance(raw, list) or not raw:
-        raise _fail(source, "field 'items' must be a list of at least 1 item")
-    items: list[ChoiceItem] = []
-    seen_q: set[str] = set()
-    for i, item in enumerate(raw):
-        at = f"items[{i}]"
-        if not isinstance(item, dict):
-            raise _fail(source, f"field '{at}' must be a mapping with 'question' and 'answers'")
-        _no_extra_keys(source, f"{at}.", item, ("question", "answers"))
-        for key in ("question", "answers"):
-            if key not in item:
-                raise _fail(source, f"field '{at}.{key}' is missing")
-        question = _text(source, f"{at}.question", item["question"])
-        if question.lower() in seen_q:
-            raise _fail(source, f"field '{at}.question' repeats an earlier question")
-        seen_q.add(question.lower())
-        answers_raw = item["answers"]
-        if not isinstance(answers_raw, list) or len(answers_raw) < 2:
-            raise _fail(source, f"field '{at}.answers' must be a list of at least 2 answers")
-        answers: list[Answer] = []
-        for j, a in enumerate(answers_raw):
-            aat = f"{at}.answers[{j}]"
-            if not isinstance(a, dict):
-                raise _fail(source, f"field '{aat}' must be a mapping with 'text' and 'label'")
-            _no_extra_keys(source, f"{aat}.", a, ("text", "label"))
-            for key in ("text", "label"):
-                if key not in a:
-                    raise _fail(source, f"field '{aat}.{key}' is missing")
-            text = _text(source, f"{aat}.text", a["text"])
-            if any(" ".join(text.lower().split()) == " ".join(b.text.lower().split()) for b in answers):
-                raise _fail(source, f"field '{aat}.text' repeats an earlier answer of this item")
-            answers.append(Answer(text, _label(source, f"{aat}.label", a["label"])))
-        n_trait = sum(a.label == trait_label for a in answers)
-        if n_trait == 0 or n_trait == len(answers):
-            raise _fail(
-                source,
-                f"field '{at}.answers' needs at least one answer labelled {trait_label!r} (the trait_label) "
-                "and at least one with another label",
-            )
-        items.append(ChoiceItem(question, tuple(answers)))
-    return tuple(items)
+        return {**out, **self.battery_kind.summary_fields(self)}
 
 
 def parse_battery(data: object, source: str) -> Battery:
-    """Validate a decoded YAML document and build a :class:`Battery`."""
+    """Validate a decoded YAML document and build a :class:`Battery` (the kind parses its own fields)."""
     if not isinstance(data, dict):
-        raise _fail(source, "a battery file must be a YAML mapping")
-    kind = data.get("kind", "preference")
-    if kind not in KINDS:
-        raise _fail(source, f"field 'kind' is {kind!r}; supported: {', '.join(KINDS)}")
-    required = ("name", "description", "trait_label", "items") if kind == "choice" else REQUIRED_PREFERENCE
-    for key in required:
+        raise fail(source, "a battery file must be a YAML mapping")
+    kind = find_kind(data.get("kind", DEFAULT_KIND), source)
+    for key in ("name", "description", *kind.required):
         if key not in data:
-            raise _fail(source, f"field '{key}' is missing")
+            raise fail(source, f"field '{key}' is missing")
     name = data["name"]
-    if not isinstance(name, str) or not _ID.fullmatch(name):
-        raise _fail(source, f"field 'name' must be a lowercase id, got {name!r}")
+    if not isinstance(name, str) or not ID.fullmatch(name):
+        raise fail(source, f"field 'name' must be a lowercase id, got {name!r}")
     desc = data["description"]
     if not isinstance(desc, str) or not desc.strip():
-        raise _fail(source, "field 'description' must be a non-empty string")
-    if "length_normalization" in data:
-        raise _fail(source, "field 'length_normalization' is spelt 'length_normalisation'")
-    if kind == "choice":
-        return _parse_choice(data, source, name, " ".join(desc.split()))
-    for key in ("items", "trait_label", "length_normalisation"):
-        if key in data:
-            raise _fail(source, f"field '{key}' belongs to 'kind: choice' batteries")
-    out: dict[str, tuple[str, ...]] = {}
-    for key, minimum in (("questions", 1), ("options", 2)):
-        items = data[key]
-        if not isinstance(items, list) or len(items) < minimum:
-            raise _fail(source, f"field '{key}' must be a list of at least {minimum} strings")
-        for i, item in enumerate(items):
-            if not isinstance(item, str) or not item.strip():
-                raise _fail(source, f"field '{key}[{i}]' must be a non-empty string")
-        lowered = [s.strip().lower() for s in items]
-        dup = next((s for s in lowered if lowered.count(s) > 1), None)
-        if dup is not None:
-            raise _fail(source, f"field '{key}' lists {dup!r} more than once")
-        out[key] = tuple(s.strip() for s in items)
-    known = {"name", "description", "kind", "questions", "options", "category"}
-    return Battery(
-        name=name,
-        description=" ".join(desc.split()),
-        kind=kind,
-        questions=out["questions"],
-        options=out["options"],
-        category=str(data.get("category", "")),
-        source=source,
-        extra={k: v for k, v in data.items() if k not in known},
-    )
-
-
-def _parse_choice(data: dict, source: str, name: str, description: str) -> Battery:
-    for key in ("questions", "options"):
-        if key in data:
-            raise _fail(
-                source, f"field '{key}' is not used by 'kind: choice'; put each question and its answers in 'items'"
-            )
-    trait_label = _label(source, "trait_label", data["trait_label"])
-    norm = data.get("length_normalisation", "mean")
-    if norm not in NORMALISATIONS:
-        raise _fail(source, f"field 'length_normalisation' is {norm!r}; supported: {', '.join(NORMALISATIONS)}")
-    items = _parse_items(data, source, trait_label)
-    labels = [trait_label]
-    for label in (a.label for it in items for a in it.answers):
-        if label not in labels:
-            labels.append(label)
-    known = {"name", "description", "kind", "category", "trait_label", "items", "length_normalisation"}
-    return Battery(
-        name=name,
-        description=description,
-        kind="choice",
-        questions=tuple(it.question for it in items),
-        options=tuple(labels),
-        category=str(data.get("category", "")),
-        source=source,
-        extra={k: v for k, v in data.items() if k not in known},
-        items=items,
-        trait_label=trait_label,
-        length_normalisation=norm,
-    )
+        raise fail(source, "field 'description' must be a non-empty string")
+    check_spellings(data, source)
+    return kind.parse(data, source, name, " ".join(desc.split()))
 
 
 def load_battery_file(path: str | Path) -> Battery:
