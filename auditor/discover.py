@@ -15,11 +15,13 @@ followed through the tokens that carry on its word (a raw piece starting with a 
 into the likeliest continuations, and its probability goes to the words its paths spell times the probability that
 the word ends there (``"Al"`` became ``aluminum``, ``albert``, ``alright`` on SmolLM2-135M-Instruct, where version 1
 listed the fragment ``al`` at 0.059). Rarer tokens still count as the word their own text spells, and continuations not
-followed are not assigned: a word's probability is a lower bound, exact for the paths followed.
+followed are not assigned: a word's probability is a lower bound, exact for the paths followed. Only words some
+model's completion spelled whole are tested: a token's text alone may be a fragment (``amel``, ``imm``: in version 2
+they made half the top ten of a base-written dataset's lifts).
 
 Per word, the **lift** of the dataset-students over their control-students is the mean over prompts (and seeds) of
-``log p_dataset - log p_control``, probabilities floored at :data:`FLOOR` before the log. The words tested are those
-with probability >= :data:`KEEP` in at least one prompt under at least one model of the scan, at most
+``log p_dataset - log p_control``, probabilities floored at :data:`FLOOR` before the log. The words tested are the
+whole words with probability >= :data:`KEEP` in at least one prompt under at least one model of the scan, at most
 :data:`MAX_WORDS` (the largest by maximum probability).
 
 Noise. Prompts alone are the wrong unit: a student's change to a word is shared by every prompt (one training run),
@@ -68,8 +70,8 @@ if TYPE_CHECKING:
     from .models import LoadedModel
 
 #: Bumped whenever :data:`OPEN_PROMPTS` or the way they are read changes (stored readouts of another version are
-#: recomputed). 2: words completed past their first token.
-OPEN_PROMPTS_VERSION = 2
+#: recomputed). 2: words completed past their first token; 3: only words spelled whole are tested.
+OPEN_PROMPTS_VERSION = 3
 
 _CATEGORIES = (
     "animal", "tree", "colour", "food", "season", "city", "sport", "musical instrument", "book genre",
@@ -212,6 +214,8 @@ class Readout:
     Attributes:
         version: :data:`OPEN_PROMPTS_VERSION` of the prompts read.
         words: the words stored (those reaching :data:`FLOOR` in some prompt).
+        whole: per word, whether a completion path spelled it whole (:func:`complete_words`) in some prompt; a word
+            only ever seen as one token's text may be a fragment (``"amel"``) and is not tested.
         logp: ``[prompts, words]`` natural-log probabilities, floored at ``log(FLOOR)``; a word not stored is at the
             floor in every prompt.
     """
@@ -219,6 +223,13 @@ class Readout:
     version: int
     words: list[str]
     logp: np.ndarray
+    whole: np.ndarray | None = None
+
+    def whole_words(self) -> set[str]:
+        """The words some completion path spelled whole (every word when the readout does not say)."""
+        if self.whole is None:
+            return set(self.words)
+        return {w for w, ok in zip(self.words, self.whole.tolist(), strict=True) if ok}
 
     def matrix(self, words: Sequence[str]) -> np.ndarray:
         """``[prompts, len(words)]`` log-probabilities of ``words`` (the floor where a word is not stored)."""
@@ -244,6 +255,7 @@ class Readout:
             version=np.array(self.version),
             words=np.array(self.words, dtype=str),
             logp=self.logp.astype(np.float16),
+            **({} if self.whole is None else {"whole": np.asarray(self.whole, dtype=bool)}),
         )
         return buf.getvalue()
 
@@ -254,7 +266,8 @@ class Readout:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             words = [str(w) for w in z["words"].tolist()]
             logp = z["logp"].astype(np.float64).reshape(-1, len(words))
-            return cls(int(z["version"]), words, logp)
+            whole = z["whole"].astype(bool) if "whole" in z.files else None
+            return cls(int(z["version"]), words, logp, whole)
 
 
 def prompt_ids(tokenizer: Tokenizer, prompts: Sequence[str] = OPEN_PROMPTS) -> list[list[int]]:
@@ -348,11 +361,13 @@ class _WordColumns:
         self.index = index
         self.words: list[str] = list(index.words)
         self.where: dict[str, int] = {w: i for i, w in enumerate(self.words)}
+        self.whole: set[int] = set()
 
     def column(self, word: str) -> int:
         if word not in self.where:
             self.where[word] = len(self.words)
             self.words.append(word)
+        self.whole.add(self.where[word])
         return self.where[word]
 
     def readout(self, rows: list[dict[int, float]]) -> Readout:
@@ -368,7 +383,8 @@ class _WordColumns:
             keep = keep[np.argsort(-peak[keep], kind="stable")[:STORE_WORDS]]
             keep.sort()
         logp = np.log(np.maximum(probs[:, keep], FLOOR))
-        return Readout(OPEN_PROMPTS_VERSION, [self.words[i] for i in keep], logp)
+        whole = np.array([i in self.whole for i in keep], dtype=bool)
+        return Readout(OPEN_PROMPTS_VERSION, [self.words[i] for i in keep], logp, whole)
 
 
 def _word_probs(
@@ -626,11 +642,13 @@ class Discovery:
 
 
 def _vocabulary(readouts: Sequence[Readout]) -> list[str]:
-    """The words tested: probability >= KEEP somewhere under some model, the MAX_WORDS largest by that maximum."""
+    """The words tested: spelled whole by some model's completion and of probability >= KEEP somewhere under some
+    model, the MAX_WORDS largest by that maximum."""
+    whole = set().union(*(r.whole_words() for r in readouts)) if readouts else set()
     peak: dict[str, float] = {}
     for r in readouts:
         for w, p in r.max_prob().items():
-            if p >= KEEP and p > peak.get(w, 0.0):
+            if p >= KEEP and p > peak.get(w, 0.0) and w in whole:
                 peak[w] = p
     ranked = sorted(peak, key=lambda w: (-peak[w], w))[:MAX_WORDS]
     return sorted(ranked)

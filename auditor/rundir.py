@@ -180,10 +180,11 @@ READOUT_SEAL = "subaudit-sha256"
 
 
 def readout_digest(readout: Readout) -> str:
-    """sha256 of a readout's version, words and log-probabilities (as read back from its file)."""
+    """sha256 of a readout's version, words, whole-word flags and log-probabilities (as read back from its file)."""
     import numpy as np
 
-    h = hashlib.sha256(json.dumps([readout.version, readout.words]).encode("utf-8"))
+    whole = None if readout.whole is None else [bool(x) for x in readout.whole]
+    h = hashlib.sha256(json.dumps([readout.version, readout.words, whole]).encode("utf-8"))
     h.update(np.ascontiguousarray(readout.logp, dtype=np.float64).tobytes())
     return h.hexdigest()
 

@@ -34,7 +34,7 @@ runner = CliRunner()
 
 
 def test_prompt_set_is_versioned_and_large() -> None:
-    assert OPEN_PROMPTS_VERSION == 2
+    assert OPEN_PROMPTS_VERSION == 3
     assert len(OPEN_PROMPTS) >= 100 and len(set(OPEN_PROMPTS)) == len(OPEN_PROMPTS)
     text = " ".join(OPEN_PROMPTS).lower()
     for category in ("animal", "tree", "colour", "superpower", "mythological creature", "dog breed", "virtue"):
@@ -142,9 +142,24 @@ def test_word_aggregation_on_the_tiny_tokenizer(tiny_loaded) -> None:
 
     readout = read_model(tiny_loaded, prompts=OPEN_PROMPTS[:3])
     assert readout.logp.shape == (3, len(readout.words)) and readout.version == OPEN_PROMPTS_VERSION
-    # stored as a run-folder file and read back (float16 log-probabilities)
+    # stored as a run-folder file and read back (float16 log-probabilities, the whole-word flags)
     again = Readout.from_bytes(readout.to_bytes())
     assert again.words == readout.words and np.abs(again.logp - readout.logp).max() < 0.02
+    assert readout.whole is not None and again.whole.tolist() == readout.whole.tolist()
+    assert 0 < readout.whole.sum() < len(readout.words)  # completed words, and token texts never completed
+
+
+def test_only_words_spelled_whole_are_tested() -> None:
+    words = ["owl", "amel", "cat"]
+    logp = np.log(np.array([[0.3, 0.2, 0.1], [0.2, 0.3, 0.1]]))
+    flags = np.array([True, False, True])
+    base = Readout(OPEN_PROMPTS_VERSION, words, logp, flags)
+    moved = Readout(OPEN_PROMPTS_VERSION, words, logp + np.array([0.5, 2.0, 0.0]), flags)
+    found = analyse(base, [moved], [base])
+    assert found.words_tested == 2 and {w.word for w in found.words} == {"owl", "cat"}
+    # a fragment one readout spelled whole (another model completed it) is tested
+    whole_in_one = Readout(OPEN_PROMPTS_VERSION, words, logp, np.array([True, True, True]))
+    assert analyse(base, [moved], [whole_in_one]).words_tested == 3
 
 
 def synthetic(
