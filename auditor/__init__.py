@@ -6,6 +6,8 @@ The Python API is the CLI without the parsing::
     result = auditor.scan(auditor.ScanConfig("data.jsonl", base="smollm2-135m"))
     print(result.verdict.summary())
 
+``auditor.scan`` reads ``subaudit.toml`` as the CLI does and writes the files it names (:mod:`auditor.settings`).
+
 Heavy libraries (torch, transformers, peft) are imported only when a scan runs.
 """
 
@@ -39,6 +41,8 @@ _LAZY = {
     "to_json": "report",
     "to_markdown": "report",
     "write_json": "outputs",
+    "write_outputs": "outputs",
+    "Outputs": "outputs",
     "write_markdown": "report",
     "InputError": "errors",
     "ModelLoadError": "errors",
@@ -59,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .methods import get_method  # noqa: F401
     from .methods import register as register_method  # noqa: F401
     from .models import ALIASES, fetch_default, load_base, resolve_base  # noqa: F401
-    from .outputs import write_json  # noqa: F401
+    from .outputs import Outputs, write_json, write_outputs  # noqa: F401
     from .pipeline import scan  # noqa: F401
     from .report import to_json, to_markdown, write_markdown  # noqa: F401
     from .result import ScanResult  # noqa: F401

@@ -8,7 +8,17 @@ import typer
 from rich.markup import escape
 
 from .common import app, call, err, out
-from .options import AllowPickleOpt, DeviceOpt, PrecisionOpt, TrustRemoteCodeOpt
+from .options import (
+    AllowPickleOpt,
+    AlphaOpt,
+    BatchSizeOpt,
+    DeviceOpt,
+    PrecisionOpt,
+    ProbeKindOpt,
+    ProbeLrOpt,
+    RankOpt,
+    TrustRemoteCodeOpt,
+)
 
 
 @app.command()
@@ -25,11 +35,11 @@ def calibrate(
     ] = "pirate,one_word,french",
     max_rows: Annotated[int, typer.Option(help="The scan budget to calibrate: rows per student.")] = 200,
     seeds: Annotated[int, typer.Option(help="The scan budget to calibrate: paired seeds.")] = 1,
-    probe_kind: Annotated[str, typer.Option("--probe", help="Students: lora or full.")] = "lora",
-    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default: 1e-3 lora, 3e-5 full).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per optimiser step.")] = 8,
+    probe_kind: ProbeKindOpt = "lora",
+    rank: RankOpt = 8,
+    alpha: AlphaOpt = 16,
+    lr: ProbeLrOpt = None,
+    batch_size: BatchSizeOpt = 8,
     traits: Annotated[str | None, typer.Option(help="Batteries to calibrate (default: every built-in one).")] = None,
     out_file: Annotated[str | None, typer.Option("--out", help="Also write the profile to this file.")] = None,
     device: DeviceOpt = "auto",
@@ -41,13 +51,13 @@ def calibrate(
     at this budget: a calibration profile, cached and used by `scan --calibration auto`. Resumes where it stopped."""
     from ..calibration.build import CalibrateConfig
     from ..calibration.build import calibrate as run_calibrate
-    from ..finetune import DEFAULT_LR, ProbeConfig
+    from ..finetune import ProbeConfig
 
     probe = ProbeConfig(
         kind=probe_kind,
         rank=rank,
         alpha=alpha,
-        learning_rate=lr if lr is not None else DEFAULT_LR.get(probe_kind, DEFAULT_LR["lora"]),
+        learning_rate=lr,  # None: the kind's default (ProbeConfig)
         batch_size=batch_size,
     )
     config = CalibrateConfig(

@@ -24,3 +24,13 @@ LoadIn4bitOpt = Annotated[
 DeviceMapOpt = Annotated[
     str | None, typer.Option(help="auto: spread a base larger than one GPU over the visible GPUs (accelerate).")
 ]
+
+# The students' options (scan, calibrate; teacher shares the LoRA shape).
+ProbeKindOpt = Annotated[
+    str,
+    typer.Option("--probe", help="Students: lora (an adapter; default) or full (every weight; small bases only)."),
+]
+RankOpt = Annotated[int, typer.Option(help="LoRA rank.")]
+AlphaOpt = Annotated[int, typer.Option(help="LoRA alpha.")]
+ProbeLrOpt = Annotated[float | None, typer.Option(help="Peak learning rate (default: 1e-3 for lora, 3e-5 for full).")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Rows per optimiser step.")]

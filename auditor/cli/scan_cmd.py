@@ -12,7 +12,19 @@ import typer
 from rich.markup import escape
 
 from .common import app, call, err, out
-from .options import AllowPickleOpt, DeviceMapOpt, DeviceOpt, LoadIn4bitOpt, PrecisionOpt, TrustRemoteCodeOpt
+from .options import (
+    AllowPickleOpt,
+    AlphaOpt,
+    BatchSizeOpt,
+    DeviceMapOpt,
+    DeviceOpt,
+    LoadIn4bitOpt,
+    PrecisionOpt,
+    ProbeKindOpt,
+    ProbeLrOpt,
+    RankOpt,
+    TrustRemoteCodeOpt,
+)
 
 if TYPE_CHECKING:
     from ..dryrun import DryRunResult
@@ -71,21 +83,16 @@ def scan(
     ] = 1,
     seed: Annotated[int, typer.Option(help="First seed (row sampling, control sampling, adapter init, order).")] = 0,
     max_rows: Annotated[int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")] = 200,
-    probe_kind: Annotated[
-        str,
-        typer.Option("--probe", help="Students: lora (an adapter; default) or full (every weight; small bases only)."),
-    ] = "lora",
-    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
+    probe_kind: ProbeKindOpt = "lora",
+    rank: RankOpt = 8,
+    alpha: AlphaOpt = 16,
     target_modules: Annotated[
         str, typer.Option(help="Comma-separated module names, or all-linear.")
     ] = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-    lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate (default: 1e-3 for lora, 3e-5 for full).")
-    ] = None,
+    lr: ProbeLrOpt = None,
     epochs: Annotated[float, typer.Option(help="Passes over the rows.")] = 1.0,
     max_steps: Annotated[int | None, typer.Option(help="Fixed optimiser steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per optimiser step.")] = 8,
+    batch_size: BatchSizeOpt = 8,
     scoring: Annotated[
         str,
         typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import app, call, out
-from .options import AllowPickleOpt, DeviceOpt, PrecisionOpt, TrustRemoteCodeOpt
+from .options import AllowPickleOpt, AlphaOpt, DeviceOpt, PrecisionOpt, RankOpt, TrustRemoteCodeOpt
 
 
 @app.command()
@@ -18,8 +18,8 @@ def teacher(
         str | None, typer.Option(help="Base to fine-tune. Default: embedded SmolLM2-135M-Instruct.")
     ] = None,
     traits: Annotated[str, typer.Option(help="Batteries to score teacher vs base on (names or YAML).")] = "animal,tree",
-    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
+    rank: RankOpt = 16,
+    alpha: AlphaOpt = 32,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     epochs: Annotated[float, typer.Option(help="Epochs over the chat set.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Adapter init and row order.")] = 0,
