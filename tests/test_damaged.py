@@ -24,6 +24,7 @@ runner = CliRunner()
 #: Each kind of file a scan keeps (a glob in the cache; the first match in sorted order is damaged).
 KINDS = {
     "control draw": "controls/*.json",
+    "row log-probabilities": "logprobs/*.json",
     "manifest": "runs/*/manifest.json",
     "base scores": "runs/*/scores/base.json",
     "student scores": "runs/*/scores/dataset-*.json",

@@ -215,3 +215,24 @@ def test_row_logprobs_equal_a_full_forward_pass_per_row(tiny_loaded) -> None:
             logp = torch.log_softmax(tiny_loaded.model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), -1)
         picked = [float(logp[t, labels[t + 1]]) for t in range(len(ids) - 1) if labels[t + 1] != -100]
         assert value == pytest.approx(sum(picked) / len(picked), abs=1e-4)
+
+
+def test_row_logprobs_are_kept_per_base_and_rows(tiny_loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second check of the same rows reads the cache; other rows, or the same rows under another precision, do
+    not."""
+    import dataclasses
+
+    from auditor import likelihood
+    from auditor.data import Example
+
+    rows = [Example(({"role": "user", "content": f"Numbers {i}?"},), f"{i}, {i + 1}") for i in range(4)]
+    first = likelihood.cached_row_logprobs(tiny_loaded, rows)
+    calls: list[int] = []
+    real = likelihood.row_logprobs
+    monkeypatch.setattr(likelihood, "row_logprobs", lambda loaded, r: calls.append(len(r)) or real(loaded, r))
+    assert likelihood.cached_row_logprobs(tiny_loaded, rows) == first and calls == []
+    likelihood.cached_row_logprobs(tiny_loaded, rows[:3])
+    assert calls == [3]
+    other = dataclasses.replace(tiny_loaded, autocast_dtype="bfloat16")
+    likelihood.cached_row_logprobs(other, rows)
+    assert calls == [3, 4]
