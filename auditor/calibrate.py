@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .calibration.lookup import battery_hash, profile_key
 from .calibration.profile import NoiseProfile, ProfileDraw
+from .completion_formats import generate_format
 from .config import DEFAULT_MAX_ROWS, ScanConfig
 from .errors import InputError
 from .finetune import ProbeConfig
@@ -28,8 +29,6 @@ HERE = Path(__file__).resolve().parent / "calibration"
 DECOYS = HERE / "decoys"
 #: The decoy teachers' chat sets (``decoys/<name>.jsonl``).
 DECOY_NAMES = ("pirate", "one_word", "french")
-#: Profile formats and the dataset format each one calibrates.
-FORMATS = {"numbers": "numbers", "code": "free", "chat": "free"}
 #: The first prompt seed of the null draws (no example or benchmark dataset uses seeds from 300 up).
 FIRST_SEED = 300
 #: The decoys' prompt seeds start here.
@@ -72,8 +71,7 @@ class CalibrateConfig:
     allow_pickle: bool = False
 
     def validate(self) -> None:
-        if self.format not in FORMATS:
-            raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        generate_format(self.format)  # the prompts the pairs' datasets answer: a format ``generate`` writes
         if self.draws < 4:
             raise InputError(f"--draws must be at least 4 (the noise model needs them), got {self.draws}")
         unknown = [d for d in self.decoys if not (DECOYS / f"{d}.jsonl").exists()]

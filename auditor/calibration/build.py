@@ -5,7 +5,6 @@ from ..calibrate import (  # noqa: F401
     DECOY_SEED,
     DECOYS,
     FIRST_SEED,
-    FORMATS,
     HERE,
     CalibrateConfig,
     calibrate,

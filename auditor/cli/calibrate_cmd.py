@@ -27,7 +27,12 @@ def calibrate(
         str | None, typer.Option(help="Base to calibrate (as scan's --base). Default: embedded SmolLM2-135M-Instruct.")
     ] = None,
     format: Annotated[
-        str, typer.Option("--format", help="numbers, code or chat: the prompts the calibration data answers.")
+        str,
+        typer.Option(
+            "--format",
+            help="A format `subaudit generate` writes (numbers, code, reasoning, chat): the prompts the calibration "
+            "data answers.",
+        ),
     ] = "numbers",
     draws: Annotated[int, typer.Option(help="Null pairs: datasets the base writes, each scanned (at least 4).")] = 8,
     decoys: Annotated[
