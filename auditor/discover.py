@@ -685,9 +685,10 @@ class PairLifts:
 
 @dataclass(frozen=True)
 class WordTest:
-    """Per word: the generic part removed (``beta g``), the standard error, ``z``, one-sided ``p``, BH ``q``."""
+    """Per word: the generic part removed (``beta g``; ``None`` without a profile), the standard error, ``z``,
+    one-sided ``p``, BH ``q``, and the noise model in words."""
 
-    generic: np.ndarray
+    generic: np.ndarray | None
     se: np.ndarray
     z: np.ndarray
     p: np.ndarray
@@ -740,6 +741,31 @@ def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarra
     return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), noise)
 
 
+def null_arm_test(
+    lift: np.ndarray, se_prompts: np.ndarray, prob_control: np.ndarray, null_lift: np.ndarray
+) -> WordTest | str:
+    """Each word's lift against the null arm's lifts pooled across words (the module docstring), or why it cannot be
+    tested."""
+    from scipy.stats import norm
+
+    from .stats import bh_q
+
+    x = np.log(np.maximum(prob_control, FLOOR))
+    fit = fit_word_noise(null_lift, x)
+    if fit is None:
+        return "the null arm moved fewer than 3 words off the floor: no noise model, reported, not tested"
+    a, b = fit
+    se = np.sqrt(se_prompts**2 + np.exp(a + b * x) ** 2)
+    z = lift / se
+    p = norm.sf(z)
+    noise = (
+        "the null arm's lifts (null - control) pooled across words: log|null lift| = "
+        f"{a - 0.635:.2f} {b:+.2f} log p(control), as sd; se = sqrt(se_prompts^2 + sd^2); one-sided normal p; "
+        "Benjamini-Hochberg over the words tested"
+    )
+    return WordTest(None, se, z, p, np.asarray(bh_q(p.tolist())), noise)
+
+
 def analyse(
     base: Readout,
     dataset: Sequence[Readout],
@@ -749,13 +775,9 @@ def analyse(
     noise_note: str | None = None,
     profile: PairLifts | None = None,
 ) -> Discovery:
-    """Lift, noise, z, p and q per word (see the module docstring); students are paired by seed (same order)."""
-    from scipy.stats import norm
-
-    from .stats import bh_q
-
-    models = [base, *dataset, *control, *(null or [])]
-    words = _vocabulary(models)
+    """Lift, noise, z, p and q per word (see the module docstring); students are paired by seed (same order). The
+    noise comes from the null arm's readouts, else from a profile's pair lifts, else there is none (not tested)."""
+    words = _vocabulary([base, *dataset, *control, *(null or [])])
     n_prompts = base.logp.shape[0]
     if not words or not dataset or not control:
         return Discovery(n_prompts, 0, noise_note or "no words", [])
@@ -764,55 +786,54 @@ def analyse(
     per_prompt = (d - c).mean(axis=0)  # [prompts, words]
     lift = per_prompt.mean(axis=0)
     se_prompts = per_prompt.std(axis=0, ddof=1) / math.sqrt(n_prompts) if n_prompts > 1 else np.zeros(len(words))
-    mean_c = np.exp(c).mean(axis=(0, 1))
-    mean_d = np.exp(d).mean(axis=(0, 1))
+    mean_c, mean_d = np.exp(c).mean(axis=(0, 1)), np.exp(d).mean(axis=(0, 1))
     null_lift = None
-    se = z = p = q = None
-    noise = noise_note or "no null arm and no readouts in a calibration profile: no noise model, reported, not tested"
+    test: WordTest | str | None = None
     if null:
-        n = np.stack([r.matrix(words) for r in null])
-        null_lift = (n - c).mean(axis=(0, 1))
-        fit = fit_word_noise(null_lift, np.log(np.maximum(mean_c, FLOOR)))
-        if fit is not None:
-            a, b = fit
-            x = np.log(np.maximum(mean_c, FLOOR))
-            drawn = np.exp(a + b * x)
-            se = np.sqrt(se_prompts**2 + drawn**2)
-            z = lift / se
-            p = norm.sf(z)
-            q = np.asarray(bh_q(p.tolist()))
-            noise = (
-                "the null arm's lifts (null - control) pooled across words: log|null lift| = "
-                f"{a - 0.635:.2f} {b:+.2f} log p(control), as sd; se = sqrt(se_prompts^2 + sd^2); one-sided normal p; "
-                "Benjamini-Hochberg over the words tested"
-            )
-        else:
-            noise = "the null arm moved fewer than 3 words off the floor: no noise model, reported, not tested"
-    generic = None
-    if null_lift is None and profile is not None:
-        tested = profile_test(words, lift, mean_c, profile)
-        if tested is not None:
-            generic, se, z, p, q, noise = tested.generic, tested.se, tested.z, tested.p, tested.q, tested.noise
-    out = []
-    for j, w in enumerate(words):
-        order = np.argsort(-per_prompt[:, j], kind="stable")[:TOP_PROMPTS]
-        out.append(
-            WordLift(
-                word=w,
-                lift=float(lift[j]),
-                null_lift=None if null_lift is None else float(null_lift[j]),
-                se=None if se is None else float(se[j]),
-                z=None if z is None else float(z[j]),
-                p=None if p is None else float(p[j]),
-                q=None if q is None else float(q[j]),
-                prob_control=float(mean_c[j]),
-                prob_dataset=float(mean_d[j]),
-                top_prompts=[(prompts[i] if i < len(prompts) else str(i), float(per_prompt[i, j])) for i in order],
-                generic=None if generic is None else float(generic[j]),
-            )
-        )
+        null_lift = (np.stack([r.matrix(words) for r in null]) - c).mean(axis=(0, 1))
+        test = null_arm_test(lift, se_prompts, mean_c, null_lift)
+    elif profile is not None:
+        test = profile_test(words, lift, mean_c, profile)
+    noise = noise_note or "no null arm and no readouts in a calibration profile: no noise model, reported, not tested"
+    if isinstance(test, str):
+        noise, test = test, None
+    elif test is not None:
+        noise = test.noise
+    out = [_word_lift(j, w, lift, per_prompt, prompts, mean_c, mean_d, null_lift, test) for j, w in enumerate(words)]
     out.sort(key=lambda x: (-(x.z if x.z is not None else x.lift), x.word))
     return Discovery(n_prompts, len(words), noise, out)
+
+
+def _word_lift(
+    j: int,
+    word: str,
+    lift: np.ndarray,
+    per_prompt: np.ndarray,
+    prompts: Sequence[str],
+    mean_c: np.ndarray,
+    mean_d: np.ndarray,
+    null_lift: np.ndarray | None,
+    test: WordTest | None,
+) -> WordLift:
+    """Word ``j``'s :class:`WordLift`."""
+
+    def at(values: np.ndarray | None) -> float | None:
+        return None if values is None else float(values[j])
+
+    order = np.argsort(-per_prompt[:, j], kind="stable")[:TOP_PROMPTS]
+    return WordLift(
+        word=word,
+        lift=float(lift[j]),
+        null_lift=at(null_lift),
+        se=at(test.se) if test else None,
+        z=at(test.z) if test else None,
+        p=at(test.p) if test else None,
+        q=at(test.q) if test else None,
+        prob_control=float(mean_c[j]),
+        prob_dataset=float(mean_d[j]),
+        top_prompts=[(prompts[i] if i < len(prompts) else str(i), float(per_prompt[i, j])) for i in order],
+        generic=at(test.generic) if test else None,
+    )
 
 
 def pair_lifts(found: Discovery) -> dict[str, list[float]]:
