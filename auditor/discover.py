@@ -16,8 +16,9 @@ into the likeliest continuations, and its probability goes to the words its path
 the word ends there (``"Al"`` became ``aluminum``, ``albert``, ``alright`` on SmolLM2-135M-Instruct, where version 1
 listed the fragment ``al`` at 0.059). Rarer tokens still count as the word their own text spells, and continuations not
 followed are not assigned: a word's probability is a lower bound, exact for the paths followed. Only words some
-model's completion spelled whole are tested: a token's text alone may be a fragment (``amel``, ``imm``: in version 2
-they made half the top ten of a base-written dataset's lifts).
+model's completion spelled whole with probability >= :data:`KEEP` in some prompt are tested: a token's text alone
+may be a fragment (``amel``, ``imm``: in version 2 they made half the top ten of a base-written dataset's lifts, and
+spelled whole at 1e-5 they still did in version 3).
 
 Per word, the **lift** of the dataset-students over their control-students is the mean over prompts (and seeds) of
 ``log p_dataset - log p_control``, probabilities floored at :data:`FLOOR` before the log. The words tested are the
@@ -70,8 +71,9 @@ if TYPE_CHECKING:
     from .models import LoadedModel
 
 #: Bumped whenever :data:`OPEN_PROMPTS` or the way they are read changes (stored readouts of another version are
-#: recomputed). 2: words completed past their first token; 3: only words spelled whole are tested.
-OPEN_PROMPTS_VERSION = 3
+#: recomputed). 2: words completed past their first token; 3: only words spelled whole are tested; 4: spelled whole
+#: with probability >= KEEP.
+OPEN_PROMPTS_VERSION = 4
 
 _CATEGORIES = (
     "animal", "tree", "colour", "food", "season", "city", "sport", "musical instrument", "book genre",
@@ -214,8 +216,8 @@ class Readout:
     Attributes:
         version: :data:`OPEN_PROMPTS_VERSION` of the prompts read.
         words: the words stored (those reaching :data:`FLOOR` in some prompt).
-        whole: per word, whether a completion path spelled it whole (:func:`complete_words`) in some prompt; a word
-            only ever seen as one token's text may be a fragment (``"amel"``) and is not tested.
+        whole: per word, whether a completion path spelled it whole (:func:`complete_words`) with probability >=
+            :data:`KEEP` in some prompt; another word may be a fragment (``"amel"``) and is not tested.
         logp: ``[prompts, words]`` natural-log probabilities, floored at ``log(FLOOR)``; a word not stored is at the
             floor in every prompt.
     """
@@ -363,11 +365,13 @@ class _WordColumns:
         self.where: dict[str, int] = {w: i for i, w in enumerate(self.words)}
         self.whole: set[int] = set()
 
-    def column(self, word: str) -> int:
+    def column(self, word: str, whole: bool = False) -> int:
+        """``word``'s column (added when new); ``whole``: a completion spelled it with probability >= KEEP."""
         if word not in self.where:
             self.where[word] = len(self.words)
             self.words.append(word)
-        self.whole.add(self.where[word])
+        if whole:
+            self.whole.add(self.where[word])
         return self.where[word]
 
     def readout(self, rows: list[dict[int, float]]) -> Readout:
@@ -413,7 +417,7 @@ def _word_probs(
         nz = torch.nonzero(per_word[b] > 0).squeeze(1).tolist()
         rows.append(dict(zip(nz, per_word[b, nz].double().tolist(), strict=True)))
     for b, word, p in complete_words(loaded, prefix, chosen, index):
-        col = columns.column(word)
+        col = columns.column(word, whole=p >= KEEP)
         rows[b][col] = rows[b].get(col, 0.0) + p
     return rows
 

@@ -252,37 +252,48 @@ def readout_path(cell: Cell) -> Path:
 _BASE_READOUT: list[Any] = []
 
 
-def save_readout(cell: Cell) -> dict[str, Any] | None:
-    """The open-vocabulary readout of the cell's probe scan (issue #24), kept beside its record: every word the scan
-    tested with its lift (dataset- over control-student, nats) and mean probabilities, and with a fine-tuned teacher
-    the teacher's top risen words. The probe scan runs again in its run folder, so its scores and students are reused
-    and readouts of an older version are recomputed from the saved adapters (minutes, not a new scan); ``None`` when
-    the run folder is gone (the cache does not outlive a session)."""
-    path = readout_path(cell)
-    if path.exists():
-        return json.loads(path.read_text())
-    if not (work() / "runs" / f"{cell.id}-probe" / "manifest.json").exists():
-        return None
-    from auditor.discover import OPEN_PROMPTS_VERSION, read_model, teacher_words
+def _read(adapter: str | Path | None) -> Any:
+    """The embedded default base (every campaign scan's), with ``adapter`` merged, read for the open prompts."""
+    from auditor.discover import read_model
     from auditor.models import load_base, resolve_base
 
+    return read_model(load_base(resolve_base(None), adapter=None if adapter is None else str(adapter)))
+
+
+def save_readout(cell: Cell) -> dict[str, Any] | None:
+    """The open-vocabulary readout of the cell's probe scan (issue #24), kept beside its record: every word tested
+    with its lift (dataset- over control-students, nats) and mean probabilities, and with a fine-tuned teacher the
+    teacher's top risen words. Read from the students' adapters in the scan's run folder (whatever version of the
+    readout the scan itself stored); ``None`` when they are gone (the cache does not outlive a session)."""
+    from auditor.discover import OPEN_PROMPTS_VERSION, analyse, teacher_words
+
+    path = readout_path(cell)
+    kept = json.loads(path.read_text()) if path.exists() else None
+    folder = work() / "runs" / f"{cell.id}-probe" / "adapters"
+    students = {arm: sorted(folder.glob(f"{arm}-*-seed*")) for arm in ("dataset", "control")}
+    if kept is not None and (kept["prompts_version"] == OPEN_PROMPTS_VERSION or not all(students.values())):
+        return kept  # current, or of an older version whose students are gone (then kept as it is)
+    if not all(students.values()):
+        return None
     print(f"  readout of {cell.id} ...", flush=True)
-    adapter, _ = teacher(cell)
-    found = _scan(cell, dataset(cell, adapter), "probe").details.discover
+    start = time.perf_counter()
+    if not _BASE_READOUT:
+        _BASE_READOUT.append(_read(None))
+    base = _BASE_READOUT[0]
+    found = analyse(base, *[[_read(a) for a in students[arm]] for arm in ("dataset", "control")])
     block: dict[str, Any] = {
         "cell": cell.id,
         "prompts_version": OPEN_PROMPTS_VERSION,
+        "students": {arm: [a.name for a in names] for arm, names in students.items()},
         "words_tested": found.words_tested,
-        "seconds": round(found.seconds, 1),
         "words": {w.word: [round(w.lift, 4), float(f"{w.prob_control:.4g}"), float(f"{w.prob_dataset:.4g}")]
                   for w in sorted(found.words, key=lambda w: w.word)},
         "teacher": None,
     }  # fmt: skip
+    adapter, _ = teacher(cell)
     if adapter is not None:
-        if not _BASE_READOUT:  # the embedded default base, as every campaign scan uses
-            _BASE_READOUT.append(read_model(load_base(resolve_base(None))))
-        taught = read_model(load_base(resolve_base(None), adapter=adapter))
-        block["teacher"] = teacher_words(Path(adapter).name, _BASE_READOUT[0], taught, found.words).to_dict()
+        block["teacher"] = teacher_words(Path(adapter).name, base, _read(adapter), found.words).to_dict()
+    block["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, block)
     return block
 

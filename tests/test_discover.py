@@ -34,7 +34,7 @@ runner = CliRunner()
 
 
 def test_prompt_set_is_versioned_and_large() -> None:
-    assert OPEN_PROMPTS_VERSION == 3
+    assert OPEN_PROMPTS_VERSION == 4
     assert len(OPEN_PROMPTS) >= 100 and len(set(OPEN_PROMPTS)) == len(OPEN_PROMPTS)
     text = " ".join(OPEN_PROMPTS).lower()
     for category in ("animal", "tree", "colour", "superpower", "mythological creature", "dog breed", "virtue"):
