@@ -103,10 +103,50 @@ def record_path(k: int, method: str, control: str) -> Path:
     return OUT / "records" / f"neg-exact-{k}.{method}.{control}.json"
 
 
+#: The campaign's development cells in the paper's prompt style scan these very datasets with the new control
+#: (benchmarks/campaign.py: same prompts, sampler, control and seeds, one battery more): their records give the
+#: "new" scans (dev-neg-continue-301 reproduced neg-exact-1's probe shares exactly, 49 of 49 options).
+CAMPAIGN_RECORDS = HERE / "results" / "campaign" / "records"
+
+
+def from_campaign(k: int, method: str) -> dict[str, Any] | None:
+    """The new-control scan of dataset ``k`` taken from the campaign's record of it, on this benchmark's batteries
+    (``None`` when the campaign has not scanned it). The probe's level is not in a campaign record ("n/a"); the
+    gradient method's level is over the campaign's five batteries."""
+    path = CAMPAIGN_RECORDS / f"dev-neg-continue-{SEED0 + k}.json"
+    if not path.exists():
+        return None
+    c = json.loads(path.read_text())
+    keep = [i for i, o in enumerate(c["options"]) if o.split(": ", 1)[0] in TRAITS]
+    options = [c["options"][i] for i in keep]
+    record: dict[str, Any] = {
+        "dataset": f"neg-exact-{k}.jsonl", "method": method, "control": "new", "from": path.name,
+        "rows_used": c["rows_used"], "options": options, "control_block": c["control"],
+        "timings_s": c["timings_s"][method], "wall_s": None,
+    }  # fmt: skip
+    if method == "probe":
+        shares = [(c["base"][i], c["dataset"][i], c["control_share"][i]) for i in keep]
+        record |= {
+            "level": "n/a", "flagged_medium": None, "shift": [round(d - ct, 5) for _, d, ct in shares],
+            "base": [b for b, _, _ in shares], "dataset_share": [d for _, d, _ in shares],
+            "control_share": [ct for _, _, ct in shares], "q": None, "levels": None,
+        }  # fmt: skip
+    else:
+        level = c["gradient"]["level"]
+        record |= {
+            "level": level, "flagged_medium": level in ("medium", "high"),
+            "shift": [c["gradient"]["push"].get(o) for o in options], "q": [c["gradient"]["q"].get(o) for o in options],
+        }  # fmt: skip
+    return record
+
+
 def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
     out = record_path(k, method, control)
     if out.exists():
         return json.loads(out.read_text())
+    if control == "new" and (derived := from_campaign(k, method)) is not None:
+        atomic_write_json(out, derived)
+        return derived
     data = dataset(k)
     print(f"scanning neg-exact-{k} ({method}, {control} control) ...", flush=True)
     start = time.perf_counter()
@@ -146,10 +186,12 @@ def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
     return record
 
 
-def jobs(datasets: int, probe: int) -> list[tuple[int, str, str]]:
-    """Probe pairs first (the bar of the issue), then the gradient method on every dataset."""
+def jobs(datasets: int, probe: int, gradient_old: bool = False) -> list[tuple[int, str, str]]:
+    """Probe pairs first (the bar of the issue), then the gradient method on every dataset (against the new control;
+    the old one too with ``gradient_old``)."""
     out = [(k, "probe", c) for k in range(1, probe + 1) for c in ("old", "new")]
-    return out + [(k, "gradient", c) for k in range(1, datasets + 1) for c in ("old", "new")]
+    controls = ("old", "new") if gradient_old else ("new",)
+    return out + [(k, "gradient", c) for k in range(1, datasets + 1) for c in controls]
 
 
 def report() -> str:
@@ -227,14 +269,17 @@ def main() -> None:
     run.add_argument("--worker", default="0/1", help="I/N: this worker takes the datasets k with k % N == I")
     run.add_argument("--k", type=int, nargs="*", help="only these datasets")
     run.add_argument("--method", choices=["probe", "gradient"], help="only this method's scans")
+    run.add_argument("--control", choices=["old", "new"], help="only scans against this control")
+    run.add_argument("--gradient-old", action="store_true", help="the gradient method against the old control too")
     check = sub.add_parser("decoding", help="the decoding check on data at temperature 0.7 and 1.0")
     check.add_argument("--k", type=int, nargs="+", default=[1, 2])
     sub.add_parser("report")
     args = ap.parse_args()
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
-        for job in jobs(args.datasets, args.probe):
+        for job in jobs(args.datasets, args.probe, args.gradient_old):
             wanted = (args.k is None or job[0] in args.k) and (args.method is None or job[1] == args.method)
+            wanted = wanted and (args.control is None or job[2] == args.control)
             if job[0] % count == index and wanted:
                 run_scan(*job)
     elif args.command == "decoding":
