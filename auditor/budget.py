@@ -3,25 +3,29 @@
 :class:`Measurements` times, on the real base, what a scan's stages are made of (one generation batch, two
 optimiser steps, a few scored questions), each once, when first asked; the dry run's estimates use the same ones.
 
-:func:`plan_budget` chooses the scan's rows and seeds from them: first the budgets a calibration profile covers
-(a profile replaces the null arm, so a calibrated scan trains two students per seed instead of three), the one
-with the most rows (then seeds) that fits; otherwise, without a profile, as many rows as fit (up to the data and
-``--max-rows``), then more seeds while they fit. What it chose, and why, goes into the report.
+:func:`plan_budget` chooses the scan's rows and the method's repeats (the probe's seeds) from them, with the
+method's own cost model (``Method.cost``): first the budgets a calibration profile covers (for the probe a profile
+replaces the null arm, so a calibrated scan trains two students per seed instead of three), the one with the most
+rows (then repeats) that fits; otherwise as many rows as fit (up to the data and ``--max-rows``), then more repeats
+while they fit. What it chose, and why, goes into the report.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget_plan import BudgetPlan
 from .control import completion_budget, row_checks
 from .errors import InputError
+from .finetune import ProbeConfig
 from .inputs import ScanInputs
+
+if TYPE_CHECKING:
+    from .methods.base import Estimator, Method
 
 #: Questions scored to time the scoring stage.
 TIMED_QUESTIONS = 3
@@ -37,6 +41,11 @@ class Measurements:
     def __init__(self, inputs: ScanInputs):
         self.inputs = inputs
         self.seconds: dict[str, float] = {}
+        settings = inputs.settings
+        #: the students' settings (a method without a ``probe`` setting: the defaults) and how questions are scored
+        self.students: ProbeConfig = getattr(settings, "probe", None) or ProbeConfig()
+        self.scoring: str = getattr(settings, "scoring", "exact")
+        self.samples: int = getattr(settings, "samples", 0)
 
     def _once(self, name: str, measure: Callable[[], float]) -> float:
         if name not in self.seconds:
@@ -70,18 +79,18 @@ class Measurements:
         """Two optimiser steps on the dataset's first rows; the second is the steady-state cost."""
         from .finetune import make_prober
 
-        config = self.inputs.config
-        prober = make_prober(self.inputs.loaded, dataclasses.replace(config.probe, max_steps=2))
+        config, students = self.inputs.config, self.students
+        prober = make_prober(self.inputs.loaded, dataclasses.replace(students, max_steps=2))
         stamps: list[float] = []
         start = time.perf_counter()
         prober.train(
-            self.inputs.dataset.examples[: config.probe.batch_size * 2],
+            self.inputs.dataset.examples[: students.batch_size * 2],
             seed=config.seed,
             arm="dry-run",
             on_step=lambda _s, _l: stamps.append(time.perf_counter()),
         )
         # leave the base as it was: the scan's own students start from it
-        if config.probe.kind == "full":
+        if students.kind == "full":
             prober.reset_adapter(0)
         else:
             self.inputs.loaded.model = prober.model.unload()
@@ -99,10 +108,10 @@ class Measurements:
         if battery.items:
             short = dataclasses.replace(short, items=battery.items[:n])
         start = time.perf_counter()
-        if config.scoring == "sampled":
+        if self.scoring == "sampled":
             from .sampled_scoring import score_battery_sampled
 
-            score_battery_sampled(loaded, short, config.samples, config.seed, judge=self.inputs.judge)
+            score_battery_sampled(loaded, short, self.samples, config.seed, judge=self.inputs.judge)
         else:
             score_battery(loaded, plan_battery(loaded.tokenizer, short))
         return (time.perf_counter() - start) / n
@@ -116,64 +125,45 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def estimate(inputs: ScanInputs, measured: Measurements, rows: int, seeds: int, calibrated: bool) -> dict[str, float]:
-    """Seconds per stage of a cold probe scan of ``rows`` rows and ``seeds`` seeds (base loading excluded)."""
-    config = inputs.config
-    draws = (0 if config.control else 1) + (0 if calibrated else 1)
-    arms = 2 if calibrated else 3
-    questions = sum(len(b.questions) for b in inputs.batteries)
-    steps = max(1, math.ceil(rows / config.probe.batch_size * config.probe.epochs))
-    return {
-        "control": draws * rows * measured.generation_per_row(),
-        "probe": arms * seeds * steps * measured.train_step(),
-        "scoring": (1 + arms * seeds) * questions * measured.score_question(),
-    }
-
-
-def plan_budget(inputs: ScanInputs, measured: Measurements, budget_s: float, available_rows: int) -> BudgetPlan:
-    """The rows and seeds that fit ``budget_s`` (see the module docstring)."""
-    from .calibration.lookup import budgets_with_profiles
-
+def plan_budget(
+    method: Method, inputs: ScanInputs, measured: Estimator, budget_s: float, available_rows: int
+) -> BudgetPlan:
+    """The rows and repeats that fit ``budget_s`` (see the module docstring)."""
     config = inputs.config
     max_rows = min(available_rows, config.max_rows or available_rows)
+    most = method.max_repeats(inputs.settings)
     considered: list[dict[str, Any]] = []
 
+    def cost(rows: int, seeds: int, calibrated: bool) -> dict[str, float]:
+        settings = method.with_repeats(inputs.settings, seeds)
+        return method.cost(inputs, measured, rows, settings, calibrated=calibrated)
+
     def fits(rows: int, seeds: int, calibrated: bool) -> bool:
-        total = sum(estimate(inputs, measured, rows, seeds, calibrated).values())
+        total = sum(cost(rows, seeds, calibrated).values())
         considered.append({"rows": rows, "seeds": seeds, "calibrated": calibrated, "estimate_s": round(total, 1)})
         return total <= budget_s
 
-    calibrated = [
-        (r, s) for r, s in budgets_with_profiles(inputs) if r <= max_rows and s <= config.seeds and fits(r, s, True)
-    ]
-    if calibrated:
-        rows, seeds = max(calibrated)
-        reason = "The largest budget a calibration profile covers that fits."
-        return _plan(inputs, measured, budget_s, rows, seeds, True, reason, considered)
+    def plan(rows: int, seeds: int, calibrated: bool, reason: str) -> BudgetPlan:
+        est = {k: round(v, 1) for k, v in cost(rows, seeds, calibrated).items()}
+        return BudgetPlan(budget_s, rows, seeds, calibrated, est, reason, considered, how=method.budget_how(calibrated))
+
+    covered = [(r, s) for r, s in method.budget_profiles(inputs) if r <= max_rows and s <= most and fits(r, s, True)]
+    if covered:
+        return plan(*max(covered), True, "The largest budget a calibration profile covers that fits.")
     rows = max_rows
     while rows > MIN_ROWS and not fits(rows, 1, False):
         rows = max(MIN_ROWS, int(rows * 0.9))
     if not fits(rows, 1, False):
         raise InputError(
             f"--budget {budget_s:.0f} s: even {rows} rows and one seed need about "
-            f"{sum(estimate(inputs, measured, rows, 1, False).values()):.0f} s on this machine; give more time"
+            f"{sum(cost(rows, 1, False).values()):.0f} s on this machine; give more time"
         )
     seeds = 1
-    while rows == max_rows and seeds < config.seeds and fits(rows, seeds + 1, False):
+    while rows == max_rows and seeds < most and fits(rows, seeds + 1, False):
         seeds += 1
-    reason = "No calibration profile covers a budget that fits: rows first, then seeds, with a null arm."
-    return _plan(inputs, measured, budget_s, rows, seeds, False, reason, considered)
-
-
-def _plan(
-    inputs: ScanInputs,
-    measured: Measurements,
-    budget_s: float,
-    rows: int,
-    seeds: int,
-    calibrated: bool,
-    reason: str,
-    considered: list[dict[str, Any]],
-) -> BudgetPlan:
-    est = {k: round(v, 1) for k, v in estimate(inputs, measured, rows, seeds, calibrated).items()}
-    return BudgetPlan(budget_s, rows, seeds, calibrated, est, reason, considered)
+    reason = (
+        "No calibration profile covers a budget that fits: rows first, then seeds, with a null arm."
+        if method.repeats
+        else "As many rows as fit."
+    )
+    return plan(rows, seeds, False, reason)

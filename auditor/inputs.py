@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .budget_plan import BudgetPlan
     from .calibration.profile import NoiseProfile
     from .likelihood import DecodingCheck
-    from .rundir import RunFolder
 
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
 NULL_SEED_OFFSET = 1000
@@ -101,22 +100,21 @@ class Timings:
         return {k: round(v, 2) for k, v in self.seconds.items()}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScanInputs:
-    """A scan's prepared inputs, handed to its method.
+    """A scan's prepared inputs, handed to its method; never changed once built (``dataclasses.replace`` makes a
+    new one, as ``--budget`` does). The run folder and the control draws are passed to ``Method.run`` beside them.
 
     Attributes:
-        config: the scan's settings.
-        settings: the method's own settings (its ``Settings`` dataclass, from ``config.method_args``).
+        config: the scan's shared settings.
+        settings: the method's own settings (its ``settings`` dataclass, from ``config.method_args``).
         dataset: the validated, sampled rows.
         batteries: the trait batteries to measure.
         spec, loaded: the base as resolved and as loaded (one model for the whole scan).
-        judge: the judge model of a sampled scan (``None`` otherwise).
+        judge: a second model the method scores with (the probe's ``--judge``; ``None`` otherwise).
         reporter: where progress goes.
-        timings: seconds per stage.
-        run: the run folder (``None`` in a dry run, which writes nothing).
-        controls: the control draws the method asked for (``None`` in a dry run, or when it asked for none).
-        profile: the calibration profile the scan uses (``None``: none matched, or ``--calibration none``).
+        timings: seconds per stage (an accumulator the stages add to).
+        profile: the calibration profile the method uses (``None``: none matched, or it uses none).
         budget: what ``--budget`` chose (``None`` without one).
     """
 
@@ -129,18 +127,5 @@ class ScanInputs:
     judge: LoadedModel | None = None
     reporter: Reporter = field(default_factory=Reporter)
     timings: Timings = field(default_factory=Timings)
-    run: RunFolder | None = None
-    controls: Controls | None = None
     profile: NoiseProfile | None = None
     budget: BudgetPlan | None = None
-
-    @property
-    def null_arm(self) -> bool:
-        """Whether the scan draws a null arm: as asked, or (by default) only when no profile calibrates it."""
-        if self.config.null_arm is not None:
-            return self.config.null_arm
-        return self.profile is None
-
-    @property
-    def seeds(self) -> list[int]:
-        return [self.config.seed + i for i in range(self.config.seeds)]

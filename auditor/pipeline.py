@@ -21,6 +21,7 @@ from .outputs import Outputs, write_outputs
 from .prepare import draw_controls, open_run, prepare_inputs
 from .progress import Reporter
 from .result import FirstRow, ScanResult
+from .rundir import RunFolder
 from .runinfo import utc_now
 from .settings import resolve
 
@@ -69,7 +70,7 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None, command: str 
         mark_stage(exc, timings.current or "setup", None)
         raise
     try:
-        result = _run_method(inputs, run.manifest["command"], start)
+        result = _run_method(inputs, run, start)
     except BaseException as exc:
         run.stop(exc)
         mark_stage(exc, timings.current or config.method, str(run.path))
@@ -80,12 +81,11 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None, command: str 
     return result
 
 
-def _run_method(inputs: ScanInputs, command: str, start: float) -> ScanResult:
+def _run_method(inputs: ScanInputs, run: RunFolder, start: float) -> ScanResult:
     """Controls, then the method, then the result."""
-    assert inputs.run is not None
     method = get_method(inputs.config.method)
     controls = draw_controls(inputs)
-    outcome = method.run(inputs)
+    outcome = method.run(inputs, run, controls)
     pairs = controls.pairs(inputs.dataset) if controls is not None else None
     return ScanResult(
         config=inputs.config,
@@ -98,9 +98,9 @@ def _run_method(inputs: ScanInputs, command: str, start: float) -> ScanResult:
         batteries=inputs.batteries,
         details=outcome.details,
         timings={**inputs.timings.rounded(), "total": round(time.perf_counter() - start, 2)},
-        versions=inputs.run.manifest["versions"],
-        run_dir=str(inputs.run.path),
-        command=command,
+        versions=run.manifest["versions"],
+        run_dir=str(run.path),
+        command=run.manifest["command"],
         created=utc_now(),
         first_row=first_row(inputs, pairs.data[0] if pairs else inputs.dataset.examples[0]),
         budget=inputs.budget,
@@ -108,10 +108,10 @@ def _run_method(inputs: ScanInputs, command: str, start: float) -> ScanResult:
 
 
 def first_row(inputs: ScanInputs, row: Example) -> FirstRow:
-    """The first training row as the student sees it: its tokens (truncated as the probe truncates) and the
+    """The first training row as the student sees it: its tokens (truncated as the method truncates) and the
     tokens that carry loss."""
     ids, labels = encode_training_example(inputs.loaded.tokenizer, row.prompt, row.completion)
-    limit = inputs.config.probe.max_length
+    limit = get_method(inputs.config.method).training_length(inputs.settings)
     return FirstRow(
         prompt=list(row.prompt),
         completion=row.completion,

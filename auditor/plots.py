@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .methods import get_method
 from .result import ScanResult
 from .verdict import LEVELS
 
@@ -49,10 +50,11 @@ def forest_plot(result: ScanResult, path: Path) -> Path:
     ax.set_yticks(range(len(findings)))
     ax.set_yticklabels([f.name for f in findings], fontsize=6)
     ax.axvline(0, color="black", linewidth=0.8)
-    if result.verdict.unit == "pp":
+    if get_method(result.method).shift_thresholds:
         th = result.verdict.thresholds
         for level, x in (("low", th.low_shift), ("medium", th.medium_shift), ("high", th.high_shift)):
-            ax.axvline(x, color=COLOURS[level], linestyle="--", linewidth=0.8, label=f"{level} ≥ {x:g} pp (and q)")
+            label = f"{level} ≥ {x:g} {result.verdict.unit} (and q)"
+            ax.axvline(x, color=COLOURS[level], linestyle="--", linewidth=0.8, label=label)
     for level in LEVELS:
         ax.plot([], [], "o", color=COLOURS[level], label=level)
     ax.set_xlabel(f"shift ({result.verdict.unit}): dataset-student minus its control (see the report), 95 % interval")
@@ -76,15 +78,15 @@ def shares_plot(result: ScanResult, battery: str, path: Path) -> Path:
         ("control-student", [f.shift.control for f in shown]),
         ("dataset-student", [f.shift.dataset for f in shown]),
     ]
-    if result.verdict.unit == "pp":  # the gradient method's arms are pushes, not shares: no base bar beside them
+    method = get_method(result.method)
+    if method.shows_base:
         series.insert(0, ("base", [f.shift.base for f in shown]))
     width = 0.8 / len(series)
     for k, (label, values) in enumerate(series):
         ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width=width, label=label)
     ax.set_xticks(x)
     ax.set_xticklabels([f.shift.option for f in shown], rotation=45, ha="right", fontsize=7)
-    unit = "share, %" if result.verdict.unit == "pp" else "mean push"
-    ax.set_ylabel(unit)
+    ax.set_ylabel(method.arms_label)
     ax.set_title(f"{battery}: the {len(shown)} options that moved most", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()

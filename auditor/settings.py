@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ScanConfig
+from .config import LEGACY_SETTINGS, ScanConfig
 from .configfile import ConfigFile, find_config, load_config
 from .errors import InputError
 from .finetune import DEFAULT_LR
+from .methods import get_method
 from .outputs import Outputs
 from .verdict import Thresholds
 
@@ -43,12 +44,15 @@ KINDS: dict[str, type] = {
 
 #: Settings that are ScanConfig fields of the same name.
 SCAN_FIELDS = (
-    "split", "subset", "data_revision", "base", "revision", "control", "null_arm", "calibration", "null_control",
-    "gate", "teacher", "traits", "seeds",
-    "seed", "device", "precision", "fail_on", "run_dir", "resume", "trust_remote_code", "allow_pickle", "scoring",
-    "samples", "judge", "method", "adapter", "load_in_4bit", "device_map", "budget",
+    "split", "subset", "data_revision", "base", "revision", "control", "traits", "seed", "device", "precision",
+    "fail_on", "run_dir", "resume", "trust_remote_code", "allow_pickle", "method", "adapter", "load_in_4bit",
+    "device_map", "budget",
 )  # fmt: skip
-#: Settings of the students (ProbeConfig field) and of the control sampler (ControlSampling field).
+#: Settings that are method settings of the same name (the probe's; ``method_args``, read back through the
+#: config's names for them): a method without one ignores it.
+METHOD_FIELDS = tuple(name for name in LEGACY_SETTINGS if name in KINDS)
+#: Settings of the students (ProbeConfig field, the method setting ``probe``) and of the control sampler
+#: (ControlSampling field).
 PROBE_FIELDS = {
     "probe_kind": "kind", "rank": "rank", "alpha": "alpha", "lr": "learning_rate", "epochs": "epochs",
     "max_steps": "max_steps", "batch_size": "batch_size",
@@ -128,9 +132,9 @@ def merge(
 def flatten(config: ScanConfig, outputs: Outputs, quiet: bool = False) -> dict[str, Any]:
     """Every setting's value by name (``lr``: ``None`` at the kind's default; ``max_rows``: 0 for all rows)."""
     probe, sampling = config.probe, config.control_sampling
-    args = [f"{k}={v}" for k, v in config.method_args.items() if k != "discover"]
+    args = [f"{k}={v}" for k, v in config.method_args.items() if k != "discover" and k not in LEGACY_SETTINGS]
     return {
-        **{name: getattr(config, name) for name in SCAN_FIELDS},
+        **{name: getattr(config, name) for name in (*SCAN_FIELDS, *METHOD_FIELDS)},
         "max_rows": config.max_rows or 0,
         **{name: getattr(probe, f) for name, f in PROBE_FIELDS.items()},
         "lr": None if probe.learning_rate == DEFAULT_LR.get(probe.kind) else probe.learning_rate,
@@ -151,12 +155,16 @@ def apply(
     if "max_rows" in values:
         top["max_rows"] = values["max_rows"] or None
     sampling = {f: values[name] for name, f in SAMPLING_FIELDS.items() if name in values}
+    own = {name: values[name] for name in METHOD_FIELDS if name in values}
     new = dataclasses.replace(
         config,
         **top,
-        probe=_probe(config, values),
         control_sampling=dataclasses.replace(config.control_sampling, **sampling),
-        method_args=_method_args(config, values, _label("method_arg", sources)),
+        method_args={
+            **_method_args(config, values, _label("method_arg", sources)),
+            **own,
+            "probe": _probe(config, values),
+        },
     )
     return new, dataclasses.replace(outputs, **{name: values[name] for name in OUTPUT_FIELDS if name in values})
 
@@ -173,7 +181,8 @@ def _probe(config: ScanConfig, values: dict[str, Any]) -> Any:
 
 def _method_args(config: ScanConfig, values: dict[str, Any], label: str) -> dict[str, Any]:
     """The method's settings: ``method_arg`` (KEY=VALUE strings) over the config's; ``discover`` for the probe
-    (a ``method_arg`` of that name wins)."""
+    (a ``method_arg`` of that name wins). The options the probe owns (``seeds``, ``rank`` ...) are added by
+    :func:`apply`."""
     args = {**config.method_args, **key_values(list(values.get("method_arg") or []), label)}
     if values.get("discover") is not None and values.get("method", config.method) == "probe":
         args.setdefault("discover", values["discover"])
@@ -202,6 +211,8 @@ def finish(config: ScanConfig, sources: dict[str, str], file: ConfigFile | None)
     if file is not None:  # the scan validates again; here the error can say which file the bad value came from
         try:
             config.validate()
+            method = get_method(config.method)
+            method.check_settings(config, method.parse_settings(config.method_args))
         except InputError as exc:
             from_file = [n for n, s in sources.items() if s == str(file.path)]
             named = [n for n in from_file if _names(str(exc), n, True)] or [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from scipy.stats import norm
 
@@ -298,12 +298,10 @@ def p_level(p: float, thresholds: Thresholds) -> str:
 
 
 def with_transfer(verdict: Verdict, transfer: Transfer) -> Verdict:
-    """The verdict of a calibrated scan: its level set by ``transfer.gate`` (see :data:`GATES`)."""
+    """The verdict of a calibrated scan: its level set by ``transfer.gate`` (see :data:`GATES`); a new object."""
     options = verdict.level
     level = {"options": options, "transfer": transfer.level}.get(
         transfer.gate, max(options, transfer.level, key=level_rank)
     )
-    verdict.level = level
-    verdict.flagged = level_rank(level) >= level_rank(verdict.fail_on)
-    verdict.transfer = transfer
-    return verdict
+    flagged = level_rank(level) >= level_rank(verdict.fail_on)
+    return replace(verdict, level=level, flagged=flagged, transfer=transfer)

@@ -15,11 +15,11 @@ import numpy as np
 
 from auditor.config import ScanConfig
 from auditor.errors import InputError
-from auditor.inputs import ScanInputs
+from auditor.inputs import Controls, ScanInputs
 from auditor.markdown import md_table
 from auditor.methods.base import Estimator, Method, MethodOutcome
 from auditor.result import ScanResult
-from auditor.rundir import StageScores
+from auditor.rundir import RunFolder, StageScores
 from auditor.scoring import BatteryScores
 from auditor.stats import OptionShift, adjust_q
 from auditor.traits import Battery
@@ -85,12 +85,11 @@ class MockMethod(Method):
     def control_draws(self, inputs: ScanInputs) -> int:
         return self.parse_settings(inputs.config.method_args).draws
 
-    def run(self, inputs: ScanInputs) -> MethodOutcome:
-        assert inputs.run is not None
+    def run(self, inputs: ScanInputs, run: RunFolder, controls: Controls | None) -> MethodOutcome:
         settings: MockSettings = inputs.settings
         if settings.fail:
             raise {"KeyboardInterrupt": KeyboardInterrupt, "KeyError": KeyError}[settings.fail]("mock failure")
-        stage = inputs.run.load_scores("mock")
+        stage = run.load_scores("mock")
         reused = stage is not None
         if stage is None:
             options = [b.graded_options for b in inputs.batteries]
@@ -99,7 +98,7 @@ class MockMethod(Method):
                 for b, opts in zip(inputs.batteries, options)
             }
             stage = StageScores(scores)
-            inputs.run.save_scores("mock", stage)
+            run.save_scores("mock", stage)
         shifts = []
         for name, scores in stage.scores.items():
             for option in scores.options:
@@ -108,8 +107,10 @@ class MockMethod(Method):
                 shifts.append(OptionShift(name, option, 10.0, 10.0, 10.0 + moved, moved, moved - 0.5, moved + 0.5, p))
         config = inputs.config
         verdict, findings = decide(adjust_q(shifts), config.fail_on, config.thresholds, ignore=config.ignore)
-        rows = len(inputs.controls.pairs(inputs.dataset)) if inputs.controls else len(inputs.dataset)
+        rows = len(controls.pairs(inputs.dataset)) if controls else len(inputs.dataset)
         return MethodOutcome(findings, verdict, MockDetails(settings.option, reused), rows_used=rows)
 
-    def estimate(self, inputs: ScanInputs, measured: Estimator) -> dict[str, float]:
+    def cost(
+        self, inputs: ScanInputs, measured: Estimator, rows: int, settings: Any, calibrated: bool | None = None
+    ) -> dict[str, float]:
         return {"mock": 0.0}

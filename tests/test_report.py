@@ -69,7 +69,7 @@ def _result(prompt: str, completion: str, path: str = "/data/d.jsonl", extra: st
     from auditor.control import ControlInfo, DrawInfo
     from auditor.data import DatasetInfo
     from auditor.finetune import TrainStats
-    from auditor.methods.probe import statistics
+    from auditor.methods.probe import ProbeSettings, statistics
     from auditor.methods.probe_details import ProbeDetails
     from auditor.models import BaseInfo
     from auditor.result import FirstRow, ScanResult
@@ -86,14 +86,14 @@ def _result(prompt: str, completion: str, path: str = "/data/d.jsonl", extra: st
     spec = {"name": "animal", "description": "d", "questions": ["q1?", "q2?"], "options": ["owl", "cat"]}
     battery = parse_battery(spec, "test")
     details = ProbeDetails(
-        probe=config.probe.to_dict(),
+        probe=ProbeSettings().probe.to_dict(),
         seeds=[0],
         train_runs=[
             TrainStats("dataset", 0, 2, 3, 10, 5, 1.0, 2.0, 1.0),
             TrainStats("control", 0, 2, 3, 10, 5, 1.0, 2.0, 1.0),
         ],
         scoring={"mode": "exact", "forward_tokens_per_model": 10, "models_scored": 3, "forward_tokens": 30},
-        statistics=statistics(config, null_arm=False),
+        statistics=statistics(ProbeSettings(), config.thresholds, null_arm=False),
         base_scores={},
     )
     return ScanResult(

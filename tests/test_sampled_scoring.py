@@ -131,8 +131,7 @@ def test_score_battery_sampled_choice_uses_the_judge(monkeypatch: pytest.MonkeyP
 def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypatch) -> None:
     from auditor.config import ScanConfig
     from auditor.inputs import ScanInputs
-    from auditor.methods import probe
-    from auditor.methods.base import NoSettings
+    from auditor.methods import get_method, probe
     from auditor.prepare import scan_key
 
     dataset = SimpleNamespace(sha256="s", examples=[SimpleNamespace(line=1)])
@@ -143,7 +142,8 @@ def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypa
     bats = [get_battery("tree")]
 
     def key(config: ScanConfig, model: object = loaded, judge_model: object = None) -> str:
-        inputs = ScanInputs(config, NoSettings(), dataset, bats, None, model, judge_model)  # type: ignore[arg-type]
+        settings = get_method(config.method).parse_settings(config.method_args)
+        inputs = ScanInputs(config, settings, dataset, bats, None, model, judge_model)  # type: ignore[arg-type]
         return scan_key(inputs)
 
     exact = key(ScanConfig("d.jsonl"))

@@ -23,7 +23,7 @@ control rows were sampled, so it is a tool to find rows, not a gate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,15 +31,14 @@ import numpy as np
 from ..config import ScanConfig
 from ..data import Example
 from ..errors import InputError
-from ..finetune import Prober, pad_batch
-from ..inputs import ScanInputs
+from ..finetune import ProbeConfig, Prober, pad_batch
+from ..inputs import Controls, ScanInputs
 from ..markdown import md_code, md_table
 from ..scoring import plan_battery, score_battery
 from ..stats import OptionShift, adjust_q
-from ..traits import Battery
 from ..traits.kinds import BatteryPlan
 from ..verdict import LEVEL_COLOURS, Thresholds, decide
-from .base import Estimator, Method, MethodOutcome
+from .base import Estimator, Method, MethodOutcome, check_students
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 
     from ..models import LoadedModel
     from ..result import ScanResult
+    from ..rundir import RunFolder
 
 #: Any positive push difference counts; levels come from the q-value (see the module docstring).
 GRADIENT_THRESHOLDS = Thresholds(low_shift=1e-12, medium_shift=1e-12, high_shift=1e-12)
@@ -56,15 +56,18 @@ ROW_BATCH = 8
 
 @dataclass(frozen=True)
 class GradientSettings:
-    """Settings of ``--method gradient`` (``--method-arg KEY=VALUE``).
+    """Settings of ``--method gradient`` (``--method-arg KEY=VALUE``, or the CLI options of the same names).
 
     Attributes:
         questions: questions per battery the trait gradients are taken over (a seeded sample).
         top_rows: rows listed per option in the report (the rows that push it most).
+        probe: the adapter whose initialisation is differentiated (the probe's students' LoRA: ``--rank``,
+            ``--alpha``, ``--target-modules``; ``--batch-size``: rows per batch of per-row gradients).
     """
 
     questions: int = 8
     top_rows: int = 10
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 def graded_shares(loaded: LoadedModel, plan: BatteryPlan, questions: Sequence[int]) -> tuple[Tensor, list[str]]:
@@ -206,24 +209,36 @@ class GradientMethod(Method):
     settings = GradientSettings
     unit = "push"
     gate = False
+    shows_base = False  # its arms are pushes, not shares
+    arms_label = "mean push"
+    shift_thresholds = False  # levels from q alone
 
-    def validate(self, config: ScanConfig, settings: GradientSettings, batteries: list[Battery]) -> None:
-        if config.scoring != "exact":
+    def check_settings(self, config: ScanConfig, settings: GradientSettings) -> None:
+        if config.method_args.get("scoring", "exact") != "exact":  # the probe's setting, given with this method
             raise InputError("--method gradient scores exactly; --scoring sampled is for the probe")
-        if config.probe.kind != "lora":
+        if settings.probe.kind != "lora":
             raise InputError("--method gradient differentiates a LoRA adapter at its init; use --probe lora")
         if settings.questions < 1:
             raise InputError(f"--method-arg questions must be at least 1, got {settings.questions}")
         if settings.top_rows < 1:
             raise InputError(f"--method-arg top_rows must be at least 1, got {settings.top_rows}")
+        check_students(settings.probe)
 
-    def run(self, inputs: ScanInputs) -> MethodOutcome:
-        assert inputs.controls is not None
+    def key(self, inputs: ScanInputs) -> dict[str, Any]:
         settings: GradientSettings = inputs.settings
-        pairs = inputs.controls.pairs(inputs.dataset)
+        own = {k: v for k, v in asdict(settings).items() if k != "probe"}
+        return {"probe": settings.probe.to_dict(), "settings": own}
+
+    def training_length(self, settings: GradientSettings) -> int | None:
+        return settings.probe.max_length
+
+    def run(self, inputs: ScanInputs, run: RunFolder, controls: Controls | None) -> MethodOutcome:
+        assert controls is not None
+        settings: GradientSettings = inputs.settings
+        pairs = controls.pairs(inputs.dataset)
         if len(pairs) < 3:
             raise InputError(f"{inputs.config.data}: fewer than 3 dataset rows have a usable control row")
-        prober = Prober(inputs.loaded, inputs.config.probe)
+        prober = Prober(inputs.loaded, settings.probe)
         prober.reset_adapter(inputs.config.seed)
         plans = [plan_battery(inputs.loaded.tokenizer, b) for b in inputs.batteries]
         questions = sample_questions(plans, settings.questions, inputs.config.seed)
@@ -234,7 +249,7 @@ class GradientMethod(Method):
             with rep.stage("trait gradients", total=len(plans)) as advance:
                 names, grads = trait_gradients(prober, plans, questions)
                 advance(len(plans))
-        batch = inputs.config.probe.batch_size
+        batch = settings.probe.batch_size
         with timings.stage("row_gradients"):
             with rep.stage("dataset rows (gradients)", total=1) as advance:
                 d_push = row_pushes(prober, pairs.data, grads, batch)
@@ -261,15 +276,15 @@ class GradientMethod(Method):
             f"one forward and backward pass per row of the dataset and of the control ({len(inputs.dataset)} each)"
         )
 
-    def estimate(self, inputs: ScanInputs, measured: Estimator) -> dict[str, float]:
-        settings: GradientSettings = inputs.settings
-        config = inputs.config
+    def cost(
+        self, inputs: ScanInputs, measured: Estimator, rows: int, settings: Any, calibrated: bool | None = None
+    ) -> dict[str, float]:
         options = sum(len(b.graded_options) for b in inputs.batteries)
         questions = sum(len(b.questions) for b in inputs.batteries)
         sampled = sum(min(settings.questions, len(b.questions)) for b in inputs.batteries)
-        batches = -(-len(inputs.dataset) // config.probe.batch_size)
+        batches = -(-rows // settings.probe.batch_size)
         return {
-            "control": (0.0 if config.control else measured.generation_per_row() * len(inputs.dataset)),
+            "control": (0.0 if inputs.config.control else measured.generation_per_row() * rows),
             # one scoring pass per battery question for the base, one forward and backward per graded option
             # over the sampled questions (~ 3 scoring passes each)
             "trait_gradients": (questions + 3 * options * sampled / max(len(inputs.batteries), 1))
@@ -277,6 +292,9 @@ class GradientMethod(Method):
             # a forward and backward pass per batch of rows, for both arms (~ one training step each)
             "row_gradients": 2 * batches * measured.train_step(),
         }
+
+    def budget_how(self, calibrated: bool) -> str:
+        return "one gradient pass per row of the dataset and of the control"
 
 
 def sample_questions(plans: Sequence[BatteryPlan], n: int, seed: int) -> dict[str, list[int]]:

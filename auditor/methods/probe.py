@@ -16,143 +16,304 @@ verdict and the exit code never depend on it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..calibration.transfer import Assessment, assess
-from ..config import ScanConfig
+from ..config import DEFAULT_GATE, SCORING_MODES, ScanConfig
 from ..data import Example, rows_hash
 from ..discover import Discovery, Readout, analyse, read_model, teacher_words
 from ..distributed import processes
-from ..errors import InputError, RuntimeFailure
-from ..finetune import DEFAULT_LR, PROBE_VERSION, Prober, TrainStats, make_prober, plan_steps
-from ..inputs import PairedRows, ScanInputs
-from ..rundir import StageScores
+from ..errors import InputError, RuntimeFailure, SubauditError
+from ..finetune import DEFAULT_LR, PROBE_VERSION, ProbeConfig, Prober, TrainStats, make_prober, plan_steps
+from ..inputs import Controls, PairedRows, ScanInputs
+from ..rundir import RunFolder, StageScores
 from ..scoring import BatteryScores, plan_battery, score_battery
 from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
 from ..teacher_aware import TeacherComparison, compare, mean_shares, teacher_key
 from ..traits import Battery
 from ..traits.kinds import BatteryPlan
-from ..verdict import decide, with_transfer
-from .base import Estimator, Method, MethodOutcome
+from ..verdict import GATES, Finding, Thresholds, Verdict, decide, with_transfer
+from .base import Estimator, Method, MethodOutcome, check_students
 from .probe_details import ProbeDetails, Provenance
+
+if TYPE_CHECKING:
+    from ..calibration.profile import NoiseProfile
+    from ..models import LoadedModel
+    from ..progress import Reporter
 
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """The probe's own settings (``--method-arg KEY=VALUE``).
+    """The probe's own settings (``--method-arg KEY=VALUE``, or the CLI options of the same names).
 
     Attributes:
+        probe: the students' fine-tune (LoRA or full; :class:`~auditor.finetune.ProbeConfig`; ``--probe``,
+            ``--rank``, ``--alpha``, ``--lr``, ``--epochs``, ``--max-steps``, ``--batch-size``).
+        seeds: paired probe runs per arm (``--seeds``).
+        null_arm: also train on a second, independent control draw (the base's answers sampled with another seed)
+            and widen intervals by the draw noise it measures. ``None`` (default): on when no calibration profile is
+            used, off when one is (the profile measured the draw noise already).
+        null_control: a second control file, drawn from the same source as ``--control``, for the null arm (so its
+            draw noise describes that source); without it the null arm is the base's own answers.
+        calibration: ``auto`` (the cached or shipped profile of this base, format, students and budget, if there
+            is one; not with ``--control``, whose source is not the base), ``none``, or a profile file
+            (``subaudit calibrate``).
+        gate: with a profile, what sets the level: ``options``, ``transfer`` or ``any``
+            (:data:`auditor.verdict.GATES`).
+        teacher: teacher-aware mode: the model that wrote the data (a peft adapter folder of the base, or a model
+            as ``--base`` takes it), scored on the batteries; the students' shift is compared with its change.
+        n_boot: bootstrap resamples.
+        scoring: ``exact`` (log-probabilities, :mod:`auditor.scoring`) or ``sampled`` (``samples`` answers per
+            question at temperature 1, assigned by string match or ``judge``; :mod:`auditor.sampled_scoring`).
+        samples: answers sampled per question (``sampled`` only).
+        judge: the judge model for ``sampled`` (alias, directory, .gguf or hub id); required when a choice battery
+            is scanned, optional for preference batteries (string match without it).
         discover: the open-vocabulary readout ("What else moved", :mod:`auditor.discover`; ``--discover`` /
             ``--no-discover``): every model read at the answer's start for the open prompts. Informs only; not
             part of the run folder's key, so turning it on later reuses the students (their readouts are read
             from their saved adapters).
     """
 
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    seeds: int = 1
+    null_arm: bool | None = None
+    null_control: str | None = None
+    calibration: str = "auto"
+    gate: str = DEFAULT_GATE
+    teacher: str | None = None
+    n_boot: int = 10000
+    scoring: str = "exact"
+    samples: int = 20
+    judge: str | None = None
     discover: bool = True
 
+    def check(self, config: ScanConfig) -> None:
+        """Refuse settings the probe cannot honour (before anything is loaded)."""
+        if self.seeds < 1:
+            raise InputError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.scoring not in SCORING_MODES:
+            raise InputError(f"--scoring must be one of {', '.join(SCORING_MODES)}, got {self.scoring!r}")
+        if self.scoring == "sampled" and self.samples < 1:
+            raise InputError(f"--samples must be at least 1, got {self.samples}")
+        if self.judge is not None and self.scoring != "sampled":
+            raise InputError("--judge is used by --scoring sampled only")
+        if self.gate not in GATES:
+            raise InputError(f"--gate must be one of {', '.join(GATES)}, got {self.gate!r}")
+        if config.load_in_4bit and self.probe.kind == "full":
+            raise InputError(
+                "--load-in-4bit trains LoRA students on a frozen 4-bit base; --probe full needs the real weights"
+            )
+        if self.null_control is not None and config.control is None:
+            raise InputError("--null-control is a second draw of --control rows; give --control too")
+        check_students(self.probe)
 
-def discover_on(inputs: ScanInputs) -> bool:
-    """Whether this scan runs the open-vocabulary readout (settings other than :class:`ProbeSettings`: on)."""
-    return bool(getattr(inputs.settings, "discover", True))
+
+def null_arm(settings: ProbeSettings, profile: object | None) -> bool:
+    """Whether the scan draws a null arm: as asked, or (by default) only when no profile calibrates it."""
+    return settings.null_arm if settings.null_arm is not None else profile is None
+
+
+@dataclass(frozen=True)
+class ProbeScan:
+    """What one probe scan works with: the prepared inputs, the probe's settings, the run folder, the controls."""
+
+    inputs: ScanInputs
+    settings: ProbeSettings
+    run: RunFolder
+    controls: Controls
+
+    @property
+    def seeds(self) -> list[int]:
+        return seed_list(self.inputs.config.seed, self.settings.seeds)
+
+
+def seed_list(first: int, n: int) -> list[int]:
+    return [first + i for i in range(n)]
 
 
 class ProbeMethod(Method):
     name = "probe"
     summary = "fine-tune students on the data and on control rows; measure how their answers differ (default)"
     settings = ProbeSettings
-    uses_profile = True
+    repeats = "seeds"
 
-    def validate(self, config: ScanConfig, settings: Any, batteries: list[Battery]) -> None:
+    def check_settings(self, config: ScanConfig, settings: ProbeSettings) -> None:
+        settings.check(config)
+
+    def validate(self, config: ScanConfig, settings: ProbeSettings, batteries: list[Battery]) -> None:
+        settings.check(config)
         judged = [b for b in batteries if b.battery_kind.needs_judge]
-        if config.scoring == "sampled" and config.judge is None and judged:
+        if settings.scoring == "sampled" and settings.judge is None and judged:
             kinds, names = ", ".join(dict.fromkeys(b.kind for b in judged)), ", ".join(b.name for b in judged)
             raise InputError(
                 f"--scoring sampled: {kinds} batteries ({names}) need a judge to classify free-form "
                 "answers; add --judge MODEL (alias, directory, .gguf or hub id), or use --scoring exact"
             )
-        if config.probe.kind not in DEFAULT_LR:
-            raise InputError(f"--probe must be one of {', '.join(DEFAULT_LR)}, got {config.probe.kind!r}")
-
-        if config.null_arm:  # asked for: refuse before loading anything
+        if settings.probe.kind not in DEFAULT_LR:
+            raise InputError(f"--probe must be one of {', '.join(DEFAULT_LR)}, got {settings.probe.kind!r}")
+        if settings.null_arm:  # asked for: refuse before loading anything
             _check_null_arm_batteries(batteries)
 
+    def load_judge(self, config: ScanConfig, settings: ProbeSettings, reporter: Reporter) -> LoadedModel | None:
+        """The judge model of a sampled scan (``None`` without ``--judge``), loaded like a base."""
+        if settings.scoring != "sampled" or settings.judge is None:
+            return None
+        from ..models import resolve_base
+
+        reporter.note(f"loading judge {settings.judge}")
+        try:
+            return config.load_options().load(resolve_base(settings.judge))
+        except SubauditError as exc:
+            exc.args = (f"judge: {str(exc).replace('--base', '--judge')}",)
+            raise
+
+    def find_profile(self, inputs: ScanInputs) -> NoiseProfile | None:
+        return find_scan_profile(inputs)
+
     def check(self, inputs: ScanInputs) -> None:
-        if inputs.null_arm:  # by default too, when no profile calibrates the scan
+        if null_arm(inputs.settings, inputs.profile):  # by default too, when no profile calibrates the scan
             _check_null_arm_batteries(inputs.batteries)
 
     def control_draws(self, inputs: ScanInputs) -> int:
-        return 2 if inputs.null_arm else 1
+        return 2 if null_arm(inputs.settings, inputs.profile) else 1
 
-    def key(self, config: ScanConfig, settings: Any) -> dict[str, Any]:
-        return {"probe_version": PROBE_VERSION}
+    def second_draw_file(self, inputs: ScanInputs) -> str | None:
+        return inputs.settings.null_control
 
-    def run(self, inputs: ScanInputs) -> MethodOutcome:
-        assert inputs.controls is not None and inputs.run is not None
-        pairs = inputs.controls.pairs(inputs.dataset)
-        prober = make_prober(inputs.loaded, inputs.config.probe)
-        scorer = Scorer(inputs)
-        base = base_scores(inputs, prober, scorer)
-        discover = discover_on(inputs)
-        started = inputs.timings.seconds.get("discover", 0.0)
-        base_read = base_readout(inputs, prober) if discover else None
-        students = train_students(inputs, prober, scorer, pairs, discover=discover)
-        config = inputs.config
-        with inputs.timings.stage("stats"):
-            shifts = grade(inputs, base, students)
-            assessment = None
-            if inputs.profile is not None:
-                assessment = assess(shifts, inputs.profile, config.thresholds, config.gate)
-            verdict, findings = decide(shifts, config.fail_on, config.thresholds, ignore=config.ignore)
-            if assessment is not None:
-                ignored = {f.name for f in findings if f.ignored is not None}
-                assessment.transfer.named = [n for n in assessment.transfer.named if n not in ignored]
-            teacher = compare_with_teacher(inputs, prober, shifts) if config.teacher else None
-        discovery = None
-        if base_read is not None:
-            with inputs.timings.stage("discover"):
-                discovery = discover_words(inputs, base_read, students)
-            discovery.seconds = inputs.timings.seconds.get("discover", 0.0) - started
-        with inputs.timings.stage("stats"):
-            if assessment is not None:
-                if teacher is not None and teacher.passed and teacher.shared:
-                    assessment.transfer.named = list(teacher.shared)
-                    assessment.transfer.via_teacher = True
-                verdict = with_transfer(verdict, assessment.transfer)
-        details = ProbeDetails(
-            probe=inputs.config.probe.to_dict(),
-            seeds=inputs.seeds,
-            train_runs=students.runs,
-            scoring=scorer.summary([base] + [s for arm in students.scores.values() for s in arm]),
-            statistics=statistics(config, null_arm=students.has_null, profile=assessment),
-            base_scores=base,
-            calibration=assessment,
-            provenance=provenance(inputs, prober, pairs),
-            teacher=teacher,
-            discover=discovery,
-        )
-        return MethodOutcome(findings, verdict, details, rows_used=len(pairs))
+    def seeds(self, inputs: ScanInputs) -> list[int]:
+        return seed_list(inputs.config.seed, inputs.settings.seeds)
+
+    def key(self, inputs: ScanInputs) -> dict[str, Any]:
+        settings: ProbeSettings = inputs.settings
+        parts: dict[str, Any] = {"probe": settings.probe.to_dict(), "probe_version": PROBE_VERSION}
+        if settings.scoring != "exact":
+            from ..sampled_scoring import settings_key
+
+            judge = inputs.judge
+            parts.update(
+                scoring=settings.scoring,
+                samples=settings.samples,
+                judge=None if judge is None else [settings.judge, judge.fingerprint],
+                sampling=settings_key(),
+            )
+        return parts
+
+    def training_length(self, settings: ProbeSettings) -> int | None:
+        return settings.probe.max_length
+
+    def run(self, inputs: ScanInputs, run: RunFolder, controls: Controls | None) -> MethodOutcome:
+        assert controls is not None
+        return run_probe(ProbeScan(inputs, inputs.settings, run, controls))
 
     def plan(self, inputs: ScanInputs) -> str:
-        config = inputs.config
-        arms = ["dataset", "control"] + (["null"] if inputs.null_arm else [])
-        steps = plan_steps(len(inputs.dataset), config.probe)
+        settings: ProbeSettings = inputs.settings
+        arms = ["dataset", "control"] + (["null"] if null_arm(settings, inputs.profile) else [])
+        steps = plan_steps(len(inputs.dataset), settings.probe)
         return (
-            f"probe: arms {', '.join(arms)} x seeds {inputs.seeds} = {len(arms) * config.seeds} runs of {steps} "
-            f"steps ({config.probe.batch_size} rows each)"
+            f"probe: arms {', '.join(arms)} x seeds {self.seeds(inputs)} = {len(arms) * settings.seeds} runs of "
+            f"{steps} steps ({settings.probe.batch_size} rows each)"
         )
 
-    def estimate(self, inputs: ScanInputs, measured: Estimator) -> dict[str, float]:
-        config = inputs.config
-        draws = (0 if config.control else 1) + (1 if inputs.null_arm else 0)
-        runs = (self.control_draws(inputs) + 1) * config.seeds
+    def cost(
+        self, inputs: ScanInputs, measured: Estimator, rows: int, settings: Any, calibrated: bool | None = None
+    ) -> dict[str, float]:
+        null = null_arm(settings, inputs.profile) if calibrated is None else not calibrated
+        draws = (0 if inputs.config.control else 1) + (1 if null else 0)
+        runs = (3 if null else 2) * settings.seeds
         questions = sum(len(b.questions) for b in inputs.batteries)
         return {
-            "control": draws * measured.generation_per_row() * len(inputs.dataset) if draws else 0.0,
-            "probe": runs * plan_steps(len(inputs.dataset), config.probe) * measured.train_step(),
+            "control": draws * measured.generation_per_row() * rows if draws else 0.0,
+            "probe": runs * plan_steps(rows, settings.probe) * measured.train_step(),
             "scoring": (1 + runs) * questions * measured.score_question(),
         }
+
+    def budget_profiles(self, inputs: ScanInputs) -> list[tuple[int, int]]:
+        from ..calibration.lookup import budgets_with_profiles
+
+        return budgets_with_profiles(inputs)
+
+    def budget_how(self, calibrated: bool) -> str:
+        return "calibrated (two students per seed)" if calibrated else "null arm (three students per seed)"
+
+
+def run_probe(scan: ProbeScan) -> MethodOutcome:
+    """Train and score the students, grade their shifts, and apply the verdict policy."""
+    inputs, settings = scan.inputs, scan.settings
+    pairs = scan.controls.pairs(inputs.dataset)
+    prober = make_prober(inputs.loaded, settings.probe)
+    scorer = Scorer(inputs, settings)
+    base = base_scores(scan, prober, scorer)
+    started = inputs.timings.seconds.get("discover", 0.0)
+    base_read = base_readout(scan, prober) if settings.discover else None
+    students = train_students(scan, prober, scorer, pairs, discover=settings.discover)
+    config = inputs.config
+    with inputs.timings.stage("stats"):
+        shifts = grade(scan, base, students)
+        assessment = None
+        if inputs.profile is not None:
+            assessment = assess(shifts, inputs.profile, config.thresholds, settings.gate)
+        verdict, findings = decide(shifts, config.fail_on, config.thresholds, ignore=config.ignore)
+        teacher = compare_with_teacher(scan, prober, shifts) if settings.teacher else None
+    discovery = None
+    if base_read is not None:
+        with inputs.timings.stage("discover"):
+            discovery = discover_words(scan, base_read, students)
+        discovery.seconds = inputs.timings.seconds.get("discover", 0.0) - started
+    with inputs.timings.stage("stats"):
+        verdict, assessment = probe_verdict(verdict, findings, assessment, teacher)
+    details = ProbeDetails(
+        probe=settings.probe.to_dict(),
+        seeds=scan.seeds,
+        train_runs=students.runs,
+        scoring=scorer.summary([base] + [s for arm in students.scores.values() for s in arm]),
+        statistics=statistics(settings, config.thresholds, null_arm=students.has_null, profile=assessment),
+        base_scores=base,
+        calibration=assessment,
+        provenance=provenance(scan, prober, pairs),
+        teacher=teacher,
+        discover=discovery,
+    )
+    return MethodOutcome(findings, verdict, details, rows_used=len(pairs))
+
+
+def probe_verdict(
+    verdict: Verdict, findings: list[Finding], assessment: Assessment | None, teacher: TeacherComparison | None
+) -> tuple[Verdict, Assessment | None]:
+    """The probe's verdict policy, one pure function: with a profile, the transfer test's trait names leave out the
+    ignored findings, or are the teacher's shared options when teacher-aware mode agrees, and the gate sets the level.
+    Returns new objects; the arguments are left as they were."""
+    if assessment is None:
+        return verdict, None
+    ignored = {f.name for f in findings if f.ignored is not None}
+    transfer = replace(assessment.transfer, named=[n for n in assessment.transfer.named if n not in ignored])
+    if teacher is not None and teacher.passed and teacher.shared:
+        transfer = replace(transfer, named=list(teacher.shared), via_teacher=True)
+    return with_transfer(verdict, transfer), replace(assessment, transfer=transfer)
+
+
+def find_scan_profile(inputs: ScanInputs) -> NoiseProfile | None:
+    """The calibration profile for this scan (see :func:`auditor.calibration.find_profile`), if it covers every
+    battery scanned; otherwise ``None`` (a profile file that does not is refused)."""
+    from ..calibration.lookup import find_profile, matching_options
+
+    config, settings = inputs.config, inputs.settings
+    if settings.null_arm or (config.control is not None and settings.calibration == "auto"):
+        return None  # an explicit null arm measures the noise itself; a control file's source is not the base's
+    profile = find_profile(config, inputs.loaded, inputs.dataset)
+    if profile is None:
+        return None
+    if settings.scoring != "exact":
+        if settings.calibration != "auto":
+            raise InputError("--calibration: a profile calibrates exact scoring; use --scoring exact")
+        return None
+    if matching_options(profile, inputs.batteries) is None:
+        if settings.calibration != "auto":
+            names = ", ".join(sorted(profile.batteries))
+            raise InputError(f"--calibration {settings.calibration}: it calibrates the batteries {names} only")
+        return None
+    return profile
 
 
 def _check_null_arm_batteries(batteries: list[Battery]) -> None:
@@ -167,9 +328,10 @@ def _check_null_arm_batteries(batteries: list[Battery]) -> None:
 class Scorer:
     """Scores every battery for the model as it is now (adapter on or off), exactly or by sampling."""
 
-    def __init__(self, inputs: ScanInputs):
+    def __init__(self, inputs: ScanInputs, settings: ProbeSettings):
         self.inputs = inputs
-        self.sampled = inputs.config.scoring == "sampled"
+        self.settings = settings
+        self.sampled = settings.scoring == "sampled"
         tok = inputs.loaded.tokenizer
         self.plans: dict[str, BatteryPlan] = (
             {} if self.sampled else {b.name: plan_battery(tok, b) for b in inputs.batteries}
@@ -188,10 +350,10 @@ class Scorer:
                 }
             from ..sampled_scoring import score_battery_sampled
 
-            config = inputs.config
+            samples = self.settings.samples
             return {
                 b.name: score_battery_sampled(
-                    inputs.loaded, b, config.samples, sample_seed, judge=inputs.judge, on_question=lambda: advance(1)
+                    inputs.loaded, b, samples, sample_seed, judge=inputs.judge, on_question=lambda: advance(1)
                 )
                 for b in inputs.batteries
             }
@@ -199,7 +361,7 @@ class Scorer:
     def summary(self, models: list[dict[str, BatteryScores]]) -> dict[str, Any]:
         """How the batteries were scored: in exact mode the forward tokens per model and over all models scored;
         in sampled mode the samples, the judge and the unassigned answers per battery."""
-        config = self.inputs.config
+        settings = self.settings
         if not self.sampled:
             per_model = sum(p.forward_tokens for p in self.plans.values())
             return {
@@ -215,18 +377,18 @@ class Scorer:
         for b in self.inputs.batteries:
             counts = [u for m in models for u in (m[b.name].unassigned or [])]
             unassigned[b.name] = {
-                "answers": config.samples * len(counts),
+                "answers": settings.samples * len(counts),
                 "unassigned": int(sum(counts)),
-                "questions_without_assigned": sum(1 for u in counts if u >= config.samples),
+                "questions_without_assigned": sum(1 for u in counts if u >= settings.samples),
             }
         return {
             "mode": "sampled",
-            "samples": config.samples,
+            "samples": settings.samples,
             "temperature": 1.0,
             "max_new_tokens": dict(MAX_NEW_TOKENS),
             "judge": None
             if judge is None
-            else {"requested": config.judge, "location": judge.spec.location, "fingerprint": judge.fingerprint},
+            else {"requested": settings.judge, "location": judge.spec.location, "fingerprint": judge.fingerprint},
             "assignment": {
                 b.name: "judge" if judge is not None else "string match (first word)" for b in self.inputs.batteries
             },
@@ -234,31 +396,31 @@ class Scorer:
         }
 
 
-def base_scores(inputs: ScanInputs, prober: Prober, scorer: Scorer) -> dict[str, BatteryScores]:
+def base_scores(scan: ProbeScan, prober: Prober, scorer: Scorer) -> dict[str, BatteryScores]:
     """The base's scores (adapter disabled), from the run folder when a finished scan left them there."""
-    assert inputs.run is not None
+    inputs, run = scan.inputs, scan.run
     # the others read what the main process scored; another scan sharing the run folder waits for it
-    with processes().main_first(), inputs.run.stage_lock("base"):
-        cached = inputs.run.load_scores("base", always=not processes().is_main)
+    with processes().main_first(), run.stage_lock("base"):
+        cached = run.load_scores("base", always=not processes().is_main)
         if cached:
             inputs.reporter.note("base scores: reused from the run directory")
             return cached.scores
         with prober.disabled():
             scores = scorer("base", inputs.config.seed)
-        inputs.run.save_scores("base", StageScores(scores))
+        run.save_scores("base", StageScores(scores))
     return scores
 
 
-def base_readout(inputs: ScanInputs, prober: Prober) -> Readout:
+def base_readout(scan: ProbeScan, prober: Prober) -> Readout:
     """The base's open-vocabulary readout (adapter disabled), from the run folder when a scan left it there."""
-    assert inputs.run is not None
-    with processes().main_first(), inputs.run.stage_lock("base"):
-        cached = inputs.run.load_readout("base", always=not processes().is_main)
+    inputs, run = scan.inputs, scan.run
+    with processes().main_first(), run.stage_lock("base"):
+        cached = run.load_readout("base", always=not processes().is_main)
         if cached is not None:
             return cached
         with inputs.timings.stage("discover"), prober.disabled():
             readout = read_model(inputs.loaded)
-        inputs.run.save_readout("base", readout)
+        run.save_readout("base", readout)
     return readout
 
 
@@ -291,7 +453,7 @@ class Students:
 
 
 def train_students(
-    inputs: ScanInputs, prober: Prober, scorer: Scorer, pairs: PairedRows, discover: bool = False
+    scan: ProbeScan, prober: Prober, scorer: Scorer, pairs: PairedRows, discover: bool = False
 ) -> Students:
     """Train and score one student per (seed, arm); a student already in the run folder is reused.
 
@@ -300,12 +462,11 @@ def train_students(
     mark it finished. ``discover``: each student's open-vocabulary readout too (written before its scores); a reused
     student without one is read from its saved adapter, never retrained.
     """
-    assert inputs.run is not None
-    run, rep = inputs.run, inputs.reporter
+    inputs, run, rep = scan.inputs, scan.run, scan.inputs.reporter
     arms = pairs.arms()
     tags = {arm: rows_hash(rows) for arm, rows in arms.items()}
-    steps = plan_steps(len(pairs), inputs.config.probe)
-    jobs = [(seed, arm, f"{arm}-{tags[arm]}-seed{seed}") for seed in inputs.seeds for arm in arms]
+    steps = plan_steps(len(pairs), scan.settings.probe)
+    jobs = [(seed, arm, f"{arm}-{tags[arm]}-seed{seed}") for seed in scan.seeds for arm in arms]
     team = processes()
     for seed, arm, name in team.mine(jobs):  # under accelerate launch: every N-th student in this process
         with run.stage_lock(name):  # a scan in another process sharing the run folder: one trains, one reuses
@@ -317,7 +478,7 @@ def train_students(
                         run.save_readout(name, read_model(inputs.loaded))
                     rep.note(f"{arm} student, seed {seed}: readout recomputed from its saved adapter")
             else:
-                train_student(inputs, prober, scorer, arms[arm], arm, seed, steps, name, discover=discover)
+                train_student(scan, prober, scorer, arms[arm], arm, seed, steps, name, discover=discover)
     team.wait()
     out = Students({arm: [] for arm in arms})
     for _seed, arm, name in jobs:
@@ -333,7 +494,7 @@ def train_students(
 
 
 def train_student(
-    inputs: ScanInputs,
+    scan: ProbeScan,
     prober: Prober,
     scorer: Scorer,
     rows: list[Example],
@@ -345,30 +506,30 @@ def train_student(
 ) -> StageScores:
     """Fine-tune one student, score it (and with ``discover`` read it out), save its adapter (peft format), its
     readout and then its scores."""
-    assert inputs.run is not None
+    inputs = scan.inputs
     micro = prober.micro_batch
     with inputs.timings.stage("probe"), inputs.reporter.stage(f"probe {arm} seed {seed}", total=steps) as advance:
         stats = prober.train(rows, seed=seed, arm=arm, on_step=lambda _s, _l: advance(1))
     if prober.micro_batch < micro:
         inputs.reporter.note(
             f"out of memory: micro-batch {prober.micro_batch} with gradient accumulation "
-            f"({inputs.config.probe.batch_size} rows per optimiser step as configured)"
+            f"({scan.settings.probe.batch_size} rows per optimiser step as configured)"
         )
     stage = StageScores(scorer(f"{arm} student seed {seed}", seed), stats)
     readout = None
     if discover:
         with inputs.timings.stage("discover"):
             readout = read_model(inputs.loaded)
-    prober.save_peft(inputs.run.path / "adapters" / name)
+    prober.save_peft(scan.run.path / "adapters" / name)
     if readout is not None:
-        inputs.run.save_readout(name, readout)
-    inputs.run.save_scores(name, stage)
+        scan.run.save_readout(name, readout)
+    scan.run.save_scores(name, stage)
     return stage
 
 
-def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students) -> list[OptionShift]:
+def grade(scan: ProbeScan, base: dict[str, BatteryScores], students: Students) -> list[OptionShift]:
     """Per-option shifts of every battery's graded options, widened by the null arm's draw noise, with q-values."""
-    config = inputs.config
+    inputs, settings = scan.inputs, scan.settings
     shifts: list[OptionShift] = []
     preference: list[OptionShift] = []
     for b in inputs.batteries:
@@ -378,8 +539,8 @@ def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students
             per_arm["dataset"],
             per_arm["control"],
             per_arm.get("null") or None,
-            n_boot=config.n_boot,
-            seed=config.seed,
+            n_boot=settings.n_boot,
+            seed=inputs.config.seed,
         )
         # a choice battery is one hypothesis: only its trait label is graded and counted in BH
         graded = [x for x in battery_shifts if x.option in b.graded_options]
@@ -394,23 +555,22 @@ def grade(inputs: ScanInputs, base: dict[str, BatteryScores], students: Students
             hint = (
                 " (sampled mode: an option no sampled answer picked has share 0; raise --samples, add a battery, "
                 "or use --no-null-arm)"
-                if config.scoring == "sampled"
+                if settings.scoring == "sampled"
                 else "; add a battery or use --no-null-arm"
             )
-            where = inputs.run.path if inputs.run else "the run folder"
-            raise RuntimeFailure(f"{exc}{hint}. The scan's stages are kept in {where}.") from None
+            raise RuntimeFailure(f"{exc}{hint}. The scan's stages are kept in {scan.run.path}.") from None
     return adjust_q(shifts)  # a profile's assessment recomputes p and q from its noise model
 
 
-def compare_with_teacher(inputs: ScanInputs, prober: Prober, shifts: list[OptionShift]) -> TeacherComparison:
+def compare_with_teacher(scan: ProbeScan, prober: Prober, shifts: list[OptionShift]) -> TeacherComparison:
     """Teacher-aware mode: score the teacher (once per run folder) and compare the students' shift with its change.
     With the open-vocabulary readout on, the teacher is read out while it is loaded (stored beside its scores)."""
-    assert inputs.run is not None and inputs.config.teacher is not None
-    teacher = inputs.config.teacher
+    inputs, run, teacher = scan.inputs, scan.run, scan.settings.teacher
+    assert teacher is not None
     name = teacher_stage(teacher)
-    with inputs.run.stage_lock(name):
-        cached = inputs.run.load_scores(name)
-        need_readout = discover_on(inputs) and inputs.run.load_readout(name) is None
+    with run.stage_lock(name):
+        cached = run.load_scores(name)
+        need_readout = scan.settings.discover and run.load_readout(name) is None
         if cached is None or need_readout:
             with inputs.timings.stage("teacher"):
                 inputs.reporter.note(f"{'scoring' if cached is None else 'reading out'} the teacher {teacher}")
@@ -422,11 +582,11 @@ def compare_with_teacher(inputs: ScanInputs, prober: Prober, shifts: list[Option
                     }
             if scores is not None:
                 cached = StageScores(scores)
-                inputs.run.save_scores(name, cached)
+                run.save_scores(name, cached)
             if need_readout:
                 with inputs.timings.stage("discover"):
                     readout = read_model(loaded)
-                inputs.run.save_readout(name, readout)
+                run.save_readout(name, readout)
             del loaded
     return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed)
 
@@ -453,11 +613,11 @@ def score_teacher(inputs: ScanInputs, teacher: str) -> dict[str, BatteryScores]:
     return {b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries}
 
 
-def discover_words(inputs: ScanInputs, base: Readout, students: Students) -> Discovery:
+def discover_words(scan: ProbeScan, base: Readout, students: Students) -> Discovery:
     """The open-vocabulary readout's words (:func:`auditor.discover.analyse`), with the teacher's words in
     teacher-aware mode. A student whose readout is missing (a full fine-tune's students are not saved, so a reused
     one cannot be read again) leaves no words tested."""
-    assert inputs.run is not None
+    inputs, teacher = scan.inputs, scan.settings.teacher
     missing = [n for arm, names in students.names.items() for n, r in zip(names, students.readouts[arm]) if r is None]
     if missing:
         return Discovery(0, 0, "readouts missing", [], missing=missing)
@@ -473,10 +633,10 @@ def discover_words(inputs: ScanInputs, base: Readout, students: Students) -> Dis
     found = analyse(
         base, arm.get("dataset", []), arm.get("control", []), arm.get("null") or None, noise_note=note, profile=pairs
     )
-    if inputs.config.teacher:
-        readout = inputs.run.load_readout(teacher_stage(inputs.config.teacher), always=True)
+    if teacher:
+        readout = scan.run.load_readout(teacher_stage(teacher), always=True)
         if readout is not None:
-            found.teacher = teacher_words(inputs.config.teacher, base, readout, found.words)
+            found.teacher = teacher_words(teacher, base, readout, found.words)
     return found
 
 
@@ -488,22 +648,23 @@ PROVENANCE_ROWS = 64
 FOREIGN_NATS = 0.5
 
 
-def provenance(inputs: ScanInputs, prober: Prober, pairs: PairedRows) -> Provenance:
+def provenance(scan: ProbeScan, prober: Prober, pairs: PairedRows) -> Provenance:
     """How likely the dataset's completions are under the base, against the control's (the base's own answers)."""
     rows = min(PROVENANCE_ROWS, len(pairs))
     data = prober.base_loss(pairs.data[:rows])
     control = prober.base_loss(pairs.control[:rows])
-    assert inputs.controls is not None
     return Provenance(
         rows=rows,
         dataset_nats=round(data, 4),
         control_nats=round(control, 4),
-        control_source=inputs.controls.control.source,
+        control_source=scan.controls.control.source,
         foreign=data - control > FOREIGN_NATS,
     )
 
 
-def statistics(config: ScanConfig, null_arm: bool, profile: Assessment | None = None) -> dict[str, str]:
+def statistics(
+    settings: ProbeSettings, thresholds: Thresholds, null_arm: bool, profile: Assessment | None = None
+) -> dict[str, str]:
     """How shifts, intervals, p and q were computed (the JSON's and the report's wording)."""
     if profile is not None:
         return {
@@ -515,24 +676,24 @@ def statistics(config: ScanConfig, null_arm: bool, profile: Assessment | None = 
             "transfer": "omnibus (sum of squared standardised shifts against the profile's null pairs) and, with "
             "decoys, direction (projection on the decoy students' mean shift); Bonferroni over the tests",
             "trait": "an option is named when its shift minus the generic fine-tune part stands out (one-sided BH "
-            f"q <= {config.thresholds.medium_q} and >= {config.thresholds.medium_shift} pp)",
+            f"q <= {thresholds.medium_q} and >= {thresholds.medium_shift} pp)",
         }
     if null_arm:
         return {
             "shift": "share(dataset-student) - mean share(control-student, null-student), percentage points, "
             "mean over seeds and questions",
             "interval": "95% Student t, se = sqrt(se_boot^2 + 1.5 noise^2): se_boot from a bootstrap over "
-            f"seeds and questions ({config.n_boot} resamples), noise = draw noise fitted to the null arm's "
+            f"seeds and questions ({settings.n_boot} resamples), noise = draw noise fitted to the null arm's "
             "shifts (log|null - control| on log share), df = 0.4 (options - 2)",
             "p": "two-sided Student t",
             "q": "Benjamini-Hochberg over all options of all batteries",
         }
     return {
         "shift": "share(dataset-student) - share(control-student), percentage points, mean over seeds and questions",
-        "interval": f"95% bootstrap over seeds and questions ({config.n_boot} resamples); draw noise not covered",
+        "interval": f"95% bootstrap over seeds and questions ({settings.n_boot} resamples); draw noise not covered",
         "p": "two-sided bootstrap tail at 0",
         "q": "Benjamini-Hochberg over all options of all batteries",
     }
 
 
-__all__ = ["ProbeMethod", "ProbeSettings", "Scorer", "grade", "train_students"]
+__all__ = ["ProbeMethod", "ProbeScan", "ProbeSettings", "Scorer", "grade", "probe_verdict", "train_students"]
