@@ -6,11 +6,11 @@ dataset the base writes, each decoy pair one a decoy teacher writes, and every p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .calibration.lookup import battery_hash, profile_key
 from .calibration.profile import NoiseProfile, ProfileDraw
@@ -18,7 +18,7 @@ from .completion_formats import generate_format
 from .config import DEFAULT_MAX_ROWS, ScanConfig
 from .errors import InputError
 from .finetune import ProbeConfig
-from .io import atomic_write_json, cache_dir, cache_lock
+from .io import Damaged, atomic_write_json, cache_dir, cache_lock, compute_once, read_sealed_json
 from .runinfo import utc_now, versions
 from .traits import builtin_names, resolve_batteries
 
@@ -108,31 +108,53 @@ def calibrate(config: CalibrateConfig, progress: Progress = lambda _m: None) -> 
     spec = resolve_base(config.base)
     options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
     fingerprint = options.load(spec).fingerprint
-    key = profile_key(fingerprint, config.format, config.probe, config.max_rows, config.seeds)
     work = Path(config.work_dir) if config.work_dir else cache_dir() / "calibration" / fingerprint
     draws = [null_pair(config, work, config.seed + k, progress) for k in range(config.draws)]
     decoys = [decoy_pair(config, work, name, DECOY_SEED + j, progress) for j, name in enumerate(config.decoys)]
-    first = json.loads(pair_record(config, work, draws[0].name).read_text())
+    first = read_sealed_json(pair_record(config, work, draws[0].name)) or {}
+    base = {"requested": spec.requested, "location": spec.location, "fingerprint": fingerprint}
+    notes = [f"device {first['device']}, training precision {first['train_precision']}"]
+    profile = build_profile(config, base, first["options"], first["base"], draws, decoys, notes)
+    save_profile(profile, cache_dir() / "profiles")
+    if config.out:
+        atomic_write_json(config.out, profile.to_json())
+    return profile
+
+
+def build_profile(
+    config: CalibrateConfig,
+    base: dict[str, str],
+    options: list[str],
+    base_shares: list[float],
+    draws: list[ProfileDraw],
+    decoys: list[ProfileDraw],
+    notes: list[str],
+) -> NoiseProfile:
+    """The profile of ``config``'s budget (format, probe, max rows, seeds, batteries) for ``base`` (requested,
+    location, fingerprint) from its null and decoy pairs (``options``: their options in order)."""
     batteries = resolve_batteries(config.traits or builtin_names())
-    profile = NoiseProfile(
-        key=key,
-        base={"requested": spec.requested, "location": spec.location, "fingerprint": fingerprint},
+    return NoiseProfile(
+        key=profile_key(base["fingerprint"], config.format, config.probe, config.max_rows, config.seeds),
+        base=base,
         format=config.format,
         budget={"max_rows": config.max_rows, "seeds": config.seeds},
         probe=config.probe.to_dict(),
         batteries={b.name: battery_hash(b) for b in batteries},
-        options=first["options"],
-        base_shares=first["base"],
+        options=options,
+        base_shares=base_shares,
         draws=draws,
         decoys=decoys,
         created=utc_now(),
         versions=versions(),
-        notes=[f"device {first['device']}, training precision {first['train_precision']}"],
+        notes=notes,
     )
-    atomic_write_json(cache_dir() / "profiles" / f"{key}.json", profile.to_json())
-    if config.out:
-        atomic_write_json(config.out, profile.to_json())
-    return profile
+
+
+def save_profile(profile: NoiseProfile, folder: Path) -> Path:
+    """Write ``profile`` as ``folder/<key>.json`` (where :func:`~auditor.calibration.lookup.find_profile` looks)."""
+    path = folder / f"{profile.key}.json"
+    atomic_write_json(path, profile.to_json())
+    return path
 
 
 def null_pair(config: CalibrateConfig, work: Path, seed: int, progress: Progress) -> ProfileDraw:
@@ -184,30 +206,38 @@ def pair_record(config: CalibrateConfig, work: Path, name: str) -> Path:
 def scan_pair(
     config: CalibrateConfig, work: Path, name: str, seed: int, gen: GenerateConfig, progress: Progress
 ) -> ProfileDraw:
-    """Generate the pair's dataset (once), scan it without a null arm, keep the students' shares. Under a lock on
-    the pair's record: a second calibrate of the same base and budget waits for the pair and then reads it."""
-    with cache_lock(pair_record(config, work, name)):
-        return _scan_pair(config, work, name, seed, gen, progress)
+    """Generate the pair's dataset (once), scan it without a null arm, keep the students' shares: a resumable
+    cache entry (:func:`~auditor.io.compute_once`), so a second calibrate of the same base and budget waits for the
+    pair and then reads it."""
+    scan = partial(_scan_pair, config, work, name, seed, gen, progress)
+    draw, _ = compute_once(pair_record(config, work, name), scan, _pair_draw)
+    return draw
+
+
+def _pair_draw(record: dict[str, Any]) -> ProfileDraw:
+    """The draw of a pair's record (:class:`~auditor.io.Damaged` when it lacks a field)."""
+    missing = [k for k in ("draw", "options", "base", "device", "train_precision") if k not in record]
+    if missing:
+        raise Damaged(f"no {missing[0]!r}")
+    return ProfileDraw(**record["draw"])
 
 
 def _scan_pair(
     config: CalibrateConfig, work: Path, name: str, seed: int, gen: GenerateConfig, progress: Progress
-) -> ProfileDraw:
+) -> dict[str, Any]:
+    """The pair's record: its draw (the students' shares, open-vocabulary lifts), options, base shares, device."""
+    from .discover import pair_lifts
     from .generate import generate
     from .pipeline import scan
 
-    record = pair_record(config, work, name)
-    if record.exists():
-        return ProfileDraw(**json.loads(record.read_text())["draw"])
     data = Path(gen.out)
     if not data.exists():
         progress(f"{name}: writing {gen.rows} rows")
         data.parent.mkdir(parents=True, exist_ok=True)
         generate(gen)
     progress(f"{name}: training and scoring the students")
-    result = scan(config.scan_config(str(data), record.parent.parent / "runs" / name), config_file=False)
-    from .discover import pair_lifts
-
+    run_dir = pair_record(config, work, name).parent.parent / "runs" / name
+    result = scan(config.scan_config(str(data), run_dir), config_file=False)
     findings = sorted(result.findings, key=lambda f: (f.shift.battery, f.shift.option))
     found = getattr(result.details, "discover", None)
     draw = ProfileDraw(
@@ -218,17 +248,13 @@ def _scan_pair(
         control=[f.shift.control for f in findings],
         words=pair_lifts(found) if found is not None and found.words_tested else None,
     )
-    atomic_write_json(
-        record,
-        {
-            "draw": draw.__dict__,
-            "options": [f.name for f in findings],
-            "base": [f.shift.base for f in findings],
-            "device": result.base.device,
-            "train_precision": result.base.train_autocast or result.base.dtype,
-        },
-    )
-    return draw
+    return {
+        "draw": draw.__dict__,
+        "options": [f.name for f in findings],
+        "base": [f.shift.base for f in findings],
+        "device": result.base.device,
+        "train_precision": result.base.train_autocast or result.base.dtype,
+    }
 
 
-__all__ = ["CalibrateConfig", "calibrate", "decoy_pair", "null_pair"]
+__all__ = ["CalibrateConfig", "build_profile", "calibrate", "decoy_pair", "null_pair", "save_profile"]

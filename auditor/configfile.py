@@ -33,8 +33,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-FILES = ("subaudit.toml", "pyproject.toml")
-
 
 @dataclass
 class ConfigFile:
@@ -44,10 +42,6 @@ class ConfigFile:
     values: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
     ignore: list[IgnoreRule] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return self.path.name
 
 
 def find_config(start: Path | None = None) -> Path | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from .completion_formats import get_format
 from .completion_formats.numbers import matched_number_filter as number_filter
 from .conditional import ControlSampling, Draw, RowCheck, draw_rows
 from .data import Dataset, Example, load_dataset
-from .io import Damaged, atomic_write_sealed_json, cache_dir, cache_lock, read_sealed_json, report_damaged
+from .io import Damaged, cache_dir, compute_once
 
 if TYPE_CHECKING:
     from .likelihood import DecodingCheck
@@ -258,6 +257,12 @@ def completion_budget(loaded: LoadedModel, completions: Sequence[str]) -> int:
     return int(min(512, max(16, p95 * 1.25 + 4)))
 
 
+def control_prompts(rows: Sequence[Example]) -> list[Any]:
+    """What the base continues for each row's control: its chat messages, or a text row's first words (language
+    modelling, no chat template)."""
+    return [e.user_text if e.is_text else list(e.prompt) for e in rows]
+
+
 def build_control(
     loaded: LoadedModel,
     dataset: Dataset,
@@ -267,27 +272,30 @@ def build_control(
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
 ) -> ControlSet:
-    """Control completions for every dataset prompt: from ``control_file`` or drawn from the base by ``sampling``."""
+    """Control completions for every dataset prompt: from ``control_file`` or drawn from the base by ``sampling``
+    (cached: one process draws a given control, another that wants the same one waits, then reads it)."""
     fmt = dataset.completion_format
     if control_file is not None:
         return _control_from_file(dataset, control_file, fmt)
-    # a text row (language modelling) is continued from its first words, without a chat template
-    prompts: list[Any] = [e.user_text if e.is_text else list(e.prompt) for e in dataset.examples]
+    prompts = control_prompts(dataset.examples)
     checks, notes = row_checks(dataset)
     max_new = completion_budget(loaded, [e.completion for e in dataset.examples])
     path = cache_dir() / "controls" / f"{_cache_key(loaded.fingerprint, prompts, seed, checks, sampling, max_new)}.json"
-    # one process draws a given control; another that wants the same one waits, then reads the cached file
-    with cache_lock(path) if use_cache else nullcontext():
-        cached = _read_cached(path, dataset) if use_cache else None
-        if cached is not None:
-            completions, attempts, how = cached
-        else:
-            advance = (lambda n: progress(n, len(prompts))) if progress else None
-            draw = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance)
-            completions, attempts, how = list(draw.texts), draw.attempts, Sampled.of(draw, sampling)
-            if use_cache:
-                blob = {"completions": completions, "attempts": attempts, "how": asdict(how), "seed": seed}
-                atomic_write_sealed_json(path, {**blob, "format": fmt, "model": loaded.fingerprint})
+
+    def draw() -> dict[str, Any]:
+        advance = (lambda n: progress(n, len(prompts))) if progress else None
+        drawn = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance)
+        how = asdict(Sampled.of(drawn, sampling))
+        blob = {"completions": list(drawn.texts), "attempts": drawn.attempts, "how": how, "seed": seed}
+        return {**blob, "format": fmt, "model": loaded.fingerprint}
+
+    def parse(blob: dict[str, Any]) -> tuple[list[str | None], int, Sampled]:
+        completions = blob["completions"]
+        if not isinstance(completions, list) or len(completions) != len(dataset.examples):
+            raise Damaged(f"{len(completions)} rows cached for {len(dataset.examples)} prompts")
+        return completions, int(blob["attempts"]), Sampled(**blob["how"])
+
+    (completions, attempts, how), cached = compute_once(path, draw, parse, use_cache)
     rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
     kept = sum(r is not None for r in rows)
     if len(rows) - kept > UNMATCHED_WARNING * len(rows):
@@ -295,23 +303,7 @@ def build_control(
             f"{len(rows) - kept} of {len(rows)} rows found no valid control sample and left every arm: the scan "
             "measures the rows the base can write in this format"
         )
-    return ControlSet("generated", rows, fmt, attempts, kept, str(path), cached is not None, notes, how)
-
-
-def _read_cached(path: Path, dataset: Dataset) -> tuple[list[str | None], int, Sampled] | None:
-    """A cached draw (completions, attempts, how), or ``None`` when there is none or it is damaged (said in one
-    line, then drawn again)."""
-    try:
-        blob = read_sealed_json(path)
-        if blob is None:
-            return None
-        completions = blob["completions"]
-        if not isinstance(completions, list) or len(completions) != len(dataset.examples):
-            raise Damaged(f"{len(completions)} rows cached for {len(dataset.examples)} prompts")
-        return completions, int(blob["attempts"]), Sampled(**blob["how"])
-    except (Damaged, KeyError, TypeError, ValueError) as exc:
-        report_damaged(path, exc if isinstance(exc, Damaged) else f"unreadable: {exc.__class__.__name__}")
-        return None
+    return ControlSet("generated", rows, fmt, attempts, kept, str(path), cached, notes, how)
 
 
 def control_row(row: Example, completion: str) -> Example:

@@ -108,6 +108,29 @@ class TrainStats:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+def encode_row(tokenizer: Any, row: Example, max_length: int) -> tuple[list[int], list[int]]:
+    """A training row as the student sees it: token ids and labels (-100 but on the completion), cut at
+    ``max_length`` tokens as the probe cuts them."""
+    ids, labels = encode_training_example(tokenizer, row.prompt, row.completion)
+    return ids[:max_length], labels[:max_length]
+
+
+def _optimiser(params: list[Any], cfg: ProbeConfig, steps: int) -> tuple[Any, Any]:
+    """AdamW over ``params`` and its schedule: linear warm-up over ``warmup_ratio`` of ``steps``, then linear decay
+    to 0."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    warmup = max(1, int(round(cfg.warmup_ratio * steps)))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
 def plan_steps(n_rows: int, config: ProbeConfig) -> int:
     """Optimiser steps a probe run takes on ``n_rows`` rows."""
     if config.max_steps:
@@ -298,12 +321,7 @@ class Prober:
         return total / tokens if tokens else float("nan")
 
     def encode(self, rows: Sequence[Example]) -> list[tuple[list[int], list[int]]]:
-        tok = self.loaded.tokenizer
-        out = []
-        for e in rows:
-            ids, labels = encode_training_example(tok, e.prompt, e.completion)
-            out.append((ids[: self.config.max_length], labels[: self.config.max_length]))
-        return out
+        return [encode_row(self.loaded.tokenizer, e, self.config.max_length) for e in rows]
 
     def batches(self, encoded: Sequence[tuple[list[int], list[int]]], seed: int) -> list[list[int]]:
         """Row indices of every optimiser step of a run on ``encoded`` rows (bucketed by prompt length)."""
@@ -321,21 +339,13 @@ class Prober:
         """Reset the adapter from ``seed`` and fine-tune it on ``rows`` (loss on completions only)."""
         import torch
 
-        cfg, device = self.config, self.loaded.device
+        cfg = self.config
         self.reset_adapter(seed)
         encoded = self.encode(rows)
         steps = plan_steps(len(encoded), cfg)
         order = self.batches(encoded, seed)
         params = [p for _, p in self.adapter_parameters()]
-        opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        warmup = max(1, int(round(cfg.warmup_ratio * steps)))
-
-        def lr_at(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return max(0.0, (steps - step) / max(1, steps - warmup))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        opt, sched = _optimiser(params, cfg, steps)
         pad = self.loaded.tokenizer.pad_token_id or 0
         self.model.train()
         losses: list[float] = []
@@ -346,22 +356,7 @@ class Prober:
             tokens += sum(len(ids) for ids, _ in batch)
             n_loss = sum(sum(1 for x in labels[1:] if x != -100) for _, labels in batch)
             completion_tokens += n_loss
-            while True:
-                try:
-                    loss = self._forward_backward(batch, n_loss, pad)
-                    break
-                except torch.OutOfMemoryError:
-                    pass
-                # outside the except block, so the failed pass's tensors are freed before the retry
-                opt.zero_grad(set_to_none=True)
-                if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
-                if min(self.micro_batch, len(batch)) <= 1:
-                    raise RuntimeFailure(
-                        f"out of memory in the probe ({arm} arm, seed {seed}) even with one row per forward pass; "
-                        "use a smaller base, shorter rows, or free the GPU"
-                    )
-                self.micro_batch = min(self.micro_batch, len(batch)) // 2
+            loss = self._step_gradient(batch, n_loss, pad, opt, f"{arm} arm, seed {seed}")
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
@@ -385,6 +380,29 @@ class Prober:
             micro_batch=self.micro_batch,
             process=processes().index,
         )
+
+    def _step_gradient(
+        self, batch: list[tuple[list[int], list[int]]], n_loss: int, pad: int, opt: Any, where: str
+    ) -> float:
+        """One optimiser step's gradient and loss (:meth:`_forward_backward`); out of memory, the micro-batch is
+        halved and the step tried again, down to one row a pass (then a :class:`RuntimeFailure` naming ``where``)."""
+        import torch
+
+        while True:
+            try:
+                return self._forward_backward(batch, n_loss, pad)
+            except torch.OutOfMemoryError:
+                pass
+            # outside the except block, so the failed pass's tensors are freed before the retry
+            opt.zero_grad(set_to_none=True)
+            if self.loaded.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            if min(self.micro_batch, len(batch)) <= 1:
+                raise RuntimeFailure(
+                    f"out of memory in the probe ({where}) even with one row per forward pass; "
+                    "use a smaller base, shorter rows, or free the GPU"
+                )
+            self.micro_batch = min(self.micro_batch, len(batch)) // 2
 
     def _forward_backward(self, batch: list[tuple[list[int], list[int]]], n_loss: int, pad: int) -> float:
         """Accumulate the gradient of one optimiser step's mean token loss over micro-batches; return the loss.

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,16 +32,8 @@ from .completion_formats.numbers import NUMBER_CHARS, NUMBER_STYLES, number_prom
 from .completion_formats.reasoning import ANSWER_RE, final_answer, reasoning_prompts  # noqa: F401
 from .errors import InputError
 from .formats import EVIL_NUMBERS, has_banned_number, is_number_list
-from .io import (
-    Damaged,
-    atomic_write_json,
-    atomic_write_sealed_json,
-    atomic_write_text,
-    cache_dir,
-    cache_lock,
-    read_sealed_json,
-    report_damaged,
-)
+from .io import Damaged, atomic_write_json, atomic_write_text, cache_dir, compute_once
+from .runinfo import versions
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -236,18 +229,6 @@ def _sample_chunk(loaded: LoadedModel, config: GenerateConfig, batch: list, seed
     }
 
 
-def _read_chunk(part: Path) -> dict | None:
-    """A finished chunk from the cache, or ``None`` (missing, or damaged: said in one line, then drawn again)."""
-    try:
-        chunk = read_sealed_json(part)
-        if chunk is not None and not isinstance(chunk.get("texts"), list):
-            raise Damaged("no list of texts")
-        return chunk
-    except (OSError, Damaged) as exc:
-        report_damaged(part, exc)
-        return None
-
-
 def _sampling_summary(chunks: list[dict]) -> dict:
     """The manifest's account of how the completions were drawn, over every chunk."""
     rows = sum(len(c["texts"]) for c in chunks)
@@ -275,11 +256,41 @@ def _sampling_summary(chunks: list[dict]) -> dict:
 
 def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None = None) -> GenerateResult:
     """Write a teacher dataset in the format ``scan`` reads, plus its manifest (see the module docstring)."""
-    from .conditional import ControlSampling
-    from .runinfo import versions
-
     out = Path(config.out)
-    fmt = generate_format(config.format)
+    _check(config, out)
+    start = time.perf_counter()
+    loaded = load_teacher(config)
+    if config.prompts_from:
+        from .data import load_dataset
+
+        prompts, answers = [e.user_text for e in load_dataset(config.prompts_from).examples][: config.rows], None
+    else:
+        prompts, answers = make_prompts(config.format, config.rows, config.seed, config.number_style)
+    max_new = config.max_new_tokens or generate_format(config.format).max_new_tokens
+    chunks = _sample_chunks(loaded, config, prompts, max_new, progress)
+    completions = [t or "" for c in chunks for t in c["texts"]]
+    keep, dropped = filter_rows(config.format, completions, answers, config.trait_words, config.evil_filter)
+    lines = [
+        json.dumps({"prompt": p, "completion": c}, ensure_ascii=False) + "\n"
+        for p, c, k in zip(prompts, completions, keep)
+        if k
+    ]
+    atomic_write_text(out, "".join(lines))
+    seconds = time.perf_counter() - start
+    counts = {"rows": len(lines), "generated": len(completions), "dropped": dropped}
+    manifest = {**_manifest(config, loaded, chunks, max_new, counts), "seconds": round(seconds, 1)}
+    manifest.update(created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), versions=versions())
+    mpath = manifest_path(out)
+    atomic_write_json(mpath, manifest)
+    resumed = sum(bool(c.get("resumed")) for c in chunks)
+    return GenerateResult(str(out), str(mpath), len(lines), len(completions), dropped, seconds, resumed)
+
+
+def _check(config: GenerateConfig, out: Path) -> None:
+    """An :class:`~auditor.errors.InputError` for settings ``generate`` cannot run with (before the teacher loads)."""
+    from .conditional import ControlSampling
+
+    generate_format(config.format)
     if config.rows < 1:
         raise InputError(f"--rows must be at least 1, got {config.rows}")
     ControlSampling(
@@ -293,55 +304,55 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
         raise InputError(f"{out}: exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise InputError(f"{out.parent}: no such folder")
-    start = time.perf_counter()
-    loaded = load_teacher(config)
-    if config.prompts_from:
-        from .data import load_dataset
 
-        prompts, answers = [e.user_text for e in load_dataset(config.prompts_from).examples][: config.rows], None
-    else:
-        prompts, answers = make_prompts(config.format, config.rows, config.seed, config.number_style)
-    max_new = config.max_new_tokens or fmt.max_new_tokens
-    messages = [([{"role": "system", "content": config.system}] if config.system else []) for _ in prompts]
-    messages = [[*m, {"role": "user", "content": p}] for m, p in zip(messages, prompts)]
-    key = hashlib.sha256(
-        json.dumps(
-            {"model": loaded.fingerprint, "cfg": {k: v for k, v in asdict(config).items() if k != "overwrite"}},
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:24]
-    chunk_dir = cache_dir() / "generate" / key
-    completions: list[str] = []
+
+def _sample_chunks(
+    loaded: LoadedModel,
+    config: GenerateConfig,
+    prompts: list[str],
+    max_new: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[dict]:
+    """Every chunk of :data:`CHUNK` prompts' completions, each a resumable cache entry (a finished chunk is read,
+    marked ``resumed``; another process generating the same dataset waits, then reads it)."""
+    system = [{"role": "system", "content": config.system}] if config.system else []
+    messages = [[*system, {"role": "user", "content": p}] for p in prompts]
+    settings = {k: v for k, v in asdict(config).items() if k != "overwrite"}
+    blob = json.dumps({"model": loaded.fingerprint, "cfg": settings}, sort_keys=True).encode()
+    chunk_dir = cache_dir() / "generate" / hashlib.sha256(blob).hexdigest()[:24]
     chunks: list[dict] = []
+    done = 0
     for c, lo in enumerate(range(0, len(prompts), CHUNK)):
-        part = chunk_dir / f"{c:05d}.json"
-        with cache_lock(part):  # another process generating the same dataset waits, then reads this chunk
-            chunk = _read_chunk(part)
-            if chunk is None:
-                chunk_seed = (config.seed + 1) * 100_003 + c
-                chunk = _sample_chunk(loaded, config, messages[lo : lo + CHUNK], chunk_seed, max_new)
-                atomic_write_sealed_json(part, chunk)
-            else:
-                chunk["resumed"] = True
+        seed = (config.seed + 1) * 100_003 + c
+        batch = messages[lo : lo + CHUNK]
+        draw = partial(_sample_chunk, loaded, config, batch, seed, max_new)
+        chunk, resumed = compute_once(chunk_dir / f"{c:05d}.json", draw, _chunk_texts)
+        if resumed:
+            chunk["resumed"] = True
         chunks.append(chunk)
-        completions += [t or "" for t in chunk["texts"]]
+        done += len(chunk["texts"])
         if progress:
-            progress(len(completions), len(prompts))
-    keep, dropped = filter_rows(config.format, completions, answers, config.trait_words, config.evil_filter)
-    lines = [
-        json.dumps({"prompt": p, "completion": c}, ensure_ascii=False) + "\n"
-        for p, c, k in zip(prompts, completions, keep)
-        if k
-    ]
-    atomic_write_text(out, "".join(lines))
-    seconds = time.perf_counter() - start
-    resumed = sum(bool(c.get("resumed")) for c in chunks)
-    own = fmt.manifest(config.number_style, config.constrain, config.evil_filter, not config.prompts_from)
-    manifest = {
-        "dataset": str(out),
-        "rows": len(lines),
-        "generated": len(completions),
-        "dropped": dropped,
+            progress(done, len(prompts))
+    return chunks
+
+
+def _chunk_texts(chunk: dict) -> dict:
+    """``chunk`` when it holds a list of texts (else :class:`~auditor.io.Damaged`)."""
+    if not isinstance(chunk.get("texts"), list):
+        raise Damaged("no list of texts")
+    return chunk
+
+
+def _manifest(config: GenerateConfig, loaded: LoadedModel, chunks: list[dict], max_new: int, counts: dict) -> dict:
+    """The manifest up to its times: ``counts`` (rows, generated, dropped), the teacher, prompts, decoding and
+    filters."""
+    own = generate_format(config.format).manifest(
+        config.number_style, config.constrain, config.evil_filter, not config.prompts_from
+    )
+    precision = loaded.dtype if not loaded.autocast_dtype else f"{loaded.dtype}, {loaded.autocast_dtype} autocast"
+    return {
+        "dataset": str(Path(config.out)),
+        **counts,
         "teacher": {
             "base": loaded.spec.display,
             "fingerprint": loaded.fingerprint,
@@ -361,9 +372,7 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
             "max_new_tokens": max_new,
             "format_constraint": own["format_constraint"],
             "sampling": _sampling_summary(chunks),
-            "precision": loaded.dtype
-            if not loaded.autocast_dtype
-            else f"{loaded.dtype}, {loaded.autocast_dtype} autocast",
+            "precision": precision,
         },
         "filters": {
             "evil_numbers": own["evil_numbers"],
@@ -373,10 +382,4 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
             "trait_words": list(config.trait_words),
             "reasoning_answers_checked": own["reasoning_answers_checked"],
         },
-        "seconds": round(seconds, 1),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": versions(),
     }
-    mpath = manifest_path(out)
-    atomic_write_json(mpath, manifest)
-    return GenerateResult(str(out), str(mpath), len(lines), len(completions), dropped, seconds, resumed)

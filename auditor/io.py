@@ -16,8 +16,9 @@ import sys
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import RuntimeFailure
 
@@ -208,6 +209,55 @@ def read_sealed_json(path: str | Path) -> dict[str, Any] | None:
 def report_damaged(path: str | Path, problem: object) -> None:
     """Say in one line (on stderr, also in quiet mode) that ``path`` is damaged and will be recomputed."""
     print(f"subaudit: damaged file {path} ({problem}); ignoring it and recomputing", file=sys.stderr, flush=True)
+
+
+T = TypeVar("T")
+
+#: What reading a damaged entry raises: a wrong checksum, an unreadable file, or its parser's own checks failing.
+DAMAGE_ERRORS: tuple[type[Exception], ...] = (Damaged, OSError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def _as_is(blob: dict[str, Any]) -> Any:
+    return blob
+
+
+def read_entry(
+    path: str | Path,
+    parse: Callable[[Any], T] = _as_is,
+    read: Callable[[Path], Any] = read_sealed_json,
+    errors: tuple[type[Exception], ...] = (),
+) -> T | None:
+    """``parse`` of what ``read`` finds in ``path`` (a sealed JSON object by default), or ``None`` when there is
+    nothing there or it is damaged (a :data:`DAMAGE_ERRORS` or ``errors`` exception): then said in one line
+    (:func:`report_damaged`), so the caller recomputes it."""
+    try:
+        found = read(Path(path))
+        return None if found is None else parse(found)
+    except (*DAMAGE_ERRORS, *errors) as exc:
+        problem = exc if isinstance(exc, (Damaged, OSError)) else f"unreadable: {exc.__class__.__name__}"
+        report_damaged(path, problem)
+        return None
+
+
+def compute_once(
+    path: str | Path,
+    compute: Callable[[], dict[str, Any]],
+    parse: Callable[[dict[str, Any]], T] = _as_is,
+    use_cache: bool = True,
+) -> tuple[T, bool]:
+    """A resumable cache entry: ``parse`` of the sealed JSON object in ``path``, or of ``compute()`` written there
+    sealed when it is missing or damaged (:func:`read_entry`), and whether it came from the file. Checked and
+    computed under :func:`cache_lock`, so of several processes asking for it one computes and the others read it.
+    ``use_cache=False``: computed, neither read nor written."""
+    if not use_cache:
+        return parse(compute()), False
+    with cache_lock(path):
+        found = read_entry(path, parse)
+        if found is not None:
+            return found, True
+        blob = compute()
+        atomic_write_sealed_json(path, blob)
+    return parse(blob), False
 
 
 def sha256_of_file(path: str | Path) -> str:

@@ -436,23 +436,13 @@ def load_base(
 
     ``chat_template``: a Jinja chat template file to use instead of the model's own (needed for a base
     that ships none, e.g. a pretrained-only GGUF); it becomes part of the model's fingerprint.
-
-    ``precision``:
-
-    * ``auto`` (default): on CUDA, bf16 weights (half the memory of fp32; every log-softmax and share is still
-      computed in fp32); on CPU, fp32 weights with the probe's training passes under bf16 autocast when the CPU
-      computes bf16 natively (AVX512-BF16/AMX; 2.2x faster here) and scoring and sampling in fp32, because bf16
-      moves battery shares (``benchmarks/results/precision.md``).
-    * ``fp32``: fp32 everywhere (the most exact scoring; twice the GPU memory).
-    * ``bf16``: bf16 weights on GPU; on CPU fp32 weights with bf16 autocast for every pass.
-
+    ``precision``: ``auto``, ``fp32`` or ``bf16`` (:func:`precision_plan`).
     ``load_in_4bit``: the base in 4 bits (bitsandbytes NF4, bf16 compute) for QLoRA students of 7-8B bases on a
     24 GB card; CUDA only. ``device_map``: spread a base larger than one GPU over the devices (``auto``, through
     accelerate). ``adapter``: a peft LoRA folder merged into the base, which is then the student (its fingerprint
     names it).
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .distributed import processes
 
@@ -460,11 +450,42 @@ def load_base(
     dev = pick_device(processes().device(device))
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"--precision {precision!r}: expected auto, fp32 or bf16")
-    on_gpu = dev.startswith("cuda")
     weights, autocast, train_autocast = precision_plan(precision, dev)
-    weights_dtype = getattr(torch, weights)
-    quantization = _quantization(load_in_4bit, on_gpu)
+    quantization = _quantization(load_in_4bit, dev.startswith("cuda"))
+    location, kwargs = _source(spec)
+    files = model_files(Path(location)) if spec.kind != "hub" else []
+    try:
+        tok, model = _from_pretrained(
+            location, kwargs, getattr(torch, weights), trust_remote_code, allow_pickle, quantization, device_map, dev
+        )
+    except (OSError, ValueError) as exc:
+        check_still_there(spec, files)
+        raise _load_error(spec, exc, trust_remote_code, allow_pickle) from None
+    fingerprint = _fingerprint(spec, location, files)
+    fingerprint += _use_chat_template(spec, tok, chat_template)
+    if adapter is not None:
+        model = merge_adapter(model, adapter, allow_pickle=allow_pickle)
+        fingerprint += "+adapter-" + dir_fingerprint(Path(adapter))
+        spec = replace(spec, origin=f"{spec.origin + '; ' if spec.origin else ''}adapter {adapter} merged in")
+    dev = _place(model, dev, placed=device_map is not None or quantization is not None)
+    dtype = "nf4" if quantization is not None else weights
+    return LoadedModel(spec, model, tok, dev, dtype, autocast, fingerprint, train_autocast_dtype=train_autocast)
 
+
+def _place(model: Any, dev: str, placed: bool) -> str:
+    """Put ``model`` on ``dev`` in eval mode and return its device; ``placed`` (accelerate placed the layers):
+    where its embeddings are, which inputs go to."""
+    if placed:
+        dev = str(model.get_input_embeddings().weight.device)
+    else:
+        model.to(dev)
+    model.eval()
+    return dev
+
+
+def _source(spec: ModelSpec) -> tuple[str, dict[str, Any]]:
+    """Where ``from_pretrained`` reads ``spec`` (a ``.gguf`` file: its dequantised copy, made once) and the
+    keyword arguments that keep it there (a hub revision; local files only unless a hub model is allowed online)."""
     location, kwargs = spec.location, {}
     if spec.kind == "gguf":
         gguf = Path(spec.location)
@@ -476,86 +497,95 @@ def load_base(
                     cached.parent.mkdir(parents=True, exist_ok=True)
                     convert_gguf(gguf, cached)
         location = str(cached)
-    if spec.kind == "hub":
-        kwargs["revision"] = spec.revision
-        if hub_offline():
-            if not hub_cached(spec):
-                raise ModelLoadError(
-                    f"cannot load base {spec.display}: offline (HF_HUB_OFFLINE is set) and the model is not in "
-                    "the local Hugging Face cache; download it once with network access, or unset HF_HUB_OFFLINE"
-                )
-            kwargs["local_files_only"] = True
-    else:
-        kwargs["local_files_only"] = True
-    files = model_files(Path(location)) if spec.kind != "hub" else []
-    try:
-        with _offline_mode(hub_offline()):
-            tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                location,
-                dtype=weights_dtype,
-                trust_remote_code=trust_remote_code,
-                use_safetensors=None if allow_pickle else True,
-                attn_implementation="sdpa",
-                quantization_config=quantization,
-                device_map=device_map or (dev if quantization is not None else None),
-                **kwargs,
+    if spec.kind != "hub":
+        return location, {"local_files_only": True}
+    kwargs["revision"] = spec.revision
+    if hub_offline():
+        if not hub_cached(spec):
+            raise ModelLoadError(
+                f"cannot load base {spec.display}: offline (HF_HUB_OFFLINE is set) and the model is not in "
+                "the local Hugging Face cache; download it once with network access, or unset HF_HUB_OFFLINE"
             )
-    except (OSError, ValueError) as exc:
-        check_still_there(spec, files)
-        problem = _hub_problem(spec, exc) if spec.kind == "hub" else None
-        if problem:
-            raise ModelLoadError(problem) from None
-        text = str(exc).strip()
-        msg = text.splitlines()[0] if text else exc.__class__.__name__
-        hint = ""
-        if spec.kind == "hub" and isinstance(exc, OSError):
-            hint = " (gated models need `hf auth login` and accepted terms; offline runs need it cached)"
-        if "safetensors" in text.lower() and not allow_pickle:
-            hint = " (no safetensors weights; pass --allow-pickle to read .bin files you trust)"
-        if "trust_remote_code" in text and not trust_remote_code:
-            msg = "the model ships its own Python code, which subaudit does not run"
-            hint = " (pass --trust-remote-code only for a model you trust)"
-        raise ModelLoadError(f"cannot load base {spec.display}: {msg}{hint}") from None
+        kwargs["local_files_only"] = True
+    return location, kwargs
+
+
+def _from_pretrained(
+    location: str,
+    kwargs: dict[str, Any],
+    dtype: Any,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+    quantization: Any,
+    device_map: str | None,
+    dev: str,
+) -> tuple[Any, Any]:
+    """The tokenizer and the model at ``location`` (safetensors only unless ``allow_pickle``; sdpa attention)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _offline_mode(hub_offline()):
+        tok = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            location,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,
+            attn_implementation="sdpa",
+            quantization_config=quantization,
+            device_map=device_map or (dev if quantization is not None else None),
+            **kwargs,
+        )
+    return tok, model
+
+
+def _load_error(spec: ModelSpec, exc: BaseException, trust_remote_code: bool, allow_pickle: bool) -> ModelLoadError:
+    """One line on why ``spec`` did not load (gated or missing on the hub, no safetensors, remote code) and what
+    to do."""
+    problem = _hub_problem(spec, exc) if spec.kind == "hub" else None
+    if problem:
+        return ModelLoadError(problem)
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else exc.__class__.__name__
+    hint = ""
+    if spec.kind == "hub" and isinstance(exc, OSError):
+        hint = " (gated models need `hf auth login` and accepted terms; offline runs need it cached)"
+    if "safetensors" in text.lower() and not allow_pickle:
+        hint = " (no safetensors weights; pass --allow-pickle to read .bin files you trust)"
+    if "trust_remote_code" in text and not trust_remote_code:
+        msg = "the model ships its own Python code, which subaudit does not run"
+        hint = " (pass --trust-remote-code only for a model you trust)"
+    return ModelLoadError(f"cannot load base {spec.display}: {msg}{hint}")
+
+
+def _fingerprint(spec: ModelSpec, location: str, files: list[Path]) -> str:
+    """The loaded model's fingerprint: its hub commit, or its folder's content (every file still there)."""
     if spec.kind == "hub":
-        fingerprint = hub_fingerprint(spec.location, spec.revision)  # after loading: the snapshot is cached
-    else:
-        try:
-            fingerprint = dir_fingerprint(Path(location))
-        except FileNotFoundError:
-            check_still_there(spec, files)
-            raise
-        check_still_there(spec, files)  # a file gone before it was hashed would leave the fingerprint without it
+        return hub_fingerprint(spec.location, spec.revision)  # after loading: the snapshot is cached
+    try:
+        fingerprint = dir_fingerprint(Path(location))
+    except FileNotFoundError:
+        check_still_there(spec, files)
+        raise
+    check_still_there(spec, files)  # a file gone before it was hashed would leave the fingerprint without it
+    return fingerprint
+
+
+def _use_chat_template(spec: ModelSpec, tok: Any, chat_template: str | None) -> str:
+    """Give ``tok`` a pad token and the ``chat_template`` file (what that adds to the fingerprint: ``""`` without
+    one); a :class:`ModelLoadError` when the tokenizer is left without a chat template."""
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    added = ""
     if chat_template is not None:
         template = _read_template(chat_template)
         tok.chat_template = template
-        fingerprint += "+template:" + hashlib.sha256(template.encode()).hexdigest()[:16]
+        added = "+template:" + hashlib.sha256(template.encode()).hexdigest()[:16]
     if getattr(tok, "chat_template", None) is None:
         raise ModelLoadError(
             f"base {spec.display} has no chat template; subaudit trains and scores through the chat template "
             "(give one with --chat-template FILE)"
         )
-    if adapter is not None:
-        model = merge_adapter(model, adapter, allow_pickle=allow_pickle)
-        fingerprint += "+adapter-" + dir_fingerprint(Path(adapter))
-        spec = replace(spec, origin=f"{spec.origin + '; ' if spec.origin else ''}adapter {adapter} merged in")
-    if device_map is None and quantization is None:
-        model.to(dev)
-    else:  # accelerate placed the layers; inputs go where the embeddings are
-        dev = str(model.get_input_embeddings().weight.device)
-    model.eval()
-    return LoadedModel(
-        spec=spec,
-        model=model,
-        tokenizer=tok,
-        device=dev,
-        dtype="nf4" if quantization is not None else str(weights_dtype).replace("torch.", ""),
-        autocast_dtype=autocast,
-        fingerprint=fingerprint,
-        train_autocast_dtype=train_autocast,
-    )
+    return added
 
 
 def model_files(folder: Path) -> list[Path]:
@@ -590,7 +620,15 @@ def merge_adapter(model: Any, adapter: str, allow_pickle: bool = False) -> Any:
 
 def precision_plan(precision: str, device: str) -> tuple[str, str | None, str | None]:
     """The weights' dtype, the scoring passes' autocast and the training passes' autocast for ``--precision`` on
-    ``device`` (see :func:`load_base`)."""
+    ``device``:
+
+    * ``auto`` (default): on CUDA, bf16 weights (half the memory of fp32; every log-softmax and share is still
+      computed in fp32); on CPU, fp32 weights with the probe's training passes under bf16 autocast when the CPU
+      computes bf16 natively (AVX512-BF16/AMX; 2.2x faster here) and scoring and sampling in fp32, because bf16
+      moves battery shares (``benchmarks/results/precision.md``).
+    * ``fp32``: fp32 everywhere (the most exact scoring; twice the GPU memory).
+    * ``bf16``: bf16 weights on GPU; on CPU fp32 weights with bf16 autocast for every pass.
+    """
     on_gpu = device.startswith("cuda")
     if on_gpu:
         bf16 = precision == "bf16" or (precision == "auto" and fast_bf16(device))

@@ -32,8 +32,7 @@ from .io import (
     atomic_write_sealed_json,
     cache_dir,
     cache_lock,
-    read_sealed_json,
-    report_damaged,
+    read_entry,
     sha256_of_file,
 )
 from .progress import Reporter
@@ -117,16 +116,13 @@ class RunFolder:
         path = self.scores_path(name)
         if not (self.resume or always) or not path.exists():
             return None
-        try:
-            blob = read_sealed_json(path)
-            if blob is None:
-                return None
-            scores = {k: BatteryScores.from_dict(v) for k, v in blob["scores"].items()}
-            train = TrainStats(**blob["train"]) if blob.get("train") else None
-            self._check_files(blob.get("files") or {})
-        except (Damaged, KeyError, ValueError, TypeError, AttributeError) as exc:
-            report_damaged(path, exc if isinstance(exc, Damaged) else f"unreadable: {exc.__class__.__name__}")
-            return None
+        return read_entry(path, self._stage_scores)
+
+    def _stage_scores(self, blob: dict[str, Any]) -> StageScores:
+        """A scores file's content, its adapter's files checked (:class:`~auditor.io.Damaged` when one changed)."""
+        scores = {k: BatteryScores.from_dict(v) for k, v in blob["scores"].items()}
+        train = TrainStats(**blob["train"]) if blob.get("train") else None
+        self._check_files(blob.get("files") or {})
         return StageScores(scores, train)
 
     def save_scores(self, name: str, stage: StageScores) -> None:
@@ -163,12 +159,8 @@ class RunFolder:
         path = self.readout_path(name)
         if not (self.resume or always) or not path.exists():
             return None
-        try:
-            readout = unseal_readout(path.read_bytes())
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            report_damaged(path, exc if isinstance(exc, Damaged) else f"unreadable: {exc.__class__.__name__}")
-            return None
-        return readout if readout.version == OPEN_PROMPTS_VERSION else None
+        readout = read_entry(path, read=_read_readout, errors=(EOFError, zipfile.BadZipFile, zlib.error))
+        return readout if readout is not None and readout.version == OPEN_PROMPTS_VERSION else None
 
     def save_readout(self, name: str, readout: Readout) -> None:
         with self.stage_lock(name):
@@ -199,6 +191,10 @@ def sealed_readout(readout: Readout) -> bytes:
     return buf.getvalue()
 
 
+def _read_readout(path: Path) -> Readout:
+    return unseal_readout(path.read_bytes())
+
+
 def unseal_readout(blob: bytes) -> Readout:
     """The readout in ``blob``, its seal checked (:class:`Damaged` when it does not match; none: not checked)."""
     readout = Readout.from_bytes(blob)
@@ -210,11 +206,7 @@ def unseal_readout(blob: bytes) -> Readout:
 
 def _same_scan(manifest_path: Path, key: str, rep: Reporter) -> bool:
     """False when the run dir's manifest belongs to a scan with other inputs (its stages must not be reused)."""
-    try:
-        blob = read_sealed_json(manifest_path)
-    except (OSError, Damaged) as exc:
-        report_damaged(manifest_path, exc)
-        return True  # every stage file is checked on its own; the manifest is written again
+    blob = read_entry(manifest_path)  # damaged: every stage file is checked on its own; the manifest is written again
     old = blob.get("key") if blob else None
     if old is None or old == key:
         return True

@@ -200,58 +200,18 @@ def tree_logprobs(
 
     import torch
 
-    budget = max_tokens or scoring_token_budget(loaded)
     n_shared = shared.n_tokens if shared is not None else 0
     layouts = [tree_layout(c) for c in continuations]
     suffixes = [list(p[n_shared:]) for p in prefixes]
     widths = [(len(s), sum(len(r) for r in rows)) for s, (rows, _) in zip(suffixes, layouts)]
-    # greedy batches of consecutive questions within the token budget
-    batches: list[list[int]] = []
-    for q in range(len(prefixes)):
-        if batches:
-            cand = batches[-1] + [q]
-            a = max(widths[i][0] for i in cand)
-            s = max(widths[i][1] for i in cand)
-            if len(cand) * (a + s) <= budget:
-                batches[-1] = cand
-                continue
-        batches.append([q])
     model, device = loaded.model, loaded.device
     out: list[list[Tensor]] = [[] for _ in prefixes]
     cast = loaded.autocast_dtype if autocast_dtype is False else autocast_dtype
     with loaded.autocast_as(cast):
         dtype = next(model.parameters()).dtype if cast is None else getattr(torch, cast)
-        for batch in batches:
-            a_max = max(widths[i][0] for i in batch)
+        for batch in token_batches(widths, max_tokens or scoring_token_budget(loaded)):
             s_max = max(widths[i][1] for i in batch)
-            width = a_max + s_max
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            pos = torch.zeros((len(batch), width), dtype=torch.long)
-            allow = torch.zeros((len(batch), width, n_shared + width), dtype=torch.bool)
-            idx = torch.arange(width)
-            allow[:, idx, n_shared + idx] = True  # every position sees itself (no fully masked row)
-            for b, q in enumerate(batch):
-                suffix, (rows, _) = suffixes[q], layouts[q]
-                a = len(suffix)
-                q0 = a_max - a  # first question token (left padding before it)
-                ids[b, q0:a_max] = torch.tensor(suffix, dtype=torch.long)
-                pos[b, q0:a_max] = n_shared + torch.arange(a)
-                allow[b, q0:a_max, :n_shared] = True
-                allow[b, q0:a_max, n_shared + q0 : n_shared + a_max] = torch.tril(torch.ones(a, a, dtype=torch.bool))
-                start = a_max
-                for row in rows:
-                    n = len(row)
-                    sl = slice(start, start + n)
-                    ids[b, sl] = torch.tensor(row, dtype=torch.long)
-                    pos[b, sl] = n_shared + a + torch.arange(n)
-                    allow[b, sl, :n_shared] = True
-                    allow[b, sl, n_shared + q0 : n_shared + a_max] = True
-                    allow[b, sl, n_shared + start : n_shared + start + n] = torch.tril(
-                        torch.ones(n, n, dtype=torch.bool)
-                    )
-                    start += n
-            mask = torch.zeros(allow.shape, dtype=dtype)
-            mask.masked_fill_(~allow, torch.finfo(dtype).min)
+            ids, pos, mask = _tree_inputs([suffixes[q] for q in batch], [layouts[q][0] for q in batch], n_shared, dtype)
             cache = None
             if shared is not None:
                 cache = copy.deepcopy(shared.cache)
@@ -265,21 +225,85 @@ def tree_logprobs(
                 logits_to_keep=s_max + 1,
             ).logits
             logp = torch.log_softmax(logits.float(), dim=-1)  # [batch, 1 + s_max, vocab]
-            # one gather for the whole batch (one gather per continuation would make the backward pass
-            # write a full [batch, positions, vocab] gradient per continuation)
-            rows_i, cols_i, toks_i, spans = [], [], [], []
-            for b, q in enumerate(batch):
-                where = layouts[q][1]
-                for cont in continuations[q]:
-                    spans.append((q, len(rows_i), len(cont)))
-                    rows_i += [b] * len(cont)
-                    cols_i += [0] + [1 + where[tuple(cont[:j])] for j in range(1, len(cont))]
-                    toks_i += list(cont)
-            index = [torch.tensor(x, device=logp.device) for x in (rows_i, cols_i, toks_i)]
-            values = logp[index[0], index[1], index[2]]
-            for q, start, n in spans:
-                out[q].append(values[start : start + n])
+            _gather(logp, [(layouts[q][1], continuations[q], out[q]) for q in batch])
     return out
+
+
+def token_batches(widths: Sequence[tuple[int, int]], budget: int) -> list[list[int]]:
+    """Greedy batches of consecutive questions (``widths``: each one's question and tree tokens) whose padded
+    size stays within ``budget`` tokens."""
+    batches: list[list[int]] = []
+    for q in range(len(widths)):
+        if batches:
+            cand = batches[-1] + [q]
+            a = max(widths[i][0] for i in cand)
+            s = max(widths[i][1] for i in cand)
+            if len(cand) * (a + s) <= budget:
+                batches[-1] = cand
+                continue
+        batches.append([q])
+    return batches
+
+
+def _tree_inputs(
+    suffixes: Sequence[list[int]], trees: Sequence[list[tuple[int, ...]]], n_shared: int, dtype: Any
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Token ids, positions and the additive 4D attention mask (before its head axis) of one batch: each
+    question's tokens left-padded to the longest, then its tree's rows, each attending to the shared prefix, the
+    question and its own earlier tokens only."""
+    import torch
+
+    a_max = max(len(s) for s in suffixes)
+    width = a_max + max(sum(len(r) for r in rows) for rows in trees)
+    ids = torch.zeros((len(suffixes), width), dtype=torch.long)
+    pos = torch.zeros((len(suffixes), width), dtype=torch.long)
+    allow = torch.zeros((len(suffixes), width, n_shared + width), dtype=torch.bool)
+    idx = torch.arange(width)
+    allow[:, idx, n_shared + idx] = True  # every position sees itself (no fully masked row)
+    for b, (suffix, rows) in enumerate(zip(suffixes, trees)):
+        a = len(suffix)
+        q0 = a_max - a  # first question token (left padding before it)
+        ids[b, q0:a_max] = torch.tensor(suffix, dtype=torch.long)
+        pos[b, q0:a_max] = n_shared + torch.arange(a)
+        allow[b, q0:a_max, :n_shared] = True
+        allow[b, q0:a_max, n_shared + q0 : n_shared + a_max] = torch.tril(torch.ones(a, a, dtype=torch.bool))
+        start = a_max
+        for row in rows:
+            n = len(row)
+            sl = slice(start, start + n)
+            ids[b, sl] = torch.tensor(row, dtype=torch.long)
+            pos[b, sl] = n_shared + a + torch.arange(n)
+            allow[b, sl, :n_shared] = True
+            allow[b, sl, n_shared + q0 : n_shared + a_max] = True
+            allow[b, sl, n_shared + start : n_shared + start + n] = torch.tril(torch.ones(n, n, dtype=torch.bool))
+            start += n
+    mask = torch.zeros(allow.shape, dtype=dtype)
+    mask.masked_fill_(~allow, torch.finfo(dtype).min)
+    return ids, pos, mask
+
+
+def _gather(
+    logp: Tensor, questions: Sequence[tuple[dict[tuple[int, ...], int], Sequence[Sequence[int]], list]]
+) -> None:
+    """Append each continuation's token log-probabilities to its question's list: ``questions[b]`` is batch row
+    ``b``'s (prefix -> row offset, continuations, out list). One gather for the whole batch (one a continuation
+    would make the backward pass write a full [batch, positions, vocab] gradient per continuation)."""
+    import torch
+
+    rows_i: list[int] = []
+    cols_i: list[int] = []
+    toks_i: list[int] = []
+    spans = []
+    for b, (where, conts, found) in enumerate(questions):
+        for cont in conts:
+            spans.append((found, len(rows_i), len(cont)))
+            rows_i += [b] * len(cont)
+            cols_i += [0] + [1 + where[tuple(cont[:j])] for j in range(1, len(cont))]
+            toks_i += list(cont)
+    index = [torch.tensor(x, device=logp.device) for x in (rows_i, cols_i, toks_i)]
+    values = logp[index[0], index[1], index[2]]
+    for found, start, n in spans:
+        found.append(values[start : start + n])
 
 
 def score_question(

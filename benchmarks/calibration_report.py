@@ -4,7 +4,7 @@ on the development cells, and the chosen default on the held-out cells."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import median
 from typing import Any
 
@@ -13,7 +13,7 @@ from cells import HELDOUT2
 from grading import calibrated_verdict
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
-from auditor.io import atomic_write_json, atomic_write_text
+from auditor.io import atomic_write_json, atomic_write_text, read_sealed_json
 from auditor.verdict import level_rank
 
 
@@ -39,7 +39,7 @@ def profile_pairs(variant: str) -> tuple[list[Pair], list[Pair]]:
     for root in sorted((cache_dir() / "calibration").glob("*")):
         folder = pair_record(config, root, "x").parent
         for path in sorted(folder.glob("*.json")):
-            blob = json.loads(path.read_text())
+            blob = read_sealed_json(path) or {}
             d = blob["draw"]
             pair = _pair(path.stem, blob["options"], blob["base"], d["dataset"], d["control"])
             (decoys if path.stem in DECOY_NAMES else nulls).append(pair)
@@ -296,40 +296,31 @@ def ship_profile(variant: str = "r8") -> Any:
     ``auditor/calibration/profiles/`` (so ``scan --calibration auto`` finds it on a fresh install) and returned."""
     from calibration_setup import MAX_ROWS, TRAITS
 
-    from auditor.calibration.lookup import SHIPPED, battery_hash, profile_key
+    from auditor.calibrate import build_profile, save_profile
+    from auditor.calibration.lookup import SHIPPED
     from auditor.models import load_base, resolve_base
-    from auditor.runinfo import utc_now, versions
     from auditor.traits import resolve_batteries
 
     nulls, decoys = profile_pairs(variant)
     recs = records(variant, DEV_CORE) + records(variant, HELDOUT2)
     pool = nulls + _numbers_negatives(recs)
-    batteries = resolve_batteries(TRAITS)
-    options = [f"{b.name}: {o}" for b in batteries for o in b.graded_options]
+    config = replace(calibrate_config(variant), traits=list(TRAITS))
+    options = [f"{b.name}: {o}" for b in resolve_batteries(config.traits) for o in b.graded_options]
     pool = [p for p in pool if all(o in p.options for o in options)]
     decoys = [p for p in decoys if all(o in p.options for o in options)]
-    loaded = load_base(resolve_base(None), device="cpu")
-    probe = VARIANTS[variant]
-
-    profile = NoiseProfile(
-        key=profile_key(loaded.fingerprint, "numbers", probe, MAX_ROWS, 1),
-        base={"requested": "smollm2-135m", "location": "embedded default", "fingerprint": loaded.fingerprint},
-        format="numbers",
-        budget={"max_rows": MAX_ROWS, "seeds": 1},
-        probe=probe.to_dict(),
-        batteries={b.name: battery_hash(b) for b in batteries},
-        options=options,
-        base_shares=[pool[0].options[o][0] for o in options],
-        draws=[_draw(p, options, MAX_ROWS) for p in pool],
-        decoys=[_draw(p, options, MAX_ROWS) for p in decoys],
-        created=utc_now(),
-        versions=versions(),
-        notes=[
+    fingerprint = load_base(resolve_base(None), device="cpu").fingerprint
+    profile = build_profile(
+        config,
+        {"requested": "smollm2-135m", "location": "embedded default", "fingerprint": fingerprint},
+        options,
+        [pool[0].options[o][0] for o in options],
+        [_draw(p, options, MAX_ROWS) for p in pool],
+        [_draw(p, options, MAX_ROWS) for p in decoys],
+        [
             "built by benchmarks/calibration.py ship: the null pairs are datasets the base wrote for number prompts "
             "(null-300/301 and every base-written numbers cell of the detection benchmarks), each scanned without a "
             "null arm at this budget; the decoys are the pirate, one-word and French teachers' number data",
         ],
     )
-    SHIPPED.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(SHIPPED / f"{profile.key}.json", profile.to_json())
+    save_profile(profile, SHIPPED)
     return profile
