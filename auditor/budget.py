@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .budget_plan import BudgetPlan
-from .control import completion_budget, row_checks
+from .control import completion_budget, control_prompts, row_checks
 from .errors import InputError
 from .finetune import ProbeConfig
 from .inputs import ScanInputs
@@ -70,7 +70,7 @@ class Measurements:
         rows = dataset.examples[:TIMED_PROMPTS]
         checks, _ = row_checks(dataset)
         budget = completion_budget(loaded, [e.completion for e in dataset.examples])
-        prompts: list[Any] = [e.user_text if e.is_text else list(e.prompt) for e in rows]
+        prompts = control_prompts(rows)
         start = time.perf_counter()
         draw_rows(loaded, prompts, checks[: len(rows)], config.seed, config.control_sampling, budget)
         return (time.perf_counter() - start) / len(rows)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Measurements
-from .chat import encode_training_example
 from .config import ScanConfig
 from .data import DatasetInfo
+from .finetune import encode_row
 from .methods import get_method
 from .models import BaseInfo
 from .prepare import prepare_inputs
@@ -68,9 +68,8 @@ def dry_run(config: ScanConfig, config_file: str | Path | bool | None = None) ->
     estimate = {"load_base": load_s, **method.estimate(inputs, measured)}
     tok = inputs.loaded.tokenizer
     limit = method.training_length(inputs.settings)
-    lengths = [len(encode_training_example(tok, e.prompt, e.completion)[0][:limit]) for e in inputs.dataset.examples]
-    first = inputs.dataset.examples[0]
-    ids, labels = (x[:limit] for x in encode_training_example(tok, first.prompt, first.completion))
+    lengths = [len(encode_row(tok, e, limit)[0]) for e in inputs.dataset.examples]
+    ids, labels = encode_row(tok, inputs.dataset.examples[0], limit)
     return DryRunResult(
         method=method.name,
         plan=method.plan(inputs),

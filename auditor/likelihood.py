@@ -60,23 +60,21 @@ def cached_row_logprobs(loaded: LoadedModel, rows: Sequence[Example]) -> list[fl
     import hashlib
     import json
 
-    from .io import atomic_write_sealed_json, cache_dir, cache_lock, read_sealed_json, report_damaged
+    from .io import cache_dir, compute_once
 
     key_text = json.dumps(
         [loaded.fingerprint, loaded.dtype, loaded.autocast_dtype, str(loaded.device).split(":")[0],
          [[e.prompt, e.completion] for e in rows]]
     )  # fmt: skip
     path = cache_dir() / "logprobs" / f"{hashlib.sha256(key_text.encode('utf-8')).hexdigest()[:24]}.json"
-    with cache_lock(path):
-        try:
-            blob = read_sealed_json(path)
-        except ValueError as exc:
-            report_damaged(path, exc)
-            blob = None
-        if blob is not None and isinstance(blob.get("logprobs"), list) and len(blob["logprobs"]) == len(rows):
-            return [float(x) for x in blob["logprobs"]]
-        values = row_logprobs(loaded, rows)
-        atomic_write_sealed_json(path, {"rows": len(rows), "logprobs": values})
+
+    def parse(blob: dict[str, Any]) -> list[float]:
+        values = blob["logprobs"]
+        if not isinstance(values, list) or len(values) != len(rows):
+            raise ValueError(f"{len(values)} values for {len(rows)} rows")
+        return [float(x) for x in values]
+
+    values, _ = compute_once(path, lambda: {"rows": len(rows), "logprobs": row_logprobs(loaded, rows)}, parse)
     return values
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .chat import encode_training_example
 from .config import ScanConfig
 from .data import Example
 from .distributed import processes
 from .errors import Interrupted, mark_stage
+from .finetune import encode_row
 from .inputs import ScanInputs, Timings
 from .methods import get_method
 from .outputs import Outputs, write_outputs
@@ -110,11 +110,11 @@ def _run_method(inputs: ScanInputs, run: RunFolder, start: float) -> ScanResult:
 def first_row(inputs: ScanInputs, row: Example) -> FirstRow:
     """The first training row as the student sees it: its tokens (truncated as the method truncates) and the
     tokens that carry loss."""
-    ids, labels = encode_training_example(inputs.loaded.tokenizer, row.prompt, row.completion)
     limit = get_method(inputs.config.method).training_length(inputs.settings)
+    ids, labels = encode_row(inputs.loaded.tokenizer, row, limit)
     return FirstRow(
         prompt=list(row.prompt),
         completion=row.completion,
-        tokens=len(ids[:limit]),
-        loss_tokens=sum(1 for x in labels[:limit] if x != -100),
+        tokens=len(ids),
+        loss_tokens=sum(1 for x in labels if x != -100),
     )
