@@ -95,58 +95,6 @@ def test_mock_method_draws_controls_when_asked(
     assert 1 <= result.dataset.rows_used <= 6 and result.first_row is not None
 
 
-def _imports(path: Path, module: str, modules: set[str]) -> set[str]:
-    """The package modules ``module`` imports anywhere in its file (functions and TYPE_CHECKING blocks too)."""
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        targets: list[str] = []
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(parts + ([base] if base else []))
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
-        elif isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        for t in targets:
-            while t and t not in modules:
-                t = t.rpartition(".")[0]
-            if t and t != module and not module.startswith(t + "."):  # a module's own package is no edge
-                out.add(t)
-    return out
-
-
-def test_no_import_cycles_in_the_package() -> None:
-    files = {
-        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
-        for p in PACKAGE.rglob("*.py")
-    }
-    edges = {m: _imports(p, m, set(files)) for m, p in files.items()}
-    edges["auditor"] = set()  # the package's lazy re-exports are not a design cycle
-    cycles = []
-    for start in edges:
-        stack, seen = [(start, [start])], set()
-        while stack:
-            node, path = stack.pop()
-            for nxt in edges[node]:
-                if nxt == start:
-                    cycles.append(" -> ".join([*path, nxt]))
-                elif nxt not in seen:
-                    seen.add(nxt)
-                    stack.append((nxt, [*path, nxt]))
-    assert not cycles, cycles[0]
-
-
-def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
-    """The checker above is not vacuous: it finds a cycle hidden inside a function."""
-    (tmp_path / "a.py").write_text("def f():\n    from .b import g\n")
-    (tmp_path / "b.py").write_text("from .a import f\n")
-    modules = {"pkg.a", "pkg.b"}
-    assert _imports(tmp_path / "a.py", "pkg.a", modules) == {"pkg.b"}
-    assert _imports(tmp_path / "b.py", "pkg.b", modules) == {"pkg.a"}
-
-
 def test_no_module_uses_another_modules_private_names() -> None:
     offenders = []
     for path in PACKAGE.rglob("*.py"):
