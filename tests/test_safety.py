@@ -82,11 +82,11 @@ def _one_line(output: str) -> str:
 def test_unsafe_loading_is_off_unless_asked(numbers_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
 
-    def fake_scan(config: Any, **_kw: Any) -> Any:
+    def fake_scan(config: Any, *_a: Any, **_kw: Any) -> Any:
         seen.append((config.trust_remote_code, config.allow_pickle))
         raise InputError("stop here")
 
-    monkeypatch.setattr("auditor.pipeline.scan", fake_scan)
+    monkeypatch.setattr("auditor.pipeline.run_scan", fake_scan)  # the audit itself, under the CLI's settings
     runner.invoke(app, ["scan", str(numbers_file), "--quiet"])
     runner.invoke(app, ["scan", str(numbers_file), "--quiet", "--trust-remote-code", "--allow-pickle"])
     assert seen == [(False, False), (True, True)]
@@ -333,7 +333,8 @@ def test_failed_write_leaves_no_partial_file(
 
 
 def test_cli_failed_report_write_exits_3(numbers_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("auditor.pipeline.scan", lambda *_a, **_kw: _result("prompt", "1, 2, 3"))
+    # the audit itself is faked; the library's write_outputs (in auditor.pipeline.scan) writes the report
+    monkeypatch.setattr("auditor.pipeline.run_scan", lambda *_a, **_kw: _result("prompt", "1, 2, 3"))
     out = tmp_path / "reports"
     report = out / "risk.md"
     real_replace = os.replace
