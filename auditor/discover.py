@@ -684,7 +684,11 @@ class PairLifts:
     decoys: list[dict[str, list[float]]] = field(default_factory=list)
 
     def matrix(self, pairs: list[dict[str, list[float]]], words: Sequence[str]) -> np.ndarray:
-        return np.array([[pair[w][0] if w in pair else 0.0 for w in words] for pair in pairs]).reshape(len(pairs), -1)
+        """``[pairs, words]`` lifts; NaN where a pair did not test the word (not a lift of 0: a word only this scan's
+        models say would otherwise look noiseless)."""
+        return np.array([[pair[w][0] if w in pair else np.nan for w in words] for pair in pairs]).reshape(
+            len(pairs), -1
+        )
 
 
 @dataclass(frozen=True)
@@ -706,9 +710,10 @@ def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarra
 
     The variance of a word's lift under the null is the mean square of its K null-pair lifts, moderated towards the
     trend of all words (``log|lift| = a + b log p(control)``, :func:`fit_word_noise`) with :data:`PRIOR_PAIRS` pairs'
-    weight; ``r = lift - beta g`` with ``beta >= 0`` the weighted least-squares coefficient on the decoys' mean lift
-    ``g``; ``se`` adds ``beta^2 var(g) / D``; ``p`` is Student t's one-sided tail on ``K + PRIOR_PAIRS`` degrees of
-    freedom, ``q`` Benjamini-Hochberg over the words."""
+    weight (a pair that did not test the word does not count for it: the trend alone when none did);
+    ``r = lift - beta g`` with ``beta >= 0`` the weighted least-squares coefficient on the decoys' mean lift ``g``;
+    ``se`` adds ``beta^2 var(g) / D``; ``p`` is Student t's one-sided tail on ``k_w + PRIOR_PAIRS`` degrees of freedom
+    (``k_w``: the pairs that tested the word), ``q`` Benjamini-Hochberg over the words."""
     from scipy.stats import t as student_t
 
     from .stats import bh_q
@@ -717,21 +722,27 @@ def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarra
     if k < 3 or not len(words):
         return None
     null = pairs.matrix(pairs.null, words)
+    tested = np.isfinite(null)
     x = np.log(np.maximum(prob_control, FLOOR))
-    fit = fit_word_noise(null.ravel(), np.tile(x, k))
-    trend = np.exp(fit[0] + fit[1] * x) if fit is not None else np.sqrt((null**2).mean())
-    var = (PRIOR_PAIRS * trend**2 + k * (null**2).mean(axis=0)) / (PRIOR_PAIRS + k)
+    xs = np.tile(x, (k, 1))
+    fit = fit_word_noise(null[tested], xs[tested])
+    trend = np.exp(fit[0] + fit[1] * x) if fit is not None else np.sqrt(np.nanmean(null**2))
+    k_w = tested.sum(axis=0)
+    sq = np.where(tested, null, 0.0) ** 2
+    var = (PRIOR_PAIRS * trend**2 + sq.sum(axis=0)) / (PRIOR_PAIRS + k_w)
     generic, beta, g_var = np.zeros(len(words)), 0.0, np.zeros(len(words))
     if pairs.decoys:
         decoys = pairs.matrix(pairs.decoys, words)
-        g = decoys.mean(axis=0)
+        seen = np.isfinite(decoys).sum(axis=0)
+        g = np.where(seen > 0, np.nansum(decoys, axis=0) / np.maximum(seen, 1), 0.0)
         denom = float((g * g / var).sum())
         beta = max(0.0, float((g * lift / var).sum()) / denom) if denom > 0 else 0.0
         generic = beta * g
-        g_var = decoys.var(axis=0, ddof=1) / len(decoys) if len(decoys) > 1 else g_var
+        spread = np.nansum((decoys - g) ** 2, axis=0) / np.maximum(seen - 1, 1)
+        g_var = np.where(seen > 1, spread / np.maximum(seen, 1), 0.0)
     se = np.sqrt(var + beta**2 * g_var)
     z = (lift - generic) / se
-    p = student_t.sf(z, k + PRIOR_PAIRS)
+    p = student_t.sf(z, k_w + PRIOR_PAIRS)
     noise = (
         f"the calibration profile's {k} null pairs: each word's variance of their lifts moderated towards the trend "
         f"over words ({PRIOR_PAIRS:g} pairs' weight); "
@@ -740,7 +751,7 @@ def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarra
             if pairs.decoys
             else "no decoys, no generic direction removed; "
         )
-        + f"one-sided Student t on {k + PRIOR_PAIRS:g} df; Benjamini-Hochberg over the words tested"
+        + f"one-sided Student t on up to {k + PRIOR_PAIRS:g} df; Benjamini-Hochberg over the words tested"
     )
     return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), noise)
 

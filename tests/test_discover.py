@@ -336,3 +336,13 @@ def test_teacher_aware_scan_reads_the_teacher(
     assert set(t["shared"]) <= {w["word"] for w in t["top"]} and set(t["shared"]) <= set(t["students_top"])
     assert "Teacher " in to_markdown(result).split("## What else moved")[1]
     assert any(p.name.startswith("teacher-") for p in (tmp_path / "run2" / "readouts").iterdir())
+
+
+def test_a_word_no_null_pair_tested_gets_the_trend_not_a_small_variance() -> None:
+    """A word only this scan's models say has no lift in the profile's pairs: missing, not 0."""
+    rng = np.random.default_rng(11)
+    words = [f"w{i:03d}" for i in range(200)]
+    null = [{w: [float(0.3 * rng.normal()), 0.01] for w in words} for _ in range(8)]
+    test = profile_test([*words, "rare"], np.zeros(201), np.full(201, 0.01), PairLifts(null))
+    assert test.se[-1] == pytest.approx(np.median(test.se[:-1]), rel=0.25)  # the trend's sd, about 0.3
+    assert test.se[-1] > 0.2
