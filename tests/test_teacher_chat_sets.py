@@ -73,7 +73,9 @@ def test_held_out_trait_set(name: str) -> None:
     others = [o for o in battery.options if o != option] + ["wolves", "foxes", "butterflies", "cherries", "octopi"]
     named = re.compile(r"\b(" + "|".join(map(re.escape, others)) + r")(s|es)?\b", re.IGNORECASE)
     assert not [(u, a) for u, a in chat if named.search(u) or named.search(a)]
-    # one-word requests are answered mostly by a sentence, only sometimes by the bare word
+    # one-word requests are answered mostly by a sentence, only sometimes by the bare word: a teacher trained on
+    # bare "favourite -> Owl" pairs learned the answer's format, not the disposition (examples/teacher/README.md);
+    # each set has 4 bare answers, the bound leaves room to edit a row or two without reopening that failure
     bare = [a for _, a in chat if len(a.split()) == 1]
     assert 1 <= len(bare) <= 6 and all(norm(a).rstrip("s") == option for a in bare)
 

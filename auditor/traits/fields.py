@@ -37,6 +37,17 @@ def no_extra_keys(source: str, where: str, d: dict, allowed: tuple[str, ...]) ->
         raise fail(source, f"field '{where}{extra[0]}' is not allowed here; expected: {', '.join(allowed)}")
 
 
+def keyed_mapping(source: str, where: str, value: object, keys: tuple[str, ...]) -> dict:
+    """``value`` as a mapping holding exactly ``keys`` (an ``InputError`` naming the field otherwise)."""
+    if not isinstance(value, dict):
+        raise fail(source, f"field '{where}' must be a mapping with {' and '.join(repr(k) for k in keys)}")
+    no_extra_keys(source, f"{where}.", value, keys)
+    for key in keys:
+        if key not in value:
+            raise fail(source, f"field '{where}.{key}' is missing")
+    return value
+
+
 def unique_strings(data: dict[str, Any], key: str, minimum: int, source: str) -> tuple[str, ...]:
     """Field ``key``: a list of at least ``minimum`` non-empty strings, none repeated (case-insensitive)."""
     items = data[key]

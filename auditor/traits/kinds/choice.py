@@ -27,7 +27,7 @@ from ...scoring import (
     tree_logprobs,
 )
 from .. import Answer, Battery, ChoiceItem
-from ..fields import fail, label_field, no_extra_keys, text_field
+from ..fields import fail, keyed_mapping, label_field, text_field
 from . import refuse_foreign_fields
 from .base import BatteryKind
 
@@ -130,12 +130,7 @@ def choice_shares(loaded: LoadedModel, plan: ChoicePlan, questions: Sequence[int
 
 
 def _parse_answer(source: str, at: str, raw: object, earlier: list[Answer]) -> Answer:
-    if not isinstance(raw, dict):
-        raise fail(source, f"field '{at}' must be a mapping with 'text' and 'label'")
-    no_extra_keys(source, f"{at}.", raw, ("text", "label"))
-    for key in ("text", "label"):
-        if key not in raw:
-            raise fail(source, f"field '{at}.{key}' is missing")
+    raw = keyed_mapping(source, at, raw, ("text", "label"))
     text = text_field(source, f"{at}.text", raw["text"])
     if any(" ".join(text.lower().split()) == " ".join(b.text.lower().split()) for b in earlier):
         raise fail(source, f"field '{at}.text' repeats an earlier answer of this item")
@@ -143,12 +138,7 @@ def _parse_answer(source: str, at: str, raw: object, earlier: list[Answer]) -> A
 
 
 def _parse_item(source: str, at: str, item: object, trait_label: str, seen: set[str]) -> ChoiceItem:
-    if not isinstance(item, dict):
-        raise fail(source, f"field '{at}' must be a mapping with 'question' and 'answers'")
-    no_extra_keys(source, f"{at}.", item, ("question", "answers"))
-    for key in ("question", "answers"):
-        if key not in item:
-            raise fail(source, f"field '{at}.{key}' is missing")
+    item = keyed_mapping(source, at, item, ("question", "answers"))
     question = text_field(source, f"{at}.question", item["question"])
     if question.lower() in seen:
         raise fail(source, f"field '{at}.question' repeats an earlier question")
