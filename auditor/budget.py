@@ -23,6 +23,7 @@ from .control import completion_budget, control_prompts, row_checks
 from .errors import InputError
 from .finetune import ProbeConfig
 from .inputs import ScanInputs
+from .row_floor import minimum
 
 if TYPE_CHECKING:
     from .methods.base import Estimator, Method
@@ -150,9 +151,9 @@ def plan_budget(
     covered = [(r, s) for r, s in method.budget_profiles(inputs) if r <= max_rows and s <= most and fits(r, s, True)]
     if covered:
         return plan(*max(covered), True, "The largest budget a calibration profile covers that fits.")
-    rows = max_rows
-    while rows > MIN_ROWS and not fits(rows, 1, False):
-        rows = max(MIN_ROWS, int(rows * 0.9))
+    rows, floor = max_rows, max(MIN_ROWS, minimum(config))
+    while rows > floor and not fits(rows, 1, False):
+        rows = max(floor, int(rows * 0.9))
     if not fits(rows, 1, False):
         raise InputError(
             f"--budget {budget_s:.0f} s: even {rows} rows and one seed need about "

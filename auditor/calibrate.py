@@ -86,6 +86,7 @@ class CalibrateConfig:
             traits=list(self.traits or builtin_names()),
             seeds=self.seeds,
             max_rows=self.max_rows,
+            min_rows=1,  # a profile measures the noise at the budget it is asked for; --min-rows guards verdicts
             probe=self.probe,
             null_arm=False,
             calibration="none",

@@ -40,6 +40,17 @@ LEGACY_SETTINGS: dict[str, Any] = {
     "judge": None,
 }
 
+#: Settings of the students (ProbeConfig field, the method setting ``probe``) and of the control sampler
+#: (ControlSampling field).
+PROBE_FIELDS = {
+    "probe_kind": "kind", "rank": "rank", "alpha": "alpha", "lr": "learning_rate", "epochs": "epochs",
+    "max_steps": "max_steps", "batch_size": "batch_size",
+}  # fmt: skip
+SAMPLING_FIELDS = {
+    "control_sampler": "sampler", "control_candidates": "candidates", "control_temperature": "temperature",
+    "control_top_p": "top_p",
+}  # fmt: skip
+
 
 @dataclass
 class ScanConfig:
@@ -60,6 +71,8 @@ class ScanConfig:
         traits: batteries (names or YAML paths); ``None`` = animal and tree.
         seed: first seed (row sampling, control sampling, adapter init and row order derive from it).
         max_rows: rows sampled from the dataset (``None`` = all).
+        min_rows: the fewest sampled rows a scan judges (fewer: refused, exit 2); ``None`` = the measured default
+            (:data:`auditor.row_floor.DEFAULT_MIN_ROWS`). A lower value is recorded and the report says so.
         device, precision: see :func:`auditor.models.load_base`.
         fail_on: lowest level that makes the scan fail (exit 1).
         thresholds: levels' shift and q thresholds.
@@ -92,6 +105,7 @@ class ScanConfig:
     traits: str | list[str] | None = None
     seed: int = 0
     max_rows: int | None = DEFAULT_MAX_ROWS
+    min_rows: int | None = None
     device: str = "auto"
     precision: str = "auto"
     fail_on: str = "medium"
@@ -130,6 +144,22 @@ class ScanConfig:
             return _legacy_value(name, self.method_args.get(name, LEGACY_SETTINGS[name]))
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def setting(self, name: str) -> Any:
+        """A setting's value by its option's name (``rank``: the students' LoRA rank, ``control_sampler``: the
+        sampler, ``max_rows`` ...), as the report's configuration table shows it; ``KeyError`` for a name the config
+        does not hold (an output option)."""
+        if name in PROBE_FIELDS:
+            return getattr(self.probe, PROBE_FIELDS[name])
+        if name == "target_modules":
+            return ",".join(self.probe.target_modules)
+        if name in SAMPLING_FIELDS:
+            return getattr(self.control_sampling, SAMPLING_FIELDS[name])
+        if name == "method_arg":
+            return {k: v for k, v in self.method_args.items() if k != "discover" and k not in LEGACY_SETTINGS}
+        if name == "discover":
+            return self.method_args.get("discover")
+        return self.to_dict()[name]
+
     def load_options(self) -> LoadOptions:
         """How the base (and a judge) are loaded."""
         return LoadOptions(
@@ -139,6 +169,8 @@ class ScanConfig:
     def validate(self) -> None:
         """Check the settings every method shares (a method checks its own in ``Method.validate``)."""
         self.control_sampling.check()
+        if self.min_rows is not None and self.min_rows < 1:
+            raise InputError(f"--min-rows must be at least 1, got {self.min_rows}")
         if self.fail_on not in LEVELS[1:]:
             raise InputError(f"--fail-on must be one of {', '.join(LEVELS[1:])}, got {self.fail_on!r}")
 
@@ -180,7 +212,7 @@ JSON_ORDER = (
     "null_control", "control_sampling", "gate", "teacher", "ignore", "traits", "seeds", "seed", "max_rows", "probe",
     "device", "precision", "fail_on", "thresholds", "n_boot", "run_dir", "resume", "trust_remote_code",
     "allow_pickle", "adapter", "load_in_4bit", "device_map", "budget", "scoring", "samples", "judge", "method",
-    "method_args",
+    "method_args", "min_rows",
 )  # fmt: skip
 
 

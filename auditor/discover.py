@@ -290,7 +290,6 @@ def read_model(loaded: LoadedModel, prompts: Sequence[str] = OPEN_PROMPTS, max_t
     budget = max_tokens or SCORING_TOKENS
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     columns = _WordColumns(index)
-    rows: list[dict[int, float]] = []
     was_training = model.training
     model.eval()
     with torch.no_grad(), loaded.autocast():
@@ -323,10 +322,10 @@ def read_model(loaded: LoadedModel, prompts: Sequence[str] = OPEN_PROMPTS, max_t
             )
             probs = torch.softmax(out.logits[:, -1].float(), dim=-1)[:, : len(index.token_word)]
             start_state = _Prefix(out.cache, mask, positions[:, -1])
-            rows += _word_probs(loaded, probs, start_state, index, columns)
+            _word_probs(loaded, probs, start_state, index, columns)
     if was_training:
         model.train()
-    return columns.readout(rows)
+    return columns.readout()
 
 
 #: Word-starting tokens completed per prompt (the likeliest first), and the least probability a path must keep to
@@ -357,13 +356,17 @@ class _Prefix:
 
 
 class _WordColumns:
-    """The readout's word columns: the tokenizer's one-token words first, then whole words met while completing."""
+    """The readout's word columns: the tokenizer's one-token words first, then whole words met while completing;
+    and the rows read so far (dense over the one-token words, plus the completed words' probabilities in the order
+    they were found)."""
 
     def __init__(self, index: WordIndex) -> None:
         self.index = index
         self.words: list[str] = list(index.words)
         self.where: dict[str, int] = {w: i for i, w in enumerate(self.words)}
         self.whole: set[int] = set()
+        self.dense: list[np.ndarray] = []
+        self.found: list[tuple[int, int, float]] = []  # (row, column, probability)
 
     def column(self, word: str, whole: bool = False) -> int:
         """``word``'s column (added when new); ``whole``: a completion spelled it with probability >= KEEP."""
@@ -374,13 +377,21 @@ class _WordColumns:
             self.whole.add(self.where[word])
         return self.where[word]
 
-    def readout(self, rows: list[dict[int, float]]) -> Readout:
-        """Rows of ``{column: probability}`` as a :class:`Readout` (the words reaching :data:`FLOOR` somewhere)."""
-        probs = np.zeros((len(rows), len(self.words)))
-        for i, row in enumerate(rows):
-            if row:
-                cols, vals = zip(*row.items(), strict=True)
-                probs[i, list(cols)] = vals
+    def add(self, per_word: np.ndarray, completed: list[tuple[int, str, float]]) -> None:
+        """A batch of rows: ``per_word`` ``[rows, one-token words]`` and the ``(row in batch, word, probability)``
+        of the completed words."""
+        first = sum(len(d) for d in self.dense)
+        self.dense.append(per_word)
+        self.found += [(first + b, self.column(word, whole=p >= KEEP), p) for b, word, p in completed]
+
+    def readout(self) -> Readout:
+        """The rows read as a :class:`Readout` (the words reaching :data:`FLOOR` somewhere)."""
+        n = len(self.index.words)
+        dense = np.concatenate(self.dense) if self.dense else np.zeros((0, n))
+        probs = np.zeros((len(dense), len(self.words)))
+        probs[:, :n] = dense
+        for row, col, p in self.found:  # in the order found, so the sums round as they always have
+            probs[row, col] += p
         peak = probs.max(axis=0) if len(probs) else np.zeros(len(self.words))
         keep = np.nonzero(peak >= FLOOR)[0]
         if len(keep) > STORE_WORDS:
@@ -391,10 +402,8 @@ class _WordColumns:
         return Readout(OPEN_PROMPTS_VERSION, [self.words[i] for i in keep], logp, whole)
 
 
-def _word_probs(
-    loaded: LoadedModel, probs: Any, prefix: _Prefix, index: WordIndex, columns: _WordColumns
-) -> list[dict[int, float]]:
-    """Per row, ``{word column: probability}``: the :data:`COMPLETE_TOP` likeliest word-starting tokens (at least
+def _word_probs(loaded: LoadedModel, probs: Any, prefix: _Prefix, index: WordIndex, columns: _WordColumns) -> None:
+    """Add the batch's rows to ``columns``: the :data:`COMPLETE_TOP` likeliest word-starting tokens (at least
     :data:`COMPLETE_MIN`) completed to whole words, every other token counted as the word its own text spells."""
     import torch
 
@@ -412,14 +421,7 @@ def _word_probs(
     cols = torch.nonzero(token_word >= 0).squeeze(1).to(probs.device)
     per_word = torch.zeros((probs.shape[0], len(index.words)), dtype=torch.float32, device=probs.device)
     per_word.index_add_(1, owner, rest[:, cols])
-    rows: list[dict[int, float]] = []
-    for b in range(probs.shape[0]):
-        nz = torch.nonzero(per_word[b] > 0).squeeze(1).tolist()
-        rows.append(dict(zip(nz, per_word[b, nz].double().tolist(), strict=True)))
-    for b, word, p in complete_words(loaded, prefix, chosen, index):
-        col = columns.column(word, whole=p >= KEEP)
-        rows[b][col] = rows[b].get(col, 0.0) + p
-    return rows
+    columns.add(per_word.double().cpu().numpy(), complete_words(loaded, prefix, chosen, index))
 
 
 def complete_words(

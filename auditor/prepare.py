@@ -20,6 +20,7 @@ from .likelihood import check_decoding
 from .methods import Method, get_method
 from .models import resolve_base
 from .progress import Reporter
+from .row_floor import check_rows
 from .rundir import RunFolder, run_key
 from .runinfo import versions
 from .sources import load_data
@@ -37,6 +38,7 @@ def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None, timings
     settings = method.parse_settings(config.method_args)
     with timings.stage("data"):
         dataset = read_data(config)
+        check_rows(config, len(dataset))
         batteries = resolve_batteries(config.traits)
         method.validate(config, settings, batteries)
         spec = resolve_base(config.base, config.revision)
@@ -88,7 +90,9 @@ def apply_budget(method: Method, inputs: ScanInputs, started: float) -> ScanInpu
         config = replace(config, method_args={**config.method_args, method.repeats: plan.seeds})
     settings = method.with_repeats(inputs.settings, plan.seeds)
     method.validate(config, settings, inputs.batteries)
-    planned = replace(inputs, config=config, settings=settings, dataset=read_data(config), budget=plan)
+    dataset = read_data(config)
+    check_rows(config, len(dataset))
+    planned = replace(inputs, config=config, settings=settings, dataset=dataset, budget=plan)
     inputs.reporter.note(plan.line())
     return replace(planned, profile=method.find_profile(planned))
 
@@ -163,6 +167,7 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
     pairs = Controls(control, null, config.seed).pairs(dataset)
     if not len(pairs):
         raise InputError(f"{config.data}: no dataset row has a usable control row")
+    check_rows(config, len(pairs), f"of {len(dataset)} sampled rows have a usable control row")
     with inputs.timings.stage("control"), rep.stage("decoding check", total=1) as advance:
         decoding = check_decoding(inputs.loaded, pairs.data, pairs.control, pairs.null)
         advance(1)

@@ -14,6 +14,7 @@ from .control import UNMATCHED_WARNING
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
+from .row_floor import below_default_note
 from .verdict import LEVEL_COLOURS, UNIT_FORMATS
 
 __all__ = ["SCHEMA_VERSION", "md_code", "md_escape", "print_summary", "to_json", "to_markdown"]
@@ -54,6 +55,7 @@ def _verdict_lines(result: ScanResult) -> list[str]:
 def _inputs_lines(result: ScanResult) -> list[str]:
     """Dataset, base and control: what every scan was given (and what a budget chose)."""
     d, b, c = result.dataset, result.base, result.control
+    few = below_default_note(result.config, d.rows_used)
     lines = []
     if result.budget:
         v = result.verdict
@@ -61,7 +63,7 @@ def _inputs_lines(result: ScanResult) -> list[str]:
         lines.append(f"- **Budget**: {md_escape(result.budget.line(), 600)}{bought}")
     lines += [
         f"- **Dataset**: {md_code(d.path)}: {d.rows_total} rows, {d.rows_sampled} sampled, {d.rows_used} used; "
-        f"completion format `{d.format}`.",
+        f"completion format `{d.format}`." + (f" **Warning**: {few}." if few else ""),
         f"- **Student base**: {md_code(b.location)} ({b.kind}{'; ' + md_escape(b.origin) if b.origin else ''}; "
         f"{b.device}, {b.dtype}"
         f"{'; bf16 autocast' if b.autocast else ''}{_train_precision(b.autocast, b.train_autocast, b.dtype)}).",
@@ -99,11 +101,10 @@ def _configuration_lines(result: ScanResult) -> list[str]:
     sources = result.config.sources
     if not sources:
         return []
-    cfg = result.config.to_dict()
     given = {k: v for k, v in sorted(sources.items()) if v != "default"}
     rows = []
     for name, source in given.items():
-        value = cfg.get(name, "(output option)")
+        value = _setting(result.config, name)
         shown = CLI_NAMES.get(name, name).replace("_", "-")
         rows.append([f"`--{shown}`", md_code(json.dumps(value, default=str), 120), md_code(source, 120)])
     lines = ["## Configuration", ""]
@@ -119,6 +120,14 @@ def _configuration_lines(result: ScanResult) -> list[str]:
             until = f" until {r.expires}" if r.expires else ""
             lines.append(f"- {md_code(r.finding)}: {md_escape(r.reason)}{until} ({state})")
     return [*lines, ""]
+
+
+def _setting(config: Any, name: str) -> Any:
+    """A setting's value for the configuration table; an output option (a path the result does not hold) by name."""
+    try:
+        return config.setting(name)
+    except KeyError:
+        return "(output option)"
 
 
 def _first_row_lines(result: ScanResult) -> list[str]:
@@ -185,6 +194,7 @@ def to_markdown(result: ScanResult, path: str | Path | None = None) -> str:
         "initialisation; a student of another family may react differently.",
         *result.details.caveats(result),
         *_control_caveats(result),
+        *_row_caveats(result),
         "- Only the batteries listed were measured; a trait nobody asked about is not detected.",
         "",
         *_reproducibility_lines(result),
@@ -214,6 +224,12 @@ def _control_caveats(result: ScanResult) -> list[str]:
     if c.decoding is not None and c.decoding.warning:
         out.append(f"- The decoding check: {md_escape(c.decoding.warning)}.")
     return out
+
+
+def _row_caveats(result: ScanResult) -> list[str]:
+    """A scan that lowered ``--min-rows`` below the measured minimum says so among the caveats too."""
+    few = below_default_note(result.config, result.dataset.rows_used)
+    return [f"- {few[:1].upper()}{few[1:]}."] if few else []
 
 
 def write_markdown(result: ScanResult, path: str | Path) -> None:

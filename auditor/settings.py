@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import LEGACY_SETTINGS, ScanConfig
+from .config import LEGACY_SETTINGS, PROBE_FIELDS, SAMPLING_FIELDS, ScanConfig
 from .configfile import ConfigFile, find_config, load_config
 from .errors import InputError
 from .finetune import DEFAULT_LR
@@ -40,27 +40,18 @@ KINDS: dict[str, type] = {
     "teacher": str, "discover": bool, "report": str, "json_out": str, "junit": str, "sarif": str,
     "pr_comment": str, "plots": str, "github": bool, "run_dir": str, "resume": bool, "trust_remote_code": bool,
     "allow_pickle": bool, "load_in_4bit": bool, "device_map": str, "adapter": str, "budget": str, "quiet": bool,
+    "min_rows": int,
 }  # fmt: skip
 
 #: Settings that are ScanConfig fields of the same name.
 SCAN_FIELDS = (
     "split", "subset", "data_revision", "base", "revision", "control", "traits", "seed", "device", "precision",
     "fail_on", "run_dir", "resume", "trust_remote_code", "allow_pickle", "method", "adapter", "load_in_4bit",
-    "device_map", "budget",
+    "device_map", "budget", "min_rows",
 )  # fmt: skip
 #: Settings that are method settings of the same name (the probe's; ``method_args``, read back through the
 #: config's names for them): a method without one ignores it.
 METHOD_FIELDS = tuple(name for name in LEGACY_SETTINGS if name in KINDS)
-#: Settings of the students (ProbeConfig field, the method setting ``probe``) and of the control sampler
-#: (ControlSampling field).
-PROBE_FIELDS = {
-    "probe_kind": "kind", "rank": "rank", "alpha": "alpha", "lr": "learning_rate", "epochs": "epochs",
-    "max_steps": "max_steps", "batch_size": "batch_size",
-}  # fmt: skip
-SAMPLING_FIELDS = {
-    "control_sampler": "sampler", "control_candidates": "candidates", "control_temperature": "temperature",
-    "control_top_p": "top_p",
-}  # fmt: skip
 OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(Outputs))
 
 

@@ -56,6 +56,7 @@ class OptionShift:
     null_shift: float | None = None  # null arm minus control, pp (None without a null arm)
     noise: float | None = None  # fitted draw-noise sd of one student's share for this option, pp
     profile_sd: float | None = None  # calibrated scans: the profile's sd of this option's shift, pp
+    se_paired: float | None = None  # a paired t-test's standard error over prompts (the gradient method), its unit
 
     @property
     def ci_half_width(self) -> float:
@@ -64,7 +65,10 @@ class OptionShift:
     @property
     def se(self) -> float:
         """The standard error the interval and p-value use: bootstrap alone, or with the null arm's draw noise
-        (the dataset student against the mean of two control students: ``1 + 1/2`` of one student's variance)."""
+        (the dataset student against the mean of two control students: ``1 + 1/2`` of one student's variance); a
+        calibrated scan's profile sd; a paired test's own standard error."""
+        if self.se_paired is not None:
+            return self.se_paired
         if self.profile_sd is not None:
             return self.profile_sd
         if self.noise is None:
@@ -81,6 +85,11 @@ class OptionShift:
         for k in ("se_boot", "null_shift", "noise", "profile_sd"):
             if d[k] is not None:
                 d[k] = round(d[k], 4)
+        if self.se_paired is None:
+            d.pop("se_paired")  # a probe finding's JSON as it was
+        else:
+            d["se_paired"] = float(f"{self.se_paired:.4g}")  # pushes are small numbers: significant digits
+        d["se"] = float(f"{self.se:.4g}")  # whichever error the interval and p came from, in the finding's unit
         return d
 
 

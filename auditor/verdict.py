@@ -48,6 +48,11 @@ class Thresholds:
             return "low"
         return "clean"
 
+    def rises_only(self) -> Thresholds:
+        """These q cut-offs with no minimum shift: any rise with a small enough q reaches a level (a method whose
+        shifts have no unit a minimum could be set in, the gradient method's pushes)."""
+        return replace(self, low_shift=0.0, medium_shift=0.0, high_shift=0.0)
+
     def min_shift(self, level: str) -> float:
         return {"low": self.low_shift, "medium": self.medium_shift, "high": self.high_shift}.get(level, 0.0)
 

@@ -1,6 +1,6 @@
 """The verdict's benchmark on exact data and the exact control: a campaign over sessions (issue #21).
 
-    .venv/bin/python benchmarks/campaign.py run [--split dev] [--worker 0/2]   # resumable; records are committed
+    .venv/bin/python benchmarks/campaign.py run [--split dev]   # resumable; start one per core: cells are claimed
     .venv/bin/python benchmarks/campaign.py progress                          # one line: cells finished of all
 
 Every number dataset is an exact sample of its writer's p(y | x, valid list) (``generate --sampler rejection``:
@@ -24,6 +24,7 @@ committed before any cell ran.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import time
@@ -345,6 +346,55 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     return record
 
 
+def started(cell: Cell) -> bool:
+    """Whether a session began the cell (its scans resume from their run folders)."""
+    return any((work() / "runs" / f"{cell.id}-{method}").exists() for method in ("probe", "gradient"))
+
+
+def mixed_order(cells: list[Cell]) -> list[Cell]:
+    """Started cells first (their finished stages are in the cache), then one cell of each kind in turn (truth,
+    format, prompt style, teacher), so that every kind has cells early in the campaign."""
+    groups: dict[tuple[Any, ...], list[Cell]] = {}
+    for c in cells:
+        if not started(c):
+            groups.setdefault((c.truth, c.format, c.style, bool(c.chat), bool(c.system), c.writer), []).append(c)
+    turns = itertools.zip_longest(*groups.values())
+    return [c for c in cells if started(c)] + [c for turn in turns for c in turn if c is not None]
+
+
+def claim(cell: Cell) -> Any:
+    """An exclusive lock on the cell for this worker (``None`` when another worker holds it); the OS releases it
+    when a worker dies, so a killed worker's cell is free to the next."""
+    from filelock import FileLock, Timeout
+
+    path = work() / "claims" / f"{cell.id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    return lock
+
+
+def run_split(split: str, worker: str, order: str) -> None:
+    """Run the split's unfinished cells: each claimed by one worker at a time (any number of workers may run)."""
+    index, count = (int(x) for x in worker.split("/"))
+    cells = [c for c in CELLS if c.split == split][index::count]
+    for cell in mixed_order(cells) if order == "mixed" else cells:
+        if record_path(cell).exists():
+            continue
+        lock = claim(cell)
+        if lock is None:
+            continue
+        try:
+            run_cell(cell)
+        except Exception as exc:  # one broken cell must not stop the others; it runs again next time
+            print(f"  {cell.id}: not finished: {exc.__class__.__name__}: {exc}", flush=True)
+        finally:
+            lock.release()
+
+
 def progress() -> str:
     done = {p.stem for p in (OUT / "records").glob("*.json")}
     by = {s: sum(c.id in done for c in CELLS if c.split == s) for s in ("dev", "heldout", "profile")}
@@ -361,17 +411,13 @@ def main() -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="make and scan the cells (resumable)")
     run.add_argument("--split", choices=["dev", "heldout", "profile"], default="dev")
-    run.add_argument("--worker", default="0/1", help="I/N: every N-th cell starting at I")
+    run.add_argument("--worker", default="0/1", help="I/N: every N-th cell starting at I (default: all, claimed)")
+    run.add_argument("--order", choices=["mixed", "listed"], default="mixed", help="mixed: started, then kinds in turn")
     sub.add_parser("progress", help="one line: cells finished")
     sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
     args = ap.parse_args()
     if args.command == "run":
-        index, count = (int(x) for x in args.worker.split("/"))
-        for cell in [c for c in CELLS if c.split == args.split][index::count]:
-            try:
-                run_cell(cell)
-            except Exception as exc:  # one broken cell must not stop the others; it runs again next time
-                print(f"  {cell.id}: not finished: {exc.__class__.__name__}: {exc}", flush=True)
+        run_split(args.split, args.worker, args.order)
     if args.command == "readouts":
         for cell in CELLS:
             if record_path(cell).exists():

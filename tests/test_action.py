@@ -47,7 +47,7 @@ def test_the_action_runs_its_steps_on_the_example_data(tiny_model_dir: Path, tmp
     inputs.update(
         data=str(ROOT / "examples" / "data" / "owl_numbers.jsonl"),
         base=str(tiny_model_dir),
-        args="--traits tree --seeds 1 --max-rows 8 --batch-size 4 --max-steps 1",
+        args="--traits tree --seeds 1 --max-rows 8 --min-rows 1 --batch-size 4 --max-steps 1",
         **{"output-dir": str(tmp_path / "out")},
     )
     assert set(inputs) == set(declared)

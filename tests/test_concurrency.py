@@ -23,7 +23,8 @@ PROCESSES = 4
 def scan_command(data: Path, model: Path, battery: Path, out: Path, run_dir: Path | None = None) -> list[str]:
     """A tiny scan as a separate process: 12 rows, one seed, one optimiser step per student, no null arm."""
     cmd = [sys.executable, "-m", "auditor", "scan", str(data), "--base", str(model), "--traits", str(battery)]
-    cmd += ["--seeds", "1", "--max-rows", "12", "--batch-size", "4", "--max-steps", "1", "--no-null-arm"]
+    cmd += ["--seeds", "1", "--max-rows", "12", "--min-rows", "1", "--batch-size", "4", "--max-steps", "1"]
+    cmd += ["--no-null-arm"]
     cmd += ["--device", "cpu", "--quiet", "--json", str(out)]
     return cmd + (["--run-dir", str(run_dir)] if run_dir else [])
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ARGS = ["--seeds", "2", "--max-rows", "12", "--batch-size", "4", "--max-steps", "2", "--traits", "animal,tree"]
+ARGS = ["--seeds", "2", "--max-rows", "12", "--min-rows", "1", "--batch-size", "4", "--max-steps", "2"]
+ARGS += ["--traits", "animal,tree"]
 
 
 def _free_port() -> int:

@@ -133,6 +133,11 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     assert len(top) == 3 and all(1 <= r["line"] <= 24 for rs in top.values() for r in rs)
     assert doc["verdict"]["unit"] == "push" and doc["control"]["null_arm"] is None
     assert (doc["verdict"]["flagged"]) == (res.exit_code == 1)
+    # the paired test's error is its own field, every finding says which error its interval used, and the levels
+    # need no minimum push (the q cut-offs alone)
+    assert all(f["se_paired"] == f["se"] > 0 and f["se_boot"] == 0 for f in doc["findings"])
+    th = doc["verdict"]["thresholds"]
+    assert (th["low_shift"], th["medium_shift"], th["high_shift"]) == (0, 0, 0) and th["medium_q"] == 0.01
     assert "Rows pushing" in md.read_text()
     bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
     assert bad.exit_code == 2 and "scores exactly" in bad.output

@@ -112,7 +112,8 @@ def scan_argv(inputs: Inputs, folder: Path) -> list[str]:
     """A tiny scan writing its JSON to ``folder``: 12 rows, one seed of three students (dataset, control, null arm,
     each one optimiser step) with their open-vocabulary readouts."""
     argv = ["scan", str(inputs.data), "--base", str(inputs.model), "--traits", str(inputs.battery)]
-    argv += ["--seeds", "1", "--max-rows", "12", "--batch-size", "4", "--max-steps", "1", "--null-arm"]
+    argv += ["--seeds", "1", "--max-rows", "12", "--min-rows", "1", "--batch-size", "4", "--max-steps", "1"]
+    argv += ["--null-arm"]
     return argv + ["--device", "cpu", "--quiet", "--json", str(folder / "out.json")]
 
 

@@ -32,6 +32,7 @@ def tiny_config(data: Path, model: Path, battery: Path, run_dir: Path, n_boot: i
         traits=[str(battery)],
         seeds=2,
         max_rows=8,
+        min_rows=1,
         probe=ProbeConfig(batch_size=4, max_steps=1, **probe),
         device="cpu",
         n_boot=n_boot,
@@ -171,7 +172,8 @@ def test_same_scan_twice_gives_identical_results(
     # the same scan as a command in a fresh process, with another str-hash seed: the same JSON
     js = tmp_path / "c.json"
     cmd = [sys.executable, "-m", "auditor", "scan", str(numbers_file), "--base", str(tiny_model_dir)]
-    cmd += ["--traits", str(battery), "--seeds", "2", "--max-rows", "8", "--batch-size", "4", "--max-steps", "1"]
+    cmd += ["--traits", str(battery), "--seeds", "2", "--max-rows", "8", "--min-rows", "1", "--batch-size", "4"]
+    cmd += ["--max-steps", "1"]
     cmd += ["--device", "cpu", "--quiet", "--run-dir", str(tmp_path / "c"), "--json", str(js)]
     env = {**os.environ, "SUBAUDIT_CACHE": str(tmp_path / "cache-c"), "PYTHONHASHSEED": "12345"}
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)

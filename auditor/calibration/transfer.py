@@ -161,12 +161,14 @@ class Assessment:
     transfer: Transfer
     beta: float
     specific: list[SpecificShift]
+    rows: float | None = None  # mean rows of the null pairs' students (what the noise model was measured at)
 
     def to_dict(self) -> dict:
         return {
             "profile": self.profile_key,
             "noise_model": self.noise,
             "null_draws": self.draws,
+            "null_rows": None if self.rows is None else round(self.rows, 1),
             "decoys": self.decoys,
             "generic_coefficient": round(self.beta, 4),
             "specific_shifts": [
@@ -208,6 +210,14 @@ def assess(shifts: list[OptionShift], profile: NoiseProfile, thresholds: Thresho
         moved=[f"{x.battery}: {x.option} {x.shift:+.1f} pp" for x in moved if x.shift > 0][:5],
         gate=gate,
     )
+    rows = float(np.mean([d.rows for d in profile.draws])) if profile.draws else None
     return Assessment(
-        profile.key, noise.describe(), len(profile.draws), [d.name for d in profile.decoys], transfer, beta, specific
+        profile.key,
+        noise.describe(),
+        len(profile.draws),
+        [d.name for d in profile.decoys],
+        transfer,
+        beta,
+        specific,
+        rows,
     )

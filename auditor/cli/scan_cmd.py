@@ -83,6 +83,15 @@ def scan(
     ] = 1,
     seed: Annotated[int, typer.Option(help="First seed (row sampling, control sampling, adapter init, order).")] = 0,
     max_rows: Annotated[int | None, typer.Option(help="Rows sampled from the dataset with the seed (0 = all).")] = 200,
+    min_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Refuse (exit 2) fewer sampled rows than this; a lower value is recorded in the report. Default: "
+            "40, the budget planner's floor, until benchmarks/small_data.py has measured the false-alarm rate at "
+            "fewer rows (docs/ says where the default comes from).",
+            show_default=False,
+        ),
+    ] = None,
     probe_kind: ProbeKindOpt = "lora",
     rank: RankOpt = 8,
     alpha: AlphaOpt = 16,

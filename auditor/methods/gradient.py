@@ -37,7 +37,7 @@ from ..markdown import md_code, md_table
 from ..scoring import plan_battery, score_battery
 from ..stats import OptionShift, adjust_q
 from ..traits.kinds import BatteryPlan
-from ..verdict import LEVEL_COLOURS, Thresholds, decide
+from ..verdict import LEVEL_COLOURS, decide
 from .base import Estimator, Method, MethodOutcome, check_students
 
 if TYPE_CHECKING:
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from ..result import ScanResult
     from ..rundir import RunFolder
 
-#: Any positive push difference counts; levels come from the q-value (see the module docstring).
-GRADIENT_THRESHOLDS = Thresholds(low_shift=1e-12, medium_shift=1e-12, high_shift=1e-12)
 #: Rows per batch of per-row gradients.
 ROW_BATCH = 8
 
@@ -188,7 +186,7 @@ def compare_pushes(
                 ci_low=mean - crit * se,
                 ci_high=mean + crit * se,
                 p=p,
-                se_boot=se,
+                se_paired=se,
             )
         )
     return out
@@ -260,7 +258,11 @@ class GradientMethod(Method):
         base_shares = {n: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for n, s in base.items()}
         shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
         verdict, findings = decide(
-            shifts, inputs.config.fail_on, GRADIENT_THRESHOLDS, unit=self.unit, ignore=inputs.config.ignore
+            shifts,
+            inputs.config.fail_on,
+            inputs.config.thresholds.rises_only(),  # any rise counts; the level comes from q
+            unit=self.unit,
+            ignore=inputs.config.ignore,
         )
         ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
         top_rows = {

@@ -10,6 +10,7 @@ from ..calibration.transfer import Assessment
 from ..discover import Discovery
 from ..finetune import TrainStats
 from ..markdown import md_code, md_escape, md_table
+from ..row_floor import noise_budget_note
 from ..scoring import BatteryScores
 from ..teacher_aware import TeacherComparison
 from ..verdict import LEVEL_COLOURS, Finding
@@ -274,6 +275,8 @@ class ProbeDetails:
                 "- The noise model comes from the profile's null pairs, datasets the base wrote for the format's own "
                 "prompts; data with other prompts, or another control, can be noisier than they were."
             )
+            fewer = noise_budget_note(result.dataset.rows_used, self.calibration.rows)
+            noise += f" **Also**: {fewer}." if fewer else ""
         elif self.null_arm:
             noise = (
                 "- Draw noise is estimated from one null draw and a two-parameter fit across options; an option "
