@@ -10,10 +10,10 @@ asked for. Adding a format is one module in this package plus one entry here (or
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 from ..errors import InputError
+from ..registry import Registry
 from .base import TEXT_ROW, CompletionFormat, RowCheck
 
 #: Built-in formats: name -> "module:Class" (detection tries them in this order).
@@ -27,31 +27,19 @@ BUILTIN = {
 #: The format of a dataset no other format detects.
 FALLBACK = "free"
 
-_REGISTERED: dict[str, CompletionFormat] = {}
-
-
-def register(fmt: type[CompletionFormat]) -> type[CompletionFormat]:
-    """Make ``fmt`` (a :class:`CompletionFormat` subclass) available by its ``name``; usable as a class decorator."""
-    _REGISTERED[fmt.name] = fmt()
-    return fmt
-
-
-def unregister(name: str) -> None:
-    """Forget a registered format (a built-in one is imported again when next asked for)."""
-    _REGISTERED.pop(name, None)
+_REGISTRY: Registry[CompletionFormat] = Registry(BUILTIN)
+#: Make a :class:`CompletionFormat` subclass available by its ``name`` (a class decorator); forget one.
+register, unregister = _REGISTRY.register, _REGISTRY.unregister
 
 
 def format_names() -> list[str]:
     """Every format, built-in first."""
-    return list(dict.fromkeys([*BUILTIN, *_REGISTERED]))
+    return _REGISTRY.names()
 
 
 def get_format(name: str) -> CompletionFormat:
     """The format called ``name``; ``KeyError`` for an unknown one."""
-    if name not in _REGISTERED and name in BUILTIN:
-        module, cls = BUILTIN[name].split(":")
-        register(getattr(importlib.import_module(module), cls))
-    return _REGISTERED[name]
+    return _REGISTRY.get(name)
 
 
 def generate_formats() -> list[str]:

@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import InputError
+from ..registry import Registry
 from .base import Method, MethodOutcome
 
 #: Built-in methods: name -> "module:Class".
@@ -19,32 +18,21 @@ BUILTIN = {
     "gradient": "auditor.methods.gradient:GradientMethod",
 }
 
-_REGISTERED: dict[str, Method] = {}
-
-
-def register(method: type[Method]) -> type[Method]:
-    """Make ``method`` (a :class:`Method` subclass) available by its ``name``; usable as a class decorator."""
-    _REGISTERED[method.name] = method()
-    return method
-
-
-def unregister(name: str) -> None:
-    """Forget a registered method (a built-in one is imported again when next asked for)."""
-    _REGISTERED.pop(name, None)
+_REGISTRY: Registry[Method] = Registry(BUILTIN)
+#: Make a :class:`Method` subclass available by its ``name`` (a class decorator); forget one.
+register, unregister = _REGISTRY.register, _REGISTRY.unregister
 
 
 def method_names() -> list[str]:
-    return list(dict.fromkeys([*BUILTIN, *_REGISTERED]))
+    return _REGISTRY.names()
 
 
 def get_method(name: str) -> Method:
     """The method called ``name`` (``--method``)."""
-    if name not in _REGISTERED and name in BUILTIN:
-        module, cls = BUILTIN[name].split(":")
-        register(getattr(importlib.import_module(module), cls))
-    if name not in _REGISTERED:
-        raise InputError(f"--method must be one of {', '.join(method_names())}, got {name!r}")
-    return _REGISTERED[name]
+    try:
+        return _REGISTRY.get(name)
+    except KeyError:
+        raise InputError(f"--method must be one of {', '.join(method_names())}, got {name!r}") from None
 
 
 __all__ = ["BUILTIN", "Method", "MethodOutcome", "get_method", "method_names", "register", "unregister"]

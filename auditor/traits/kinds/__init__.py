@@ -7,10 +7,10 @@ for its toy kind). Every kind implements :class:`~auditor.traits.kinds.base.Batt
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from ...errors import InputError
+from ...registry import Registry
 from .base import BatteryKind, BatteryPlan
 
 #: Built-in kinds: name -> "module:Class" (the first is the default of a file without ``kind:``).
@@ -20,31 +20,19 @@ BUILTIN = {
 }
 DEFAULT_KIND = "preference"
 
-_REGISTERED: dict[str, BatteryKind] = {}
-
-
-def register(kind: type[BatteryKind]) -> type[BatteryKind]:
-    """Make ``kind`` (a :class:`BatteryKind` subclass) available by its ``name``; usable as a class decorator."""
-    _REGISTERED[kind.name] = kind()
-    return kind
-
-
-def unregister(name: str) -> None:
-    """Forget a registered kind (a built-in one is imported again when next asked for)."""
-    _REGISTERED.pop(name, None)
+_REGISTRY: Registry[BatteryKind] = Registry(BUILTIN)
+#: Make a :class:`BatteryKind` subclass available by its ``name`` (a class decorator); forget one.
+register, unregister = _REGISTRY.register, _REGISTRY.unregister
 
 
 def kind_names() -> list[str]:
     """Every kind a battery file may name, built-in first."""
-    return list(dict.fromkeys([*BUILTIN, *_REGISTERED]))
+    return _REGISTRY.names()
 
 
 def get_kind(name: str) -> BatteryKind:
     """The kind called ``name``; ``KeyError`` for an unknown one."""
-    if name not in _REGISTERED and name in BUILTIN:
-        module, cls = BUILTIN[name].split(":")
-        register(getattr(importlib.import_module(module), cls))
-    return _REGISTERED[name]
+    return _REGISTRY.get(name)
 
 
 def find_kind(value: object, source: str) -> BatteryKind:
