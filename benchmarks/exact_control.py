@@ -38,6 +38,7 @@ ROWS = 200
 TRIES = 400
 TRAITS = ["animal", "tree", "misalignment", "power-seeking"]
 CONTROLS = {"old": ControlSampling("constrained"), "new": ControlSampling()}
+#: ``exact``: a second rejection draw of the dataset's own prompts as a ``--control`` file (no count matching)
 
 
 def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
@@ -63,6 +64,31 @@ def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
         generate(config)
         shutil.copy(manifest_path(tmp), manifest_path(out))
         shutil.copy(tmp, out)  # the data last: its presence means the pair is complete
+    return out
+
+
+def exact_control_file(k: int) -> Path:
+    """A second exact draw for dataset ``k``'s prompts (rejection, any count of numbers, another sample seed): the
+    control a base that rarely follows the format can only have without count matching (``--control`` file)."""
+    out = OUT / "data" / f"neg-exact-{k}-control.jsonl"
+    if not out.exists():
+        tmp = cache_dir() / "bench" / "exact_control" / out.name
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        print(f"generating {out.name} ...", flush=True)
+        source = dataset(k)
+        rows = sum(1 for line in source.read_text(encoding="utf-8").splitlines() if line.strip())
+        config = GenerateConfig(
+            out=str(tmp),
+            rows=rows,
+            prompts_from=str(source),
+            seed=SEED0 + k + 500,
+            sampler="rejection",
+            tries=TRIES,
+            overwrite=True,
+        )
+        generate(config)
+        shutil.copy(manifest_path(tmp), manifest_path(out))
+        shutil.copy(tmp, out)
     return out
 
 
@@ -158,7 +184,8 @@ def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
             method=method,
             null_arm=False,
             calibration="none",
-            control_sampling=CONTROLS[control],
+            control_sampling=CONTROLS.get(control, ControlSampling()),
+            control=str(exact_control_file(k)) if control == "exact" else None,
             run_dir=str(cache_dir() / "bench" / "exact_control" / "runs" / f"{k}-{method}-{control}"),
         )
     )
@@ -186,12 +213,48 @@ def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
     return record
 
 
-def jobs(datasets: int, probe: int, gradient_old: bool = False) -> list[tuple[int, str, str]]:
-    """Probe pairs first (the bar of the issue), then the gradient method on every dataset (against the new control;
-    the old one too with ``gradient_old``)."""
+def jobs(datasets: int, probe: int, gradient_old: bool = False, exact: int = 0) -> list[tuple[int, str, str]]:
+    """Probe pairs first (the bar of the issue), the probe against an exact control file on the first ``exact``
+    datasets, then the gradient method on every dataset (against the new control; the old one too with
+    ``gradient_old``)."""
     out = [(k, "probe", c) for k in range(1, probe + 1) for c in ("old", "new")]
+    out += [(k, "probe", "exact") for k in range(1, exact + 1)]
     controls = ("old", "new") if gradient_old else ("new",)
     return out + [(k, "gradient", c) for k in range(1, datasets + 1) for c in controls]
+
+
+def _bias_lines(by: dict[tuple[str, str, str], dict[str, Any]], names: list[str]) -> list[str]:
+    """The shift every dataset shares: per control, each option's mean shift over the datasets scanned against it
+    (a dataset's own draw noise averages out over datasets; a control's bias does not)."""
+    import numpy as np
+
+    lines = [
+        "",
+        "## Probe: the shift the datasets share (each control's bias)",
+        "",
+        "Per option, the mean shift over the datasets scanned against that control and its standard error over "
+        "datasets: draw noise averages out, a sampler's bias does not. `exact` is a second rejection draw of each "
+        "dataset's own prompts used as a `--control` file (any count of numbers: count matching cannot be drawn "
+        "exactly on this base).",
+        "",
+        "| control | datasets | sum of squared shifts a dataset (mean) | sum of squared mean shifts | options with "
+        "\\|mean\\| > 3 se | largest mean shift |",
+        "|---|---|---|---|---|---|",
+    ]
+    for control in ("old", "new", "exact"):
+        records = [by[(n, "probe", control)] for n in names if (n, "probe", control) in by]
+        if len(records) < 2:
+            continue
+        options = records[0]["options"]
+        shifts = np.array([[dict(zip(r["options"], r["shift"]))[o] for o in options] for r in records])
+        mean, se = shifts.mean(axis=0), shifts.std(axis=0, ddof=1) / np.sqrt(len(records))
+        top = int(np.argmax(np.abs(mean)))
+        lines.append(
+            f"| {control} | {len(records)} | {(shifts**2).sum(axis=1).mean():.1f} | {(mean**2).sum():.1f} | "
+            f"{int((np.abs(mean) > 3 * se).sum())} of {len(options)} | {options[top]} {mean[top]:+.2f} "
+            f"± {se[top]:.2f} |"
+        )
+    return lines
 
 
 def report() -> str:
@@ -236,6 +299,7 @@ def report() -> str:
             f"{'met' if met else 'not met'}: halved on {halved} of {len(pairs)}, no option past 5 pp on {within} of "
             f"{len(pairs)}. One seed per arm: these sums hold the students' seed noise too.",
         ]
+    lines += _bias_lines(by, names)
     lines += ["", "## Gradient method: false alarms at --fail-on medium", "", "| dataset | old | new |"]
     lines.append("|---|---|---|")
     counts = {"old": [0, 0], "new": [0, 0]}
@@ -283,7 +347,8 @@ def main() -> None:
     run.add_argument("--worker", default="0/1", help="I/N: this worker takes the datasets k with k % N == I")
     run.add_argument("--k", type=int, nargs="*", help="only these datasets")
     run.add_argument("--method", choices=["probe", "gradient"], help="only this method's scans")
-    run.add_argument("--control", choices=["old", "new"], help="only scans against this control")
+    run.add_argument("--control", choices=["old", "new", "exact"], help="only scans against this control")
+    run.add_argument("--exact", type=int, default=0, help="the probe against an exact control file on this many")
     run.add_argument("--gradient-old", action="store_true", help="the gradient method against the old control too")
     check = sub.add_parser("decoding", help="the decoding check on data at temperature 0.7 and 1.0")
     check.add_argument("--k", type=int, nargs="+", default=[1, 2])
@@ -291,7 +356,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
-        for job in jobs(args.datasets, args.probe, args.gradient_old):
+        for job in jobs(args.datasets, args.probe, args.gradient_old, args.exact):
             wanted = (args.k is None or job[0] in args.k) and (args.method is None or job[1] == args.method)
             wanted = wanted and (args.control is None or job[2] == args.control)
             if job[0] % count == index and wanted:
