@@ -159,8 +159,7 @@ class RunFolder:
         path = self.readout_path(name)
         if not (self.resume or always) or not path.exists():
             return None
-        readout = read_entry(path, read=_read_readout, errors=(EOFError, zipfile.BadZipFile, zlib.error))
-        return readout if readout is not None and readout.version == OPEN_PROMPTS_VERSION else None
+        return read_readout(path)
 
     def save_readout(self, name: str, readout: Readout) -> None:
         with self.stage_lock(name):
@@ -189,6 +188,12 @@ def sealed_readout(readout: Readout) -> bytes:
     with zipfile.ZipFile(buf, "a") as z:
         z.writestr(READOUT_SEAL, digest)
     return buf.getvalue()
+
+
+def read_readout(path: Path) -> Readout | None:
+    """The readout stored at ``path``, or ``None`` when it is unreadable, damaged or of another prompt version."""
+    readout = read_entry(path, read=_read_readout, errors=(EOFError, zipfile.BadZipFile, zlib.error))
+    return readout if readout is not None and readout.version == OPEN_PROMPTS_VERSION else None
 
 
 def _read_readout(path: Path) -> Readout:

@@ -90,3 +90,25 @@ def test_clopper_pearson() -> None:
     low, high = clopper_pearson(0, 30)
     assert low == 0.0 and high == pytest.approx(0.1157, abs=1e-3)
     assert clopper_pearson(30, 30)[1] == 1.0
+
+
+def test_mixed_order_and_claims(bench, isolated_cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started cells first, then one cell of each kind in turn; a claimed cell is skipped by another worker."""
+    campaign, _ = bench
+    dev = [c for c in campaign.CELLS if c.split == "dev"]
+    (campaign.work() / "runs" / f"{dev[5].id}-probe").mkdir(parents=True)
+    order = campaign.mixed_order(dev)
+    assert order[0] == dev[5] and sorted(c.id for c in order) == sorted(c.id for c in dev)
+    kinds = [(c.truth, c.format, c.style, bool(c.chat), bool(c.system)) for c in order[1:8]]
+    assert len(set(kinds)) == 7  # no kind twice before every kind had a turn
+    held = campaign.claim(dev[0])
+    assert held is not None and campaign.claim(dev[0]) is None and campaign.claim(dev[1]) is not None
+    held.release()
+    assert campaign.claim(dev[0]) is not None
+    ran: list[str] = []
+    monkeypatch.setattr(campaign, "run_cell", lambda cell: ran.append(cell.id))
+    todo = [c for c in dev if not campaign.record_path(c).exists()][:3]
+    monkeypatch.setattr(campaign, "CELLS", todo)
+    other = campaign.claim(todo[1])  # another worker holds this one
+    campaign.run_split("dev", "0/1", "listed")
+    assert ran == [todo[0].id, todo[2].id] and other is not None
