@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..base_cache import base_readout as cached_base_readout
+from ..base_cache import base_scores as cached_base_scores
 from ..calibration.transfer import Assessment, assess
 from ..config import DEFAULT_GATE, SCORING_MODES, ScanConfig
 from ..data import Example, rows_hash
@@ -406,7 +408,10 @@ def base_scores(scan: ProbeScan, prober: Prober, scorer: Scorer) -> dict[str, Ba
             inputs.reporter.note("base scores: reused from the run directory")
             return cached.scores
         with prober.disabled():
-            scores = scorer("base", inputs.config.seed)
+            if scan.settings.scoring == "exact":  # the same in every scan of this base: cached across scans
+                scores = cached_base_scores(inputs.loaded, inputs.batteries, lambda: scorer("base", inputs.config.seed))
+            else:
+                scores = scorer("base", inputs.config.seed)
         run.save_scores("base", StageScores(scores))
     return scores
 
@@ -419,7 +424,7 @@ def base_readout(scan: ProbeScan, prober: Prober) -> Readout:
         if cached is not None:
             return cached
         with inputs.timings.stage("discover"), prober.disabled():
-            readout = read_model(inputs.loaded)
+            readout = cached_base_readout(inputs.loaded, lambda: read_model(inputs.loaded))
         run.save_readout("base", readout)
     return readout
 

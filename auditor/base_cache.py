@@ -1,0 +1,72 @@
+"""What a base gives the same in every scan of it, kept in the cache across scans: its exact battery scores and its
+open-vocabulary readout.
+
+A team that scans every new dataset against one base pays for the base's side once. Entries live in
+``cache/base/`` keyed by the base's fingerprint (weights, and a merged ``--adapter``), its precision and device, and
+everything that shapes the value (the batteries' content; the readout's prompt version and settings). Sampled
+scoring depends on the seed and the judge and is not cached. The readout is stored as its run folder keeps it
+(float16 log-probabilities), and a scan uses the stored copy even when it computed it, so a first scan and a repeat
+give the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .io import atomic_write_bytes, cache_dir, cache_lock, compute_once
+
+if TYPE_CHECKING:
+    from .discover import Readout
+    from .models import LoadedModel
+    from .scoring import BatteryScores
+    from .traits import Battery
+
+
+def entry(loaded: LoadedModel, kind: str, *parts: Any) -> Path:
+    """The cache file of ``kind`` (``scores``, ``readout``) for this base and ``parts``."""
+    text = json.dumps(
+        [loaded.fingerprint, loaded.dtype, loaded.autocast_dtype, str(loaded.device).split(":")[0], kind, parts],
+        default=str,
+    )
+    return cache_dir() / "base" / f"{kind}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:24]}"
+
+
+def base_scores(
+    loaded: LoadedModel, batteries: list[Battery], score: Callable[[], dict[str, BatteryScores]]
+) -> dict[str, BatteryScores]:
+    """The base's exact scores on ``batteries``: from the cache, or ``score()`` stored there."""
+    from .scoring import BatteryScores
+
+    path = entry(loaded, "scores", [b.content_key() for b in batteries]).with_suffix(".json")
+
+    def parse(blob: dict[str, Any]) -> dict[str, BatteryScores]:
+        scores = {name: BatteryScores.from_dict(d) for name, d in blob["scores"].items()}
+        if sorted(scores) != sorted(b.name for b in batteries):
+            raise ValueError(f"scores for {sorted(scores)}, not for the scan's batteries")
+        return scores
+
+    found, _ = compute_once(path, lambda: {"scores": {k: v.to_dict() for k, v in score().items()}}, parse)
+    return found
+
+
+def base_readout(loaded: LoadedModel, read: Callable[[], Readout]) -> Readout:
+    """The base's open-vocabulary readout: from the cache, or ``read()`` stored there (returned as stored)."""
+    from . import discover
+    from .rundir import read_readout, sealed_readout
+
+    settings = [
+        discover.OPEN_PROMPTS_VERSION, discover.COMPLETE_TOP, discover.COMPLETE_MIN, discover.COMPLETE_PATHS,
+        discover.MAX_PIECES, discover.BRANCH, discover.FLOOR, discover.KEEP, discover.STORE_WORDS,
+    ]  # fmt: skip
+    path = entry(loaded, "readout", settings).with_suffix(".npz")
+    with cache_lock(path):
+        found = read_readout(path) if path.exists() else None
+        if found is not None:
+            return found
+        blob = sealed_readout(read())
+        atomic_write_bytes(path, blob)
+    return discover.Readout.from_bytes(blob)
