@@ -97,6 +97,41 @@ def minimum(records: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def report(records: list[dict[str, Any]]) -> str:
+    """``results/small_data.md``: per row count, the null scans finished and flagged (Clopper-Pearson 95 %)."""
+    from campaign_report import clopper_pearson
+
+    done = len(records) == len(cells())
+    lines = [
+        "# Too little data to judge (benchmarks/small_data.py)",
+        "",
+        "Null datasets (disjoint subsets of base-written exact number rows), each scanned with the defaults except "
+        "two, both off: the floor itself and the readout (it sets no level); every flag is a false alarm. The rule, "
+        "committed before any cell ran:",
+        "",
+        *[f"> {line}" if line else ">" for line in RULE.splitlines()],
+        "",
+        "| rows | scans finished | flagged at medium | 95 % interval | flagged at low | 95 % interval |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in ROW_COUNTS:
+        rs = [x for x in records if x["rows"] == n]
+        if not rs:
+            lines.append(f"| {n} | 0 of {REPS} | | | | |")
+            continue
+        med, low = sum(x["flagged_medium"] for x in rs), sum(x["flagged_low"] for x in rs)
+        cm, cl = clopper_pearson(med, len(rs)), clopper_pearson(low, len(rs))
+        lines.append(
+            f"| {n} | {len(rs)} of {REPS} | {med} | [{cm[0]:.2f}, {cm[1]:.2f}] | {low} | [{cl[0]:.2f}, {cl[1]:.2f}] |"
+        )
+    verdict = (
+        f"The rule's minimum: **{minimum(records)}** rows (None: no tested count qualifies; the default stays 40)."
+        if done
+        else f"{len(records)} of {len(cells())} cells finished: the rule is applied when all have."
+    )
+    return "\n".join([*lines, "", verdict, ""])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -111,6 +146,7 @@ def main() -> None:
             run_cell(n, r, rows[(n, r)])
     records = [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))]
     done = len(records) == len(cells())
+    (HERE / "results" / "small_data.md").write_text(report(records), encoding="utf-8")
     tail = f"; minimum {minimum(records)}" if done else ""
     print(f"small_data: {len(records)} of {len(cells())} cells finished{tail}")
 
