@@ -29,3 +29,13 @@ def test_subsets_are_disjoint_and_sized() -> None:
     flat = [line for v in rows.values() for line in v]
     assert len(flat) == len(set(flat)) == sum(small_data.ROW_COUNTS) * small_data.REPS
     assert rows == small_data.subsets()  # seeded
+
+
+def test_the_report_counts_flags_and_applies_the_rule_only_when_every_cell_ran() -> None:
+    partial = [r for r in records({1: (1, 1), 3: (0, 0)}) if r["rows"] == 1 or r["rep"] < 3]
+    text = small_data.report(partial)
+    assert "| 1 | 8 of 8 | 1 | [0.00, 0.53] | 2 | [0.03, 0.65] |" in text
+    assert "| 3 | 3 of 8 | 0 |" in text and "| 30 | 0 of 8 |" in text
+    assert "11 of 32 cells finished: the rule is applied when all have." in text
+    full = small_data.report(records({1: (2, 0), 3: (0, 0), 10: (0, 0), 30: (0, 0)}))
+    assert "The rule's minimum: **3** rows" in full and "> Pre-registered" in full
