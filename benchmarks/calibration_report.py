@@ -11,6 +11,7 @@ from typing import Any
 from calibration_setup import DEV_CORE, FAIL_ON, GATES, RESULTS, RULE, VARIANTS, calibrate_config, record_path
 from cells import HELDOUT2
 from grading import calibrated_verdict
+from grading import clopper_pearson as interval
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
 from auditor.io import atomic_write_json, atomic_write_text, read_sealed_json
@@ -120,12 +121,8 @@ def summarise(graded: list[tuple[dict[str, Any], dict[str, Any]]], fail_on: str 
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> list[float]:
-    from scipy.stats import beta
-
-    a = (1 - confidence) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return [round(low, 4), round(high, 4)]
+    """:func:`grading.clopper_pearson`, rounded as this report stores it."""
+    return [round(x, 4) for x in interval(k, n, 1 - confidence)]
 
 
 def choose(table: dict[str, dict[str, Any]]) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from campaign import CELLS, OUT, RULE
-from grading import calibrated_verdict
+from grading import calibrated_verdict, clopper_pearson
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
 from auditor.io import atomic_write_json, atomic_write_text
@@ -92,16 +92,6 @@ def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[st
 
 def flagged(verdict: dict[str, Any]) -> bool:
     return verdict["level"] is not None and level_rank(verdict["level"]) >= level_rank(FAIL_ON)
-
-
-def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    if n == 0:
-        return (0.0, 1.0)
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return low, high
 
 
 def tally(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]], candidate: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What the calibration benchmark's report and the campaign's report share: a calibrated probe verdict graded from a
-cell's recorded shares (no model runs)."""
+"""What the benchmarks' reports share: a calibrated probe verdict graded from a cell's recorded shares (no model
+runs), and the Clopper-Pearson interval of a count."""
 
 from __future__ import annotations
 
@@ -31,3 +31,14 @@ def calibrated_verdict(
     verdict = with_transfer(verdict, a.transfer)
     top = verdict.top[0].name if verdict.top else None
     return {"level": verdict.level, "named": a.transfer.named, "top": top, "p": a.transfer.p}
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) ``1 - alpha`` interval of a rate seen ``k`` times in ``n``."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return (0.0, 1.0)
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high

@@ -99,7 +99,7 @@ def minimum(records: list[dict[str, Any]]) -> int | None:
 
 def report(records: list[dict[str, Any]]) -> str:
     """``results/small_data.md``: per row count, the null scans finished and flagged (Clopper-Pearson 95 %)."""
-    from campaign_report import clopper_pearson
+    from grading import clopper_pearson
 
     done = len(records) == len(cells())
     lines = [
