@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .io import atomic_write_bytes, cache_dir, cache_lock, compute_once
+from .io import atomic_write_bytes, cache_dir, compute_once
 
 if TYPE_CHECKING:
     from .discover import Readout
@@ -56,17 +56,19 @@ def base_scores(
 def base_readout(loaded: LoadedModel, read: Callable[[], Readout]) -> Readout:
     """The base's open-vocabulary readout: from the cache, or ``read()`` stored there (returned as stored)."""
     from . import discover
-    from .rundir import read_readout, sealed_readout
+    from .rundir import READOUT_ERRORS, sealed_readout, unseal_readout
 
     settings = [
         discover.OPEN_PROMPTS_VERSION, discover.COMPLETE_TOP, discover.COMPLETE_MIN, discover.COMPLETE_PATHS,
         discover.MAX_PIECES, discover.BRANCH, discover.FLOOR, discover.KEEP, discover.STORE_WORDS,
     ]  # fmt: skip
     path = entry(loaded, "readout", settings).with_suffix(".npz")
-    with cache_lock(path):
-        found = read_readout(path) if path.exists() else None
-        if found is not None:
-            return found
-        blob = sealed_readout(read())
-        atomic_write_bytes(path, blob)
-    return discover.Readout.from_bytes(blob)
+    readout, _ = compute_once(
+        path,
+        lambda: sealed_readout(read()),
+        unseal_readout,
+        read=lambda p: p.read_bytes() if p.exists() else None,
+        write=atomic_write_bytes,
+        errors=READOUT_ERRORS,
+    )
+    return readout

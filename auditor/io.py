@@ -241,22 +241,26 @@ def read_entry(
 
 def compute_once(
     path: str | Path,
-    compute: Callable[[], dict[str, Any]],
-    parse: Callable[[dict[str, Any]], T] = _as_is,
+    compute: Callable[[], Any],
+    parse: Callable[[Any], T] = _as_is,
     use_cache: bool = True,
+    read: Callable[[Path], Any] = read_sealed_json,
+    write: Callable[[Path, Any], None] = atomic_write_sealed_json,
+    errors: tuple[type[Exception], ...] = (),
 ) -> tuple[T, bool]:
     """A resumable cache entry: ``parse`` of the sealed JSON object in ``path``, or of ``compute()`` written there
     sealed when it is missing or damaged (:func:`read_entry`), and whether it came from the file. Checked and
     computed under :func:`cache_lock`, so of several processes asking for it one computes and the others read it.
-    ``use_cache=False``: computed, neither read nor written."""
+    ``use_cache=False``: computed, neither read nor written. ``read``, ``write`` and ``errors``: for an entry that is
+    not a sealed JSON object (``read`` gives ``None`` when there is no file; ``errors``: what else means damaged)."""
     if not use_cache:
         return parse(compute()), False
     with cache_lock(path):
-        found = read_entry(path, parse)
+        found = read_entry(path, parse, read, errors)
         if found is not None:
             return found, True
         blob = compute()
-        atomic_write_sealed_json(path, blob)
+        write(Path(path), blob)
     return parse(blob), False
 
 

@@ -190,9 +190,13 @@ def sealed_readout(readout: Readout) -> bytes:
     return buf.getvalue()
 
 
+#: What reading a damaged readout file can raise besides :data:`auditor.io.DAMAGE_ERRORS`.
+READOUT_ERRORS = (EOFError, zipfile.BadZipFile, zlib.error)
+
+
 def read_readout(path: Path) -> Readout | None:
     """The readout stored at ``path``, or ``None`` when it is unreadable, damaged or of another prompt version."""
-    readout = read_entry(path, read=_read_readout, errors=(EOFError, zipfile.BadZipFile, zlib.error))
+    readout = read_entry(path, read=_read_readout, errors=READOUT_ERRORS)
     return readout if readout is not None and readout.version == OPEN_PROMPTS_VERSION else None
 
 

@@ -122,17 +122,14 @@ def merge(
 
 def flatten(config: ScanConfig, outputs: Outputs, quiet: bool = False) -> dict[str, Any]:
     """Every setting's value by name (``lr``: ``None`` at the kind's default; ``max_rows``: 0 for all rows)."""
-    probe, sampling = config.probe, config.control_sampling
-    args = [f"{k}={v}" for k, v in config.method_args.items() if k != "discover" and k not in LEGACY_SETTINGS]
+    probe = config.probe
+    args = [f"{k}={v}" for k, v in config.setting("method_arg").items()]
     return {
         **{name: getattr(config, name) for name in (*SCAN_FIELDS, *METHOD_FIELDS)},
         "max_rows": config.max_rows or 0,
-        **{name: getattr(probe, f) for name, f in PROBE_FIELDS.items()},
+        **{name: config.setting(name) for name in (*PROBE_FIELDS, "target_modules", *SAMPLING_FIELDS, "discover")},
         "lr": None if probe.learning_rate == DEFAULT_LR.get(probe.kind) else probe.learning_rate,
-        "target_modules": ",".join(probe.target_modules),
-        **{name: getattr(sampling, f) for name, f in SAMPLING_FIELDS.items()},
         "method_arg": args or None,
-        "discover": config.method_args.get("discover"),
         **{name: getattr(outputs, name) for name in OUTPUT_FIELDS},
         "quiet": quiet,
     }

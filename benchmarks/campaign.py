@@ -261,14 +261,14 @@ def _read(adapter: str | Path | None) -> Any:
     return read_model(load_base(resolve_base(None), adapter=None if adapter is None else str(adapter)))
 
 
-def _stored_or_read(adapter: Path) -> Any:
-    """A student's readout as its scan stored it beside the adapters (``readouts/NAME.npz``), or read again from its
-    adapter when the scan left none of the current prompt version. (Read again, the adapter is merged into the
-    weights: on dev-neg-continue-304 the 988 words' lifts then differed from the stored readouts' by a median of
-    1e-4 nats and at most 0.07; reading the stored ones took 0.4 s instead of 227 s.)"""
+def _stored_or_read(readouts: Path, adapter: Path | None) -> Any:
+    """A model's readout as its scan stored it (``readouts/NAME.npz``; the base's is ``base.npz``), or read again
+    from ``adapter`` (``None``: the base) when the scan left none of the current prompt version. (Read again, the
+    adapter is merged into the weights: on dev-neg-continue-304 the 988 words' lifts then differed from the stored
+    readouts' by a median of 1e-4 nats and at most 0.07; reading the stored ones took 0.4 s instead of 227 s.)"""
     from auditor.rundir import read_readout
 
-    stored = adapter.parent.parent / "readouts" / f"{adapter.name}.npz"
+    stored = readouts / f"{'base' if adapter is None else adapter.name}.npz"
     return (read_readout(stored) if stored.exists() else None) or _read(adapter)
 
 
@@ -289,13 +289,11 @@ def save_readout(cell: Cell) -> dict[str, Any] | None:
         return None
     print(f"  readout of {cell.id} ...", flush=True)
     start = time.perf_counter()
+    readouts = folder.parent / "readouts"
     if not _BASE_READOUT:
-        from auditor.rundir import read_readout
-
-        stored = folder.parent / "readouts" / "base.npz"
-        _BASE_READOUT.append((read_readout(stored) if stored.exists() else None) or _read(None))
+        _BASE_READOUT.append(_stored_or_read(readouts, None))
     base = _BASE_READOUT[0]
-    found = analyse(base, *[[_stored_or_read(a) for a in students[arm]] for arm in ("dataset", "control")])
+    found = analyse(base, *[[_stored_or_read(readouts, a) for a in students[arm]] for arm in ("dataset", "control")])
     block: dict[str, Any] = {
         "cell": cell.id,
         "prompts_version": OPEN_PROMPTS_VERSION,

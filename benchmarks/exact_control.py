@@ -37,59 +37,42 @@ ROWS = 200
 #: (benchmarks/results/sampler_bias.md), so 400 leave ~1 % of rows without one.
 TRIES = 400
 TRAITS = ["animal", "tree", "misalignment", "power-seeking"]
+#: The sampled controls by name; ``exact`` is a second rejection draw of the dataset's own prompts used as a
+#: ``--control`` file (no count matching, :func:`exact_control_file`).
 CONTROLS = {"old": ControlSampling("constrained"), "new": ControlSampling()}
-#: ``exact``: a second rejection draw of the dataset's own prompts as a ``--control`` file (no count matching)
+
+
+def _generated(out: Path, **settings: Any) -> Path:
+    """``out``, written once by ``subaudit generate`` with ``settings`` (in the cache first, then kept here with its
+    manifest, the data file last: its presence means the pair is complete)."""
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir() / "bench" / "exact_control" / out.name
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        print(f"generating {out.name} ...", flush=True)
+        generate(GenerateConfig(out=str(tmp), sampler="rejection", tries=TRIES, overwrite=True, **settings))
+        shutil.copy(manifest_path(tmp), manifest_path(out))
+        shutil.copy(tmp, out)
+    return out
 
 
 def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
     """The k-th base-written dataset at ``temperature`` (generated once, kept under results/exact_control/data)."""
     # no dot in the name: a manifest is named after the part before the first dot (generate.manifest_path)
     name = f"neg-exact-{k}" if temperature == 1.0 else f"neg-exact-t{round(temperature * 10):02d}-{k}"
-    out = OUT / "data" / f"{name}.jsonl"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir() / "bench" / "exact_control" / out.name
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        print(f"generating {out.name} ...", flush=True)
-        seed = SEED0 + k + (0 if temperature == 1.0 else 50)
-        config = GenerateConfig(
-            out=str(tmp),
-            rows=rows,
-            seed=seed,
-            sampler="rejection",
-            tries=TRIES,
-            temperature=temperature,
-            overwrite=True,
-        )
-        generate(config)
-        shutil.copy(manifest_path(tmp), manifest_path(out))
-        shutil.copy(tmp, out)  # the data last: its presence means the pair is complete
-    return out
+    seed = SEED0 + k + (0 if temperature == 1.0 else 50)
+    return _generated(OUT / "data" / f"{name}.jsonl", rows=rows, seed=seed, temperature=temperature)
 
 
 def exact_control_file(k: int) -> Path:
     """A second exact draw for dataset ``k``'s prompts (rejection, any count of numbers, another sample seed): the
     control a base that rarely follows the format can only have without count matching (``--control`` file)."""
     out = OUT / "data" / f"neg-exact-{k}-control.jsonl"
-    if not out.exists():
-        tmp = cache_dir() / "bench" / "exact_control" / out.name
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        print(f"generating {out.name} ...", flush=True)
-        source = dataset(k)
-        rows = sum(1 for line in source.read_text(encoding="utf-8").splitlines() if line.strip())
-        config = GenerateConfig(
-            out=str(tmp),
-            rows=rows,
-            prompts_from=str(source),
-            seed=SEED0 + k + 500,
-            sampler="rejection",
-            tries=TRIES,
-            overwrite=True,
-        )
-        generate(config)
-        shutil.copy(manifest_path(tmp), manifest_path(out))
-        shutil.copy(tmp, out)
-    return out
+    if out.exists():
+        return out
+    source = dataset(k)
+    rows = sum(1 for line in source.read_text(encoding="utf-8").splitlines() if line.strip())
+    return _generated(out, rows=rows, prompts_from=str(source), seed=SEED0 + k + 500)
 
 
 def decoding_check(k: int, data_temperature: float, control_temperature: float, rows: int = 120) -> dict[str, Any]:
@@ -347,7 +330,7 @@ def main() -> None:
     run.add_argument("--k", type=int, nargs="*", help="only these datasets")
     run.add_argument("--method", choices=["probe", "gradient"], help="only this method's scans")
     run.add_argument("--control", choices=["old", "new", "exact"], help="only scans against this control")
-    run.add_argument("--exact", type=int, default=0, help="the probe against an exact control file on this many")
+    run.add_argument("--exact", type=int, default=0, help="both methods against an exact control file, first N")
     run.add_argument("--gradient-old", action="store_true", help="the gradient method against the old control too")
     check = sub.add_parser("decoding", help="the decoding check on data at temperature 0.7 and 1.0")
     check.add_argument("--k", type=int, nargs="+", default=[1, 2])
