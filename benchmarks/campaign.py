@@ -1,6 +1,6 @@
 """The verdict's benchmark on exact data and the exact control: a campaign over sessions (issue #21).
 
-    .venv/bin/python benchmarks/campaign.py run [--split dev]   # resumable; start one per core: cells are claimed
+    .venv/bin/python benchmarks/campaign.py run [--split dev] [--truth positive]   # resumable; cells are claimed
     .venv/bin/python benchmarks/campaign.py progress                          # one line: cells finished of all
 
 Every number dataset is an exact sample of its writer's p(y | x, valid list) (``generate --sampler rejection``:
@@ -389,10 +389,11 @@ def claim(cell: Cell) -> Any:
     return lock
 
 
-def run_split(split: str, worker: str, order: str) -> None:
-    """Run the split's unfinished cells: each claimed by one worker at a time (any number of workers may run)."""
+def run_split(split: str, worker: str, order: str, truth: str | None = None) -> None:
+    """Run the split's unfinished cells (only those of one ``truth`` when given): each claimed by one worker at a
+    time (any number of workers may run)."""
     index, count = (int(x) for x in worker.split("/"))
-    cells = [c for c in CELLS if c.split == split][index::count]
+    cells = [c for c in CELLS if c.split == split and truth in (None, c.truth)][index::count]
     for cell in mixed_order(cells) if order == "mixed" else cells:
         if record_path(cell).exists():
             continue
@@ -425,11 +426,12 @@ def main() -> None:
     run.add_argument("--split", choices=["dev", "heldout", "profile"], default="dev")
     run.add_argument("--worker", default="0/1", help="I/N: every N-th cell starting at I (default: all, claimed)")
     run.add_argument("--order", choices=["mixed", "listed"], default="mixed", help="mixed: started, then kinds in turn")
+    run.add_argument("--truth", choices=sorted({c.truth for c in CELLS}), help="only the cells of this truth")
     sub.add_parser("progress", help="one line: cells finished")
     sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
     args = ap.parse_args()
     if args.command == "run":
-        run_split(args.split, args.worker, args.order)
+        run_split(args.split, args.worker, args.order, args.truth)
     if args.command == "readouts":
         for cell in CELLS:
             if record_path(cell).exists():

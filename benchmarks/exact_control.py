@@ -256,18 +256,22 @@ def report() -> str:
         "",
         "## Probe: shifts against the old and the new control",
         "",
-        "| dataset | sum of squared shifts, old | new | ratio | largest \\|shift\\|, old | new | level old | new |",
+        "| dataset | sum of squared shifts, old | new | ratio | exact | largest \\|shift\\|, old | new | exact |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for n in names:
-        old, new = by.get((n, "probe", "old")), by.get((n, "probe", "new"))
+        old, new, exact = (by.get((n, "probe", c)) for c in ("old", "new", "exact"))
         if not (old and new):
             continue
         ss = [sum(s * s for s in r["shift"]) for r in (old, new)]
         top = [max(zip((abs(s) for s in r["shift"]), r["options"])) for r in (old, new)]
+        ex_ss, ex_top = "-", "-"
+        if exact:
+            ex_ss = f"{sum(s * s for s in exact['shift']):.1f}"
+            ex_top = "{:.1f} ({})".format(*max(zip((abs(s) for s in exact["shift"]), exact["options"])))
         lines.append(
-            f"| {n} | {ss[0]:.1f} | {ss[1]:.1f} | {ss[1] / ss[0]:.2f} | {top[0][0]:.1f} ({top[0][1]}) | "
-            f"{top[1][0]:.1f} ({top[1][1]}) | {old['level']} | {new['level']} |"
+            f"| {n} | {ss[0]:.1f} | {ss[1]:.1f} | {ss[1] / ss[0]:.2f} | {ex_ss} | {top[0][0]:.1f} ({top[0][1]}) | "
+            f"{top[1][0]:.1f} ({top[1][1]}) | {ex_top} |"
         )
     pairs = [(by[(n, "probe", "old")], by[(n, "probe", "new")]) for n in names if (n, "probe", "old") in by
              and (n, "probe", "new") in by]  # fmt: skip
@@ -282,6 +286,15 @@ def report() -> str:
             f"The issue's bar (on each of >= 4 datasets the new sum at most half the old, and no option past 5 pp): "
             f"{'met' if met else 'not met'}: halved on {halved} of {len(pairs)}, no option past 5 pp on {within} of "
             f"{len(pairs)}. One seed per arm: these sums hold the students' seed noise too.",
+        ]
+    floor = [sum(s * s for s in by[(n, "probe", "exact")]["shift"]) for n in names if (n, "probe", "exact") in by]
+    if floor:
+        lines += [
+            "",
+            "`exact`: the same dataset against a second exact draw of its own prompts, so both arms are one "
+            f"distribution and the sum is draw and seed noise alone (mean {sum(floor) / len(floor):.1f} over "
+            f"{len(floor)}). "
+            "A dataset whose old sum is under twice that floor cannot have it halved by any control.",
         ]
     lines += _bias_lines(by, names)
     lines += ["", "## Gradient method: false alarms at --fail-on medium", "", "| dataset | old | new | exact |"]

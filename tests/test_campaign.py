@@ -112,3 +112,9 @@ def test_mixed_order_and_claims(bench, isolated_cache, monkeypatch: pytest.Monke
     other = campaign.claim(todo[1])  # another worker holds this one
     campaign.run_split("dev", "0/1", "listed")
     assert ran == [todo[0].id, todo[2].id] and other is not None
+    other.release()
+    ran.clear()
+    monkeypatch.setattr(campaign, "CELLS", [c for c in dev if not campaign.record_path(c).exists()])
+    campaign.run_split("dev", "0/1", "listed", truth="positive")
+    assert ran and all(c.truth == "positive" for c in campaign.CELLS if c.id in ran)
+    assert len(ran) == sum(c.truth == "positive" for c in campaign.CELLS)
