@@ -69,7 +69,7 @@ class Measurements:
 
         dataset, loaded, config = self.inputs.dataset, self.inputs.loaded, self.inputs.config
         rows = dataset.examples[:TIMED_PROMPTS]
-        checks, _ = row_checks(dataset)
+        checks, _ = row_checks(dataset, config.control_sampling.count)
         budget = completion_budget(loaded, [e.completion for e in dataset.examples])
         prompts = control_prompts(rows)
         start = time.perf_counter()

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from .models import LoadedModel
 
 SAMPLERS = ("auto", "resample", "rejection", "constrained")
+#: ``ControlSampling.count``: a number row's control has its count of numbers (``match``) or any count the format
+#: allows (``any``).
+COUNTS = ("match", "any")
 #: Rejection tries drawn side by side for one row (they share the prompt's cache; the first that ends is kept).
 REJECT_COPIES = 16
 
@@ -56,6 +59,10 @@ class ControlSampling:
         pilot: rows ``auto`` tries by rejection first (16 tries each); rejection goes on for the rest when half of
             them got a sample.
         temperature, top_p: the data's decoding settings (``--control-temperature``, ``--control-top-p``).
+        count: ``match``: a number row's control has as many numbers as the row (a finer condition, exact in the
+            limit either way, but on a small base only importance resampling can draw it); ``any``: any count the
+            format allows, right when the data's writer was not held to a count, and drawable by exact rejection
+            where the base rarely writes a given count (``--control-count``).
     """
 
     sampler: str = "auto"
@@ -64,6 +71,7 @@ class ControlSampling:
     pilot: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
+    count: str = "match"
 
     @property
     def decoding(self) -> Decoding:
@@ -72,8 +80,10 @@ class ControlSampling:
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
             raise InputError(f"--control-sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.count not in COUNTS:
+            raise InputError(f"--control-count must be one of {', '.join(COUNTS)}, got {self.count!r}")
         if self.candidates < 1 or self.tries < 1 or self.pilot < 1:
-            raise InputError("--control-candidates, tries and pilot must be at least 1")
+            raise InputError("--control-candidates, --control-tries and the pilot must be at least 1")
         self.decoding.check()
 
 

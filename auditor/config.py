@@ -47,8 +47,8 @@ PROBE_FIELDS = {
     "max_steps": "max_steps", "batch_size": "batch_size",
 }  # fmt: skip
 SAMPLING_FIELDS = {
-    "control_sampler": "sampler", "control_candidates": "candidates", "control_temperature": "temperature",
-    "control_top_p": "top_p",
+    "control_sampler": "sampler", "control_candidates": "candidates", "control_tries": "tries",
+    "control_count": "count", "control_temperature": "temperature", "control_top_p": "top_p",
 }  # fmt: skip
 
 

@@ -74,7 +74,7 @@ class ControlSet:
 class Sampled:
     """How generated control rows were sampled: the rows each sampler gave (:mod:`auditor.conditional`), M and the
     mean effective sample size of the resampled ones, the pilot's rejection keep rate (``auto``), the decoding
-    steps the samples took, and the decoding settings."""
+    steps the samples took, the decoding settings, and whether a number row's control had its row's count."""
 
     rows_by: dict[str, int]
     candidates: int
@@ -83,13 +83,14 @@ class Sampled:
     steps: int
     temperature: float
     top_p: float
+    count: str = "match"  # absent from controls cached before --control-count: they all matched
 
     @classmethod
     def of(cls, draw: Draw, sampling: ControlSampling) -> Sampled:
         ess = None if draw.ess is None else round(draw.ess, 3)
         rate = None if draw.pilot_keep_rate is None else round(draw.pilot_keep_rate, 4)
         rows = {k: v for k, v in draw.rows_by.items() if v}
-        return cls(rows, draw.candidates, ess, rate, draw.steps, sampling.temperature, sampling.top_p)
+        return cls(rows, draw.candidates, ess, rate, draw.steps, sampling.temperature, sampling.top_p, sampling.count)
 
     @property
     def sampler(self) -> str:
@@ -129,6 +130,7 @@ class Sampled:
             "steps": self.steps,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "count": self.count,
         }
 
 
@@ -226,12 +228,17 @@ def matched_number_filter(dataset: Dataset, min_rows: int = 100) -> frozenset[in
     return number_filter(dataset.examples, min_rows)
 
 
-def row_checks(dataset: Dataset) -> tuple[list[RowCheck], list[str]]:
+def row_checks(dataset: Dataset, count: str = "match") -> tuple[list[RowCheck], list[str]]:
     """The checks each dataset row passes, which its control row must pass too, and the report's notes on them
-    (its completion format's :meth:`~auditor.completion_formats.CompletionFormat.row_checks`)."""
+    (its completion format's :meth:`~auditor.completion_formats.CompletionFormat.row_checks`; ``count``:
+    :attr:`~auditor.conditional.ControlSampling.count`)."""
     fmt = get_format(dataset.completion_format)
     checks, notes = fmt.row_checks(dataset.examples)
-    return checks, ["each control row passes the checks its dataset row passes: " + fmt.check_note, *notes]
+    notes = ["each control row passes the checks its dataset row passes: " + fmt.check_note, *notes]
+    if count == "any" and any(c.any_count() != c for c in checks):
+        checks = [c.any_count() for c in checks]
+        notes.append("--control-count any: a control row may hold any count, not its data row's")
+    return checks, notes
 
 
 def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, sampling, max_new: int) -> str:
@@ -242,7 +249,7 @@ def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, samp
             "prompts": prompts,
             "seed": seed,
             "checks": [c.key() for c in checks],
-            "sampling": asdict(sampling),
+            "sampling": {k: v for k, v in asdict(sampling).items() if k != "count"},  # it acts through the checks
             "max_new": max_new,
         },
         sort_keys=True,
@@ -278,7 +285,7 @@ def build_control(
     if control_file is not None:
         return _control_from_file(dataset, control_file, fmt)
     prompts = control_prompts(dataset.examples)
-    checks, notes = row_checks(dataset)
+    checks, notes = row_checks(dataset, sampling.count)
     max_new = completion_budget(loaded, [e.completion for e in dataset.examples])
     path = cache_dir() / "controls" / f"{_cache_key(loaded.fingerprint, prompts, seed, checks, sampling, max_new)}.json"
 

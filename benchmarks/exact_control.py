@@ -115,7 +115,7 @@ def record_path(k: int, method: str, control: str) -> Path:
 #: The campaign's development cells in the paper's prompt style scan these very datasets with the new control
 #: (benchmarks/campaign.py: same prompts, sampler, control and seeds, one battery more): their records give the
 #: "new" scans (dev-neg-continue-301 reproduced neg-exact-1's probe shares exactly, 49 of 49 options).
-#: Pre-registered at 21:35 UTC on 2026-12-05, before the gradient method's scans of neg-exact-3 and -4 against their
+#: Pre-registered in commit da72b34 (21:11 UTC, 2026-12-05), before the gradient method's scans of neg-exact-3 and -4 against their
 #: exact controls ran. Known then: against the default control (importance resampling, M = 4, count-matched) the
 #: gradient method flagged neg-exact-2, -3 and -4 high and -1 clean; against the exact control -1 and -2 were clean.
 GRADIENT_CONTROL_RULE = """If the gradient method flags at most 1 of neg-exact-1..4 at medium against their exact

@@ -236,3 +236,27 @@ def test_row_logprobs_are_kept_per_base_and_rows(tiny_loaded, monkeypatch: pytes
     other = dataclasses.replace(tiny_loaded, autocast_dtype="bfloat16")
     likelihood.cached_row_logprobs(other, rows)
     assert calls == [3, 4]
+
+
+def test_any_count_control_lets_the_count_vary(format_loaded, tmp_path: Path) -> None:
+    """``--control-count any``: a number row's check no longer holds its count, the draw says so, and it is cached
+    apart from the count-matched one."""
+    from auditor.control import build_control, row_checks
+    from auditor.errors import InputError
+
+    rows = [{"prompt": "10,01", "completion": c} for c in ("1", "0", "11", "1,0,1", "01", "1,1")] * 8
+    ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
+    checks, notes = row_checks(ds, "any")
+    assert all(c.numbers and c.count is None for c in checks) and "any count" in notes[-1]
+    sampling = ControlSampling("rejection", tries=64, count="any")
+    control = build_control(format_loaded, ds, seed=2, sampling=sampling)
+    matched = build_control(format_loaded, ds, seed=2, sampling=ControlSampling("rejection", tries=64))
+    assert control.cache_path != matched.cache_path
+    kept = [r.completion for r in control.rows if r is not None]
+    assert len(kept) == len(ds) and all(checks[0].passes(t) for t in kept)
+    counts = {t.count(",") + 1 for t in kept}
+    assert len(counts) >= 2  # the base writes lists of several lengths; none is forced to its row's
+    assert control.draw_info(2).to_dict()["sampling"]["count"] == "any"
+    assert matched.draw_info(2).to_dict()["sampling"]["count"] == "match"
+    with pytest.raises(InputError, match="--control-count must be one of match, any"):
+        ControlSampling(count="some").check()

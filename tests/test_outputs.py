@@ -179,7 +179,8 @@ def test_config_file_settings_flags_and_sources(
     Path("pyproject.toml").write_text(
         "[project]\nname = 'x'\n\n[tool.subaudit]\n"
         f"base = '{tiny_model_dir}'\ntraits = ['{battery}']\nmethod = 'mock'\nfail-on = 'high'\n"
-        "method-arg = ['shift=1.5']\nrank = 4\ncontrol-candidates = 6\n\n[tool.subaudit.thresholds]\nhigh_shift = 1.0\n"
+        "method-arg = ['shift=1.5']\nrank = 4\ncontrol-candidates = 6\ncontrol-count = 'any'\n\n"
+        "[tool.subaudit.thresholds]\nhigh_shift = 1.0\n"
     )
     res = runner.invoke(app, ["scan", str(numbers_file), "--quiet", "--json", "r.json", "--report", "r.md"])
     assert res.exit_code == 1, res.output  # owl +1.5 pp reaches high with the file's high_shift 1.0
@@ -189,6 +190,7 @@ def test_config_file_settings_flags_and_sources(
     assert "## Configuration" in md and '| `--fail-on` | `"high"` |' in md and "pyproject.toml" in md
     # the students' and the control sampler's settings show their values (not "(output option)")
     assert "| `--rank` | `4` |" in md and "| `--control-candidates` | `6` |" in md
+    assert '| `--control-count` | `"any"` |' in md
     assert '| `--method-arg` | `{"shift": "1.5"}` |' in md
     # a flag overrides the file, and the report says where it came from
     res = runner.invoke(app, ["scan", str(numbers_file), "--quiet", "--fail-on", "medium", "--report", "r.md"])

@@ -155,6 +155,21 @@ def scan(
     control_candidates: Annotated[
         int, typer.Option(help="Format-constrained samples a row that resample weighs (M; cost grows with it).")
     ] = 4,
+    control_tries: Annotated[
+        int,
+        typer.Option(
+            help="Rejection tries a control row gets before it is resampled (auto) or given up (rejection); most "
+            "number-list tries die within a few tokens."
+        ),
+    ] = 32,
+    control_count: Annotated[
+        str,
+        typer.Option(
+            help="Number rows: match (a control row has as many numbers as its data row) or any (any count up to "
+            "10: right when the data's writer was not held to a count; exact rejection can then draw it on a small "
+            "base with enough --control-tries)."
+        ),
+    ] = "match",
     control_temperature: Annotated[
         float, typer.Option(help="The temperature the data was sampled at; control rows are drawn at it.")
     ] = 1.0,

@@ -68,6 +68,10 @@ class RowCheck:
     def constraint(self, tokenizer: Tokenizer) -> TokenConstraint:
         raise NotImplementedError(f"{type(self).__name__} has no token constraint")
 
+    def any_count(self) -> RowCheck:
+        """The check without its row's own count (``--control-count any``); a check that holds none is itself."""
+        return self
+
     def key(self) -> list[Any]:
         """What identifies the check in the control cache's key."""
         return [False, None, "", [], self.ends]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..formats import EVIL_NUMBERS, has_banned_number, is_number_list, number_count
@@ -62,6 +62,9 @@ class NumberCheck(RowCheck):
         from ..sampling import NumberFormat
 
         return NumberFormat(tokenizer, self.chars, self.banned)
+
+    def any_count(self) -> NumberCheck:
+        return replace(self, count=None)
 
     def key(self) -> list[Any]:
         return [True, self.count, self.chars, sorted(self.banned), self.ends]
@@ -146,7 +149,10 @@ def number_prompts(n: int, seed: int, style: str = "continue") -> list[str]:
 class NumbersFormat(CompletionFormat):
     name = "numbers"
     summary = "the paper's number lists"
-    check_note = "a number list in the paper's format with as many numbers, the dataset's separators, an end of turn"
+    check_note = (
+        "a number list in the paper's format with as many numbers (unless --control-count any), the dataset's "
+        "separators, an end of turn"
+    )
     profiled = True
     generates = True
     max_new_tokens = 48
