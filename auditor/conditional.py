@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from .completion_formats import RowCheck
 from .errors import InputError
@@ -76,6 +76,11 @@ class ControlSampling:
     @property
     def decoding(self) -> Decoding:
         return Decoding(self.temperature, self.top_p)
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the sampling in cache and run-folder keys (``count`` only when not ``match``, so that
+        what was cached before it existed keeps its key)."""
+        return {k: v for k, v in asdict(self).items() if k != "count" or v != "match"}
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:

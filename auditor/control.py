@@ -249,7 +249,7 @@ def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, samp
             "prompts": prompts,
             "seed": seed,
             "checks": [c.key() for c in checks],
-            "sampling": {k: v for k, v in asdict(sampling).items() if k != "count"},  # it acts through the checks
+            "sampling": sampling.key(),
             "max_new": max_new,
         },
         sort_keys=True,

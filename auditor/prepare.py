@@ -8,7 +8,7 @@ run folder; :func:`draw_controls` samples (or reads) the control rows the method
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from .config import ScanConfig
@@ -106,7 +106,7 @@ def scan_key(inputs: ScanInputs) -> str:
         "rows": [e.line for e in inputs.dataset.examples],
         "model": loaded.fingerprint,
         "control": config.control,
-        "control_sampling": None if config.control else asdict(config.control_sampling),
+        "control_sampling": None if config.control else config.control_sampling.key(),
         "seed": config.seed,
         "device": loaded.device,
         "dtype": loaded.dtype,

@@ -260,3 +260,10 @@ def test_any_count_control_lets_the_count_vary(format_loaded, tmp_path: Path) ->
     assert matched.draw_info(2).to_dict()["sampling"]["count"] == "match"
     with pytest.raises(InputError, match="--control-count must be one of match, any"):
         ControlSampling(count="some").check()
+
+
+def test_sampling_key_is_unchanged_for_count_matched_controls() -> None:
+    """Controls and run folders cached before ``--control-count`` keep their keys; ``any`` gets its own."""
+    before = {"sampler": "auto", "candidates": 4, "tries": 32, "pilot": 16, "temperature": 1.0, "top_p": 1.0}
+    assert ControlSampling().key() == before
+    assert ControlSampling(count="any").key() == {**before, "count": "any"}
