@@ -72,7 +72,7 @@ class ScanConfig:
         seed: first seed (row sampling, control sampling, adapter init and row order derive from it).
         max_rows: rows sampled from the dataset (``None`` = all).
         min_rows: the fewest sampled rows a scan judges (fewer: refused, exit 2); ``None`` = the measured default
-            (:data:`auditor.row_floor.DEFAULT_MIN_ROWS`). A lower value is recorded and the report says so.
+            (:data:`auditor.row_floor.DEFAULT_MIN_ROWS`, 1). The report's configuration table records a value.
         device, precision: see :func:`auditor.models.load_base`.
         fail_on: lowest level that makes the scan fail (exit 1).
         thresholds: levels' shift and q thresholds.

@@ -14,7 +14,6 @@ from .control import UNMATCHED_WARNING
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
-from .row_floor import below_default_note
 from .verdict import LEVEL_COLOURS, UNIT_FORMATS
 
 __all__ = ["SCHEMA_VERSION", "md_code", "md_escape", "print_summary", "to_json", "to_markdown"]
@@ -55,7 +54,6 @@ def _verdict_lines(result: ScanResult) -> list[str]:
 def _inputs_lines(result: ScanResult) -> list[str]:
     """Dataset, base and control: what every scan was given (and what a budget chose)."""
     d, b, c = result.dataset, result.base, result.control
-    few = below_default_note(result.config, d.rows_used)
     lines = []
     if result.budget:
         v = result.verdict
@@ -63,7 +61,7 @@ def _inputs_lines(result: ScanResult) -> list[str]:
         lines.append(f"- **Budget**: {md_escape(result.budget.line(), 600)}{bought}")
     lines += [
         f"- **Dataset**: {md_code(d.path)}: {d.rows_total} rows, {d.rows_sampled} sampled, {d.rows_used} used; "
-        f"completion format `{d.format}`." + (f" **Warning**: {few}." if few else ""),
+        f"completion format `{d.format}`.",
         f"- **Student base**: {md_code(b.location)} ({b.kind}{'; ' + md_escape(b.origin) if b.origin else ''}; "
         f"{b.device}, {b.dtype}"
         f"{'; bf16 autocast' if b.autocast else ''}{_train_precision(b.autocast, b.train_autocast, b.dtype)}).",
@@ -194,7 +192,6 @@ def to_markdown(result: ScanResult, path: str | Path | None = None) -> str:
         "initialisation; a student of another family may react differently.",
         *result.details.caveats(result),
         *_control_caveats(result),
-        *_row_caveats(result),
         "- Only the batteries listed were measured; a trait nobody asked about is not detected.",
         "",
         *_reproducibility_lines(result),
@@ -224,12 +221,6 @@ def _control_caveats(result: ScanResult) -> list[str]:
     if c.decoding is not None and c.decoding.warning:
         out.append(f"- The decoding check: {md_escape(c.decoding.warning)}.")
     return out
-
-
-def _row_caveats(result: ScanResult) -> list[str]:
-    """A scan that lowered ``--min-rows`` below the measured minimum says so among the caveats too."""
-    few = below_default_note(result.config, result.dataset.rows_used)
-    return [f"- {few[:1].upper()}{few[1:]}."] if few else []
 
 
 def write_markdown(result: ScanResult, path: str | Path) -> None:

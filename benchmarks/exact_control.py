@@ -112,12 +112,10 @@ def record_path(k: int, method: str, control: str) -> Path:
     return OUT / "records" / f"neg-exact-{k}.{method}.{control}.json"
 
 
-#: The campaign's development cells in the paper's prompt style scan these very datasets with the new control
-#: (benchmarks/campaign.py: same prompts, sampler, control and seeds, one battery more): their records give the
-#: "new" scans (dev-neg-continue-301 reproduced neg-exact-1's probe shares exactly, 49 of 49 options).
-#: Pre-registered in commit da72b34 (21:11 UTC, 2026-12-05), before the gradient method's scans of neg-exact-3 and -4 against their
-#: exact controls ran. Known then: against the default control (importance resampling, M = 4, count-matched) the
-#: gradient method flagged neg-exact-2, -3 and -4 high and -1 clean; against the exact control -1 and -2 were clean.
+#: Pre-registered in commit da72b34 (21:11 UTC, 2026-12-05), before the gradient method's scans of neg-exact-3 and
+#: -4 against their exact controls ran. Known then: against the default control (importance resampling, M = 4,
+#: count-matched) the gradient method flagged neg-exact-2, -3 and -4 high and -1 clean; against the exact control
+#: -1 and -2 were clean.
 GRADIENT_CONTROL_RULE = """If the gradient method flags at most 1 of neg-exact-1..4 at medium against their exact
 controls (any-count rejection), its false alarms come from the default control's residual bias, not from the test:
 the gradient method's default control becomes exact any-count rejection (--control-count any, rejection, enough tries
@@ -126,6 +124,9 @@ control: against the exact control its sums of squared shifts (50.7 and 59.4 on 
 seed and draw noise of the default control's (73.7, 45.5), and the exact draw costs about 4 times as much. If 2 or
 more are flagged, nothing changes and the closing note reports the numbers."""
 
+#: The campaign's development cells in the paper's prompt style scan these very datasets with the new control
+#: (benchmarks/campaign.py: same prompts, sampler, control and seeds, one battery more): their records give the
+#: "new" scans (dev-neg-continue-301 reproduced neg-exact-1's probe shares exactly, 49 of 49 options).
 CAMPAIGN_RECORDS = HERE / "results" / "campaign" / "records"
 
 

@@ -85,6 +85,11 @@ def run_cell(n: int, r: int, rows: list[str]) -> dict[str, Any]:
     return record
 
 
+def load_records() -> list[dict[str, Any]]:
+    """The finished cells' records (committed under ``results/small_data/records``)."""
+    return [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))]
+
+
 def minimum(records: list[dict[str, Any]]) -> int | None:
     """The RULE's minimum row count from the finished records (``None``: no tested count qualifies)."""
     ok = {}
@@ -125,7 +130,8 @@ def report(records: list[dict[str, Any]]) -> str:
             f"| {n} | {len(rs)} of {REPS} | {med} | [{cm[0]:.2f}, {cm[1]:.2f}] | {low} | [{cl[0]:.2f}, {cl[1]:.2f}] |"
         )
     verdict = (
-        f"The rule's minimum: **{minimum(records)}** rows (None: no tested count qualifies; the default stays 40)."
+        f"The rule's minimum: **{minimum(records)}** row(s), the default of `--min-rows` "
+        "(`auditor/row_floor.py`; were no tested count to qualify, the rule would have kept 40)."
         if done
         else f"{len(records)} of {len(cells())} cells finished: the rule is applied when all have."
     )
@@ -144,7 +150,7 @@ def main() -> None:
         rows = subsets()
         for n, r in cells()[index::count]:
             run_cell(n, r, rows[(n, r)])
-    records = [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))]
+    records = load_records()
     done = len(records) == len(cells())
     (HERE / "results" / "small_data.md").write_text(report(records), encoding="utf-8")
     tail = f"; minimum {minimum(records)}" if done else ""

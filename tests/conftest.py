@@ -35,13 +35,6 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-@pytest.fixture(autouse=True)
-def no_row_floor(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The suite's datasets are 6 to 24 rows, below ``--min-rows``' default: in-process scans here run with a floor
-    of 1 (``tests/test_row_floor.py`` tests the default itself; scans in a subprocess pass ``--min-rows 1``)."""
-    monkeypatch.setattr("auditor.row_floor.DEFAULT_MIN_ROWS", 1)
-
-
 def write_jsonl(path: Path, rows: list) -> Path:
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:

@@ -38,4 +38,4 @@ def test_the_report_counts_flags_and_applies_the_rule_only_when_every_cell_ran()
     assert "| 3 | 3 of 8 | 0 |" in text and "| 30 | 0 of 8 |" in text
     assert "11 of 32 cells finished: the rule is applied when all have." in text
     full = small_data.report(records({1: (2, 0), 3: (0, 0), 10: (0, 0), 30: (0, 0)}))
-    assert "The rule's minimum: **3** rows" in full and "> Pre-registered" in full
+    assert "The rule's minimum: **3** row(s)" in full and "> Pre-registered" in full
