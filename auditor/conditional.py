@@ -15,6 +15,8 @@ The samplers (``ControlSampling.sampler``):
   probability proportional to its weight, the product over its steps of the mass the constraint let through
   (q(y) = p(y) / prod Z_t). Exact as M grows; at a fixed M it keeps part of the constrained sampler's bias
   (``benchmarks/results/sampler_bias.md`` measures how much). The mean effective sample size is reported.
+- ``rejection-resample``: rejection for every row, then importance resampling for the rows it left without a
+  sample (the gradient method's default, with 400 tries a row).
 - ``constrained``: the constrained sampler's sample alone (approximate: it renormalises every step).
 - ``auto``: rejection on a pilot of rows; when at least half of them found a sample in 16 tries, rejection
   for every row, else importance resampling; rows that rejection leaves without a sample are resampled.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .completion_formats import RowCheck
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from .chat import Message
     from .models import LoadedModel
 
-SAMPLERS = ("auto", "resample", "rejection", "constrained")
+SAMPLERS = ("auto", "resample", "rejection", "rejection-resample", "constrained")
 #: ``ControlSampling.count``: a number row's control has its count of numbers (``match``) or any count the format
 #: allows (``any``).
 COUNTS = ("match", "any")
@@ -50,8 +52,13 @@ REJECT_COPIES = 16
 class ControlSampling:
     """How control rows are drawn (``--control-sampler`` and its options).
 
+    ``sampler``, ``tries`` and ``count`` left unset (``None``) are the scan's method's choice
+    (:meth:`with_defaults`, ``Method.control_defaults``): the probe's is ``auto``, 32 tries, ``match``; the gradient
+    method's is exact any-count rejection (``benchmarks/results/exact_control.md``).
+
     Attributes:
-        sampler: ``auto``, ``resample``, ``rejection`` or ``constrained`` (approximate; see the module docstring).
+        sampler: ``auto``, ``resample``, ``rejection``, ``rejection-resample`` or ``constrained`` (approximate; see
+            the module docstring).
         candidates: constrained samples per row that ``resample`` weighs (M); the draw costs about M times the
             constrained sampler's.
         tries: rejection tries per row (a number row's die at their first token outside the format, so most cost
@@ -65,24 +72,37 @@ class ControlSampling:
             where the base rarely writes a given count (``--control-count``).
     """
 
-    sampler: str = "auto"
+    sampler: str | None = None
     candidates: int = 4
-    tries: int = 32
+    tries: int | None = None
     pilot: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
-    count: str = "match"
+    count: str | None = None
 
     @property
     def decoding(self) -> Decoding:
         return Decoding(self.temperature, self.top_p)
 
+    def with_defaults(self, sampler: str = "auto", tries: int = 32, count: str = "match") -> ControlSampling:
+        """These settings with ``sampler``, ``tries`` and ``count`` where they are unset (the probe's choice unless a
+        method gives its own)."""
+        return replace(
+            self,
+            sampler=self.sampler or sampler,
+            tries=tries if self.tries is None else self.tries,
+            count=self.count or count,
+        )
+
     def key(self) -> dict[str, Any]:
         """What identifies the sampling in cache and run-folder keys (``count`` only when not ``match``, so that
         what was cached before it existed keeps its key)."""
-        return {k: v for k, v in asdict(self).items() if k != "count" or v != "match"}
+        return {k: v for k, v in asdict(self.with_defaults()).items() if k != "count" or v != "match"}
 
     def check(self) -> None:
+        if self.sampler is None or self.tries is None or self.count is None:
+            self.with_defaults().check()
+            return
         if self.sampler not in SAMPLERS:
             raise InputError(f"--control-sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.count not in COUNTS:
@@ -137,6 +157,7 @@ def draw_rows(
 
     ``prompts`` are chat messages or, for a text row, the words to continue (these get free checks only).
     """
+    sampling = sampling.with_defaults()
     job = _Job(loaded, prompts, checks, seed, sampling, max_new_tokens, progress)
     constrained = [i for i, c in enumerate(checks) if c.constrained and not isinstance(prompts[i], str)]
     taken = set(constrained)
@@ -152,6 +173,9 @@ def draw_rows(
         job.resample(constrained)
     elif sampler == "rejection":
         job.reject_constrained(constrained)
+    elif sampler == "rejection-resample":
+        job.reject_constrained(constrained)
+        job.resample(constrained)
     elif sampler == "constrained":
         job.constrained(constrained)
     elif sampler == "resample":

@@ -284,6 +284,7 @@ def build_control(
     fmt = dataset.completion_format
     if control_file is not None:
         return _control_from_file(dataset, control_file, fmt)
+    sampling = sampling.with_defaults()
     prompts = control_prompts(dataset.examples)
     checks, notes = row_checks(dataset, sampling.count)
     max_new = completion_budget(loaded, [e.completion for e in dataset.examples])

@@ -35,6 +35,7 @@ def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None, timings
     started = time.perf_counter()
     config.validate()
     method = get_method(config.method)
+    config = replace(config, control_sampling=config.control_sampling.with_defaults(**method.control_defaults))
     settings = method.parse_settings(config.method_args)
     with timings.stage("data"):
         dataset = read_data(config)

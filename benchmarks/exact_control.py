@@ -39,7 +39,10 @@ TRIES = 400
 TRAITS = ["animal", "tree", "misalignment", "power-seeking"]
 #: The sampled controls by name; ``exact`` is a second rejection draw of the dataset's own prompts used as a
 #: ``--control`` file (no count matching, :func:`exact_control_file`).
-CONTROLS = {"old": ControlSampling("constrained"), "new": ControlSampling()}
+CONTROLS = {  # "new": the default before the gradient method got its own (the probe's default still)
+    "old": ControlSampling("constrained", tries=32, count="match"),
+    "new": ControlSampling("auto", tries=32, count="match"),
+}
 
 
 def _generated(out: Path, **settings: Any) -> Path:
@@ -152,11 +155,14 @@ def from_campaign(k: int, method: str) -> dict[str, Any] | None:
             "base": [b for b, _, _ in shares], "dataset_share": [d for _, d, _ in shares],
             "control_share": [ct for _, _, ct in shares], "q": None, "levels": None,
         }  # fmt: skip
-    else:
-        level = c["gradient"]["level"]
+    else:  # the scan against the count-matched resampled control: before the method got its own, or kept beside it
+        block = c.get("gradient_resampled") or (None if "sampling" in c["gradient"] else c["gradient"])
+        if block is None:
+            return None
+        level = block["level"]
         record |= {
             "level": level, "flagged_medium": level in ("medium", "high"),
-            "shift": [c["gradient"]["push"].get(o) for o in options], "q": [c["gradient"]["q"].get(o) for o in options],
+            "shift": [block["push"].get(o) for o in options], "q": [block["q"].get(o) for o in options],
         }  # fmt: skip
     return record
 

@@ -118,3 +118,28 @@ def test_mixed_order_and_claims(bench, isolated_cache, monkeypatch: pytest.Monke
     campaign.run_split("dev", "0/1", "listed", truth="positive")
     assert ran and all(c.truth == "positive" for c in campaign.CELLS if c.id in ran)
     assert len(ran) == sum(c.truth == "positive" for c in campaign.CELLS)
+
+
+def test_finished_cells_get_the_gradient_methods_own_control(bench, isolated_cache, monkeypatch) -> None:
+    """A finished cell whose gradient scan predates the method's own control is scanned again (only that), and
+    exact_control still reads the count-matched scan from it."""
+    import json
+
+    import exact_control
+
+    campaign, _ = bench
+    finished = [c for c in campaign.CELLS if campaign.record_path(c).exists()]
+    stale = [c for c in finished if not campaign.gradient_is_current(json.loads(campaign.record_path(c).read_text()))]
+    assert stale  # the records committed before the change
+    refreshed: list[str] = []
+    monkeypatch.setattr(campaign, "refresh_gradient", lambda cell: refreshed.append(cell.id))
+    monkeypatch.setattr(campaign, "run_cell", lambda cell: pytest.fail(f"{cell.id} ran again"))
+    monkeypatch.setattr(campaign, "CELLS", stale[:2])
+    campaign.run_split("dev", "0/1", "listed")
+    assert refreshed == [c.id for c in stale[:2]]
+    record = json.loads(campaign.record_path(stale[0]).read_text())
+    current = {**record, "gradient": {**record["gradient"], "sampling": {"count": "any"}}}
+    assert campaign.gradient_is_current(current)
+    old = exact_control.from_campaign(1, "gradient")
+    assert old is not None and old["level"] == json.loads((exact_control.CAMPAIGN_RECORDS / "dev-neg-continue-301.json")
+                                                           .read_text())["gradient"]["level"]  # fmt: skip

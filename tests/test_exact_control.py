@@ -267,3 +267,23 @@ def test_sampling_key_is_unchanged_for_count_matched_controls() -> None:
     before = {"sampler": "auto", "candidates": 4, "tries": 32, "pilot": 16, "temperature": 1.0, "top_p": 1.0}
     assert ControlSampling().key() == before
     assert ControlSampling(count="any").key() == {**before, "count": "any"}
+
+
+def test_rejection_resample_resamples_only_what_rejection_left(format_loaded) -> None:
+    three = NumberCheck(count=3, chars="01,")
+    draw = draw_rows(format_loaded, [PROMPT] * 40, [three] * 40, 3, ControlSampling("rejection-resample", tries=4), 12)
+    assert draw.kept == 40 and draw.rows_by["rejection"] + draw.rows_by["resample"] == 40
+    only = draw_rows(format_loaded, [PROMPT] * 40, [three] * 40, 3, ControlSampling("rejection", tries=4), 12)
+    assert draw.rows_by["rejection"] == only.kept < 40  # the same rejection pass, then the rest resampled
+
+
+def test_each_method_fills_what_the_scan_left_unset() -> None:
+    from auditor.methods.gradient import GradientMethod
+    from auditor.methods.probe import ProbeMethod
+
+    unset = ControlSampling()
+    assert unset.with_defaults(**ProbeMethod.control_defaults) == ControlSampling("auto", tries=32, count="match")
+    gradient = unset.with_defaults(**GradientMethod.control_defaults)
+    assert gradient == ControlSampling("rejection-resample", tries=400, count="any")
+    chosen = ControlSampling("resample", tries=8, count="match").with_defaults(**GradientMethod.control_defaults)
+    assert chosen == ControlSampling("resample", tries=8, count="match")  # what the user set wins

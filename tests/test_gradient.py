@@ -139,6 +139,11 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     th = doc["verdict"]["thresholds"]
     assert (th["low_shift"], th["medium_shift"], th["high_shift"]) == (0, 0, 0) and th["medium_q"] == 0.01
     assert "Rows pushing" in md.read_text()
+    # the method's own control: any-count rejection with 400 tries, then resampling for the rows it left
+    sampling = doc["config"]["control_sampling"]
+    assert (sampling["sampler"], sampling["tries"], sampling["count"]) == ("rejection-resample", 400, "any")
+    how = doc["control"]["sampling"]
+    assert how["count"] == "any" and sum(how["rows_by"].values()) == 12
     bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
     assert bad.exit_code == 2 and "scores exactly" in bad.output
 

@@ -145,31 +145,36 @@ def scan(
         typer.Option(help="A second draw of --control rows (same source) for the null arm; default: the base's."),
     ] = None,
     control_sampler: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="How the base's control rows are drawn from p(answer | prompt, passes the data row's checks): auto "
             "(rejection when a free pilot passes often enough, else resample), resample (importance resampling of "
-            "--control-candidates format-constrained samples), rejection, or constrained (approximate)."
+            "--control-candidates format-constrained samples), rejection, rejection-resample (rejection, then "
+            "resample the rows it left), or constrained (approximate). Default: auto for the probe, "
+            "rejection-resample for --method gradient.",
+            show_default=False,
         ),
-    ] = "auto",
+    ] = None,
     control_candidates: Annotated[
         int, typer.Option(help="Format-constrained samples a row that resample weighs (M; cost grows with it).")
     ] = 4,
     control_tries: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Rejection tries a control row gets before it is resampled (auto) or given up (rejection); most "
-            "number-list tries die within a few tokens."
+            "number-list tries die within a few tokens. Default: 32 for the probe, 400 for --method gradient.",
+            show_default=False,
         ),
-    ] = 32,
+    ] = None,
     control_count: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Number rows: match (a control row has as many numbers as its data row) or any (any count up to "
             "10: right when the data's writer was not held to a count; exact rejection can then draw it on a small "
-            "base with enough --control-tries)."
+            "base). Default: match for the probe, any for --method gradient.",
+            show_default=False,
         ),
-    ] = "match",
+    ] = None,
     control_temperature: Annotated[
         float, typer.Option(help="The temperature the data was sampled at; control rows are drawn at it.")
     ] = 1.0,

@@ -73,6 +73,8 @@ class Method(ABC):
         shows_base: what its plots show: whether its findings' ``base`` is comparable with its arms (the shares
             plot draws it beside them), ``arms_label`` the arms' axis, and ``shift_thresholds`` whether its levels
             use the shift thresholds (the forest plot marks them).
+        control_defaults: the control sampler's settings where a scan leaves them unset (``sampler``, ``tries``,
+            ``count``: :meth:`auditor.conditional.ControlSampling.with_defaults`); empty: the probe's.
     """
 
     name: ClassVar[str]
@@ -84,6 +86,7 @@ class Method(ABC):
     shows_base: ClassVar[bool] = True
     arms_label: ClassVar[str] = "share, %"
     shift_thresholds: ClassVar[bool] = True
+    control_defaults: ClassVar[dict[str, Any]] = {}
 
     def parse_settings(self, args: dict[str, Any]) -> Any:
         """The method's settings from ``method_args`` (strings from the CLI are converted). A setting that was a
