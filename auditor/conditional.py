@@ -46,6 +46,9 @@ SAMPLERS = ("auto", "resample", "rejection", "rejection-resample", "constrained"
 COUNTS = ("match", "any")
 #: Rejection tries drawn side by side for one row (they share the prompt's cache; the first that ends is kept).
 REJECT_COPIES = 16
+#: The most tries a free (not number-list) row gets whatever ``tries`` says: each is a whole generation, where a
+#: number-list try mostly dies within a few tokens.
+FREE_TRIES = 32
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class ControlSampling:
         candidates: constrained samples per row that ``resample`` weighs (M); the draw costs about M times the
             constrained sampler's.
         tries: rejection tries per row (a number row's die at their first token outside the format, so most cost
-            a step or two) before the row is resampled (``auto``) or given up.
+            a step or two) before the row is resampled (``auto``) or given up; a free row gets at most
+            :data:`FREE_TRIES`.
         pilot: rows ``auto`` tries by rejection first (16 tries each); rejection goes on for the rest when half of
             them got a sample.
         temperature, top_p: the data's decoding settings (``--control-temperature``, ``--control-top-p``).
@@ -214,8 +218,9 @@ class _Job:
         return [i for i in rows if self.texts[i] is None]
 
     def reject_free(self, rows: list[int]) -> None:
-        """Free samples at the data's decoding, up to ``tries`` a row; the first that passes is kept."""
-        for _ in range(self.sampling.tries):
+        """Free samples at the data's decoding, up to ``tries`` (at most :data:`FREE_TRIES`) a row; the first that
+        passes is kept."""
+        for _ in range(min(self.sampling.tries, FREE_TRIES)):
             todo = self._todo(rows)
             if not todo:
                 return

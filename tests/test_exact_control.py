@@ -287,3 +287,19 @@ def test_each_method_fills_what_the_scan_left_unset() -> None:
     assert gradient == ControlSampling("rejection-resample", tries=400, count="any")
     chosen = ControlSampling("resample", tries=8, count="match").with_defaults(**GradientMethod.control_defaults)
     assert chosen == ControlSampling("resample", tries=8, count="match")  # what the user set wins
+
+
+def test_free_rows_get_at_most_free_tries_whatever_tries_says(format_loaded) -> None:
+    """A free row's try is a whole generation: the gradient method's 400 number-list tries must not become 400
+    generations of a row that never passes."""
+    from dataclasses import dataclass
+
+    from auditor.conditional import FREE_TRIES
+
+    @dataclass(frozen=True)
+    class Never(RowCheck):
+        def passes(self, text: str) -> bool:
+            return False
+
+    draw = draw_rows(format_loaded, [PROMPT] * 3, [Never()] * 3, 1, ControlSampling("rejection", tries=400), 4)
+    assert draw.kept == 0 and draw.attempts == 3 * FREE_TRIES
