@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from campaign import CELLS, OUT, RULE
+from campaign import CELLS, OUT, RULE, gradient_is_current
 from grading import calibrated_verdict, clopper_pearson
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
@@ -81,12 +81,16 @@ def probe_verdict(record: dict[str, Any], profile: NoiseProfile | None, gate: st
 def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every candidate's verdict on one cell."""
     profile = profile_for(record, records)
-    g = record["gradient"]["level"]
+    # a gradient scan against the control before the method's own is not graded (campaign.refresh_gradient redoes it)
+    g = record["gradient"]["level"] if gradient_is_current(record) else None
     out: dict[str, dict[str, Any]] = {"G": {"level": g, "named": []}}
     for key, gate in GATES.items():
         p = probe_verdict(record, profile, gate)
         out[f"P-{key}"] = p
-        out[f"S-{key}"] = {"level": "clean", "named": []} if level_rank(g) < level_rank("medium") else p
+        if g is None:
+            out[f"S-{key}"] = {"level": None, "named": []}
+        else:
+            out[f"S-{key}"] = {"level": "clean", "named": []} if level_rank(g) < level_rank("medium") else p
     return out
 
 

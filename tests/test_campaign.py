@@ -51,7 +51,7 @@ def _record(cell: str, truth: str, split: str, shift: dict[str, float], rng, gra
         "base": base,
         "dataset": dataset,
         "control_share": control,
-        "gradient": {"level": gradient, "push": {}, "q": {}},
+        "gradient": {"level": gradient, "push": {}, "q": {}, "sampling": {"count": "any"}},
     }
 
 
@@ -72,6 +72,9 @@ def test_grading_from_records_and_the_rule(bench) -> None:
     assert tallies["P-a"]["power"][:2] == [2, 2] and tallies["S-a"]["power"][:2] == [1, 2]
     assert tallies["G"]["power"][:2] == [1, 2] and tallies["G"]["false_alarms"][:2] == [0, 8]
     assert report.choose(tallies) in ("P-a", "P-o", "P-t")  # most power among those with <= 1 false alarm
+    stale = {**records["pos-big"], "gradient": {"level": "high", "push": {}, "q": {}}}  # before the method's control
+    old = report.grade(stale, records)
+    assert old["G"]["level"] is None and old["S-a"]["level"] is None and report.flagged(old["P-a"])
 
 
 def test_profile_is_left_one_out_and_pools_by_split(bench) -> None:
