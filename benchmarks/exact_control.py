@@ -67,10 +67,15 @@ def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
     return _generated(OUT / "data" / f"{name}.jsonl", rows=rows, seed=seed, temperature=temperature)
 
 
+def exact_control_path(k: int) -> Path:
+    return OUT / "data" / f"neg-exact-{k}-control.jsonl"
+
+
 def exact_control_file(k: int) -> Path:
     """A second exact draw for dataset ``k``'s prompts (rejection, any count of numbers, another sample seed): the
-    control a base that rarely follows the format can only have without count matching (``--control`` file)."""
-    out = OUT / "data" / f"neg-exact-{k}-control.jsonl"
+    control a base that rarely follows the format can only have without count matching (``--control`` file); drawn
+    here when missing."""
+    out = exact_control_path(k)
     if out.exists():
         return out
     source = dataset(k)
@@ -259,6 +264,27 @@ def _bias_lines(by: dict[tuple[str, str, str], dict[str, Any]], names: list[str]
     return lines
 
 
+def _exact_cost_lines(by: dict[tuple[str, str, str], dict[str, Any]], names: list[str]) -> list[str]:
+    """What each exact control file cost to draw (its manifest) against the new control's decoding steps."""
+    lines = ["", "## What the exact control cost (any-count rejection, up to 400 tries a row; under load)", ""]
+    lines += ["| dataset | seconds | tries | rows kept | decoding steps | new control's steps | ratio |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for n in names:
+        path = exact_control_path(int(n.split("-")[-1].split(".")[0]))  # never drawn here: a report reads
+        if not manifest_path(path).exists():
+            continue
+        m = json.loads(manifest_path(path).read_text())
+        how = m["decoding"]["sampling"]
+        new = next((by[(n, s, "new")] for s in ("probe", "gradient") if (n, s, "new") in by), None)
+        steps = (((new or {}).get("control_block") or {}).get("sampling") or {}).get("steps")
+        ratio = f"{how['steps'] / steps:.1f}x" if steps else "-"
+        lines.append(
+            f"| {n} | {m['seconds']:.0f} | {how['attempts']} | {m['rows']} of {m['generated']} | {how['steps']} | "
+            f"{steps or '-'} | {ratio} |"
+        )
+    return lines
+
+
 def report() -> str:
     """The markdown tables from the finished records."""
     records = [json.loads(p.read_text()) for p in sorted((OUT / "records").glob("neg-exact-*.json"))]
@@ -348,6 +374,7 @@ def report() -> str:
             if old and new and not new["control_block"]["from_cache"] and not old["control_block"]["from_cache"]:
                 t = [r["timings_s"].get("control", 0.0) for r in (old, new)]
                 lines.append(f"| {n} | {method} | {t[0]:.0f} | {t[1]:.0f} ({t[1] / t[0]:.1f}x) |")
+    lines += _exact_cost_lines(by, names)
     lines += ["", "## Decoding check: data sampled at 0.7 and 1.0 (`auditor.likelihood`, warning above z = 4)", ""]
     lines += ["| data | data temperature | control temperature | rows | data | control | z | null z |"]
     lines.append("|---|---|---|---|---|---|---|---|")
