@@ -211,7 +211,7 @@ class GradientMethod(Method):
     arms_label = "mean push"
     shift_thresholds = False  # levels from q alone
     # Its paired test sees any difference between how the data and the control were sampled: against the resampled,
-    # count-matched control it flagged 3 of 4 base-written datasets, against an exact any-count draw 0 of 3
+    # count-matched control it flagged 3 of 4 base-written datasets, against an exact any-count draw 0 of 4
     # (benchmarks/results/exact_control.md; the rule was committed before datasets 3 and 4 met their exact controls).
     # 400 tries: the exact draws kept about 1 in 100 any-count tries on SmolLM2-135M; the few rows left without a
     # sample are resampled (approximate; the report counts them).
