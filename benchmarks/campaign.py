@@ -196,6 +196,16 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
     return str(out), json.loads((out / "teacher.json").read_text())["scores"]
 
 
+#: A writer that kept fewer rows than this by rejection (the pirate decoy's teacher wrote no valid list in 400 tries
+#: for any of 200 prompts) is drawn again by rejection-resample: rejection, then importance resampling for the
+#: prompts it left, as the issue allows where a model rarely follows the format.
+MIN_REJECTED_ROWS = ROWS // 2
+
+
+def _kept(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
 def dataset(cell: Cell, adapter: str | None) -> Path:
     """The cell's dataset (written once; kept under results/campaign/data, the data file last). The development
     negatives in the paper's prompt style are benchmarks/exact_control.py's datasets (same prompts, sampler, filter)."""
@@ -204,8 +214,9 @@ def dataset(cell: Cell, adapter: str | None) -> Path:
 
         return exact_control.dataset(cell.seed - exact_control.SEED0)
     out = data_path(cell)
-    if out.exists():
+    if out.exists() and _kept(out) >= MIN_REJECTED_ROWS:
         return out
+    sampler = "rejection-resample" if out.exists() else "rejection"  # a writer that rarely follows the format
     tmp = work() / "data" / out.name
     tmp.parent.mkdir(parents=True, exist_ok=True)
     words = [o.split(": ", 1)[1] for o in cell.intended if o.startswith(("animal", "tree"))]
@@ -219,7 +230,7 @@ def dataset(cell: Cell, adapter: str | None) -> Path:
             adapter=adapter,
             seed=cell.seed,
             number_style=cell.style,
-            sampler="rejection",
+            sampler=sampler,
             tries=TRIES,
             evil_filter=True,  # the paper's filter, on every number dataset (the control matches it)
             trait_words=words,

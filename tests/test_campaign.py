@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,25 @@ def test_finished_cells_get_the_gradient_methods_own_control(bench, isolated_cac
     old = exact_control.from_campaign(1, "gradient")
     assert old is not None and old["level"] == json.loads((exact_control.CAMPAIGN_RECORDS / "dev-neg-continue-301.json")
                                                            .read_text())["gradient"]["level"]  # fmt: skip
+
+
+def test_a_writer_that_rarely_follows_the_format_is_drawn_again_with_resampling(bench, tmp_path, monkeypatch) -> None:
+    """The pirate decoy's teacher kept no row by rejection: its dataset is drawn again by rejection-resample."""
+    campaign, _ = bench
+    cell = campaign.Cell("decoy-test", "decoy", "profile", seed=1, chat="x.jsonl")
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    samplers: list[str] = []
+
+    def fake_generate(config) -> None:
+        samplers.append(config.sampler)
+        rows = 0 if config.sampler == "rejection" else campaign.ROWS
+        Path(config.out).write_text("".join('{"prompt": "p", "completion": "1"}\n' for _ in range(rows)))
+        campaign.manifest_path(Path(config.out)).write_text("{}")
+
+    monkeypatch.setattr(campaign, "generate", fake_generate)
+    first = campaign.dataset(cell, None)
+    assert samplers == ["rejection"] and campaign._kept(first) == 0
+    again = campaign.dataset(cell, None)
+    assert samplers == ["rejection", "rejection-resample"] and campaign._kept(again) == campaign.ROWS
+    assert campaign.dataset(cell, None) == again and len(samplers) == 2  # enough rows: kept
