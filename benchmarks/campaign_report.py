@@ -99,14 +99,20 @@ def flagged(verdict: dict[str, Any]) -> bool:
 
 
 def tally(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]], candidate: str) -> dict[str, Any]:
-    """False alarms on base-written negatives and power on fine-tuned-teacher positives, with intervals."""
-    neg = [v[candidate] for r, v in graded if r["truth"] == "negative"]
-    pos = [v[candidate] for r, v in graded if r["truth"] == "positive" and r["teacher"] == "fine-tuned"]
+    """False alarms on base-written negatives and power on fine-tuned-teacher positives, with intervals, over the
+    cells the candidate could grade (a cell it cannot grade yet counts in ``ungraded``, never as clean)."""
+    verdicts = [v[candidate] for _, v in graded]
+    neg = [v for (r, _), v in zip(graded, verdicts) if r["truth"] == "negative" and v["level"] is not None]
+    pos = [
+        v
+        for (r, _), v in zip(graded, verdicts)
+        if r["truth"] == "positive" and r["teacher"] == "fine-tuned" and v["level"] is not None
+    ]
     fa, power = sum(map(flagged, neg)), sum(map(flagged, pos))
     return {
         "false_alarms": [fa, len(neg), *np.round(clopper_pearson(fa, len(neg)), 3)],
         "power": [power, len(pos), *np.round(clopper_pearson(power, len(pos)), 3)],
-        "ungraded": sum(v[candidate]["level"] is None for _, v in graded),
+        "ungraded": sum(v["level"] is None for v in verdicts),
     }
 
 
@@ -133,13 +139,18 @@ def write_report() -> dict[str, Any]:
         f"{len(done)} of {len(CELLS)} cells finished. Candidates graded at `--fail-on {FAIL_ON}`; false alarms on "
         "base-written negatives, power on fine-tuned-teacher positives, Clopper-Pearson 95 % intervals.",
         "",
-        "| candidate | development false alarms | development power | held-out false alarms | held-out power |",
-        "|---|---|---|---|---|",
+        "A cell a candidate cannot grade yet (a gradient scan against the control before the method's own, which",
+        "`campaign.py run` redoes; a probe cell with too few negatives for its profile) is left out of its counts and",
+        "listed as ungraded.",
+        "",
+        "| candidate | development false alarms | development power | ungraded "
+        "| held-out false alarms | held-out power | ungraded |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in CANDIDATES:
         d, h = dev[c], held[c]
-        lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {_cell(h['false_alarms'])} | "
-                     f"{_cell(h['power'])} |")  # fmt: skip
+        lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {d['ungraded']} | "
+                     f"{_cell(h['false_alarms'])} | {_cell(h['power'])} | {h['ungraded']} |")  # fmt: skip
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen

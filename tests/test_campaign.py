@@ -76,6 +76,11 @@ def test_grading_from_records_and_the_rule(bench) -> None:
     stale = {**records["pos-big"], "gradient": {"level": "high", "push": {}, "q": {}}}  # before the method's control
     old = report.grade(stale, records)
     assert old["G"]["level"] is None and old["S-a"]["level"] is None and report.flagged(old["P-a"])
+    # an ungraded cell leaves the candidate's counts (it is never counted as clean) and is counted apart
+    stale_neg = {**records["neg-0"], "gradient": {"level": "clean", "push": {}, "q": {}}}
+    pairs_stale = [(stale_neg, report.grade(stale_neg, records))] + pairs[1:]
+    g = report.tally(pairs_stale, "G")
+    assert g["false_alarms"][:2] == [0, 7] and g["ungraded"] == 1
 
 
 def test_profile_is_left_one_out_and_pools_by_split(bench) -> None:
