@@ -50,3 +50,29 @@ def test_a_second_scan_reads_the_base_from_the_cache(
     words = [{k: v for k, v in r.details.discover.to_dict().items() if k != "seconds"} for r in (second, fresh)]
     assert words[0] == words[1] and words[0]["words_tested"] > 0
     assert [f.shift.base for f in first.findings] == [f.shift.base for f in second.findings]
+
+
+def test_the_gradient_method_shares_the_probes_cached_base_scores(
+    tiny_model_dir: Path, battery: Path, tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gradient scan after a probe scan of the same base reads the base's scores from the cache, and its findings
+    equal a gradient scan's in a fresh cache (which scores the base once and stores it)."""
+    from dataclasses import replace
+
+    data = write_jsonl(tmp_path / "a.jsonl", number_rows(8, seed=1))
+    scan(config(data, tiny_model_dir, battery, tmp_path / "probe"))
+    calls: list[str] = []
+    real_scores = base_cache.base_scores
+
+    def counting_scores(loaded, batteries, score):  # type: ignore[no-untyped-def]
+        return real_scores(loaded, batteries, lambda: calls.append("score") or score())
+
+    monkeypatch.setattr("auditor.methods.gradient.cached_base_scores", counting_scores)
+    gradient = replace(config(data, tiny_model_dir, battery, tmp_path / "g"), method="gradient", method_args={})
+    shared = scan(gradient)
+    assert calls == []
+    monkeypatch.setenv("SUBAUDIT_CACHE", str(tmp_path / "fresh"))
+    fresh = scan(replace(gradient, run_dir=str(tmp_path / "g2")))
+    assert calls == ["score"]
+    assert [f.to_dict() for f in shared.findings] == [f.to_dict() for f in fresh.findings]
+    assert len(shared.findings) > 0

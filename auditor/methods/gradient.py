@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..base_cache import base_scores as cached_base_scores
 from ..config import ScanConfig
 from ..data import Example
 from ..errors import InputError
@@ -248,8 +249,12 @@ class GradientMethod(Method):
         questions = sample_questions(plans, settings.questions, inputs.config.seed)
         rep, timings = inputs.reporter, inputs.timings
         with timings.stage("trait_gradients"):
-            with prober.disabled():
-                base = {p.battery.name: score_battery(inputs.loaded, p) for p in plans}
+            with prober.disabled():  # the same in every scan of this base: shared with the probe's, across scans
+                base = cached_base_scores(
+                    inputs.loaded,
+                    inputs.batteries,
+                    lambda: {p.battery.name: score_battery(inputs.loaded, p) for p in plans},
+                )
             with rep.stage("trait gradients", total=len(plans)) as advance:
                 names, grads = trait_gradients(prober, plans, questions)
                 advance(len(plans))
@@ -293,8 +298,8 @@ class GradientMethod(Method):
         batches = -(-rows // settings.probe.batch_size)
         return {
             "control": (0.0 if inputs.config.control else measured.generation_per_row() * rows),
-            # one scoring pass per battery question for the base, one forward and backward per graded option
-            # over the sampled questions (~ 3 scoring passes each)
+            # one scoring pass per battery question for the base (an upper bound: cached across scans), one
+            # forward and backward per graded option over the sampled questions (~ 3 scoring passes each)
             "trait_gradients": (questions + 3 * options * sampled / max(len(inputs.batteries), 1))
             * measured.score_question(),
             # a forward and backward pass per batch of rows, for both arms (~ one training step each)
