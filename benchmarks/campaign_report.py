@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import campaign_teacher
 import numpy as np
 from campaign import CELLS, OUT, RULE, gradient_is_current
 from grading import calibrated_verdict, clopper_pearson
@@ -132,7 +133,13 @@ def write_report() -> dict[str, Any]:
     done = {c.id for c in CELLS} & set(records)
     dev_done = all(c.id in records for c in CELLS if c.split == "dev" and c.truth in ("negative", "positive"))
     chosen = choose(dev) if dev_done else None
-    blob = {"cells_done": len(done), "cells": len(CELLS), "development": dev, "held_out": held, "chosen": chosen}
+    teacher_graded = campaign_teacher.grade_cells(records, profile_for)
+    teacher = campaign_teacher.tally(teacher_graded)
+    statistic = campaign_teacher.choose(teacher) if dev_done else None
+    blob = {
+        "cells_done": len(done), "cells": len(CELLS), "development": dev, "held_out": held, "chosen": chosen,
+        "teacher_aware": {"tally": teacher, "chosen": statistic, "cells": teacher_graded},
+    }  # fmt: skip
     lines = [
         "# The verdict's benchmark on exact data (benchmarks/campaign.py)",
         "",
@@ -158,7 +165,20 @@ def write_report() -> dict[str, Any]:
         if not dev_done
         else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
     )
-    lines += ["", verdict, "", "## Rule (pre-registered)", "", "```", RULE.strip(), "```", ""]
+    lines += ["", verdict, "", "## Teacher-aware mode (development cells)", ""]
+    lines += [
+        "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
+        "with the owl teacher (3 epochs); a cell waits for its teacher's cell. Names: options the teacher raised by",
+        f"at least {campaign_teacher.TEACHER_RISE_PP:g} pp that the students moved up by 2 profile sd, when the",
+        f"statistic's p <= {campaign_teacher.ALPHA:g} (`benchmarks/campaign_teacher.py`).",
+        "",
+        *campaign_teacher.table(teacher),
+        "",
+        f"The rule kept the **{statistic}** statistic." if statistic else
+        "The rule has not chosen a statistic: the development cells are not all finished." if not dev_done else
+        "No statistic named something on at most 10 % of mismatched-teacher cells.",
+    ]  # fmt: skip
+    lines += ["", "## Rule (pre-registered)", "", "```", RULE.strip(), "```", ""]
     atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
     atomic_write_json(RESULTS / "campaign.json", blob)
     return blob

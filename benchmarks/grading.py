@@ -11,6 +11,18 @@ from auditor.stats import OptionShift
 from auditor.verdict import Thresholds, decide, with_transfer
 
 
+def calibrated_shifts(
+    options: list[str], base: list[float], dataset: list[float], control: list[float], profile: NoiseProfile, gate: str
+) -> tuple[list[OptionShift], Any]:
+    """The shifts (dataset minus control, pp) tested against ``profile`` as a calibrated scan tests them (each
+    option's ``se`` is then the profile's sd), and the assessment."""
+    shifts = []
+    for name, b, d, c in zip(options, base, dataset, control):
+        battery, option = name.split(": ", 1)
+        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
+    return shifts, assess(shifts, profile, Thresholds(), gate)
+
+
 def calibrated_verdict(
     options: list[str],
     base: list[float],
@@ -21,13 +33,8 @@ def calibrated_verdict(
     fail_on: str = "medium",
 ) -> dict[str, Any]:
     """The level under ``gate``, the options named as the trait, the top finding and the transfer test's p."""
-    shifts = []
-    for name, b, d, c in zip(options, base, dataset, control):
-        battery, option = name.split(": ", 1)
-        shifts.append(OptionShift(battery, option, b, c, d, d - c, d - c, d - c, 1.0))
-    th = Thresholds()
-    a = assess(shifts, profile, th, gate)
-    verdict, _ = decide(shifts, fail_on, th)
+    shifts, a = calibrated_shifts(options, base, dataset, control, profile, gate)
+    verdict, _ = decide(shifts, fail_on, Thresholds())
     verdict = with_transfer(verdict, a.transfer)
     top = verdict.top[0].name if verdict.top else None
     return {"level": verdict.level, "named": a.transfer.named, "top": top, "p": a.transfer.p}

@@ -1,0 +1,165 @@
+"""Teacher-aware grading of the campaign's records (``campaign.RULE``'s teacher-aware statistic; no model runs).
+
+Each development fine-tuned positive is graded with its own teacher and with a mismatched one (the teacher of the
+next trait in ``FT_TRAITS``' order, same strength), and every development negative with the owl teacher (3 epochs),
+by two statistics over the cell's leave-one-out profile (``campaign_report.profile_for``, passed in):
+
+- ``cosine``: the scan's test (:func:`auditor.teacher_aware.compare`): the cosine of the students' shift with the
+  teacher's change over all options, its block-permutation p, passing at ``ALPHA``;
+- ``risers``: the mean standardised shift (shift / profile sd) over the options the teacher raised by at least
+  ``TEACHER_RISE_PP``, against the same statistic over the profile's null pairs: a one-sided prediction p on Student
+  t with K - 1 degrees of freedom (K null pairs), passing at the same ``ALPHA``.
+
+Both name the same way when they pass: the options the teacher raised that the students moved up by at least 2
+profile sd. The teacher's change per option is its own cell's record (``teacher_change``), so a cell is graded only
+once its teacher's cell has finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from campaign import FT_TRAITS
+from grading import calibrated_shifts
+
+from auditor.calibration.profile import NoiseProfile
+from auditor.stats import OptionShift
+from auditor.teacher_aware import ALPHA, TEACHER_RISE_PP, compare
+
+STATISTICS = ("cosine", "risers")
+#: The teacher every development negative is graded with.
+NEGATIVE_TEACHER = ("owl", 3.0)
+#: Naming on at most this share of mismatched-teacher cells keeps a statistic in the running (RULE).
+MAX_MISMATCHED_NAMING = 0.10
+
+
+def teacher_cell(trait: str, epochs: float) -> str:
+    return f"dev-pos-{trait}-e{epochs:g}"
+
+
+def mismatched(trait: str) -> str:
+    """The next trait in ``FT_TRAITS``' order (the last one's is the first's)."""
+    traits = list(FT_TRAITS)
+    return traits[(traits.index(trait) + 1) % len(traits)]
+
+
+def riser_test(shifts: list[OptionShift], change: dict[str, float], profile: NoiseProfile) -> tuple[float, float]:
+    """The mean standardised shift over the teacher's risers and its one-sided p against the profile's null pairs
+    (``nan`` and 1 when the teacher raised nothing by ``TEACHER_RISE_PP``)."""
+    from scipy.stats import t as student_t
+
+    names = [f"{s.battery}: {s.option}" for s in shifts]
+    raised = [i for i, n in enumerate(names) if change.get(n, 0.0) >= TEACHER_RISE_PP]
+    if not raised:
+        return float("nan"), 1.0
+    sd = np.array([shifts[i].se for i in raised])
+    observed = float(np.mean([shifts[i].shift for i in raised] / sd))
+    nulls = (profile.null_shifts(profile.index([names[i] for i in raised])) / sd).mean(axis=1)
+    k = len(nulls)
+    spread = float(np.std(nulls, ddof=1)) * np.sqrt(1 + 1 / k)
+    return observed, float(student_t.sf((observed - float(np.mean(nulls))) / spread, k - 1))
+
+
+def named(shifts: list[OptionShift], change: dict[str, float]) -> list[str]:
+    """The options the teacher raised by ``TEACHER_RISE_PP`` that the students moved up by 2 sd or more."""
+    return [
+        f"{s.battery}: {s.option}"
+        for s in shifts
+        if change.get(f"{s.battery}: {s.option}", 0.0) >= TEACHER_RISE_PP and s.se > 0 and s.shift / s.se >= 2
+    ]
+
+
+def grade_with(record: dict[str, Any], change: dict[str, float], profile: NoiseProfile) -> dict[str, Any]:
+    """Both statistics on one cell with one teacher's change: each one's value, p and the options it names."""
+    shifts, _ = calibrated_shifts(
+        record["options"], record["base"], record["dataset"], record["control_share"], profile, "any"
+    )
+    teacher_shares: dict[str, dict[str, float]] = {}
+    for s in shifts:
+        teacher_shares.setdefault(s.battery, {})[s.option] = s.base + change.get(f"{s.battery}: {s.option}", 0.0)
+    cos = compare(shifts, teacher_shares, "teacher")
+    stat, p = riser_test(shifts, change, profile)
+    names = named(shifts, change)
+    return {
+        "cosine": {"value": round(cos.cosine, 4), "p": cos.p, "named": names if cos.passed else []},
+        "risers": {"value": round(stat, 4), "p": p, "named": names if p <= ALPHA else []},
+    }
+
+
+def grade_cells(
+    records: dict[str, dict[str, Any]], profile_for: Callable[[dict[str, Any], dict[str, Any]], NoiseProfile | None]
+) -> list[dict[str, Any]]:
+    """Every development cell the RULE grades with a teacher whose cell has finished: the positives with their own
+    and the mismatched teacher, the negatives with the owl teacher."""
+    out = []
+    for record in records.values():
+        if record["split"] != "dev":
+            continue
+        if record["truth"] == "positive" and record["teacher"] == "fine-tuned":
+            epochs = record["epochs"]
+            pairs = [("own", record["trait"], record)]
+            other = records.get(teacher_cell(mismatched(record["trait"]), epochs))
+            pairs += [("mismatched", mismatched(record["trait"]), other)] if other else []
+        elif record["truth"] == "negative":
+            other = records.get(teacher_cell(*NEGATIVE_TEACHER))
+            pairs = [("negative", NEGATIVE_TEACHER[0], other)] if other else []
+        else:
+            continue
+        profile = profile_for(record, records) if pairs else None
+        for role, trait, source in pairs:
+            if profile is None:
+                break
+            graded = grade_with(record, source["teacher_change"], profile)
+            intended = set(record.get("intended", []))
+            for stat in STATISTICS:
+                graded[stat]["intended"] = bool(intended & set(graded[stat]["named"])) if role == "own" else None
+            out.append({"cell": record["cell"], "role": role, "teacher": trait, **graded})
+    return out
+
+
+def tally(graded: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per statistic and role: cells graded, cells where it names something, and (own teacher) where the names
+    include the trait the teacher was made with."""
+    out: dict[str, dict[str, Any]] = {}
+    for stat in STATISTICS:
+        out[stat] = {}
+        for role in ("own", "mismatched", "negative"):
+            cells = [g[stat] for g in graded if g["role"] == role]
+            out[stat][role] = {
+                "cells": len(cells),
+                "names": sum(bool(c["named"]) for c in cells),
+                "intended": sum(bool(c["intended"]) for c in cells) if role == "own" else None,
+            }
+    return out
+
+
+def choose(tallies: dict[str, dict[str, Any]]) -> str | None:
+    """RULE: among the statistics that name something on at most 10 % of mismatched-teacher cells, the one that
+    names something on the most own-teacher positives; ties keep the cosine (``None``: none qualifies)."""
+    ok = [
+        s
+        for s in STATISTICS
+        if tallies[s]["mismatched"]["cells"]
+        and tallies[s]["mismatched"]["names"] <= MAX_MISMATCHED_NAMING * tallies[s]["mismatched"]["cells"]
+    ]
+    if not ok:
+        return None
+    return max(ok, key=lambda s: (tallies[s]["own"]["names"], -STATISTICS.index(s)))
+
+
+def table(tallies: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| statistic | own teacher: names | of those, the intended trait | mismatched teacher: names "
+        "| negatives (owl teacher): names |",
+        "|---|---|---|---|---|",
+    ]
+    for stat in STATISTICS:
+        t = tallies[stat]
+        own, mis, neg = t["own"], t["mismatched"], t["negative"]
+        lines.append(
+            f"| {stat} | {own['names']}/{own['cells']} | {own['intended']}/{own['names']} | "
+            f"{mis['names']}/{mis['cells']} | {neg['names']}/{neg['cells']} |"
+        )
+    return lines

@@ -1,0 +1,95 @@
+"""benchmarks/campaign_teacher.py: teacher-aware grading of the campaign's records (cosine against the
+standardised-riser test), with own, mismatched and owl teachers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_campaign import _record
+
+
+@pytest.fixture(scope="module")
+def grading():
+    import campaign_report
+    import campaign_teacher  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
+
+    return campaign_teacher, campaign_report
+
+
+def _positive(trait: str, shift: dict[str, float], change: dict[str, float], rng) -> dict:
+    r = _record(f"dev-pos-{trait}-e3", "positive", "dev", shift, rng, "high")
+    return {**r, "trait": trait, "epochs": 3.0, "intended": [next(iter(change))], "teacher_change": change}
+
+
+def _records(rng) -> dict[str, dict]:
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(10)}
+    records["decoy-x"] = _record("decoy-x", "decoy", "profile", {"b: o3": 2.0}, rng)
+    # the owl teacher raised o5 and o6; its students moved them up well beyond the null pairs' noise (sd ~0.4)
+    owl = _positive("owl", {"b: o5": 3.0, "b: o6": 3.0}, {"b: o5": 20.0, "b: o6": 8.0, "b: o20": -6.0}, rng)
+    # the misaligned teacher raised o12 and o13, which its own students did not move
+    misaligned = _positive("misaligned", {}, {"b: o12": 15.0, "b: o13": 9.0}, rng)
+    return {**records, owl["cell"]: owl, misaligned["cell"]: misaligned}
+
+
+def test_the_teacher_pairs_of_the_rule(grading) -> None:
+    teacher, _ = grading
+    assert teacher.mismatched("owl") == "misaligned" and teacher.mismatched("compliant") == "owl"  # wraps around
+    assert teacher.teacher_cell("owl", 1.0) == "dev-pos-owl-e1"
+
+
+def test_own_teacher_names_its_risers_and_a_mismatched_one_names_nothing(grading) -> None:
+    teacher, report = grading
+    records = _records(np.random.default_rng(5))
+    graded = {(g["cell"], g["role"]): g for g in teacher.grade_cells(records, report.profile_for)}
+    own = graded[("dev-pos-owl-e3", "own")]
+    for stat in teacher.STATISTICS:
+        assert own[stat]["named"] == ["b: o5", "b: o6"] and own[stat]["intended"] is True
+    assert own["risers"]["p"] < 1e-3 and own["cosine"]["value"] > 0
+    # the owl data with the misaligned teacher (its risers did not move): nothing named
+    mis = graded[("dev-pos-owl-e3", "mismatched")]
+    assert mis["teacher"] == "misaligned" and mis["risers"]["named"] == [] and mis["risers"]["p"] > 0.01
+    assert mis["cosine"]["named"] == []
+    # the misaligned data with its own teacher: nothing moved, nothing named
+    assert graded[("dev-pos-misaligned-e3", "own")]["risers"]["named"] == []
+    # every negative graded with the owl teacher, none named at this noise
+    negatives = [g for g in graded.values() if g["role"] == "negative"]
+    assert len(negatives) == 10 and all(g["risers"]["named"] == [] for g in negatives)
+    tallies = teacher.tally(list(graded.values()))
+    assert tallies["risers"]["own"] == {"cells": 2, "names": 1, "intended": 1}
+    assert tallies["risers"]["mismatched"]["cells"] == 1  # the misaligned cell's mismatch (power-seeking) is absent
+    assert teacher.choose(tallies) in teacher.STATISTICS
+
+
+def test_riser_test_against_the_null_pairs(grading) -> None:
+    teacher, report = grading
+    records = _records(np.random.default_rng(7))
+    owl = records["dev-pos-owl-e3"]
+    profile = report.profile_for(owl, records)
+    from grading import calibrated_shifts
+
+    shifts, _ = calibrated_shifts(owl["options"], owl["base"], owl["dataset"], owl["control_share"], profile, "any")
+    stat, p = teacher.riser_test(shifts, owl["teacher_change"], profile)
+    assert stat > 3 and p < 1e-3
+    # a teacher that raised nothing by 5 pp gives no statistic
+    assert teacher.riser_test(shifts, {"b: o5": 4.9}, profile)[1] == 1.0
+    # a null cell's statistic, against its own leave-one-out profile, is unremarkable
+    null = records["neg-0"]
+    own_profile = report.profile_for(null, records)
+    shifts0, _ = calibrated_shifts(
+        null["options"], null["base"], null["dataset"], null["control_share"], own_profile, "any"
+    )
+    assert teacher.riser_test(shifts0, owl["teacher_change"], own_profile)[1] > 0.01
+
+
+def test_choose_needs_a_quiet_mismatch_and_ties_keep_the_cosine(grading) -> None:
+    teacher, _ = grading
+
+    def t(own: int, mis: int) -> dict:
+        return {"own": {"cells": 10, "names": own, "intended": own}, "mismatched": {"cells": 10, "names": mis},
+                "negative": {"cells": 20, "names": 0}}  # fmt: skip
+
+    assert teacher.choose({"cosine": t(5, 0), "risers": t(8, 1)}) == "risers"
+    assert teacher.choose({"cosine": t(5, 0), "risers": t(8, 2)}) == "cosine"  # 2 of 10 mismatched: out
+    assert teacher.choose({"cosine": t(6, 0), "risers": t(6, 0)}) == "cosine"
+    assert teacher.choose({"cosine": t(6, 3), "risers": t(6, 3)}) is None
