@@ -10,9 +10,9 @@ by two statistics over the cell's leave-one-out profile (``campaign_report.profi
   ``TEACHER_RISE_PP``, against the same statistic over the profile's null pairs: a one-sided prediction p on Student
   t with K - 1 degrees of freedom (K null pairs), passing at the same ``ALPHA``.
 
-Both name the same way when they pass: the options the teacher raised that the students moved up by at least 2
-profile sd. The teacher's change per option is its own cell's record (``teacher_change``), so a cell is graded only
-once its teacher's cell has finished.
+Both name the same way when they pass (``TeacherComparison.shared``): the options the teacher raised that the
+students moved up by at least 2 profile sd. The teacher's change per option is its own cell's record
+(``teacher_change``), so a cell is graded only once its teacher's cell has finished.
 """
 
 from __future__ import annotations
@@ -62,15 +62,6 @@ def riser_test(shifts: list[OptionShift], change: dict[str, float], profile: Noi
     return observed, float(student_t.sf((observed - float(np.mean(nulls))) / spread, k - 1))
 
 
-def named(shifts: list[OptionShift], change: dict[str, float]) -> list[str]:
-    """The options the teacher raised by ``TEACHER_RISE_PP`` that the students moved up by 2 sd or more."""
-    return [
-        f"{s.battery}: {s.option}"
-        for s in shifts
-        if change.get(f"{s.battery}: {s.option}", 0.0) >= TEACHER_RISE_PP and s.se > 0 and s.shift / s.se >= 2
-    ]
-
-
 def grade_with(record: dict[str, Any], change: dict[str, float], profile: NoiseProfile) -> dict[str, Any]:
     """Both statistics on one cell with one teacher's change: each one's value, p and the options it names."""
     shifts, _ = calibrated_shifts(
@@ -81,7 +72,7 @@ def grade_with(record: dict[str, Any], change: dict[str, float], profile: NoiseP
         teacher_shares.setdefault(s.battery, {})[s.option] = s.base + change.get(f"{s.battery}: {s.option}", 0.0)
     cos = compare(shifts, teacher_shares, "teacher")
     stat, p = riser_test(shifts, change, profile)
-    names = named(shifts, change)
+    names = cos.shared  # the teacher's risers the students moved up by 2 sd (se: the profile's sd here)
     return {
         "cosine": {"value": round(cos.cosine, 4), "p": cos.p, "named": names if cos.passed else []},
         "risers": {"value": round(stat, 4), "p": p, "named": names if p <= ALPHA else []},
