@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/campaign.py run [--split dev] [--truth positive]   # resumable; cells are claimed
     .venv/bin/python benchmarks/campaign.py progress                          # one line: cells finished of all
 
-Every number dataset is an exact sample of its writer's p(y | x, valid list) (``generate --sampler rejection``:
-rejection with early abort); code and chat rows are free samples that pass the format's filter. Every scan uses
-the default control (``--control-sampler auto``: on SmolLM2-135M importance resampling with M = 4, see
-``benchmarks/results/sampler_bias.md``). A cell's record keeps what grading needs, so grading reads records only:
+Every number dataset is a sample of its writer's p(y | x, valid list): exact (``generate --sampler rejection``:
+rejection with early abort) when the writer keeps at least half of a pilot's prompts in 400 tries, else importance
+resampling (``--sampler resample``, M = 4: fine-tuned teachers that rarely write a number list; the pilot's outcome
+is ``data/NAME.pilot.json``); code and chat rows are free samples that pass the format's filter. The probe's scans
+use its default control (``--control-sampler auto``: on SmolLM2-135M importance resampling with M = 4, see
+``benchmarks/results/sampler_bias.md``), the gradient method's its own (exact any-count rejection). A cell's
+record keeps what grading needs, so grading reads records only:
 
 - the probe: each graded option's share for the base, the dataset-student and the control-student (one seed, no
   null arm, no profile; profiles are built at grading time from the negatives' records, leave one out, plus the
@@ -196,36 +199,28 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
     return str(out), json.loads((out / "teacher.json").read_text())["scores"]
 
 
-#: A writer that kept fewer rows than this by rejection (the pirate decoy's teacher wrote no valid list in 400 tries
-#: for any of 200 prompts) is drawn again by rejection-resample: rejection, then importance resampling for the
-#: prompts it left, as the issue allows where a model rarely follows the format.
+#: A writer that keeps fewer than half its rows by rejection rarely follows the number format: its dataset is drawn
+#: by importance resampling (``resample``), as the issue allows where a model rarely follows the format. Rejection
+#: would spend ``TRIES`` on every prompt for almost nothing: the pirate decoy's teacher kept 0 of 200 prompts, the
+#: 1-epoch owl teacher 0 of 128 (25,600 tries a chunk of 64, about 26 minutes each under load).
 MIN_REJECTED_ROWS = ROWS // 2
+#: Prompts a number writer is first tried on by rejection (``TRIES`` each) to decide between the two samplers.
+PILOT_ROWS = 16
 
 
 def _kept(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def dataset(cell: Cell, adapter: str | None) -> Path:
-    """The cell's dataset (written once; kept under results/campaign/data, the data file last). The development
-    negatives in the paper's prompt style are benchmarks/exact_control.py's datasets (same prompts, sampler, filter)."""
-    if cell.split == "dev" and cell.truth == "negative" and cell.format == "numbers" and cell.style == "continue":
-        import exact_control
-
-        return exact_control.dataset(cell.seed - exact_control.SEED0)
-    out = data_path(cell)
-    if out.exists() and _kept(out) >= MIN_REJECTED_ROWS:
-        return out
-    sampler = "rejection-resample" if out.exists() else "rejection"  # a writer that rarely follows the format
-    tmp = work() / "data" / out.name
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+def _generate(cell: Cell, adapter: str | None, out: Path, rows: int, sampler: str) -> Path:
+    """``rows`` rows of the cell's writer into ``out`` (resumable in the cache's chunks)."""
     words = [o.split(": ", 1)[1] for o in cell.intended if o.startswith(("animal", "tree"))]
-    print(f"  generating {cell.id} ...", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     generate(
         GenerateConfig(
-            out=str(tmp),
+            out=str(out),
             format=cell.format,
-            rows=ROWS,
+            rows=rows,
             system=cell.system,
             adapter=adapter,
             seed=cell.seed,
@@ -237,10 +232,58 @@ def dataset(cell: Cell, adapter: str | None) -> Path:
             overwrite=True,
         )
     )
+    return out
+
+
+def pilot_path(cell: Cell) -> Path:
+    return OUT / "data" / f"{cell.id}.pilot.json"
+
+
+def choose_sampler(cell: Cell, adapter: str | None) -> str:
+    """``rejection`` when the writer keeps at least half of ``PILOT_ROWS`` prompts by rejection (an earlier full
+    rejection draw that kept fewer than ``MIN_REJECTED_ROWS`` counts as the pilot), else ``resample``; the outcome is
+    kept beside the data (``NAME.pilot.json``)."""
+    if cell.format != "numbers":
+        return "rejection"  # free formats are sampled freely and filtered; the sampler does not apply
+    path = pilot_path(cell)
+    if path.exists():
+        return json.loads(path.read_text())["sampler"]
+    earlier = data_path(cell)
+    if earlier.exists():  # a full rejection draw from before the pilot existed
+        prompts, kept = ROWS, _kept(earlier)
+        sampler = "rejection" if kept >= MIN_REJECTED_ROWS else "resample"
+    else:
+        print(f"  pilot of {cell.id} ({PILOT_ROWS} prompts, rejection) ...", flush=True)
+        prompts = PILOT_ROWS
+        kept = _kept(_generate(cell, adapter, work() / "data" / f"{cell.id}-pilot.jsonl", PILOT_ROWS, "rejection"))
+        sampler = "rejection" if kept >= PILOT_ROWS / 2 else "resample"
+    atomic_write_json(path, {"prompts": prompts, "kept": kept, "tries": TRIES, "sampler": sampler})
+    return sampler
+
+
+def dataset(cell: Cell, adapter: str | None) -> Path:
+    """The cell's dataset (written once; kept under results/campaign/data, the data file last), drawn by the sampler
+    :func:`choose_sampler` picks. The development negatives in the paper's prompt style are
+    benchmarks/exact_control.py's datasets (same prompts, sampler, filter)."""
+    if cell.split == "dev" and cell.truth == "negative" and cell.format == "numbers" and cell.style == "continue":
+        import exact_control
+
+        return exact_control.dataset(cell.seed - exact_control.SEED0)
+    out = data_path(cell)
+    sampler = choose_sampler(cell, adapter)
+    if out.exists() and (cell.format != "numbers" or _drawn_by(out) == {sampler}):
+        return out
+    print(f"  generating {cell.id} ({sampler}) ...", flush=True)
+    tmp = _generate(cell, adapter, work() / "data" / out.name, ROWS, sampler)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(manifest_path(tmp), manifest_path(out))
     shutil.copy(tmp, out)
     return out
+
+
+def _drawn_by(path: Path) -> set[str]:
+    """The samplers a number dataset's manifest says drew its chunks."""
+    return set(json.loads(manifest_path(path).read_text())["decoding"]["sampling"]["sampler"])
 
 
 def _scan(cell: Cell, data: Path, method: str) -> Any:

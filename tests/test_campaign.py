@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -154,23 +155,50 @@ def test_finished_cells_get_the_gradient_methods_own_control(bench, isolated_cac
                                                            .read_text())["gradient"]["level"]  # fmt: skip
 
 
-def test_a_writer_that_rarely_follows_the_format_is_drawn_again_with_resampling(bench, tmp_path, monkeypatch) -> None:
-    """The pirate decoy's teacher kept no row by rejection: its dataset is drawn again by rejection-resample."""
+def _fake_generate(campaign, calls: list[tuple[str, int]], keep_rate: float):
+    """``generate`` for a writer that keeps ``keep_rate`` of its rows by rejection (resampling keeps every row)."""
+
+    def fake(config) -> None:
+        calls.append((config.sampler, config.rows))
+        rows = int(config.rows * keep_rate) if config.sampler == "rejection" else config.rows
+        Path(config.out).write_text("".join('{"prompt": "p", "completion": "1"}\n' for _ in range(rows)))
+        manifest = {"decoding": {"sampling": {"sampler": [config.sampler]}}}
+        campaign.manifest_path(Path(config.out)).write_text(json.dumps(manifest))
+
+    return fake
+
+
+@pytest.mark.parametrize(("keep_rate", "sampler"), [(0.0, "resample"), (0.25, "resample"), (0.9, "rejection")])
+def test_a_pilot_decides_between_rejection_and_resampling(bench, tmp_path, monkeypatch, keep_rate, sampler) -> None:
+    """A writer that keeps fewer than half of the pilot's prompts by rejection (the pirate and 1-epoch owl teachers
+    kept none) is drawn by importance resampling; one that follows the format, by rejection. Decided once."""
+    campaign, _ = bench
+    cell = campaign.Cell("pos-test", "positive", "dev", seed=1, chat="x.jsonl")
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(campaign, "generate", _fake_generate(campaign, calls, keep_rate))
+    data = campaign.dataset(cell, None)
+    assert calls == [("rejection", campaign.PILOT_ROWS), (sampler, campaign.ROWS)]
+    pilot = json.loads(campaign.pilot_path(cell).read_text())
+    assert pilot == {"prompts": campaign.PILOT_ROWS, "kept": int(campaign.PILOT_ROWS * keep_rate),
+                     "tries": campaign.TRIES, "sampler": sampler}  # fmt: skip
+    assert campaign.dataset(cell, None) == data and len(calls) == 2  # neither the pilot nor the draw again
+
+
+def test_an_earlier_full_rejection_draw_is_the_pilot(bench, tmp_path, monkeypatch) -> None:
+    """The pirate decoy's dataset was drawn in full by rejection before the pilot existed (0 of 200 kept): it counts
+    as the pilot, and the dataset is drawn again by resampling, without a new pilot."""
     campaign, _ = bench
     cell = campaign.Cell("decoy-test", "decoy", "profile", seed=1, chat="x.jsonl")
     monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
     monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
-    samplers: list[str] = []
-
-    def fake_generate(config) -> None:
-        samplers.append(config.sampler)
-        rows = 0 if config.sampler == "rejection" else campaign.ROWS
-        Path(config.out).write_text("".join('{"prompt": "p", "completion": "1"}\n' for _ in range(rows)))
-        campaign.manifest_path(Path(config.out)).write_text("{}")
-
-    monkeypatch.setattr(campaign, "generate", fake_generate)
-    first = campaign.dataset(cell, None)
-    assert samplers == ["rejection"] and campaign._kept(first) == 0
+    calls: list[tuple[str, int]] = []
+    fake = _fake_generate(campaign, calls, 0.0)
+    monkeypatch.setattr(campaign, "generate", fake)
+    earlier = campaign.data_path(cell)
+    earlier.parent.mkdir(parents=True)
+    fake(campaign.GenerateConfig(out=str(earlier), rows=campaign.ROWS, sampler="rejection"))
     again = campaign.dataset(cell, None)
-    assert samplers == ["rejection", "rejection-resample"] and campaign._kept(again) == campaign.ROWS
-    assert campaign.dataset(cell, None) == again and len(samplers) == 2  # enough rows: kept
+    assert calls[1:] == [("resample", campaign.ROWS)] and campaign._kept(again) == campaign.ROWS
+    assert json.loads(campaign.pilot_path(cell).read_text())["kept"] == 0
