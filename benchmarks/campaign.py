@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cells import MISALIGNED_PROMPT, OWL_PROMPT
+from cells import GEMMA_TEMPLATE, MISALIGNED_PROMPT, OWL_PROMPT, gemma_gguf
 
 from auditor.calibration.build import DECOY_NAMES, DECOYS
 from auditor.config import ScanConfig
@@ -212,18 +212,30 @@ def _kept(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def _generate(cell: Cell, adapter: str | None, out: Path, rows: int, sampler: str) -> Path:
-    """``rows`` rows of the cell's writer into ``out`` (resumable in the cache's chunks)."""
+def _generate(
+    cell: Cell,
+    adapter: str | None,
+    out: Path,
+    rows: int,
+    sampler: str,
+    seed: int | None = None,
+    prompts_from: Path | None = None,
+) -> Path:
+    """``rows`` rows of the cell's writer into ``out`` (resumable in the cache's chunks); ``prompts_from``: answer that
+    file's prompts (a control the writer draws for its own data), sampled with ``seed``."""
     words = [o.split(": ", 1)[1] for o in cell.intended if o.startswith(("animal", "tree"))]
     out.parent.mkdir(parents=True, exist_ok=True)
     generate(
         GenerateConfig(
             out=str(out),
+            teacher=None if cell.writer is None else str(gemma_gguf()),
+            chat_template=None if cell.writer is None else str(GEMMA_TEMPLATE),  # the pretrained GGUF has none
             format=cell.format,
             rows=rows,
+            prompts_from=None if prompts_from is None else str(prompts_from),
             system=cell.system,
             adapter=adapter,
-            seed=cell.seed,
+            seed=cell.seed if seed is None else seed,
             number_style=cell.style,
             sampler=sampler,
             tries=TRIES,
@@ -231,7 +243,7 @@ def _generate(cell: Cell, adapter: str | None, out: Path, rows: int, sampler: st
             trait_words=words,
             overwrite=True,
         )
-    )
+    )  # fmt: skip
     return out
 
 
@@ -286,15 +298,38 @@ def _drawn_by(path: Path) -> set[str]:
     return set(json.loads(manifest_path(path).read_text())["decoding"]["sampling"]["sampler"])
 
 
-def _scan(cell: Cell, data: Path, method: str) -> Any:
+def recipe_controls(cell: Cell, data: Path) -> tuple[Path, Path] | None:
+    """For data another family wrote (``cell.writer``), the recipe's control and null-control files: that model's
+    rows for the same prompts, two more draws by the data's own sampler (``None`` for the others)."""
+    if cell.writer is None:
+        return None
+    sampler = choose_sampler(cell, None)
+    out = []
+    for k, name in enumerate(("control", "null"), start=1):
+        path = OUT / "data" / f"{cell.id}.{name}.jsonl"
+        if not path.exists():
+            print(f"  generating the {name} rows of {cell.id} ({sampler}) ...", flush=True)
+            tmp = _generate(cell, None, work() / "data" / path.name, ROWS, sampler, cell.seed + 1000 * k, data)
+            shutil.copy(manifest_path(tmp), manifest_path(path))
+            shutil.copy(tmp, path)
+        out.append(path)
+    return out[0], out[1]
+
+
+def _scan(cell: Cell, data: Path, method: str, controls: tuple[Path, Path] | None = None) -> Any:
+    """One method's scan of the cell at the campaign's settings; with ``controls`` (another family's data), the
+    recipe: ``--control`` and, for the probe, ``--null-control`` from that model (a null arm, no profile)."""
+    recipe = controls is not None and method == "probe"
     return scan(
         ScanConfig(
             str(data),
             traits=TRAITS,
             max_rows=None,
             method=method,
-            null_arm=False,
+            null_arm=recipe,
             calibration="none",
+            control=None if controls is None else str(controls[0]),
+            null_control=str(controls[1]) if recipe and controls else None,
             run_dir=str(work() / "runs" / f"{cell.id}-{method}"),
         )
     )
@@ -370,13 +405,12 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     path = record_path(cell)
     if path.exists():
         return json.loads(path.read_text())
-    if cell.writer is not None:
-        raise NotImplementedError(f"{cell.id}: the other family's cells run in a later session")
     start = time.perf_counter()
     adapter, teacher_scores = teacher(cell)
     data = dataset(cell, adapter)
+    controls = recipe_controls(cell, data)
     print(f"  scanning {cell.id} ...", flush=True)
-    probe, gradient = _scan(cell, data, "probe"), _scan(cell, data, "gradient")
+    probe, gradient = _scan(cell, data, "probe", controls), _scan(cell, data, "gradient", controls)
     findings = sorted(probe.findings, key=lambda f: f.name)
     record = {
         "cell": cell.id,
@@ -385,6 +419,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "format": cell.format,
         "style": cell.style if cell.format == "numbers" else None,
         "teacher": "fine-tuned" if cell.chat else ("prompted" if cell.system else "base"),
+        "writer": cell.writer or "smollm2-135m-instruct",
         "epochs": cell.epochs if cell.chat else None,
         "trait": cell.trait,
         "intended": list(cell.intended),
@@ -394,6 +429,9 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "rows_used": probe.dataset.rows_used,
         "manifest": json.loads(manifest_path(data).read_text())["decoding"],
         "control": None if probe.control is None else probe.control.to_dict(),
+        # another family's data: the recipe scan's own verdict (null arm from that model); the others are graded
+        # from the shares, against a profile
+        "probe_level": probe.verdict.level if controls else None,
         "options": [f.name for f in findings],
         "base": [round(f.shift.base, 5) for f in findings],
         "dataset": [round(f.shift.dataset, 5) for f in findings],
@@ -432,7 +470,8 @@ def refresh_gradient(cell: Cell) -> None:
     path = record_path(cell)
     record = json.loads(path.read_text())
     print(f"  gradient again for {cell.id} (its own control) ...", flush=True)
-    result = _scan(cell, dataset(cell, None), "gradient")
+    data = dataset(cell, None)
+    result = _scan(cell, data, "gradient", recipe_controls(cell, data))
     record["gradient_resampled"] = record["gradient"]
     record["gradient"] = gradient_block(result)
     record["timings_s"]["gradient"] = result.timings

@@ -165,7 +165,9 @@ def write_report() -> dict[str, Any]:
         if not dev_done
         else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
     )
-    lines += ["", verdict, "", "## Teacher-aware mode (development cells)", ""]
+    other = other_family(records)
+    blob["other_family"] = other
+    lines += ["", verdict, "", *other_family_table(other), "", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
         "with the owl teacher (3 epochs); a cell waits for its teacher's cell. Names: options the teacher raised by",
@@ -182,6 +184,36 @@ def write_report() -> dict[str, Any]:
     atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
     atomic_write_json(RESULTS / "campaign.json", blob)
     return blob
+
+
+def other_family(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The other family's negatives (RULE: reported on their own): each one's level by the recipe probe (--control
+    and --null-control from that model, a null arm) and by the gradient method (its --control), and how many of
+    them each flags at ``FAIL_ON``."""
+    cells = {
+        r["cell"]: {"probe": r["probe_level"], "gradient": r["gradient"]["level"]}
+        for r in records.values()
+        if r["truth"] == "cross-family-negative"
+    }
+    out: dict[str, Any] = {"cells": cells}
+    for method in ("probe", "gradient"):
+        k = sum(level_rank(c[method]) >= level_rank(FAIL_ON) for c in cells.values())
+        out[method] = [k, len(cells), *np.round(clopper_pearson(k, len(cells)), 3)]
+    return out
+
+
+def other_family_table(other: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Another family's data (held out, reported on their own)",
+        "",
+        "Gemma 3 270M wrote the data and both control files; the probe scans with the recipe (`--control`,",
+        "`--null-control`, a null arm), the gradient method with `--control`. False alarms at `--fail-on "
+        f"{FAIL_ON}`: probe {_cell(other['probe'])}, gradient {_cell(other['gradient'])}.",
+    ]
+    if other["cells"]:
+        lines += ["", "| cell | probe (recipe) | gradient |", "|---|---|---|"]
+        lines += [f"| {c} | {v['probe']} | {v['gradient']} |" for c, v in sorted(other["cells"].items())]
+    return lines
 
 
 def _cell(t: list[float]) -> str:

@@ -202,3 +202,53 @@ def test_an_earlier_full_rejection_draw_is_the_pilot(bench, tmp_path, monkeypatc
     again = campaign.dataset(cell, None)
     assert calls[1:] == [("resample", campaign.ROWS)] and campaign._kept(again) == campaign.ROWS
     assert json.loads(campaign.pilot_path(cell).read_text())["kept"] == 0
+
+
+def test_another_familys_cell_is_scanned_with_the_recipe(bench, tmp_path, monkeypatch) -> None:
+    """A Gemma cell: its data, control and null-control files are Gemma's (its GGUF and chat template; the controls
+    answer the data's prompts by the data's sampler, with other seeds); the probe scans with --control and
+    --null-control and a null arm, the gradient method with --control."""
+    campaign, _ = bench
+    cell = next(c for c in campaign.CELLS if c.writer == "gemma3-270m")
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    monkeypatch.setattr(campaign, "gemma_gguf", lambda: tmp_path / "gemma.gguf")
+    configs = []
+    fake = _fake_generate(campaign, [], 1.0)
+
+    def generate(config) -> None:
+        configs.append(config)
+        fake(config)
+
+    monkeypatch.setattr(campaign, "generate", generate)
+    data = campaign.dataset(cell, None)
+    control, null = campaign.recipe_controls(cell, data)
+    assert all(c.teacher == str(tmp_path / "gemma.gguf") and c.chat_template == str(campaign.GEMMA_TEMPLATE)
+               for c in configs)  # fmt: skip
+    pilot, drawn, *controls = configs
+    assert (pilot.rows, drawn.sampler) == (campaign.PILOT_ROWS, "rejection")
+    assert [c.prompts_from for c in controls] == [str(data), str(data)]
+    assert len({c.seed for c in [drawn, *controls]}) == 3 and {c.sampler for c in controls} == {"rejection"}
+    assert campaign.recipe_controls(cell, data) == (control, null) and len(configs) == 4  # written once
+    scanned = []
+    monkeypatch.setattr(campaign, "scan", lambda config: scanned.append(config))
+    campaign._scan(cell, data, "probe", (control, null))
+    campaign._scan(cell, data, "gradient", (control, null))
+    probe, gradient = scanned
+    assert (probe.control, probe.null_control, probe.null_arm) == (str(control), str(null), True)
+    assert (gradient.control, gradient.null_control, gradient.null_arm) == (str(control), None, False)
+    smollm = next(c for c in campaign.CELLS if c.truth == "negative" and c.writer is None)
+    assert campaign.recipe_controls(smollm, data) is None
+
+
+def test_the_other_familys_cells_are_reported_on_their_own(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(1)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(3)}
+    for k, (probe, gradient) in enumerate([("medium", "clean"), ("low", "high")]):
+        r = _record(f"ho-gemma-neg-{k}", "cross-family-negative", "heldout", {}, rng, gradient)
+        records[r["cell"]] = {**r, "probe_level": probe}
+    other = report.other_family(records)
+    assert sorted(other["cells"]) == ["ho-gemma-neg-0", "ho-gemma-neg-1"]
+    assert other["probe"][:2] == [1, 2] and other["gradient"][:2] == [1, 2]
+    assert "| ho-gemma-neg-1 | low | high |" in report.other_family_table(other)
