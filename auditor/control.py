@@ -70,6 +70,12 @@ class ControlSet:
         )
 
 
+def approximate_share(rows_by: dict[str, int]) -> float:
+    """The share of rows not drawn exactly (importance-resampled or constrained), from the rows each sampler gave."""
+    total = sum(rows_by.values())
+    return (total - rows_by.get("rejection", 0)) / total if total else 0.0
+
+
 @dataclass(frozen=True)
 class Sampled:
     """How generated control rows were sampled: the rows each sampler gave (:mod:`auditor.conditional`), M and the
@@ -100,6 +106,10 @@ class Sampled:
     def exact(self) -> bool:
         """Every row is an exact sample (rejection)."""
         return set(self.rows_by) <= {"rejection"}
+
+    @property
+    def approximate_share(self) -> float:
+        return approximate_share(self.rows_by)
 
     def describe(self) -> str:
         """One phrase for the report."""

@@ -20,9 +20,15 @@ from .data import Example
 if TYPE_CHECKING:
     from .models import LoadedModel
 
-#: z above which the data is flagged as sampled more narrowly than the control (measured in
-#: benchmarks/exact_control.py: base-written data at temperature 0.7 against a temperature-1 control, and at 1.0).
+#: z above which the data is flagged as sampled more narrowly than an exact control (or a control file)
+#: (benchmarks/exact_control.py: base-written data at temperature 0.7 against a temperature-1 control, and at 1.0).
 WARN_Z = 4.0
+#: The same against a control every row of which was importance-resampled: at M = 4 its rows are less likely under
+#: the base than exact samples, so exact base-written data sits above zero. On the campaign's 8 first base-written
+#: number datasets (drawn exactly, benchmarks/campaign.py) z was -0.3 to +4.2 (mean +3.0, sd 1.5) against the
+#: probe's default control; this is that mean plus two sd, and ``campaign_report.py`` checks it on every later
+#: base-written number dataset. A partly exact control gets a threshold in proportion to its resampled share.
+WARN_Z_APPROXIMATE = 6.0
 
 
 def row_logprobs(loaded: LoadedModel, rows: Sequence[Example], batch_size: int = 16) -> list[float]:
@@ -86,6 +92,8 @@ class DecodingCheck:
         data, control: mean over the paired rows (nats per token).
         z: (data - control) / its standard error, paired by prompt.
         null, null_z: the same for the null arm's rows (``None`` without a null arm).
+        approximate: the share of control rows not drawn exactly (importance-resampled or constrained), which sets
+            the threshold (:attr:`warn_z`).
     """
 
     data: float
@@ -93,18 +101,25 @@ class DecodingCheck:
     z: float
     null: float | None = None
     null_z: float | None = None
+    approximate: float = 0.0
+
+    @property
+    def warn_z(self) -> float:
+        """:data:`WARN_Z` for an exact control, :data:`WARN_Z_APPROXIMATE` for a resampled one, in proportion
+        between."""
+        return WARN_Z + (WARN_Z_APPROXIMATE - WARN_Z) * self.approximate
 
     @property
     def warning(self) -> str | None:
         """A line for the report when the data looks sampled more narrowly than the control."""
-        if self.z <= WARN_Z:
+        if self.z <= self.warn_z:
             return None
         return (
             f"the dataset's rows are more likely under the base than the control's ({self.data:+.3f} against "
-            f"{self.control:+.3f} nats a token, z = {self.z:.1f}): the data looks sampled at a lower temperature "
-            "or with a nucleus, or the control's sampler is not the data's (the constrained sampler does this), and "
-            "a control drawn otherwise differs from it by more than any trait. Set --control-temperature / "
-            "--control-top-p to the data's settings"
+            f"{self.control:+.3f} nats a token, z = {self.z:.1f}, above {self.warn_z:.1f}): the data looks sampled "
+            "at a lower temperature or with a nucleus, or the control's sampler is not the data's (the constrained "
+            "sampler does this), and a control drawn otherwise differs from it by more than any trait. Set "
+            "--control-temperature / --control-top-p to the data's settings"
         )
 
     def describe(self) -> str:
@@ -121,7 +136,7 @@ class DecodingCheck:
             "z": round(self.z, 2),
             "null": None if self.null is None else round(self.null, 4),
             "null_z": None if self.null_z is None else round(self.null_z, 2),
-            "warn_z": WARN_Z,
+            "warn_z": round(self.warn_z, 2),
             "warning": self.warning,
         }
 
@@ -131,8 +146,10 @@ def check_decoding(
     data_rows: Sequence[Example],
     control_rows: Sequence[Example],
     null_rows: Sequence[Example] | None = None,
+    approximate: float = 0.0,
 ) -> DecodingCheck | None:
-    """The check over rows paired by position (``None`` with fewer than 3 pairs)."""
+    """The check over rows paired by position (``None`` with fewer than 3 pairs); ``approximate``: the share of
+    control rows not drawn exactly."""
     if len(data_rows) < 3:
         return None
     data, control = cached_row_logprobs(loaded, data_rows), cached_row_logprobs(loaded, control_rows)
@@ -143,6 +160,7 @@ def check_decoding(
         z=paired_z(data, control),
         null=None if null is None else sum(null) / len(null),
         null_z=None if null is None else paired_z(null, control),
+        approximate=approximate,
     )
 
 

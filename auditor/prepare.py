@@ -170,6 +170,7 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
         raise InputError(f"{config.data}: no dataset row has a usable control row")
     check_rows(config, len(pairs), f"of {len(dataset)} sampled rows have a usable control row")
     with inputs.timings.stage("control"), rep.stage("decoding check", total=1) as advance:
-        decoding = check_decoding(inputs.loaded, pairs.data, pairs.control, pairs.null)
+        approximate = control.how.approximate_share if control.how is not None else 0.0
+        decoding = check_decoding(inputs.loaded, pairs.data, pairs.control, pairs.null, approximate)
         advance(1)
     return Controls(control, null, config.seed, decoding)

@@ -166,8 +166,10 @@ def write_report() -> dict[str, Any]:
         else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
     )
     other = other_family(records)
-    blob["other_family"] = other
-    lines += ["", verdict, "", *other_family_table(other), "", "## Teacher-aware mode (development cells)", ""]
+    decoding = decoding_check(records)
+    blob["other_family"], blob["decoding_check"] = other, decoding
+    lines += ["", verdict, "", *other_family_table(other), "", *decoding_lines(decoding)]
+    lines += ["", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
         "with the owl teacher (3 epochs); a cell waits for its teacher's cell. Names: options the teacher raised by",
@@ -213,6 +215,53 @@ def other_family_table(other: dict[str, Any]) -> list[str]:
     if other["cells"]:
         lines += ["", "| cell | probe (recipe) | gradient |", "|---|---|---|"]
         lines += [f"| {c} | {v['probe']} | {v['gradient']} |" for c, v in sorted(other["cells"].items())]
+    return lines
+
+
+#: The base-written number datasets whose decoding check set ``auditor.likelihood.WARN_Z_APPROXIMATE`` (the first 8
+#: campaign records); every later one checks it. Pre-registered: at most 1 in 10 of the later ones may warn.
+DECODING_SET_BY = (
+    "dev-neg-continue-301", "dev-neg-continue-302", "dev-neg-continue-303", "dev-neg-continue-304",
+    "dev-neg-continue-305", "dev-neg-continue-306", "dev-neg-continue-307", "dev-neg-random-321",
+)  # fmt: skip
+
+
+def decoding_check(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The decoding check's z on every base-written number dataset against the probe's default control, and whether
+    it would warn at today's threshold (:class:`auditor.likelihood.DecodingCheck`, by the control's resampled
+    share), apart for the datasets that set the threshold and the later ones that check it."""
+    from auditor.control import approximate_share
+    from auditor.likelihood import DecodingCheck
+
+    out: dict[str, Any] = {"set_by": {}, "checks": {}}
+    for r in records.values():
+        decoding = (r.get("control") or {}).get("decoding")
+        if r["truth"] != "negative" or r["format"] != "numbers" or not decoding:
+            continue
+        share = approximate_share(r["control"]["sampling"]["rows_by"])
+        check = DecodingCheck(decoding["data"], decoding["control"], decoding["z"], approximate=share)
+        group = "set_by" if r["cell"] in DECODING_SET_BY else "checks"
+        out[group][r["cell"]] = {"z": decoding["z"], "warn_z": round(check.warn_z, 2), "warns": bool(check.warning)}
+    return out
+
+
+def decoding_lines(decoding: dict[str, Any]) -> list[str]:
+    lines = [
+        "## The decoding check on base-written data (issue #20)",
+        "",
+        "Exact base-written number data against the probe's default (importance-resampled) control: z of the data's",
+        "log-probability a token over the control's. The first 8 set the threshold for a resampled control",
+        "(`WARN_Z_APPROXIMATE`, mean + 2 sd); the later ones check it (pre-registered: at most 1 in 10 may warn).",
+        "",
+    ]
+    for group, title in (("set_by", "set the threshold"), ("checks", "check it")):
+        cells = decoding[group]
+        if not cells:
+            lines.append(f"- {title}: none yet")
+            continue
+        z = ", ".join(f"{v['z']:+.1f}" for v in cells.values())
+        warns = sum(v["warns"] for v in cells.values())
+        lines.append(f"- {title}: {len(cells)} datasets, z {z}; {warns} of {len(cells)} warn")
     return lines
 
 

@@ -252,3 +252,22 @@ def test_the_other_familys_cells_are_reported_on_their_own(bench) -> None:
     assert sorted(other["cells"]) == ["ho-gemma-neg-0", "ho-gemma-neg-1"]
     assert other["probe"][:2] == [1, 2] and other["gradient"][:2] == [1, 2]
     assert "| ho-gemma-neg-1 | low | high |" in report.other_family_table(other)
+
+
+def test_the_decoding_check_section_keeps_the_threshold_setters_apart(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(2)
+    records = {}
+    for cell, z, rows_by in [
+        ("dev-neg-continue-301", 4.2, {"rejection": 1, "resample": 190}),  # set the threshold; resampled: no warning
+        ("dev-neg-continue-308", 6.5, {"resample": 190}),  # a later one above WARN_Z_APPROXIMATE
+        ("dev-neg-continue-309", 4.5, {"rejection": 190}),  # a later one against an exact control
+    ]:
+        r = _record(cell, "negative", "dev", {}, rng)
+        r["control"] = {"decoding": {"data": -1.3, "control": -1.5, "z": z}, "sampling": {"rows_by": rows_by}}
+        records[cell] = r
+    out = report.decoding_check(records)
+    assert list(out["set_by"]) == ["dev-neg-continue-301"] and not out["set_by"]["dev-neg-continue-301"]["warns"]
+    assert {c: v["warns"] for c, v in out["checks"].items()} == {"dev-neg-continue-308": True,
+                                                                 "dev-neg-continue-309": True}  # fmt: skip
+    assert "2 of 2 warn" in "\n".join(report.decoding_lines(out))

@@ -303,3 +303,23 @@ def test_free_rows_get_at_most_free_tries_whatever_tries_says(format_loaded) -> 
 
     draw = draw_rows(format_loaded, [PROMPT] * 3, [Never()] * 3, 1, ControlSampling("rejection", tries=400), 4)
     assert draw.kept == 0 and draw.attempts == 3 * FREE_TRIES
+
+
+def test_the_decoding_checks_threshold_follows_the_controls_resampled_share() -> None:
+    """Against an importance-resampled control exact base-written data sits above zero (the campaign's first 8
+    datasets: z up to +4.2), so a resampled control warns only above WARN_Z_APPROXIMATE; an exact one above WARN_Z;
+    a partly resampled one in proportion."""
+    from auditor.control import Sampled
+    from auditor.likelihood import WARN_Z, WARN_Z_APPROXIMATE, DecodingCheck
+
+    assert WARN_Z < 4.2 < WARN_Z_APPROXIMATE
+    resampled = Sampled({"rejection": 1, "resample": 190}, 4, 1.9, 0.0, 1, 1.0, 1.0)
+    exact = Sampled({"rejection": 191}, 4, None, 0.0, 1, 1.0, 1.0)
+    assert exact.approximate_share == 0.0 and resampled.approximate_share == pytest.approx(190 / 191)
+    against_resampled = DecodingCheck(-1.33, -1.56, 4.19, approximate=resampled.approximate_share)
+    assert against_resampled.warning is None and against_resampled.to_dict()["warn_z"] > 5.9
+    against_exact = DecodingCheck(-1.33, -1.56, 4.19, approximate=exact.approximate_share)
+    assert against_exact.warning is not None and "above 4.0" in against_exact.warning
+    half = DecodingCheck(-1.33, -1.56, 5.5, approximate=0.5)
+    assert half.warn_z == pytest.approx((WARN_Z + WARN_Z_APPROXIMATE) / 2) and half.warning is not None
+    assert DecodingCheck(-0.9, -1.3, 6.7, approximate=1.0).warning is not None  # temperature 0.7 data: +6.7
