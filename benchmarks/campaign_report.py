@@ -158,6 +158,7 @@ def write_report() -> dict[str, Any]:
         d, h = dev[c], held[c]
         lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {d['ungraded']} | "
                      f"{_cell(h['false_alarms'])} | {_cell(h['power'])} | {h['ungraded']} |")  # fmt: skip
+    lines += ["", *sampler_lines(records)]
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen
@@ -186,6 +187,28 @@ def write_report() -> dict[str, Any]:
     atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
     atomic_write_json(RESULTS / "campaign.json", blob)
     return blob
+
+
+def data_sampler(record: dict[str, Any]) -> str:
+    """How a number cell's data was drawn (``rejection``: exact; ``resample``: importance resampling)."""
+    samplers = set(record["manifest"]["sampling"]["sampler"])
+    return samplers.pop() if len(samplers) == 1 else "mixed"
+
+
+def sampler_lines(records: dict[str, dict[str, Any]]) -> list[str]:
+    """Which positives' data was drawn by importance resampling (their writer kept fewer than half of the pilot's
+    prompts by rejection): against the gradient method's exact control, G sees that sampler's bias besides the
+    trait; the probe's control is resampled too."""
+    positives = [r for r in records.values() if r["truth"] == "positive" and r["format"] == "numbers"]
+    resampled = sorted(r["cell"] for r in positives if data_sampler(r) != "rejection")
+    if not positives:
+        return ["Positives' data: none finished yet."]
+    return [
+        f"Positives' data drawn by importance resampling (the writer kept fewer than half of a 16-prompt pilot by "
+        f"rejection): {len(resampled)} of {len(positives)} ({', '.join(resampled) or 'none'}). On those, G's exact "
+        "control differs from the data by that sampler's bias as well as by the trait; the probe's control is "
+        "resampled like the data."
+    ]
 
 
 def other_family(records: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -271,3 +271,14 @@ def test_the_decoding_check_section_keeps_the_threshold_setters_apart(bench) -> 
     assert {c: v["warns"] for c, v in out["checks"].items()} == {"dev-neg-continue-308": True,
                                                                  "dev-neg-continue-309": True}  # fmt: skip
     assert "2 of 2 warn" in "\n".join(report.decoding_lines(out))
+
+
+def test_the_report_names_the_positives_drawn_by_resampling(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(4)
+    records = {}
+    for cell, sampler in (("dev-pos-owl-e1", "resample"), ("dev-pos-owl-e3", "rejection")):
+        r = _record(cell, "positive", "dev", {}, rng)
+        records[cell] = {**r, "manifest": {"sampling": {"sampler": [sampler]}}}
+    line = report.sampler_lines(records)[0]
+    assert "1 of 2 (dev-pos-owl-e1)" in line
