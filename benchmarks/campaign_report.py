@@ -16,7 +16,7 @@ from typing import Any
 
 import campaign_teacher
 import numpy as np
-from campaign import CELLS, OUT, RULE, gradient_is_current
+from campaign import CELLS, FT_TRAITS, OUT, RULE, gradient_is_current
 from grading import calibrated_verdict, clopper_pearson
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
@@ -158,7 +158,7 @@ def write_report() -> dict[str, Any]:
         d, h = dev[c], held[c]
         lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {d['ungraded']} | "
                      f"{_cell(h['false_alarms'])} | {_cell(h['power'])} | {h['ungraded']} |")  # fmt: skip
-    lines += ["", *sampler_lines(records)]
+    lines += ["", "### By kind of data", "", *kinds_table(graded), "", *sampler_lines(records)]
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen
@@ -187,6 +187,37 @@ def write_report() -> dict[str, Any]:
     atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
     atomic_write_json(RESULTS / "campaign.json", blob)
     return blob
+
+
+def kind_of(record: dict[str, Any]) -> str:
+    """The kind of data a graded cell holds, as the final table groups them."""
+    if record["truth"] == "negative":
+        return f"numbers ({record['style']})" if record["format"] == "numbers" else record["format"]
+    if record["teacher"] == "prompted":
+        return "prompted teacher"
+    new = " (new trait)" if record["trait"] not in FT_TRAITS else ""
+    return f"fine-tuned teacher, {record['epochs']:g} epoch{'s' if record['epochs'] != 1 else ''}{new}"
+
+
+def kinds_table(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> list[str]:
+    """Every candidate's flags per kind of data and split (false alarms on negatives, power on positives), with
+    Clopper-Pearson 95 % intervals: the table the README's "How well does it work?" takes once every cell is in."""
+    groups: dict[tuple[str, str, str], list[dict[str, dict[str, Any]]]] = {}
+    for r, v in graded:
+        what = "false alarms" if r["truth"] == "negative" else "power"
+        groups.setdefault((what, kind_of(r), r["split"]), []).append(v)
+    lines = [
+        "| data | split | measures | " + " | ".join(CANDIDATES) + " |",
+        "|---|---|---|" + "---|" * len(CANDIDATES),
+    ]
+    for (what, kind, split), verdicts in sorted(groups.items()):
+        cells = []
+        for c in CANDIDATES:
+            graded_c = [v[c] for v in verdicts if v[c]["level"] is not None]
+            k = sum(map(flagged, graded_c))
+            cells.append(_cell([k, len(graded_c), *np.round(clopper_pearson(k, len(graded_c)), 2)]))
+        lines.append(f"| {kind} | {split} | {what} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def data_sampler(record: dict[str, Any]) -> str:

@@ -282,3 +282,17 @@ def test_the_report_names_the_positives_drawn_by_resampling(bench) -> None:
         records[cell] = {**r, "manifest": {"sampling": {"sampler": [sampler]}}}
     line = report.sampler_lines(records)[0]
     assert "1 of 2 (dev-pos-owl-e1)" in line
+
+
+def test_the_table_by_kind_of_data(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(6)
+    records = {f"neg-{k}": {**_record(f"neg-{k}", "negative", "dev", {}, rng), "style": "continue"} for k in range(8)}
+    records["code"] = {**_record("code", "negative", "heldout", {}, rng, "high"), "format": "code", "style": None}
+    pos = _record("pos", "positive", "heldout", {"b: o7": 15.0}, rng, "high")
+    records["pos"] = {**pos, "trait": "dolphin", "epochs": 1.0}
+    graded = [(r, report.grade(r, records)) for r in records.values()]
+    table = "\n".join(report.kinds_table(graded))
+    assert "| numbers (continue) | dev | false alarms | 0/8 [0.00, 0.37] |" in table
+    assert "| code | heldout | false alarms | 1/1 [0.02, 1.00] |" in table  # G flagged it
+    assert "| fine-tuned teacher, 1 epoch (new trait) | heldout | power | 1/1" in table
