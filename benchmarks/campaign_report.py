@@ -1,6 +1,7 @@
 """Grade the campaign's records by every candidate of ``campaign.RULE``, apply the rule, and write the tables.
 
     .venv/bin/python benchmarks/campaign_report.py      # -> benchmarks/results/campaign.md and campaign.json
+    .venv/bin/python benchmarks/campaign_report.py --readme   # and the README's table (once every cell is in)
 
 Reads ``benchmarks/results/campaign/records/`` only (no model runs). Candidates: ``G`` (the gradient method),
 ``P-o``/``P-t``/``P-a`` (the calibrated probe with gate options / transfer / any, each cell graded against a
@@ -11,6 +12,7 @@ the default on the development cells; the held-out cells are reported with Clopp
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -323,5 +325,40 @@ def _cell(t: list[float]) -> str:
     return f"{t[0]}/{t[1]} [{t[2]:.2f}, {t[3]:.2f}]" if t[1] else "-"
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_BLOCK = re.compile(r"(<!-- campaign-table:[^\n]*-->\n).*?(\n<!-- /campaign-table -->)", re.S)
+
+
+def readme_with_table(readme: str, table: list[str], blob: dict[str, Any]) -> str:
+    """``readme`` with the campaign's final table between its ``campaign-table`` markers; refused (``ValueError``)
+    until every cell has finished, so the README never holds a partial table."""
+    if blob["cells_done"] < blob["cells"]:
+        raise ValueError(
+            f"{blob['cells_done']} of {blob['cells']} cells finished: the README takes the table at the end"
+        )
+    if not README_BLOCK.search(readme):
+        raise ValueError("README.md has no campaign-table markers")
+    chosen = blob["chosen"] or "no candidate (the default stays uncalibrated)"
+    body = [
+        f"The campaign (`benchmarks/campaign.py`, {blob['cells']} cells, SmolLM2-135M-Instruct the base; the rule "
+        f"chose {chosen}; [every number](benchmarks/results/campaign.md)): flags at `--fail-on {FAIL_ON}` with",
+        "Clopper-Pearson 95 % intervals.",
+        "",
+        *table,
+    ]
+    return README_BLOCK.sub(lambda m: m.group(1) + "\n".join(body) + m.group(2), readme, count=1)
+
+
 if __name__ == "__main__":
-    print(json.dumps(write_report()["development"], indent=1))
+    import sys
+
+    blob = write_report()
+    if "--readme" in sys.argv[1:]:
+        records = load_records()
+        graded = [(r, grade(r, records)) for r in records.values() if r["truth"] in ("negative", "positive")]
+        try:
+            text = readme_with_table(README.read_text(encoding="utf-8"), kinds_table(graded), blob)
+        except ValueError as exc:
+            raise SystemExit(f"README.md not changed: {exc}") from None
+        atomic_write_text(README, text)
+    print(json.dumps(blob["development"], indent=1))

@@ -296,3 +296,17 @@ def test_the_table_by_kind_of_data(bench) -> None:
     assert "| numbers (continue) | dev | false alarms | 0/8 [0.00, 0.37] |" in table
     assert "| code | heldout | false alarms | 1/1 [0.02, 1.00] |" in table  # G flagged it
     assert "| fine-tuned teacher, 1 epoch (new trait) | heldout | power | 1/1" in table
+
+
+def test_the_readme_takes_the_table_only_when_every_cell_is_in(bench) -> None:
+    _, report = bench
+    readme = "intro\n<!-- campaign-table: x -->\nold table\nold text\n<!-- /campaign-table -->\nafter\n"
+    blob = {"cells_done": 63, "cells": 64, "chosen": "S-a"}
+    with pytest.raises(ValueError, match="63 of 64"):
+        report.readme_with_table(readme, ["| new |"], blob)
+    text = report.readme_with_table(readme, ["| new |"], {**blob, "cells_done": 64})
+    assert "old table" not in text and "| new |" in text and "the rule chose S-a" in text
+    assert text.startswith("intro\n<!-- campaign-table: x -->\n") and text.endswith("<!-- /campaign-table -->\nafter\n")
+    with pytest.raises(ValueError, match="markers"):
+        report.readme_with_table("no markers", ["| new |"], {**blob, "cells_done": 64})
+    assert report.README_BLOCK.search(report.README.read_text(encoding="utf-8"))  # the README has its markers
