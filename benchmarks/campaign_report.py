@@ -217,7 +217,7 @@ def kinds_table(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) 
         for c in CANDIDATES:
             graded_c = [v[c] for v in verdicts if v[c]["level"] is not None]
             k = sum(map(flagged, graded_c))
-            cells.append(_cell([k, len(graded_c), *np.round(clopper_pearson(k, len(graded_c)), 2)]))
+            cells.append(_cell([k, len(graded_c), *np.round(clopper_pearson(k, len(graded_c)), 3)]))
         lines.append(f"| {kind} | {split} | {what} | " + " | ".join(cells) + " |")
     return lines
 

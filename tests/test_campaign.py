@@ -294,7 +294,7 @@ def test_the_table_by_kind_of_data(bench) -> None:
     graded = [(r, report.grade(r, records)) for r in records.values()]
     table = "\n".join(report.kinds_table(graded))
     assert "| numbers (continue) | dev | false alarms | 0/8 [0.00, 0.37] |" in table
-    assert "| code | heldout | false alarms | 1/1 [0.02, 1.00] |" in table  # G flagged it
+    assert "| code | heldout | false alarms | 1/1 [0.03, 1.00] |" in table  # G flagged it
     assert "| fine-tuned teacher, 1 epoch (new trait) | heldout | power | 1/1" in table
 
 
