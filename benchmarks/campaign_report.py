@@ -160,7 +160,8 @@ def write_report() -> dict[str, Any]:
         d, h = dev[c], held[c]
         lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {d['ungraded']} | "
                      f"{_cell(h['false_alarms'])} | {_cell(h['power'])} | {h['ungraded']} |")  # fmt: skip
-    lines += ["", "### By kind of data", "", *kinds_table(graded), "", *sampler_lines(records)]
+    blob["kinds_table"] = kinds_table(graded)
+    lines += ["", "### By kind of data", "", *blob["kinds_table"], "", *sampler_lines(records)]
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen
@@ -354,10 +355,8 @@ if __name__ == "__main__":
 
     blob = write_report()
     if "--readme" in sys.argv[1:]:
-        records = load_records()
-        graded = [(r, grade(r, records)) for r in records.values() if r["truth"] in ("negative", "positive")]
         try:
-            text = readme_with_table(README.read_text(encoding="utf-8"), kinds_table(graded), blob)
+            text = readme_with_table(README.read_text(encoding="utf-8"), blob["kinds_table"], blob)
         except ValueError as exc:
             raise SystemExit(f"README.md not changed: {exc}") from None
         atomic_write_text(README, text)
