@@ -62,11 +62,9 @@ def riser_test(shifts: list[OptionShift], change: dict[str, float], profile: Noi
     return observed, float(student_t.sf((observed - float(np.mean(nulls))) / spread, k - 1))
 
 
-def grade_with(record: dict[str, Any], change: dict[str, float], profile: NoiseProfile) -> dict[str, Any]:
-    """Both statistics on one cell with one teacher's change: each one's value, p and the options it names."""
-    shifts, _ = calibrated_shifts(
-        record["options"], record["base"], record["dataset"], record["control_share"], profile, "any"
-    )
+def grade_with(shifts: list[OptionShift], change: dict[str, float], profile: NoiseProfile) -> dict[str, Any]:
+    """Both statistics on one cell's calibrated ``shifts`` with one teacher's change: each one's value, p and the
+    options it names."""
     teacher_shares: dict[str, dict[str, float]] = {}
     for s in shifts:
         teacher_shares.setdefault(s.battery, {})[s.option] = s.base + change.get(f"{s.battery}: {s.option}", 0.0)
@@ -99,10 +97,13 @@ def grade_cells(
         else:
             continue
         profile = profile_for(record, records) if pairs else None
+        if profile is None:
+            continue
+        shifts, _ = calibrated_shifts(
+            record["options"], record["base"], record["dataset"], record["control_share"], profile, "any"
+        )  # once a cell, whatever the teacher
         for role, trait, source in pairs:
-            if profile is None:
-                break
-            graded = grade_with(record, source["teacher_change"], profile)
+            graded = grade_with(shifts, source["teacher_change"], profile)
             intended = set(record.get("intended", []))
             for stat in STATISTICS:
                 graded[stat]["intended"] = bool(intended & set(graded[stat]["named"])) if role == "own" else None
