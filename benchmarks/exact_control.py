@@ -1,6 +1,7 @@
 """The control before and after 0.3, on the same base-written datasets: does the exact control stop the drift?
 
     .venv/bin/python benchmarks/exact_control.py run [--datasets 12] [--probe 4] [--worker 0/2]   # resumable
+    .venv/bin/python benchmarks/exact_control.py run --seeds 4                           # the probe bar at 4 seeds
     .venv/bin/python benchmarks/exact_control.py report
 
 Datasets: ``--datasets`` number datasets the embedded base wrote itself (200 prompts each, new prompt seeds
@@ -116,8 +117,22 @@ def decoding_check(k: int, data_temperature: float, control_temperature: float, 
     return record
 
 
-def record_path(k: int, method: str, control: str) -> Path:
+def record_path(k: int, method: str, control: str, seeds: int = 1) -> Path:
+    if seeds > 1:  # apart from the one-seed records, which the report reads by (dataset, method, control)
+        return OUT / "records" / f"seeds{seeds}" / f"neg-exact-{k}.{method}.{control}.json"
     return OUT / "records" / f"neg-exact-{k}.{method}.{control}.json"
+
+
+#: Pre-registered before any 4-seed scan ran (the one-seed table above it was known: halved on 2 of 4, the
+#: exact-vs-exact floor 97.0 a dataset, above half of datasets 3's and 4's old sums).
+SEEDS_RULE = """The issue's probe bar is judged again with 4 seeds per arm (the one-seed students are reused from
+their run folders, seeds 1-3 are new; same datasets neg-exact-1..4, same controls, same rows): on each of the 4
+datasets the sum over options of the squared mean shift (mean over the 4 seeds) against the new control is at most
+half of that against the old one, and no option's mean shift against the new control is past 5 pp. Reported
+beside it, deciding nothing: the same sums less each option's seed variance of the mean (sum of mean^2 - sd^2/4,
+the part the seeds' noise does not explain) and the exact-vs-exact floor at 4 seeds. If the bar fails only where
+the old control's noise-corrected sum is within the floor's, the note says the old control had no bias there to
+halve; it does not count as met."""
 
 
 #: Pre-registered in commit da72b34 (21:11 UTC, 2026-12-05), before the gradient method's scans of neg-exact-3 and
@@ -172,15 +187,17 @@ def from_campaign(k: int, method: str) -> dict[str, Any] | None:
     return record
 
 
-def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
-    out = record_path(k, method, control)
+def run_scan(k: int, method: str, control: str, seeds: int = 1) -> dict[str, Any]:
+    """Scan dataset ``k`` by ``method`` against ``control`` with ``seeds`` students per arm (the run folder is the
+    one-seed scan's, so its students are reused) and write its record."""
+    out = record_path(k, method, control, seeds)
     if out.exists():
         return json.loads(out.read_text())
-    if control == "new" and (derived := from_campaign(k, method)) is not None:
+    if control == "new" and seeds == 1 and (derived := from_campaign(k, method)) is not None:
         atomic_write_json(out, derived)
         return derived
     data = dataset(k)
-    print(f"scanning neg-exact-{k} ({method}, {control} control) ...", flush=True)
+    print(f"scanning neg-exact-{k} ({method}, {control} control, {seeds} seed(s)) ...", flush=True)
     start = time.perf_counter()
     result = scan(
         ScanConfig(
@@ -190,6 +207,7 @@ def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
             method=method,
             null_arm=False,
             calibration="none",
+            **({"seeds": seeds} if seeds > 1 else {}),
             control_sampling=CONTROLS.get(control, ControlSampling()),
             control=str(exact_control_file(k)) if control == "exact" else None,
             run_dir=str(cache_dir() / "bench" / "exact_control" / "runs" / f"{k}-{method}-{control}"),
@@ -210,6 +228,7 @@ def run_scan(k: int, method: str, control: str) -> dict[str, Any]:
         "dataset_share": [round(f.shift.dataset, 5) for f in findings],
         "control_share": [round(f.shift.control, 5) for f in findings],
         "q": [round(f.shift.q, 5) for f in findings],
+        "per_seed": [[round(x, 5) for x in f.shift.per_seed or []] for f in findings],
         "levels": [f.level for f in findings],
         "control_block": None if c is None else c.to_dict(),
         "timings_s": result.timings,
@@ -227,6 +246,68 @@ def jobs(datasets: int, probe: int, gradient_old: bool = False, exact: int = 0) 
     out += [(k, m, "exact") for k in range(1, exact + 1) for m in ("probe", "gradient")]
     controls = ("old", "new") if gradient_old else ("new",)
     return out + [(k, "gradient", c) for k in range(1, datasets + 1) for c in controls]
+
+
+def seeds_jobs(seeds: int, datasets: int = 4) -> list[tuple[int, str, str, int]]:
+    """The probe bar at ``seeds`` seeds (:data:`SEEDS_RULE`): old and new on each dataset first, then the floor."""
+    out = [(k, "probe", c, seeds) for k in range(1, datasets + 1) for c in ("old", "new")]
+    return out + [(k, "probe", "exact", seeds) for k in range(1, datasets + 1)]
+
+
+def noise_corrected(record: dict[str, Any]) -> float:
+    """Sum over options of mean shift^2 less its seed variance of the mean (sd^2 / seeds)."""
+    import numpy as np
+
+    per_seed = np.array(record["per_seed"])
+    seeds = per_seed.shape[1]
+    return float(((per_seed.mean(axis=1) ** 2) - per_seed.var(axis=1, ddof=1) / seeds).sum())
+
+
+def _sum(sums: dict[str, float], control: str) -> str:
+    return f"{sums[control]:.1f}" if control in sums else "-"
+
+
+def _seeds_lines(seeds: int) -> list[str]:
+    """The bar judged again at ``seeds`` seeds per arm (the pre-registered :data:`SEEDS_RULE`)."""
+    folder = OUT / "records" / f"seeds{seeds}"
+    by = {(r["dataset"], r["control"]): r for r in map(json.loads, map(Path.read_text, sorted(folder.glob("*.json"))))}
+    if not by:
+        return []
+    lines = [
+        "",
+        f"## Probe: the bar at {seeds} seeds per arm",
+        "",
+        "Pre-registered before these scans ran (`SEEDS_RULE`):",
+        "",
+        *("> " + line for line in SEEDS_RULE.splitlines()),
+        "",
+        "Sums over options of the squared mean shift (mean over seeds); `corrected`: less each option's seed "
+        "variance of the mean.",
+        "",
+        "| dataset | old | new | ratio | exact | corrected: old | new | exact | largest \\|mean shift\\|, new |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    judged = []
+    for k in range(1, 5):
+        name = f"neg-exact-{k}.jsonl"
+        old, new, exact = (by.get((name, c)) for c in ("old", "new", "exact"))
+        ss = {c: sum(s * s for s in r["shift"]) for c, r in (("old", old), ("new", new), ("exact", exact)) if r}
+        fixed = {c: noise_corrected(r) for c, r in (("old", old), ("new", new), ("exact", exact)) if r}
+        top = max(zip((abs(s) for s in new["shift"]), new["options"])) if new else None
+        if old and new:
+            judged.append((ss["new"] <= ss["old"] / 2, top[0] <= 5))
+        ratio = f"{ss['new'] / ss['old']:.2f}" if old and new else "-"
+        lines.append(
+            f"| {name} | {_sum(ss, 'old')} | {_sum(ss, 'new')} | {ratio} | {_sum(ss, 'exact')} | "
+            f"{_sum(fixed, 'old')} | {_sum(fixed, 'new')} | {_sum(fixed, 'exact')} | "
+            f"{'-' if top is None else f'{top[0]:.1f} ({top[1]})'} |"
+        )
+    halved, within = sum(h for h, _ in judged), sum(w for _, w in judged)
+    met = len(judged) == 4 and halved == 4 and within == 4
+    state = "met" if met else ("not met" if len(judged) == 4 or halved + within < 2 * len(judged) else "undecided")
+    lines += ["", f"The bar at {seeds} seeds: **{state}** ({len(judged)} of 4 datasets judged: halved on {halved}, "
+              f"no option past 5 pp on {within})."]  # fmt: skip
+    return lines
 
 
 def _bias_lines(by: dict[tuple[str, str, str], dict[str, Any]], names: list[str]) -> list[str]:
@@ -340,6 +421,7 @@ def report() -> str:
             f"{len(floor)}). "
             "A dataset whose old sum is under twice that floor cannot have it halved by any control.",
         ]
+    lines += _seeds_lines(4)
     lines += _bias_lines(by, names)
     lines += ["", "## Gradient method: false alarms at --fail-on medium", "", "| dataset | old | new | exact |"]
     lines.append("|---|---|---|---|")
@@ -400,13 +482,15 @@ def main() -> None:
     run.add_argument("--control", choices=["old", "new", "exact"], help="only scans against this control")
     run.add_argument("--exact", type=int, default=0, help="both methods against an exact control file, first N")
     run.add_argument("--gradient-old", action="store_true", help="the gradient method against the old control too")
+    run.add_argument("--seeds", type=int, default=1, help="only the probe bar again, at this many seeds per arm")
     check = sub.add_parser("decoding", help="the decoding check on data at temperature 0.7 and 1.0")
     check.add_argument("--k", type=int, nargs="+", default=[1, 2])
     sub.add_parser("report")
     args = ap.parse_args()
     if args.command == "run":
         index, count = (int(x) for x in args.worker.split("/"))
-        for job in jobs(args.datasets, args.probe, args.gradient_old, args.exact):
+        todo = jobs(args.datasets, args.probe, args.gradient_old, args.exact) if args.seeds == 1 else None
+        for job in todo or seeds_jobs(args.seeds, args.probe):
             wanted = (args.k is None or job[0] in args.k) and (args.method is None or job[1] == args.method)
             wanted = wanted and (args.control is None or job[2] == args.control)
             if job[0] % count == index and wanted:

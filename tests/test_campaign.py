@@ -130,29 +130,35 @@ def test_mixed_order_and_claims(bench, isolated_cache, monkeypatch: pytest.Monke
     assert len(ran) == sum(c.truth == "positive" for c in campaign.CELLS)
 
 
-def test_finished_cells_get_the_gradient_methods_own_control(bench, isolated_cache, monkeypatch) -> None:
-    """A finished cell whose gradient scan predates the method's own control is scanned again (only that), and
-    exact_control still reads the count-matched scan from it."""
-    import json
+def test_finished_cells_get_the_gradient_methods_own_control(bench, isolated_cache, tmp_path, monkeypatch) -> None:
+    """A finished cell whose gradient scan predates the method's own control is scanned again (only that), a current
+    one is left alone, and exact_control still reads the count-matched scan from a refreshed record."""
+    import shutil
 
     import exact_control
 
     campaign, _ = bench
-    finished = [c for c in campaign.CELLS if campaign.record_path(c).exists()]
-    stale = [c for c in finished if not campaign.gradient_is_current(json.loads(campaign.record_path(c).read_text()))]
-    assert stale  # the records committed before the change
+    real = campaign.record_path(campaign.CELLS[0]).parent
+    cells = [c for c in campaign.CELLS if c.id in ("dev-neg-continue-301", "dev-neg-continue-302")]
+    records = tmp_path / "records"
+    records.mkdir()
+    for c in cells:
+        shutil.copy(real / f"{c.id}.json", records / f"{c.id}.json")
+    stale = json.loads((records / f"{cells[0].id}.json").read_text())  # as written before the method's own control
+    stale["gradient"] = stale.pop("gradient_resampled")
+    (records / f"{cells[0].id}.json").write_text(json.dumps(stale))
+    monkeypatch.setattr(campaign, "record_path", lambda cell: records / f"{cell.id}.json")
+    assert not campaign.gradient_is_current(stale)
+    assert campaign.gradient_is_current(json.loads((records / f"{cells[1].id}.json").read_text()))
     refreshed: list[str] = []
     monkeypatch.setattr(campaign, "refresh_gradient", lambda cell: refreshed.append(cell.id))
     monkeypatch.setattr(campaign, "run_cell", lambda cell: pytest.fail(f"{cell.id} ran again"))
-    monkeypatch.setattr(campaign, "CELLS", stale[:2])
+    monkeypatch.setattr(campaign, "CELLS", cells)
     campaign.run_split("dev", "0/1", "listed")
-    assert refreshed == [c.id for c in stale[:2]]
-    record = json.loads(campaign.record_path(stale[0]).read_text())
-    current = {**record, "gradient": {**record["gradient"], "sampling": {"count": "any"}}}
-    assert campaign.gradient_is_current(current)
+    assert refreshed == [cells[0].id]
     old = exact_control.from_campaign(1, "gradient")
-    assert old is not None and old["level"] == json.loads((exact_control.CAMPAIGN_RECORDS / "dev-neg-continue-301.json")
-                                                           .read_text())["gradient"]["level"]  # fmt: skip
+    committed = json.loads((exact_control.CAMPAIGN_RECORDS / "dev-neg-continue-301.json").read_text())
+    assert old is not None and old["level"] == committed["gradient_resampled"]["level"]
 
 
 def _fake_generate(campaign, calls: list[tuple[str, int]], keep_rate: float):

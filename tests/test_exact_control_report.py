@@ -1,0 +1,46 @@
+"""benchmarks/exact_control.py: the probe bar judged again at several seeds, from records alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def _record(k: int, control: str, per_seed: list[list[float]]) -> dict:
+    return {
+        "dataset": f"neg-exact-{k}.jsonl",
+        "control": control,
+        "options": [f"animal: o{i}" for i in range(len(per_seed))],
+        "shift": [float(np.mean(s)) for s in per_seed],
+        "per_seed": per_seed,
+    }
+
+
+def test_noise_corrected_sum_removes_the_seed_variance() -> None:
+    import exact_control
+
+    same = _record(1, "new", [[2.0, 2.0, 2.0, 2.0], [-1.0, -1.0, -1.0, -1.0]])
+    assert exact_control.noise_corrected(same) == 5.0  # no seed variance: the plain sum
+    noisy = _record(1, "new", [[3.0, -3.0, 3.0, -3.0]])  # mean 0, sd^2 12: the estimate is -12 / 4
+    assert abs(exact_control.noise_corrected(noisy) + 3.0) < 1e-9
+
+
+def test_seeds_report_judges_each_dataset(tmp_path, monkeypatch) -> None:
+    import exact_control
+
+    monkeypatch.setattr(exact_control, "OUT", tmp_path)
+    folder = tmp_path / "records" / "seeds4"
+    folder.mkdir(parents=True)
+    for k in range(1, 5):
+        old = _record(k, "old", [[6.0, 6.0, 6.0, 6.0], [1.0, 1.0, 1.0, 1.0]])
+        new = _record(k, "new", [[1.0, 1.0, 1.0, 1.0], [6.5 if k == 4 else 0.5] * 4])
+        for r in (old, new):
+            (folder / f"neg-exact-{k}.probe.{r['control']}.json").write_text(json.dumps(r))
+    text = "\n".join(exact_control._seeds_lines(4))
+    assert "SEEDS_RULE" in text and "| neg-exact-1.jsonl | 37.0 | 1.2 | 0.03 | - |" in text
+    # dataset 4: its new sum (43.2) is over half the old (37.0) and an option moved 6.5 pp
+    assert "**not met** (4 of 4 datasets judged: halved on 3, no option past 5 pp on 3)" in text
+    (folder / "neg-exact-4.probe.new.json").unlink()
+    assert "**undecided** (3 of 4" in "\n".join(exact_control._seeds_lines(4))
+    assert exact_control._seeds_lines(2) == []
