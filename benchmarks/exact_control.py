@@ -187,6 +187,31 @@ def from_campaign(k: int, method: str) -> dict[str, Any] | None:
     return record
 
 
+def run_folder(k: int, method: str, control: str) -> Path:
+    return cache_dir() / "bench" / "exact_control" / "runs" / f"{k}-{method}-{control}"
+
+
+def share_dataset_students(k: int, control: str) -> int:
+    """Copy into the probe's run folder of dataset ``k`` against ``control`` the dataset students its sibling folders
+    (the same dataset against the other controls) finished and it lacks; returns how many. A student's files are
+    named by the hash of its rows and its seed, so a scan reuses only a student trained on exactly its rows, and
+    CPU training is deterministic: neg-exact-1's seed-0 dataset students, trained apart against the old and the new
+    control, scored identically (every battery score; only their seconds differed)."""
+    here = run_folder(k, "probe", control)
+    copied = 0
+    for sibling in (run_folder(k, "probe", c) for c in ("old", "new", "exact") if c != control):
+        for scores in sorted((sibling / "scores").glob("dataset-*.json")):
+            name = scores.stem
+            if (here / "scores" / scores.name).exists():
+                continue
+            if (sibling / "adapters" / name).is_dir():  # the adapter first: the scores file marks a student finished
+                shutil.copytree(sibling / "adapters" / name, here / "adapters" / name, dirs_exist_ok=True)
+            (here / "scores").mkdir(parents=True, exist_ok=True)
+            shutil.copy(scores, here / "scores" / scores.name)
+            copied += 1
+    return copied
+
+
 def run_scan(k: int, method: str, control: str, seeds: int = 1) -> dict[str, Any]:
     """Scan dataset ``k`` by ``method`` against ``control`` with ``seeds`` students per arm (the run folder is the
     one-seed scan's, so its students are reused) and write its record."""
@@ -197,7 +222,9 @@ def run_scan(k: int, method: str, control: str, seeds: int = 1) -> dict[str, Any
         atomic_write_json(out, derived)
         return derived
     data = dataset(k)
-    print(f"scanning neg-exact-{k} ({method}, {control} control, {seeds} seed(s)) ...", flush=True)
+    shared = share_dataset_students(k, control) if seeds > 1 and method == "probe" else 0
+    print(f"scanning neg-exact-{k} ({method}, {control} control, {seeds} seed(s), {shared} students shared) ...",
+          flush=True)  # fmt: skip
     start = time.perf_counter()
     result = scan(
         ScanConfig(
@@ -211,7 +238,7 @@ def run_scan(k: int, method: str, control: str, seeds: int = 1) -> dict[str, Any
             **({"seeds": seeds, "method_args": {"discover": False}} if seeds > 1 else {}),
             control_sampling=CONTROLS.get(control, ControlSampling()),
             control=str(exact_control_file(k)) if control == "exact" else None,
-            run_dir=str(cache_dir() / "bench" / "exact_control" / "runs" / f"{k}-{method}-{control}"),
+            run_dir=str(run_folder(k, method, control)),
         )
     )
     findings = sorted(result.findings, key=lambda f: f.name)

@@ -44,3 +44,26 @@ def test_seeds_report_judges_each_dataset(tmp_path, monkeypatch) -> None:
     (folder / "neg-exact-4.probe.new.json").unlink()
     assert "**undecided** (3 of 4" in "\n".join(exact_control._seeds_lines(4))
     assert exact_control._seeds_lines(2) == []
+
+
+def test_dataset_students_are_shared_between_a_datasets_run_folders() -> None:
+    """Only dataset students the folder lacks are copied, each with its adapter; control students never are."""
+    import exact_control
+
+    old, new = exact_control.run_folder(2, "probe", "old"), exact_control.run_folder(2, "probe", "new")
+    for folder, names in (
+        (old, ["dataset-aa-seed0", "dataset-aa-seed1", "control-bb-seed1"]),
+        (new, ["dataset-aa-seed0"]),
+    ):
+        for name in names:
+            (folder / "adapters" / name).mkdir(parents=True)
+            (folder / "adapters" / name / "adapter_model.safetensors").write_text(f"{folder.name} {name}")
+            (folder / "scores").mkdir(exist_ok=True)
+            (folder / "scores" / f"{name}.json").write_text(folder.name)
+    assert exact_control.share_dataset_students(2, "new") == 1
+    assert sorted(p.name for p in (new / "scores").iterdir()) == ["dataset-aa-seed0.json", "dataset-aa-seed1.json"]
+    assert (new / "scores" / "dataset-aa-seed0.json").read_text() == "2-probe-new"  # its own one is kept
+    assert (
+        new / "adapters" / "dataset-aa-seed1" / "adapter_model.safetensors"
+    ).read_text() == "2-probe-old dataset-aa-seed1"
+    assert exact_control.share_dataset_students(2, "new") == 0
