@@ -190,3 +190,37 @@ def test_dry_run_estimate_scales_with_runs(tiny_model_dir: Path, numbers_file: P
     assert len(plan.first_example["tokens"]) == len(plan.first_example["token_ids"])
     per_run = plan.estimate_s["probe"] / 6
     assert per_run == pytest.approx(3 * plan.measured["train_step_s"], rel=0.05, abs=0.05)
+
+
+def test_help_shows_every_bracketed_word_of_the_docs() -> None:
+    """Rich reads ``[word]`` in a help text as markup and drops it (``[tool.subaudit]`` once vanished from
+    ``scan --help``): every bracketed word of a command's docstring and its options' help must be shown."""
+    import re
+
+    import typer
+
+    group = typer.main.get_command(app)
+    checked = 0
+    for name, command in group.commands.items():
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        words = {w.replace("\\[", "[") for t in texts for w in re.findall(r"\\?\[[^\]\s]+\]", t)}
+        if not words:
+            continue
+        res = runner.invoke(app, [name, "--help"], terminal_width=200)
+        assert res.exit_code == 0, res.output
+        shown = " ".join(res.output.split())
+        for word in words:
+            assert word in shown, f"{name} --help lost {word!r}"
+            checked += 1
+    assert checked >= 1
+
+
+def test_a_path_with_brackets_is_printed_as_it_is(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Paths are shown verbatim, never read as rich markup (a folder named ``run[dim]`` lost its brackets)."""
+    out = tmp_path / "run[dim]" / "data.jsonl"
+    out.parent.mkdir()
+    res = runner.invoke(
+        app, ["generate", str(out), "--teacher", str(tiny_model_dir), "--rows", "4", "--constrain"], terminal_width=400
+    )
+    assert res.exit_code == 0, res.output
+    assert str(out) in "".join(res.output.split()) and out.exists()  # the console wraps a long path

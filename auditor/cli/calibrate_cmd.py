@@ -89,4 +89,5 @@ def calibrate(
         f"profile {profile.key}: {len(profile.draws)} null pairs, {len(profile.decoys)} decoys, "
         f"{len(profile.options)} options; {profile.noise().describe()}",
         highlight=False,
+        markup=False,
     )

@@ -107,4 +107,5 @@ def generate(
         f"wrote {result.rows} rows of {result.generated} to {result.out} (dropped: {dropped}); "
         f"manifest {result.manifest}; {result.seconds:.0f} s",
         highlight=False,
+        markup=False,
     )

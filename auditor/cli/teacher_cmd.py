@@ -62,4 +62,5 @@ def teacher(
         f"loss {result.first_loss:.2f} -> {result.final_loss:.2f}; adapter in {result.out} "
         f"(use: subaudit generate OUT --adapter {result.out})",
         highlight=False,
+        markup=False,
     )
