@@ -120,12 +120,12 @@ def test_mixed_order_and_claims(bench, isolated_cache, monkeypatch: pytest.Monke
     todo = [c for c in dev if not campaign.record_path(c).exists()][:3]
     monkeypatch.setattr(campaign, "CELLS", todo)
     other = campaign.claim(todo[1])  # another worker holds this one
-    campaign.run_split("dev", "0/1", "listed")
+    campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)  # in this process, so the stand-in is seen
     assert ran == [todo[0].id, todo[2].id] and other is not None
     other.release()
     ran.clear()
     monkeypatch.setattr(campaign, "CELLS", [c for c in dev if not campaign.record_path(c).exists()])
-    campaign.run_split("dev", "0/1", "listed", truth="positive")
+    campaign.run_split("dev", "0/1", "listed", truth="positive", work=campaign.work_on)
     assert ran and all(c.truth == "positive" for c in campaign.CELLS if c.id in ran)
     assert len(ran) == sum(c.truth == "positive" for c in campaign.CELLS)
 
@@ -154,11 +154,21 @@ def test_finished_cells_get_the_gradient_methods_own_control(bench, isolated_cac
     monkeypatch.setattr(campaign, "refresh_gradient", lambda cell: refreshed.append(cell.id))
     monkeypatch.setattr(campaign, "run_cell", lambda cell: pytest.fail(f"{cell.id} ran again"))
     monkeypatch.setattr(campaign, "CELLS", cells)
-    campaign.run_split("dev", "0/1", "listed")
+    campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)
     assert refreshed == [cells[0].id]
     old = exact_control.from_campaign(1, "gradient")
     committed = json.loads((exact_control.CAMPAIGN_RECORDS / "dev-neg-continue-301.json").read_text())
     assert old is not None and old["level"] == committed["gradient_resampled"]["level"]
+
+
+def test_each_cell_runs_in_a_process_of_its_own(bench, isolated_cache, capfd) -> None:
+    """``run`` works on a claimed cell in a child process (``campaign.py cell ID``); a child that fails is a cell
+    that did not finish, and the worker goes on."""
+    campaign, _ = bench
+    missing = campaign.Cell("no-such-cell", "negative", "dev", seed=1)
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        campaign.work_in_child(missing)
+    assert "no cell 'no-such-cell'" in capfd.readouterr().err
 
 
 def _fake_generate(campaign, calls: list[tuple[str, int]], keep_rate: float):
