@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/campaign.py run [--split dev] [--truth positive]   # resumable; cells are claimed,
                                                                               # each worked on in its own process
     .venv/bin/python benchmarks/campaign.py progress                          # one line: cells finished of all
+    bash benchmarks/start_campaign.sh [3]     # the background workers a session starts (frozen copy of HEAD)
 
 Every number dataset is a sample of its writer's p(y | x, valid list): exact (``generate --sampler rejection``:
 rejection with early abort) when the writer keeps at least half of a pilot's prompts in 400 tries, else importance
