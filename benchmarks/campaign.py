@@ -522,8 +522,8 @@ def work_on(cell: Cell) -> None:
 
 def work_in_child(cell: Cell) -> None:
     """:func:`work_on` in a process of its own, so what a cell loads (bases, teachers, students, gradients) goes back
-    to the machine when it ends: workers that ran cells in their own process grew to 6-7 GB each over one to three
-    cells, 21 of the machine's 23 GiB with a fourth job beside them."""
+    to the machine when it ends: workers that ran their cells one after another in their own process grew to 6-7 GB
+    each over one to three cells, 21 of the machine's 23 GiB with a fourth job beside them."""
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "cell", cell.id], check=False)
     if done.returncode:
         raise RuntimeError(f"its process exited with {done.returncode}")
