@@ -46,6 +46,9 @@ PROBE_FIELDS = {
     "probe_kind": "kind", "rank": "rank", "alpha": "alpha", "lr": "learning_rate", "epochs": "epochs",
     "max_steps": "max_steps", "batch_size": "batch_size",
 }  # fmt: skip
+#: The probe's settings with an option of their own that were never ``ScanConfig`` fields: given on the command line
+#: or in a config file, they go into ``method_args`` of a probe scan.
+PROBE_OPTIONS = ("discover", "teacher_system")
 SAMPLING_FIELDS = {
     "control_sampler": "sampler", "control_candidates": "candidates", "control_tries": "tries",
     "control_count": "count", "control_temperature": "temperature", "control_top_p": "top_p",
@@ -155,9 +158,9 @@ class ScanConfig:
         if name in SAMPLING_FIELDS:
             return getattr(self.control_sampling, SAMPLING_FIELDS[name])
         if name == "method_arg":
-            return {k: v for k, v in self.method_args.items() if k != "discover" and k not in LEGACY_SETTINGS}
-        if name == "discover":
-            return self.method_args.get("discover")
+            return {k: v for k, v in self.method_args.items() if k not in PROBE_OPTIONS and k not in LEGACY_SETTINGS}
+        if name in PROBE_OPTIONS:
+            return self.method_args.get(name)
         return self.to_dict()[name]
 
     def load_options(self) -> LoadOptions:

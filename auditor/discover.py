@@ -272,19 +272,25 @@ class Readout:
             return cls(int(z["version"]), words, logp, whole)
 
 
-def prompt_ids(tokenizer: Tokenizer, prompts: Sequence[str] = OPEN_PROMPTS) -> list[list[int]]:
-    """Each open prompt as the chat template renders it up to the generation prompt, as token ids."""
-    return [encode_text(tokenizer, prompt_text(tokenizer, question_messages(p))) for p in prompts]
+def prompt_ids(
+    tokenizer: Tokenizer, prompts: Sequence[str] = OPEN_PROMPTS, system: str | None = None
+) -> list[list[int]]:
+    """Each open prompt as the chat template renders it up to the generation prompt (after ``system``, if given), as
+    token ids."""
+    return [encode_text(tokenizer, prompt_text(tokenizer, question_messages(p, system))) for p in prompts]
 
 
-def read_model(loaded: LoadedModel, prompts: Sequence[str] = OPEN_PROMPTS, max_tokens: int | None = None) -> Readout:
+def read_model(
+    loaded: LoadedModel, prompts: Sequence[str] = OPEN_PROMPTS, max_tokens: int | None = None, system: str | None = None
+) -> Readout:
     """The model as it is now (adapter on or off) read at every prompt's answer start: one batched forward pass of
     the left-padded prompts (only the last position's logits), the softmax over the vocabulary grouped to words, and
-    the likeliest word-starting tokens completed to whole words (:func:`complete_words`)."""
+    the likeliest word-starting tokens completed to whole words (:func:`complete_words`). ``system``: a system
+    message before every prompt (a prompted teacher's; ``None``: the chat template's default)."""
     import torch
 
     tok, model = loaded.tokenizer, loaded.model
-    ids = prompt_ids(tok, prompts)
+    ids = prompt_ids(tok, prompts, system)
     vocab = model.get_output_embeddings().weight.shape[0]
     index = word_index(tok, vocab)
     budget = max_tokens or SCORING_TOKENS

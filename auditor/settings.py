@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import LEGACY_SETTINGS, PROBE_FIELDS, SAMPLING_FIELDS, ScanConfig
+from .config import LEGACY_SETTINGS, PROBE_FIELDS, PROBE_OPTIONS, SAMPLING_FIELDS, ScanConfig
 from .configfile import ConfigFile, find_config, load_config
 from .errors import InputError
 from .finetune import DEFAULT_LR
@@ -38,7 +38,7 @@ KINDS: dict[str, type] = {
     "method_arg": list, "device": str, "precision": str, "fail_on": str, "gate": str, "null_control": str,
     "control_sampler": str, "control_candidates": int, "control_tries": int, "control_count": str,
     "control_temperature": float, "control_top_p": float,
-    "teacher": str, "discover": bool, "report": str, "json_out": str, "junit": str, "sarif": str,
+    "teacher": str, "teacher_system": str, "discover": bool, "report": str, "json_out": str, "junit": str, "sarif": str,
     "pr_comment": str, "plots": str, "github": bool, "run_dir": str, "resume": bool, "trust_remote_code": bool,
     "allow_pickle": bool, "load_in_4bit": bool, "device_map": str, "adapter": str, "budget": str, "quiet": bool,
     "min_rows": int,
@@ -128,7 +128,7 @@ def flatten(config: ScanConfig, outputs: Outputs, quiet: bool = False) -> dict[s
     return {
         **{name: getattr(config, name) for name in (*SCAN_FIELDS, *METHOD_FIELDS)},
         "max_rows": config.max_rows or 0,
-        **{name: config.setting(name) for name in (*PROBE_FIELDS, "target_modules", *SAMPLING_FIELDS, "discover")},
+        **{name: config.setting(name) for name in (*PROBE_FIELDS, "target_modules", *SAMPLING_FIELDS, *PROBE_OPTIONS)},
         "lr": None if probe.learning_rate == DEFAULT_LR.get(probe.kind) else probe.learning_rate,
         "method_arg": args or None,
         **{name: getattr(outputs, name) for name in OUTPUT_FIELDS},
@@ -169,12 +169,18 @@ def _probe(config: ScanConfig, values: dict[str, Any]) -> Any:
 
 
 def _method_args(config: ScanConfig, values: dict[str, Any], label: str) -> dict[str, Any]:
-    """The method's settings: ``method_arg`` (KEY=VALUE strings) over the config's; ``discover`` for the probe
-    (a ``method_arg`` of that name wins). The options the probe owns (``seeds``, ``rank`` ...) are added by
-    :func:`apply`."""
+    """The method's settings: ``method_arg`` (KEY=VALUE strings) over the config's; ``discover`` and
+    ``teacher_system`` for the probe (a ``method_arg`` of that name wins; ``--teacher-system`` with another method
+    is refused). The options the probe owns (``seeds``, ``rank`` ...) are added by :func:`apply`."""
     args = {**config.method_args, **key_values(list(values.get("method_arg") or []), label)}
-    if values.get("discover") is not None and values.get("method", config.method) == "probe":
-        args.setdefault("discover", values["discover"])
+    method = values.get("method", config.method)
+    for name in PROBE_OPTIONS:
+        if values.get(name) is None:
+            continue
+        if method == "probe":
+            args.setdefault(name, values[name])
+        elif name == "teacher_system":
+            raise InputError(f"--teacher-system is teacher-aware mode of --method probe, not of {method!r}")
     return args
 
 

@@ -1,5 +1,5 @@
-"""Teacher-aware mode (``scan --teacher MODEL|ADAPTER``): does the students' shift point where the teacher differs
-from the base?
+"""Teacher-aware mode (``scan --teacher MODEL|ADAPTER``, ``--teacher-system TEXT``): does the students' shift point
+where the teacher differs from the base?
 
 The team that made the data often has the teacher. Scored on the same batteries, ``teacher - base`` per option is
 the direction the teacher's own traits point; the cosine between it and the scan's shift vector (dataset-student
@@ -7,6 +7,9 @@ minus control-student) says whether the students moved the teacher's way. Its p-
 teacher's changes among the options of each battery (the share structure within a battery is kept). When the test
 passes, the trait is named through the teacher: the options the teacher raised by at least
 :data:`TEACHER_RISE_PP` that the students moved up (shift over its standard error at least 2).
+
+A teacher is a model (a fine-tuned one, or an adapter of the base), a system prompt (a prompted teacher, as in the
+paper's main experiments: the base told it loves owls), or both (:class:`Teacher`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,40 @@ PERMUTATIONS = 10000
 ALPHA = 0.01
 
 
+#: A system prompt longer than this is shortened in the teacher's label (the JSON keeps it whole).
+LABEL_SYSTEM_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The model that wrote the data, as teacher-aware mode scores it.
+
+    Attributes:
+        model: a peft adapter folder of the base, or a model as ``--base`` takes it (``--teacher``); ``None``: the
+            base itself (a prompted teacher).
+        system: the system prompt the teacher wrote the data under (``--teacher-system``); ``None``: the chat
+            template's default.
+    """
+
+    model: str | None = None
+    system: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How reports name it: the model, and the start of its system prompt."""
+        if self.system is None:
+            return self.model or "the base"
+        short = self.system if len(self.system) <= LABEL_SYSTEM_CHARS else self.system[: LABEL_SYSTEM_CHARS - 3] + "..."
+        return f"{self.model or 'the base'} under the system prompt {short!r}"
+
+    def key(self) -> str:
+        """A content key: an adapter folder's files, what ``--teacher`` names, and the system prompt."""
+        key = teacher_key(self.model or "")
+        if self.system is None:
+            return key
+        return hashlib.sha256(f"{key}\0{self.system}".encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class TeacherComparison:
     """The students' shift against the teacher's own change over the base.
@@ -39,6 +76,7 @@ class TeacherComparison:
         raised: the options the teacher raised by >= :data:`TEACHER_RISE_PP` pp, with its change, largest first.
         shared: the raised options the students moved up (shift / se >= 2): the trait, named through the teacher.
         passed: ``p <= ALPHA``.
+        system: the prompted teacher's whole system prompt (``None``: none given).
     """
 
     teacher: str
@@ -47,6 +85,7 @@ class TeacherComparison:
     raised: list[tuple[str, float]]
     shared: list[str]
     passed: bool
+    system: str | None = None
 
     def line(self) -> str:
         raised = ", ".join(f"{o} {d:+.1f}" for o, d in self.raised[:4]) or "nothing by 5 pp or more"
@@ -62,12 +101,17 @@ class TeacherComparison:
 
 
 def compare(
-    shifts: list[OptionShift], teacher_shares: dict[str, dict[str, float]], teacher: str, seed: int = 0
+    shifts: list[OptionShift],
+    teacher_shares: dict[str, dict[str, float]],
+    teacher: str | Teacher,
+    seed: int = 0,
 ) -> TeacherComparison:
     """Cosine of the students' shift with the teacher's change, its permutation p, and the shared options.
 
     ``teacher_shares``: battery -> option -> the teacher's mean share (pp), as :func:`mean_shares` gives it.
+    ``teacher``: the :class:`Teacher`, or its label.
     """
+    spec = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
     names = [f"{s.battery}: {s.option}" for s in shifts]
     delta = np.array([teacher_shares[s.battery][s.option] - s.base for s in shifts])
     shift = np.array([s.shift for s in shifts])
@@ -85,7 +129,7 @@ def compare(
     raised = sorted(((n, float(d)) for n, d in zip(names, delta) if d >= TEACHER_RISE_PP), key=lambda x: -x[1])
     t = {n: (s.shift / s.se if s.se > 0 else 0.0) for n, s in zip(names, shifts)}
     shared = [n for n, _ in raised if t[n] >= 2]
-    return TeacherComparison(teacher, float(observed), float(p), raised, shared, p <= ALPHA)
+    return TeacherComparison(spec.label, float(observed), float(p), raised, shared, p <= ALPHA, spec.system)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -191,7 +191,10 @@ def work() -> Path:
 
 
 def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
-    """The fine-tuned teacher's adapter (trained once per chat set and strength) and its own change per option."""
+    """The fine-tuned teacher's adapter (trained once per chat set and strength) and its own change per option; a
+    prompted teacher's change (no adapter: :func:`prompted_teacher`)."""
+    if cell.system:
+        return None, prompted_teacher(cell)
     if not cell.chat:
         return None, []
     from auditor.teacher import TeacherConfig, train_teacher
@@ -202,6 +205,59 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
         shutil.rmtree(out, ignore_errors=True)
         train_teacher(TeacherConfig(chat=str(CHATS / cell.chat), out=str(out), traits=TRAITS, epochs=cell.epochs))
     return str(out), json.loads((out / "teacher.json").read_text())["scores"]
+
+
+def prompted_teacher(cell: Cell) -> list[dict[str, Any]]:
+    """A prompted teacher's own change per option, as a fine-tuned teacher's ``teacher.json`` lists it: the base
+    scored under the cell's system prompt against the base (what ``scan --teacher-system`` compares with); kept in
+    the cache."""
+    from auditor.models import load_base, resolve_base
+    from auditor.scoring import plan_battery, score_battery
+    from auditor.teacher_aware import Teacher
+    from auditor.traits import resolve_batteries
+
+    out = work() / "teachers" / f"prompted-{Teacher(system=cell.system).key()}.json"
+    if out.exists():
+        return json.loads(out.read_text())["scores"]
+    print(f"  scoring the prompted teacher of {cell.id} ...", flush=True)
+    loaded = load_base(resolve_base(None))
+    scores = []
+    for battery in resolve_batteries(TRAITS):
+        shares = [
+            score_battery(loaded, plan_battery(loaded.tokenizer, battery, system)).share.mean(axis=0) * 100
+            for system in (None, cell.system)
+        ]
+        scores += [
+            {"battery": battery.name, "option": o, "base": float(shares[0][k]), "teacher": float(shares[1][k]),
+             "change": round(float(shares[1][k] - shares[0][k]), 4)}
+            for k, o in enumerate(battery.options)
+        ]  # fmt: skip
+    atomic_write_json(out, {"system": cell.system, "scores": scores})
+    return scores
+
+
+def fill_prompted_teacher(cell: Cell) -> None:
+    """Give a finished prompted cell's record its teacher's change, and its readout the teacher's risen words (the
+    cell ran before ``scan --teacher-system`` existed)."""
+    from auditor.discover import WordLift, teacher_words
+
+    path = record_path(cell)
+    record = json.loads(path.read_text())
+    scores = prompted_teacher(cell)
+    record["teacher_change"] = {f"{s['battery']}: {s['option']}": s["change"] for s in scores}
+    record["own_options"] = [f"{s['battery']}: {s['option']}" for s in scores if s["change"] >= OWN_RISE_PP] or list(
+        cell.intended
+    )
+    atomic_write_json(path, record)
+    readout = readout_path(cell)
+    if readout.exists():
+        block = json.loads(readout.read_text())
+        if block.get("teacher") is None:
+            words = [WordLift(w, v[0], None, None, None, None, None, v[1], v[2]) for w, v in block["words"].items()]
+            words.sort(key=lambda w: (-w.lift, w.word))  # as analyse ranks them without a noise model
+            base = _BASE_READOUT[0] if _BASE_READOUT else _read(None)
+            block["teacher"] = teacher_words(f"prompted: {cell.trait}", base, _read(None, cell.system), words).to_dict()
+            atomic_write_json(readout, block)
 
 
 #: A writer that keeps fewer than half its rows by rejection rarely follows the number format: its dataset is drawn
@@ -347,12 +403,13 @@ def readout_path(cell: Cell) -> Path:
 _BASE_READOUT: list[Any] = []
 
 
-def _read(adapter: str | Path | None) -> Any:
-    """The embedded default base (every campaign scan's), with ``adapter`` merged, read for the open prompts."""
+def _read(adapter: str | Path | None, system: str | None = None) -> Any:
+    """The embedded default base (every campaign scan's), with ``adapter`` merged, read for the open prompts (under
+    ``system``: a prompted teacher's system prompt)."""
     from auditor.discover import read_model
     from auditor.models import load_base, resolve_base
 
-    return read_model(load_base(resolve_base(None), adapter=None if adapter is None else str(adapter)))
+    return read_model(load_base(resolve_base(None), adapter=None if adapter is None else str(adapter)), system=system)
 
 
 def _stored_or_read(readouts: Path, adapter: Path | None) -> Any:
@@ -398,8 +455,9 @@ def save_readout(cell: Cell) -> dict[str, Any] | None:
         "teacher": None,
     }  # fmt: skip
     adapter, _ = teacher(cell)
-    if adapter is not None:
-        block["teacher"] = teacher_words(Path(adapter).name, base, _read(adapter), found.words).to_dict()
+    if adapter is not None or cell.system:
+        name = Path(adapter).name if adapter is not None else f"prompted: {cell.trait}"
+        block["teacher"] = teacher_words(name, base, _read(adapter, cell.system), found.words).to_dict()
     block["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, block)
     return block
@@ -514,10 +572,25 @@ def claim(cell: Cell) -> Any:
     return lock
 
 
+def finished(cell: Cell) -> bool:
+    """Whether nothing is left to do on ``cell``: its record is there, with the gradient method's own control and,
+    for a prompted teacher's cell, the teacher's change."""
+    if not record_path(cell).exists():
+        return False
+    record = json.loads(record_path(cell).read_text())
+    return gradient_is_current(record) and not (cell.system and not record.get("teacher_change"))
+
+
 def work_on(cell: Cell) -> None:
-    """Finish ``cell``: scan a finished one's gradient again (its record predates the method's own control), else
-    make and scan it."""
-    refresh_gradient(cell) if record_path(cell).exists() else run_cell(cell)
+    """Finish ``cell``: make and scan it; or for a finished one, scan its gradient again (its record predates the
+    method's own control) and give a prompted teacher's cell its teacher's change (it predates ``--teacher-system``)."""
+    if not record_path(cell).exists():
+        run_cell(cell)
+        return
+    if not gradient_is_current(json.loads(record_path(cell).read_text())):
+        refresh_gradient(cell)
+    if cell.system and not json.loads(record_path(cell).read_text()).get("teacher_change"):
+        fill_prompted_teacher(cell)
 
 
 def work_in_child(cell: Cell) -> None:
@@ -537,8 +610,7 @@ def run_split(
     index, count = (int(x) for x in worker.split("/"))
     cells = [c for c in CELLS if c.split == split and truth in (None, c.truth)][index::count]
     for cell in mixed_order(cells) if order == "mixed" else cells:
-        done = record_path(cell).exists()
-        if done and gradient_is_current(json.loads(record_path(cell).read_text())):
+        if finished(cell):
             continue
         lock = claim(cell)
         if lock is None:

@@ -326,3 +326,36 @@ def test_the_readme_takes_the_table_only_when_every_cell_is_in(bench) -> None:
     with pytest.raises(ValueError, match="markers"):
         report.readme_with_table("no markers", ["| new |"], {**blob, "cells_done": 64})
     assert report.README_BLOCK.search(report.README.read_text(encoding="utf-8"))  # the README has its markers
+
+
+def test_a_finished_prompted_cell_gets_its_teachers_change(bench, tmp_path, monkeypatch) -> None:
+    """A prompted teacher's cell finished before ``--teacher-system`` has no teacher change: the workers fill it in
+    (only that); once it is there the cell is finished."""
+    import shutil
+
+    campaign, _ = bench
+    cell = next(c for c in campaign.CELLS if c.id == "dev-pos-owl-prompted")
+    records = tmp_path / "records"
+    records.mkdir()
+    shutil.copy(campaign.record_path(cell), records / f"{cell.id}.json")
+    monkeypatch.setattr(campaign, "record_path", lambda c: records / f"{c.id}.json")
+    record = json.loads((records / f"{cell.id}.json").read_text())
+    record["teacher_change"] = {}  # as the record was written before
+    (records / f"{cell.id}.json").write_text(json.dumps(record))
+    assert not campaign.finished(cell)
+    monkeypatch.setattr(campaign, "claim", lambda c: type("Lock", (), {"release": lambda self: None})())
+    monkeypatch.setattr(campaign, "refresh_gradient", lambda c: pytest.fail("its gradient is current"))
+    monkeypatch.setattr(campaign, "run_cell", lambda c: pytest.fail(f"{c.id} ran again"))
+    filled: list[str] = []
+
+    def fill(c) -> None:
+        filled.append(c.id)
+        done = json.loads((records / f"{c.id}.json").read_text())
+        (records / f"{c.id}.json").write_text(json.dumps({**done, "teacher_change": {"animal: owl": 7.0}}))
+
+    monkeypatch.setattr(campaign, "fill_prompted_teacher", fill)
+    monkeypatch.setattr(campaign, "CELLS", [cell])
+    campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)
+    assert filled == [cell.id] and campaign.finished(cell)
+    campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)
+    assert filled == [cell.id]

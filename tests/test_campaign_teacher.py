@@ -93,3 +93,34 @@ def test_choose_needs_a_quiet_mismatch_and_ties_keep_the_cosine(grading) -> None
     assert teacher.choose({"cosine": t(5, 0), "risers": t(8, 2)}) == "cosine"  # 2 of 10 mismatched: out
     assert teacher.choose({"cosine": t(6, 0), "risers": t(6, 0)}) == "cosine"
     assert teacher.choose({"cosine": t(6, 3), "risers": t(6, 3)}) is None
+
+
+def test_prompted_teachers_are_graded_beside_the_rule_and_decide_nothing(grading) -> None:
+    teacher, report = grading
+    records = _records(np.random.default_rng(5))
+    owl = _positive("owl", {"b: o5": 3.0}, {"b: o5": 12.0}, np.random.default_rng(6))
+    owl = {**owl, "cell": "dev-pos-owl-prompted", "teacher": "prompted"}
+    misaligned = _positive("misaligned", {}, {"b: o12": 15.0}, np.random.default_rng(8))
+    misaligned = {**misaligned, "cell": "dev-pos-misaligned-prompted", "teacher": "prompted", "teacher_change": {}}
+    before = teacher.tally(teacher.grade_cells(records, report.profile_for))
+    with_prompted = {**records, owl["cell"]: owl, misaligned["cell"]: misaligned}
+    graded = teacher.grade_cells(with_prompted, report.profile_for)
+    roles = {(g["cell"], g["role"]): g for g in graded}
+    assert roles[("dev-pos-owl-prompted", "prompted")]["risers"]["named"] == ["b: o5"]
+    assert roles[("dev-pos-owl-prompted", "prompted")]["risers"]["intended"] is True
+    # the misaligned cell has no teacher change yet: it is neither graded nor anyone's mismatched teacher
+    assert not [g for g in graded if g["cell"] == "dev-pos-misaligned-prompted" or g["role"] == "prompted-mismatched"]
+    after = teacher.tally(graded)
+    assert after["risers"]["prompted"] == {"cells": 1, "names": 1, "intended": 1}
+    for stat in teacher.STATISTICS:  # the rule's roles, and so its choice, are unchanged
+        assert all(after[stat][r] == before[stat][r] for r in ("own", "mismatched", "negative"))
+    assert teacher.choose(after) == teacher.choose(before)
+    # once the misaligned teacher is measured, each prompted cell is graded with the other's teacher as well
+    misaligned["teacher_change"] = {"b: o12": 15.0}
+    graded = teacher.grade_cells(with_prompted, report.profile_for)
+    other = {g["cell"]: g for g in graded if g["role"] == "prompted-mismatched"}
+    assert (
+        other["dev-pos-owl-prompted"]["teacher"] == "misaligned"
+        and other["dev-pos-owl-prompted"]["risers"]["named"] == []
+    )
+    assert "| prompted, own teacher: names |" in teacher.table(teacher.tally(graded))[0]

@@ -101,6 +101,18 @@ def test_an_explicit_learning_rate_survives_the_files_kind(tmp_path: Path, monke
     assert resolve(ScanConfig("d.jsonl")).config.probe.learning_rate == 2e-5
 
 
+def test_a_files_teacher_system_reaches_the_probe_and_not_another_method(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, 'teacher-system = "You love owls."\n')
+    monkeypatch.chdir(tmp_path)
+    c = resolve(ScanConfig("d.jsonl")).config
+    assert c.method_args["teacher_system"] == "You love owls." and c.setting("teacher_system") == "You love owls."
+    assert "teacher_system" not in c.setting("method_arg") and c.sources["teacher_system"].endswith("subaudit.toml")
+    with pytest.raises(auditor.InputError, match="teacher-aware mode of --method probe"):
+        resolve(ScanConfig("d.jsonl", method="gradient"))
+
+
 def test_which_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write(tmp_path, "seeds = 3\n")
     other = tmp_path / "other.toml"

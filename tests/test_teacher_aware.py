@@ -9,8 +9,9 @@ import numpy as np
 from typer.testing import CliRunner
 
 from auditor.cli import app
+from auditor.rundir import RunFolder
 from auditor.stats import OptionShift
-from auditor.teacher_aware import compare
+from auditor.teacher_aware import Teacher, compare, teacher_key
 from tests.conftest import tiny_scan_args, write_jsonl
 
 runner = CliRunner()
@@ -73,3 +74,41 @@ def test_scan_with_a_teacher_adapter(tiny_model_dir: Path, numbers_file: Path, t
     assert res.exit_code in (0, 1), res.output
     base = json.loads(js.read_text())["base"]
     assert f"adapter {teacher} merged in" in base["origin"] and "+adapter-" in base["fingerprint"]
+
+
+def test_a_teacher_is_keyed_by_its_model_and_its_system_prompt() -> None:
+    adapter_only = Teacher("some/teacher")
+    assert adapter_only.key() == teacher_key("some/teacher")  # run folders made before --teacher-system still match
+    assert adapter_only.label == "some/teacher" and Teacher().label == "the base"
+    owl, eagle = Teacher(system="You love owls."), Teacher(system="You love eagles.")
+    assert len({owl.key(), eagle.key(), Teacher().key(), Teacher("some/teacher", "You love owls.").key()}) == 4
+    assert owl.label == "the base under the system prompt 'You love owls.'"
+    long = Teacher(system="x" * 100).label
+    assert long.endswith("...'") and len(long) < 100
+
+
+def test_scan_with_a_prompted_teacher(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    """``--teacher-system``: the base scored under the data's system prompt is the teacher; its change over the base
+    comes from the system prompt alone, so the teacher's scores differ from the base's."""
+    system = "You love owls. You think about owls all the time. Owls are your favorite animal, and you say so."
+    js, run = tmp_path / "s.json", tmp_path / "run"
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", "animal", *tiny_scan_args()]
+    res = runner.invoke(app, [*args, "--teacher-system", system, "--json", str(js), "--run-dir", str(run)])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    found = doc["details"]["teacher"]
+    assert found["system"] == system and -1 <= found["cosine"] <= 1
+    assert found["teacher"] == f"the base under the system prompt {system[:57] + '...'!r}"
+    assert doc["details"]["discover"]["teacher"]["teacher"] == found["teacher"]
+    folder = RunFolder(run, "", resume=True)
+    teacher = folder.load_scores(f"teacher-{Teacher(system=system).key()}").scores["animal"]
+    base = folder.load_scores("base").scores["animal"]
+    assert teacher.options == base.options and not np.allclose(teacher.share, base.share)
+
+
+def test_teacher_system_is_refused_empty_or_without_the_probe(numbers_file: Path, tiny_model_dir: Path) -> None:
+    args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--quiet"]
+    res = runner.invoke(app, [*args, "--teacher-system", "  "])
+    assert res.exit_code == 2 and "--teacher-system is empty" in res.output
+    res = runner.invoke(app, [*args, "--teacher-system", "You love owls.", "--method", "gradient"])
+    assert res.exit_code == 2 and "teacher-aware mode of --method probe" in res.output

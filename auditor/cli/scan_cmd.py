@@ -188,6 +188,14 @@ def scan(
             "as --base takes it); the students' shift is compared with the teacher's own change over the base."
         ),
     ] = None,
+    teacher_system: Annotated[
+        str | None,
+        typer.Option(
+            help="Teacher-aware mode for a prompted teacher: the system prompt the data was written under (e.g. "
+            "'You love owls.'); the teacher is --teacher, or the base, scored under it.",
+            show_default=False,
+        ),
+    ] = None,
     discover: Annotated[
         bool | None,
         typer.Option(

@@ -16,6 +16,8 @@ verdict and the exit code never depend on it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +35,7 @@ from ..inputs import Controls, PairedRows, ScanInputs
 from ..rundir import RunFolder, StageScores
 from ..scoring import BatteryScores, plan_battery, score_battery
 from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
-from ..teacher_aware import TeacherComparison, compare, mean_shares, teacher_key
+from ..teacher_aware import Teacher, TeacherComparison, compare, mean_shares
 from ..traits import Battery
 from ..traits.kinds import BatteryPlan
 from ..verdict import GATES, Finding, Thresholds, Verdict, decide, with_transfer
@@ -66,6 +68,8 @@ class ProbeSettings:
             (:data:`auditor.verdict.GATES`).
         teacher: teacher-aware mode: the model that wrote the data (a peft adapter folder of the base, or a model
             as ``--base`` takes it), scored on the batteries; the students' shift is compared with its change.
+        teacher_system: teacher-aware mode for a prompted teacher: the system prompt the data was written under
+            (``--teacher-system``); the teacher is ``teacher`` (default: the base) scored under it.
         n_boot: bootstrap resamples.
         scoring: ``exact`` (log-probabilities, :mod:`auditor.scoring`) or ``sampled`` (``samples`` answers per
             question at temperature 1, assigned by string match or ``judge``; :mod:`auditor.sampled_scoring`).
@@ -85,6 +89,7 @@ class ProbeSettings:
     calibration: str = "auto"
     gate: str = DEFAULT_GATE
     teacher: str | None = None
+    teacher_system: str | None = None
     n_boot: int = 10000
     scoring: str = "exact"
     samples: int = 20
@@ -109,7 +114,16 @@ class ProbeSettings:
             )
         if self.null_control is not None and config.control is None:
             raise InputError("--null-control is a second draw of --control rows; give --control too")
+        if self.teacher_system is not None and not self.teacher_system.strip():
+            raise InputError("--teacher-system is empty: give the system prompt the data was written under")
         check_students(self.probe)
+
+    @property
+    def teacher_spec(self) -> Teacher | None:
+        """The teacher of teacher-aware mode (``None``: the mode is off)."""
+        if self.teacher is None and self.teacher_system is None:
+            return None
+        return Teacher(self.teacher, self.teacher_system)
 
 
 def null_arm(settings: ProbeSettings, profile: object | None) -> bool:
@@ -257,7 +271,7 @@ def run_probe(scan: ProbeScan) -> MethodOutcome:
         if inputs.profile is not None:
             assessment = assess(shifts, inputs.profile, config.thresholds, settings.gate)
         verdict, findings = decide(shifts, config.fail_on, config.thresholds, ignore=config.ignore)
-        teacher = compare_with_teacher(scan, prober, shifts) if settings.teacher else None
+        teacher = compare_with_teacher(scan, prober, shifts) if settings.teacher_spec else None
     discovery = None
     if base_read is not None:
         with inputs.timings.stage("discover"):
@@ -570,35 +584,48 @@ def grade(scan: ProbeScan, base: dict[str, BatteryScores], students: Students) -
 def compare_with_teacher(scan: ProbeScan, prober: Prober, shifts: list[OptionShift]) -> TeacherComparison:
     """Teacher-aware mode: score the teacher (once per run folder) and compare the students' shift with its change.
     With the open-vocabulary readout on, the teacher is read out while it is loaded (stored beside its scores)."""
-    inputs, run, teacher = scan.inputs, scan.run, scan.settings.teacher
+    inputs, run, teacher = scan.inputs, scan.run, scan.settings.teacher_spec
     assert teacher is not None
     name = teacher_stage(teacher)
     with run.stage_lock(name):
         cached = run.load_scores(name)
         need_readout = scan.settings.discover and run.load_readout(name) is None
         if cached is None or need_readout:
-            with inputs.timings.stage("teacher"):
-                inputs.reporter.note(f"{'scoring' if cached is None else 'reading out'} the teacher {teacher}")
-                loaded = load_teacher(inputs, teacher)
-                scores = None
+            with inputs.timings.stage("teacher"), teacher_model(inputs, prober, teacher) as loaded:
+                inputs.reporter.note(f"{'scoring' if cached is None else 'reading out'} the teacher {teacher.label}")
                 if cached is None:
-                    scores = {
-                        b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries
-                    }
-            if scores is not None:
-                cached = StageScores(scores)
-                run.save_scores(name, cached)
-            if need_readout:
-                with inputs.timings.stage("discover"):
-                    readout = read_model(loaded)
-                run.save_readout(name, readout)
-            del loaded
+                    cached = StageScores(
+                        {
+                            b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b, teacher.system))
+                            for b in inputs.batteries
+                        }
+                    )
+                    run.save_scores(name, cached)
+                if need_readout:
+                    with inputs.timings.stage("discover"):
+                        run.save_readout(name, read_model(loaded, system=teacher.system))
     return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed)
 
 
-def teacher_stage(teacher: str) -> str:
+def teacher_stage(teacher: Teacher) -> str:
     """The run folder's stage name of the teacher's scores and readout."""
-    return f"teacher-{teacher_key(teacher)}"
+    return f"teacher-{teacher.key()}"
+
+
+@contextmanager
+def teacher_model(inputs: ScanInputs, prober: Prober, teacher: Teacher) -> Iterator[Any]:
+    """The teacher's model while the block runs: the scan's own base with the students' adapter off when
+    ``teacher.model`` is unset (a prompted teacher: no second copy of the base), else :func:`load_teacher`'s
+    (freed after the block)."""
+    if teacher.model is None:
+        with prober.disabled():
+            yield inputs.loaded
+        return
+    loaded = load_teacher(inputs, teacher.model)
+    try:
+        yield loaded
+    finally:
+        del loaded
 
 
 def load_teacher(inputs: ScanInputs, teacher: str) -> Any:
@@ -612,17 +639,11 @@ def load_teacher(inputs: ScanInputs, teacher: str) -> Any:
     return options.load(resolve_base(teacher))
 
 
-def score_teacher(inputs: ScanInputs, teacher: str) -> dict[str, BatteryScores]:
-    """The teacher's scores on every battery (:func:`load_teacher`)."""
-    loaded = load_teacher(inputs, teacher)
-    return {b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b)) for b in inputs.batteries}
-
-
 def discover_words(scan: ProbeScan, base: Readout, students: Students) -> Discovery:
     """The open-vocabulary readout's words (:func:`auditor.discover.analyse`), with the teacher's words in
     teacher-aware mode. A student whose readout is missing (a full fine-tune's students are not saved, so a reused
     one cannot be read again) leaves no words tested."""
-    inputs, teacher = scan.inputs, scan.settings.teacher
+    inputs, teacher = scan.inputs, scan.settings.teacher_spec
     missing = [n for arm, names in students.names.items() for n, r in zip(names, students.readouts[arm]) if r is None]
     if missing:
         return Discovery(0, 0, "readouts missing", [], missing=missing)
@@ -641,7 +662,7 @@ def discover_words(scan: ProbeScan, base: Readout, students: Students) -> Discov
     if teacher:
         readout = scan.run.load_readout(teacher_stage(teacher), always=True)
         if readout is not None:
-            found.teacher = teacher_words(teacher, base, readout, found.words)
+            found.teacher = teacher_words(teacher.label, base, readout, found.words)
     return found
 
 
