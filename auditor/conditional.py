@@ -198,6 +198,7 @@ class _Job:
         self.attempts = self.attempts_constrained = self.accepted = self.steps = self.round = 0
         self.ess: list[float] = []
         self.pilot_keep_rate: float | None = None
+        self.prefixes: dict = {}  # the prompts' shared prefix (the system prompt), run once for every round of tries
 
     def result(self) -> Draw:
         ess = sum(self.ess) / len(self.ess) if self.ess else None
@@ -241,7 +242,7 @@ class _Job:
         batch = NUMBER_BATCH * 4 if reject else NUMBER_BATCH  # most tries die at once: a wider batch keeps it full
         draws = draw_number_lists(
             self.loaded, prompts, self._seed(), fmt, self.sampling.decoding, self.max_new, batch, counts=counts,
-            measure_mass=measure, reject=reject,
+            measure_mass=measure, reject=reject, prefixes=self.prefixes,
         )  # fmt: skip
         self.attempts += len(draws)
         self.steps += sum(d.tokens for d in draws)

@@ -8,9 +8,10 @@ result does not depend on what ran before.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .chat import Message, encode_prompt, encode_text, end_of_turn_ids
 from .completion_formats import FALLBACK, get_format
@@ -92,6 +93,20 @@ class NumberFormat:
             and not has_banned_number(text, self.banned)
         )
         return ok, complete or not ok
+
+
+_FORMATS: weakref.WeakKeyDictionary[Any, dict[tuple[str, frozenset[int]], NumberFormat]] = weakref.WeakKeyDictionary()
+
+
+def number_format(tokenizer: Tokenizer, allowed_chars: str, banned: frozenset[int] = frozenset()) -> NumberFormat:
+    """The :class:`NumberFormat` of ``tokenizer`` and these settings, built once while the tokenizer lives (building
+    one decodes the whole vocabulary: 0.9 s on SmolLM2's 49,152 tokens, 8 % of a rejection draw that built it once
+    per round of tries; reused, its memos of allowed steps stay warm too)."""
+    per_tokenizer = _FORMATS.setdefault(tokenizer, {})
+    key = (allowed_chars, frozenset(banned))
+    if key not in per_tokenizer:
+        per_tokenizer[key] = NumberFormat(tokenizer, allowed_chars, banned)
+    return per_tokenizer[key]
 
 
 #: A number followed by a separator: closed, checked, and irrelevant to what may follow but for its place.
@@ -201,7 +216,7 @@ def sample_number_lists(
     top_p: float = 1.0,
 ) -> list[str]:
     """Number-list completions from the format-constrained sampler (:func:`draw_number_lists`), as text."""
-    fmt = NumberFormat(loaded.tokenizer, allowed_chars, banned)
+    fmt = number_format(loaded.tokenizer, allowed_chars, banned)
     decoding = Decoding(temperature, top_p)
     draws = draw_number_lists(loaded, prompts, seed, fmt, decoding, max_new_tokens, batch_size, on_batch, counts)
     return [d.text for d in draws]
@@ -237,6 +252,7 @@ def draw_number_lists(
     counts: Sequence[int] | None = None,
     measure_mass: bool = False,
     reject: bool = False,
+    prefixes: dict[tuple[int, ...], Any] | None = None,
 ) -> list[NumberDraw]:
     """Sample number lists: the model's distribution at ``decoding`` restricted, step by step, to the tokens that
     keep the text a valid list of at most 10 numbers of at most 3 digits (exactly ``counts[i]`` for prompt
@@ -244,7 +260,8 @@ def draw_number_lists(
     ``measure_mass`` each draw carries its importance weight (the full softmax is computed at every step) so
     :mod:`auditor.conditional` can resample them to the model's own distribution. ``reject``: rejection
     sampling with early abort instead (:func:`_reject_batch`): a draw that would leave the format dies there
-    (``ended`` false); one that ends is an exact sample of p(y | x, valid).
+    (``ended`` false); one that ends is an exact sample of p(y | x, valid). ``prefixes``: shared prefixes already
+    run, by their tokens, kept across the calls of one draw (the model must not change between them).
 
     Cheaper than ``model.generate`` with a logits processor: the part every prompt shares (the system prompt) is
     computed once, prompts of a batch continue from it with left padding between it and their own tokens, and
@@ -257,7 +274,7 @@ def draw_number_lists(
     head = _StepHead(loaded, fmt, decoding, full=measure_mass or reject or decoding.top_p < 1.0)
     out: list[NumberDraw] = [NumberDraw("", False)] * len(prompts)
     with torch.no_grad(), loaded.autocast():
-        prefix = _SharedPrefix.of(loaded, encoded)
+        prefix = _SharedPrefix.of(loaded, encoded, prefixes)
         order = _batch_order(encoded, counts if head.full else None)
         for bi, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start : start + batch_size]
@@ -293,9 +310,17 @@ class _SharedPrefix:
         self.cache = self.decoder(input_ids=ids, use_cache=True).cache if tokens else None
 
     @classmethod
-    def of(cls, loaded: LoadedModel, encoded: list[list[int]]) -> _SharedPrefix:
+    def of(
+        cls, loaded: LoadedModel, encoded: list[list[int]], known: dict[tuple[int, ...], Any] | None = None
+    ) -> _SharedPrefix:
+        """The prompts' shared prefix, run now or taken from ``known`` (where it is then kept)."""
         shared = max(0, common_prefix_len(encoded) - 1) if len(encoded) > 1 else 0  # keep one own token per prompt
-        return cls(loaded, encoded[0][:shared])
+        tokens = tuple(encoded[0][:shared])
+        if known is None:
+            return cls(loaded, list(tokens))
+        if tokens not in known:
+            known[tokens] = cls(loaded, list(tokens))
+        return known[tokens]
 
     def start(self, own: list[list[int]]):
         """Run a batch's own prompt tokens (left-padded after the shared part): (hidden state, cache, mask, pos).

@@ -154,3 +154,31 @@ def test_number_count_is_the_count_a_matched_control_row_gets() -> None:
     assert number_count("12, 7, 300") == 3
     assert number_count("no digits") == 1  # a control row writes at least one number
     assert number_count(", ".join(str(i) for i in range(12))) == 10  # the format's limit
+
+
+def test_a_number_format_is_built_once_per_tokenizer_and_settings(tiny_loaded) -> None:
+    from auditor.sampling import number_format
+
+    tok = tiny_loaded.tokenizer
+    fmt = number_format(tok, "0123456789, ")
+    assert number_format(tok, "0123456789, ") is fmt
+    assert number_format(tok, "0123456789, ", frozenset({13})) is not fmt
+    assert number_format(tok, "0123456789,") is not fmt
+
+
+def test_rounds_that_reuse_the_shared_prefix_draw_what_fresh_ones_draw(tiny_loaded) -> None:
+    """The shared prefix (the system prompt) run once and kept across calls gives the same draws as running it in
+    every call, at every kind of draw (constrained with its weights, and rejection)."""
+    from auditor.sampling import draw_number_lists, number_format
+
+    prompts = [[{"role": "user", "content": f"Numbers: {100 + 7 * i}, {200 + i}. More?"}] for i in range(4)]
+    fmt = number_format(tiny_loaded.tokenizer, "0123456789, ")
+    known: dict = {}
+    for seed in (0, 1):
+        for kind in ({"measure_mass": True}, {"reject": True}):
+            fresh = draw_number_lists(tiny_loaded, prompts, seed, fmt, max_new_tokens=12, batch_size=3, **kind)
+            kept = draw_number_lists(
+                tiny_loaded, prompts, seed, fmt, max_new_tokens=12, batch_size=3, prefixes=known, **kind
+            )
+            assert kept == fresh
+    assert len(known) == 1  # one shared prefix, run once for the three later calls

@@ -59,9 +59,9 @@ class NumberCheck(RowCheck):
         return self.count
 
     def constraint(self, tokenizer: Tokenizer) -> NumberFormat:
-        from ..sampling import NumberFormat
+        from ..sampling import number_format
 
-        return NumberFormat(tokenizer, self.chars, self.banned)
+        return number_format(tokenizer, self.chars, self.banned)
 
     def any_count(self) -> NumberCheck:
         return replace(self, count=None)
