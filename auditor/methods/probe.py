@@ -17,7 +17,7 @@ verdict and the exit code never depend on it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -591,16 +591,15 @@ def compare_with_teacher(scan: ProbeScan, prober: Prober, shifts: list[OptionShi
         cached = run.load_scores(name)
         need_readout = scan.settings.discover and run.load_readout(name) is None
         if cached is None or need_readout:
-            with inputs.timings.stage("teacher"), teacher_model(inputs, prober, teacher) as loaded:
-                inputs.reporter.note(f"{'scoring' if cached is None else 'reading out'} the teacher {teacher.label}")
-                if cached is None:
-                    cached = StageScores(
-                        {
-                            b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b, teacher.system))
-                            for b in inputs.batteries
-                        }
-                    )
-                    run.save_scores(name, cached)
+            with ExitStack() as held:  # the teacher's model, until its scores and readout are done
+                with inputs.timings.stage("teacher"):
+                    what = "scoring" if cached is None else "reading out"
+                    inputs.reporter.note(f"{what} the teacher {teacher.label}")
+                    loaded = held.enter_context(teacher_model(inputs, prober, teacher))
+                    if cached is None:
+                        plans = [plan_battery(loaded.tokenizer, b, teacher.system) for b in inputs.batteries]
+                        cached = StageScores({p.battery.name: score_battery(loaded, p) for p in plans})
+                        run.save_scores(name, cached)
                 if need_readout:
                     with inputs.timings.stage("discover"):
                         run.save_readout(name, read_model(loaded, system=teacher.system))
