@@ -41,6 +41,12 @@ def test_seeds_report_judges_each_dataset(tmp_path, monkeypatch) -> None:
     assert "SEEDS_RULE" in text and "| neg-exact-1.jsonl | 37.0 | 1.2 | 0.03 | - |" in text
     # dataset 4: its new sum (43.2) is over half the old (37.0) and an option moved 6.5 pp
     assert "**not met** (4 of 4 datasets judged: halved on 3, no option past 5 pp on 3)" in text
+    assert "Against the exact-vs-exact floor" not in text  # no floor measured yet
+    floor = _record(1, "exact", [[7.0, 5.0, 7.0, 5.0], [0.0, 0.0, 0.0, 0.0]])  # corrected 36 - 4/3 / 4 = 35.7
+    (folder / "neg-exact-1.probe.exact.json").write_text(json.dumps(floor))
+    text = "\n".join(exact_control._seeds_lines(4))
+    assert "neg-exact-1.jsonl: the old control's corrected sum 37.0 is above the floor's 35.7" in text
+    assert "the floor's largest mean shift is 6.0 pp (animal: o0)" in text
     (folder / "neg-exact-4.probe.new.json").unlink()
     assert "**undecided** (3 of 4" in "\n".join(exact_control._seeds_lines(4))
     assert exact_control._seeds_lines(2) == []
