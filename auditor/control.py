@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .completion_formats import get_format
 from .completion_formats.numbers import matched_number_filter as number_filter
-from .conditional import ControlSampling, Draw, RowCheck, draw_rows
+from .conditional import DRAW_SCHEDULE, ControlSampling, Draw, RowCheck, draw_rows
 from .data import Dataset, Example, load_dataset
 from .io import Damaged, cache_dir, compute_once
 
@@ -255,6 +255,7 @@ def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, samp
     blob = json.dumps(
         {
             "v": CONTROL_CACHE_VERSION,
+            "draw": DRAW_SCHEDULE,
             "model": fingerprint,
             "prompts": prompts,
             "seed": seed,

@@ -318,7 +318,9 @@ def _sample_chunks(
     system = [{"role": "system", "content": config.system}] if config.system else []
     messages = [[*system, {"role": "user", "content": p}] for p in prompts]
     settings = {k: v for k, v in asdict(config).items() if k != "overwrite"}
-    blob = json.dumps({"model": loaded.fingerprint, "cfg": settings}, sort_keys=True).encode()
+    from .conditional import DRAW_SCHEDULE
+
+    blob = json.dumps({"model": loaded.fingerprint, "cfg": settings, "draw": DRAW_SCHEDULE}, sort_keys=True).encode()
     chunk_dir = cache_dir() / "generate" / hashlib.sha256(blob).hexdigest()[:24]
     chunks: list[dict] = []
     done = 0

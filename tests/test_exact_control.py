@@ -323,3 +323,26 @@ def test_the_decoding_checks_threshold_follows_the_controls_resampled_share() ->
     half = DecodingCheck(-1.33, -1.56, 5.5, approximate=0.5)
     assert half.warn_z == pytest.approx((WARN_Z + WARN_Z_APPROXIMATE) / 2) and half.warning is not None
     assert DecodingCheck(-0.9, -1.3, 6.7, approximate=1.0).warning is not None  # temperature 0.7 data: +6.7
+
+
+def test_rejection_rounds_double_their_tries_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row without a sample gets 16, 32, 64, 128, 128 ... tries a round until its tries run out; a row that found
+    one leaves, keeping its first valid try (the order drawn)."""
+    from auditor import conditional
+    from auditor.sampling import NumberDraw
+
+    rounds: list[tuple[list[int], int]] = []
+
+    def draws(self, rows, copies, reject=False, measure=False):
+        rounds.append((list(rows), copies))
+        # row 0 never passes; row 1's 40th try (in its second round, tries 16 to 47) and every later one pass
+        tried = sum(c for r, c in rounds[:-1] if 1 in r)
+        return [[NumberDraw(f"{i} {tried + k}", i == 1 and tried + k >= 39) for k in range(copies)] for i in rows]
+
+    monkeypatch.setattr(conditional._Job, "_draws", draws)
+    monkeypatch.setattr(conditional._Job, "_valid", lambda self, i, d: d.ended)
+    job = conditional._Job(None, ["a", "b"], [None, None], 0, ControlSampling("rejection", tries=400), 64, None)
+    job.reject_constrained([0, 1])
+    assert [c for _, c in rounds] == [16, 32, 64, 128, 128, 32]  # 400 tries for row 0
+    assert [r for r, _ in rounds[:2]] == [[0, 1]] * 2 and all(r == [0] for r, _ in rounds[2:])
+    assert job.texts == [None, "1 39"] and job.attempts_constrained == 400 + 16 + 32
