@@ -359,3 +359,18 @@ def test_a_finished_prompted_cell_gets_its_teachers_change(bench, tmp_path, monk
     assert filled == [cell.id] and campaign.finished(cell)
     campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)
     assert filled == [cell.id]
+
+
+def test_wall_times_beside_the_rules_tie_break(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(2)
+    records = {}
+    for k, (probe, gradient, level) in enumerate([(100, 300, "clean"), (200, 500, "high"), (150, 400, "low")]):
+        r = _record(f"c{k}", "negative", "dev", {}, rng, level)
+        records[r["cell"]] = {**r, "timings_s": {"probe": {"total": probe}, "gradient": {"total": gradient}}}
+    records["decoy-x"] = {**_record("decoy-x", "decoy", "profile", {}, rng), "timings_s": {}}
+    times = report.wall_times(records)
+    assert times == {"P": 150, "G": 400, "S": 400}  # two-stage: 300, 500 + 200 (flagged high), 400
+    assert "that premise does not hold" in report.cost_lines(times, 3)[0]
+    assert "premise holds" in report.cost_lines({"P": 500.0, "G": 300.0, "S": 350.0}, 3)[0]
+    assert report.cost_lines(report.wall_times({}), 0) == []
