@@ -236,19 +236,25 @@ def prompted_teacher(cell: Cell) -> list[dict[str, Any]]:
     return scores
 
 
+def teacher_fields(cell: Cell, scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """A record's account of its teacher from the teacher's scores: the options it raised by ``OWN_RISE_PP`` (the
+    cell's intended ones when none), and its change per option."""
+    return {
+        "own_options": [f"{s['battery']}: {s['option']}" for s in scores if s["change"] >= OWN_RISE_PP]
+        or list(cell.intended),
+        "teacher_change": {f"{s['battery']}: {s['option']}": round(s["change"], 4) for s in scores},
+    }
+
+
 def fill_prompted_teacher(cell: Cell) -> None:
     """Give a finished prompted cell's record its teacher's change, and its readout the teacher's risen words (the
     cell ran before ``scan --teacher-system`` existed)."""
-    from auditor.discover import WordLift, teacher_words
+    from auditor.discover import WordLift
 
     path = record_path(cell)
     record = json.loads(path.read_text())
     scores = prompted_teacher(cell)
-    record["teacher_change"] = {f"{s['battery']}: {s['option']}": s["change"] for s in scores}
-    record["own_options"] = [f"{s['battery']}: {s['option']}" for s in scores if s["change"] >= OWN_RISE_PP] or list(
-        cell.intended
-    )
-    atomic_write_json(path, record)
+    atomic_write_json(path, {**record, **teacher_fields(cell, scores)})
     readout = readout_path(cell)
     if readout.exists():
         block = json.loads(readout.read_text())
@@ -256,7 +262,7 @@ def fill_prompted_teacher(cell: Cell) -> None:
             words = [WordLift(w, v[0], None, None, None, None, None, v[1], v[2]) for w, v in block["words"].items()]
             words.sort(key=lambda w: (-w.lift, w.word))  # as analyse ranks them without a noise model
             base = _BASE_READOUT[0] if _BASE_READOUT else _read(None)
-            block["teacher"] = teacher_words(f"prompted: {cell.trait}", base, _read(None, cell.system), words).to_dict()
+            block["teacher"] = teacher_readout(cell, None, base, words)
             atomic_write_json(readout, block)
 
 
@@ -423,12 +429,23 @@ def _stored_or_read(readouts: Path, adapter: Path | None) -> Any:
     return (read_readout(stored) if stored.exists() else None) or _read(adapter)
 
 
+def teacher_readout(cell: Cell, adapter: str | None, base: Any, words: list[Any]) -> dict[str, Any] | None:
+    """A fine-tuned (``adapter``) or prompted teacher's top risen words over ``base`` and their overlap with the
+    students' ``words`` (``None``: the cell has no teacher)."""
+    from auditor.discover import teacher_words
+
+    if adapter is None and not cell.system:
+        return None
+    name = Path(adapter).name if adapter is not None else f"prompted: {cell.trait}"
+    return teacher_words(name, base, _read(adapter, cell.system), words).to_dict()
+
+
 def save_readout(cell: Cell) -> dict[str, Any] | None:
     """The open-vocabulary readout of the cell's probe scan (issue #24), kept beside its record: every word tested
     with its lift (dataset- over control-students, nats) and mean probabilities, and with a fine-tuned teacher the
     teacher's top risen words. Read from the students' adapters in the scan's run folder (whatever version of the
     readout the scan itself stored); ``None`` when they are gone (the cache does not outlive a session)."""
-    from auditor.discover import OPEN_PROMPTS_VERSION, analyse, teacher_words
+    from auditor.discover import OPEN_PROMPTS_VERSION, analyse
 
     path = readout_path(cell)
     kept = json.loads(path.read_text()) if path.exists() else None
@@ -454,10 +471,7 @@ def save_readout(cell: Cell) -> dict[str, Any] | None:
                   for w in sorted(found.words, key=lambda w: w.word)},
         "teacher": None,
     }  # fmt: skip
-    adapter, _ = teacher(cell)
-    if adapter is not None or cell.system:
-        name = Path(adapter).name if adapter is not None else f"prompted: {cell.trait}"
-        block["teacher"] = teacher_words(name, base, _read(adapter, cell.system), found.words).to_dict()
+    block["teacher"] = teacher_readout(cell, teacher(cell)[0], base, found.words)
     block["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, block)
     return block
@@ -486,9 +500,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "epochs": cell.epochs if cell.chat else None,
         "trait": cell.trait,
         "intended": list(cell.intended),
-        "own_options": [f"{s['battery']}: {s['option']}" for s in teacher_scores if s["change"] >= OWN_RISE_PP]
-        or list(cell.intended),
-        "teacher_change": {f"{s['battery']}: {s['option']}": round(s["change"], 4) for s in teacher_scores},
+        **teacher_fields(cell, teacher_scores),
         "rows_used": probe.dataset.rows_used,
         "manifest": json.loads(manifest_path(data).read_text())["decoding"],
         "control": None if probe.control is None else probe.control.to_dict(),
@@ -587,9 +599,10 @@ def work_on(cell: Cell) -> None:
     if not record_path(cell).exists():
         run_cell(cell)
         return
-    if not gradient_is_current(json.loads(record_path(cell).read_text())):
+    record = json.loads(record_path(cell).read_text())  # refresh_gradient leaves its teacher change as it is
+    if not gradient_is_current(record):
         refresh_gradient(cell)
-    if cell.system and not json.loads(record_path(cell).read_text()).get("teacher_change"):
+    if cell.system and not record.get("teacher_change"):
         fill_prompted_teacher(cell)
 
 

@@ -97,6 +97,14 @@ def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[st
     return out
 
 
+def timed(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The negatives' and positives' records that hold both scans' timings."""
+    return [
+        r for r in records.values()
+        if r["truth"] in ("negative", "positive") and {"probe", "gradient"} <= set(r.get("timings_s", {}))
+    ]  # fmt: skip
+
+
 def wall_times(records: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """Median seconds a scan took per kind of candidate, over the negatives and positives whose record has both
     scans: the probe's, the gradient method's, and two-stage's (the gradient scan, plus the probe's where the
@@ -105,11 +113,8 @@ def wall_times(records: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     import statistics
 
     cost: dict[str, list[float]] = {"P": [], "G": [], "S": []}
-    for r in records.values():
-        t = r.get("timings_s", {})
-        if r["truth"] not in ("negative", "positive") or not {"probe", "gradient"} <= set(t):
-            continue
-        probe, gradient = t["probe"]["total"], t["gradient"]["total"]
+    for r in timed(records):
+        probe, gradient = r["timings_s"]["probe"]["total"], r["timings_s"]["gradient"]["total"]
         cost["P"].append(probe)
         cost["G"].append(gradient)
         screened = level_rank(r["gradient"]["level"]) < level_rank(FAIL_ON)
@@ -227,11 +232,8 @@ def write_report() -> dict[str, Any]:
     ]  # fmt: skip
     times = wall_times(records)
     blob["wall_s"] = times
-    cells_timed = sum(
-        1 for r in records.values()
-        if r["truth"] in ("negative", "positive") and {"probe", "gradient"} <= set(r.get("timings_s", {}))
-    )  # fmt: skip
-    lines += ["", "## Rule (pre-registered)", "", "```", RULE.strip(), "```", "", *cost_lines(times, cells_timed), ""]
+    costs = cost_lines(times, len(timed(records)))
+    lines += ["", "## Rule (pre-registered)", "", "```", RULE.strip(), "```", "", *costs, ""]
     atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
     atomic_write_json(RESULTS / "campaign.json", blob)
     return blob

@@ -285,6 +285,11 @@ def seeds_jobs(seeds: int, datasets: int = 4) -> list[tuple[int, str, str, int]]
     return first + rest + [(k, "probe", "exact", seeds) for k in range(3, datasets + 1)]
 
 
+def largest(record: dict[str, Any]) -> tuple[float, str]:
+    """The largest absolute (mean) shift of a scan's record and its option."""
+    return max(zip((abs(s) for s in record["shift"]), record["options"]))
+
+
 def noise_corrected(record: dict[str, Any]) -> float:
     """Sum over options of mean shift^2 less its seed variance of the mean (sd^2 / seeds)."""
     import numpy as np
@@ -324,11 +329,11 @@ def _seeds_lines(seeds: int) -> list[str]:
         old, new, exact = (by.get((name, c)) for c in ("old", "new", "exact"))
         ss = {c: sum(s * s for s in r["shift"]) for c, r in (("old", old), ("new", new), ("exact", exact)) if r}
         fixed = {c: noise_corrected(r) for c, r in (("old", old), ("new", new), ("exact", exact)) if r}
-        top = max(zip((abs(s) for s in new["shift"]), new["options"])) if new else None
+        top = largest(new) if new else None
         if old and new:
             judged.append((ss["new"] <= ss["old"] / 2, top[0] <= 5))
         if old and exact:
-            floor_top = max(zip((abs(s) for s in exact["shift"]), exact["options"]))
+            floor_top = largest(exact)
             floors.append(
                 f"{name}: the old control's corrected sum {fixed['old']:.1f} is "
                 f"{'within' if fixed['old'] <= fixed['exact'] else 'above'} the floor's {fixed['exact']:.1f}, and the "
@@ -435,11 +440,11 @@ def report() -> str:
         if not (old and new):
             continue
         ss = [sum(s * s for s in r["shift"]) for r in (old, new)]
-        top = [max(zip((abs(s) for s in r["shift"]), r["options"])) for r in (old, new)]
+        top = [largest(r) for r in (old, new)]
         ex_ss, ex_top = "-", "-"
         if exact:
             ex_ss = f"{sum(s * s for s in exact['shift']):.1f}"
-            ex_top = "{:.1f} ({})".format(*max(zip((abs(s) for s in exact["shift"]), exact["options"])))
+            ex_top = "{:.1f} ({})".format(*largest(exact))
         lines.append(
             f"| {n} | {ss[0]:.1f} | {ss[1]:.1f} | {ss[1] / ss[0]:.2f} | {ex_ss} | {top[0][0]:.1f} ({top[0][1]}) | "
             f"{top[1][0]:.1f} ({top[1][1]}) | {ex_top} |"

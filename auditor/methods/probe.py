@@ -614,17 +614,12 @@ def teacher_stage(teacher: Teacher) -> str:
 @contextmanager
 def teacher_model(inputs: ScanInputs, prober: Prober, teacher: Teacher) -> Iterator[Any]:
     """The teacher's model while the block runs: the scan's own base with the students' adapter off when
-    ``teacher.model`` is unset (a prompted teacher: no second copy of the base), else :func:`load_teacher`'s
-    (freed after the block)."""
+    ``teacher.model`` is unset (a prompted teacher: no second copy of the base), else :func:`load_teacher`'s."""
     if teacher.model is None:
         with prober.disabled():
             yield inputs.loaded
         return
-    loaded = load_teacher(inputs, teacher.model)
-    try:
-        yield loaded
-    finally:
-        del loaded
+    yield load_teacher(inputs, teacher.model)
 
 
 def load_teacher(inputs: ScanInputs, teacher: str) -> Any:
