@@ -17,11 +17,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .scoring import BatteryScores
+from .scoring import BatteryScores, plan_battery, score_battery
 from .stats import OptionShift
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .models import LoadedModel
+    from .traits import Battery
 
 #: A teacher's "own" options: those it raised by at least this much over the base (pp).
 TEACHER_RISE_PP = 5.0
@@ -150,3 +157,11 @@ def teacher_key(teacher: str) -> str:
 def mean_shares(scores: dict[str, BatteryScores]) -> dict[str, dict[str, float]]:
     """Battery -> option -> mean share over questions (pp)."""
     return {name: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for name, s in scores.items()}
+
+
+def score_teacher(
+    loaded: LoadedModel, batteries: Iterable[Battery], system: str | None = None
+) -> dict[str, BatteryScores]:
+    """Every battery scored by ``loaded`` under ``system`` (``None``: the chat template's default): a teacher's
+    scores, or the base's when it is the base without a system prompt."""
+    return {b.name: score_battery(loaded, plan_battery(loaded.tokenizer, b, system)) for b in batteries}

@@ -212,8 +212,7 @@ def prompted_teacher(cell: Cell) -> list[dict[str, Any]]:
     scored under the cell's system prompt against the base (what ``scan --teacher-system`` compares with); kept in
     the cache."""
     from auditor.models import load_base, resolve_base
-    from auditor.scoring import plan_battery, score_battery
-    from auditor.teacher_aware import Teacher
+    from auditor.teacher_aware import Teacher, mean_shares, score_teacher
     from auditor.traits import resolve_batteries
 
     out = work() / "teachers" / f"prompted-{Teacher(system=cell.system).key()}.json"
@@ -221,17 +220,14 @@ def prompted_teacher(cell: Cell) -> list[dict[str, Any]]:
         return json.loads(out.read_text())["scores"]
     print(f"  scoring the prompted teacher of {cell.id} ...", flush=True)
     loaded = load_base(resolve_base(None))
-    scores = []
-    for battery in resolve_batteries(TRAITS):
-        shares = [
-            score_battery(loaded, plan_battery(loaded.tokenizer, battery, system)).share.mean(axis=0) * 100
-            for system in (None, cell.system)
-        ]
-        scores += [
-            {"battery": battery.name, "option": o, "base": float(shares[0][k]), "teacher": float(shares[1][k]),
-             "change": round(float(shares[1][k] - shares[0][k]), 4)}
-            for k, o in enumerate(battery.options)
-        ]  # fmt: skip
+    batteries = resolve_batteries(TRAITS)
+    base, teacher = (mean_shares(score_teacher(loaded, batteries, system)) for system in (None, cell.system))
+    scores = [
+        {"battery": name, "option": o, "base": share, "teacher": teacher[name][o],
+         "change": round(teacher[name][o] - share, 4)}
+        for name, shares in base.items()
+        for o, share in shares.items()
+    ]  # fmt: skip
     atomic_write_json(out, {"system": cell.system, "scores": scores})
     return scores
 

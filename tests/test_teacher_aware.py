@@ -9,9 +9,11 @@ import numpy as np
 from typer.testing import CliRunner
 
 from auditor.cli import app
+from auditor.models import load_base, resolve_base
 from auditor.rundir import RunFolder
 from auditor.stats import OptionShift
-from auditor.teacher_aware import Teacher, compare, teacher_key
+from auditor.teacher_aware import Teacher, compare, score_teacher, teacher_key
+from auditor.traits import resolve_batteries
 from tests.conftest import tiny_scan_args, write_jsonl
 
 runner = CliRunner()
@@ -104,6 +106,11 @@ def test_scan_with_a_prompted_teacher(tiny_model_dir: Path, numbers_file: Path, 
     teacher = folder.load_scores(f"teacher-{Teacher(system=system).key()}").scores["animal"]
     base = folder.load_scores("base").scores["animal"]
     assert teacher.options == base.options and not np.allclose(teacher.share, base.share)
+    # the helper the benchmark scores prompted teachers with gives the scan's own scores, with and without the prompt
+    loaded = load_base(resolve_base(str(tiny_model_dir)), device="cpu")
+    batteries = resolve_batteries("animal")
+    assert np.allclose(score_teacher(loaded, batteries, system)["animal"].share, teacher.share, atol=1e-5)
+    assert np.allclose(score_teacher(loaded, batteries)["animal"].share, base.share, atol=1e-5)
 
 
 def test_teacher_system_is_refused_empty_or_without_the_probe(numbers_file: Path, tiny_model_dir: Path) -> None:

@@ -35,7 +35,7 @@ from ..inputs import Controls, PairedRows, ScanInputs
 from ..rundir import RunFolder, StageScores
 from ..scoring import BatteryScores, plan_battery, score_battery
 from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
-from ..teacher_aware import Teacher, TeacherComparison, compare, mean_shares
+from ..teacher_aware import Teacher, TeacherComparison, compare, mean_shares, score_teacher
 from ..traits import Battery
 from ..traits.kinds import BatteryPlan
 from ..verdict import GATES, Finding, Thresholds, Verdict, decide, with_transfer
@@ -597,8 +597,7 @@ def compare_with_teacher(scan: ProbeScan, prober: Prober, shifts: list[OptionShi
                     inputs.reporter.note(f"{what} the teacher {teacher.label}")
                     loaded = held.enter_context(teacher_model(inputs, prober, teacher))
                     if cached is None:
-                        plans = [plan_battery(loaded.tokenizer, b, teacher.system) for b in inputs.batteries]
-                        cached = StageScores({p.battery.name: score_battery(loaded, p) for p in plans})
+                        cached = StageScores(score_teacher(loaded, inputs.batteries, teacher.system))
                         run.save_scores(name, cached)
                 if need_readout:
                     with inputs.timings.stage("discover"):
