@@ -10,7 +10,8 @@ rejection with early abort) when the writer keeps at least half of a pilot's pro
 resampling (``--sampler resample``, M = 4: fine-tuned teachers that rarely write a number list; the pilot's outcome
 is ``data/NAME.pilot.json``); code and chat rows are free samples that pass the format's filter. The probe's scans
 use its default control (``--control-sampler auto``: on SmolLM2-135M importance resampling with M = 4, see
-``benchmarks/results/sampler_bias.md``), the gradient method's its own (exact any-count rejection). A cell's
+``benchmarks/results/sampler_bias.md``), the gradient method's its own (exact any-count rejection) and, on data that
+importance resampling drew, also a control drawn that way (``gradient_matched``, RULE's amendment 1). A cell's
 record keeps what grading needs, so grading reads records only:
 
 - the probe: each graded option's share for the base, the dataset-student and the control-student (one seed, no
@@ -58,6 +59,8 @@ ROWS = 200
 TRIES = 400
 #: A fine-tuned teacher's own options: those it raised by at least this much over the base (pp).
 OWN_RISE_PP = 5.0
+#: A record's ``writer`` when the scan's base (or a teacher made from it) wrote the data.
+BASE_WRITER = "smollm2-135m-instruct"
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,20 @@ on the 16 held-out base-written negatives and on all 36 negatives with Clopper-P
 held-out fine-tuned positives (the 2 new traits reported on their own as well), teacher-aware naming with own and
 mismatched teachers, and the 4 other-family negatives scanned with the recipe (--control and --null-control from
 that model), reported on their own. The README reports these numbers whatever they are.
+
+Amendment 1 (2026-12-06, 16 cells finished, no held-out cell run; it changes how G is graded and nothing else).
+Against its exact control, G flagged high on all 4 cells whose data importance resampling drew (dev-pos-owl-e1,
+dev-pos-owl-e3, decoy-french, decoy-pirate), each with owl, elephant and dolphin at q = 0: the same options for an
+owl teacher and for a French or pirate prompt. It was clean on dev-pos-owl-prompted, drawn by rejection, and on
+benchmarks/exact_control.py's exact base-written data it flagged 3 of 6 against a resampled control. On resampled
+data G's flags measure the sampler, so its power there would be an artefact (every fine-tuned teacher so far kept
+0 pilot prompts by rejection). From now on G, and the first stage of S-x, grade a number cell whose data
+importance resampling drew from `gradient_matched`: the gradient method against control rows the base draws for
+the same prompts by the same sampler (--control-sampler resample --control-count any, M = 4), so that the arms
+differ by writer and not by sampler; such a cell without that block is ungraded for G and S-x. Its false alarms
+with arms drawn that way are measured on 4 base-written number datasets that importance resampling drew (prompt
+seeds 381-384, paper style), each against the same matched control; if more than 1 of the 4 flags at medium, G is
+not chosen (its numbers are still reported) and the README says why.
 """
 
 
@@ -379,9 +396,12 @@ def recipe_controls(cell: Cell, data: Path) -> tuple[Path, Path] | None:
     return out[0], out[1]
 
 
-def _scan(cell: Cell, data: Path, method: str, controls: tuple[Path, Path] | None = None) -> Any:
+def _scan(cell: Cell, data: Path, method: str, controls: tuple[Path, Path] | None = None, matched: bool = False) -> Any:
     """One method's scan of the cell at the campaign's settings; with ``controls`` (another family's data), the
-    recipe: ``--control`` and, for the probe, ``--null-control`` from that model (a null arm, no profile)."""
+    recipe: ``--control`` and, for the probe, ``--null-control`` from that model (a null arm, no profile); with
+    ``matched``, control rows drawn like resampled data (:data:`MATCHED_SAMPLING`, RULE's amendment 1)."""
+    from auditor.conditional import ControlSampling
+
     recipe = controls is not None and method == "probe"
     return scan(
         ScanConfig(
@@ -393,9 +413,75 @@ def _scan(cell: Cell, data: Path, method: str, controls: tuple[Path, Path] | Non
             calibration="none",
             control=None if controls is None else str(controls[0]),
             null_control=str(controls[1]) if recipe and controls else None,
-            run_dir=str(work() / "runs" / f"{cell.id}-{method}"),
+            control_sampling=ControlSampling(**MATCHED_SAMPLING) if matched else ControlSampling(),
+            run_dir=str(work() / "runs" / f"{cell.id}-{method}{'-matched' if matched else ''}"),
         )
     )
+
+
+#: How G's matched control is drawn for data that importance resampling drew (RULE's amendment 1): the sampler
+#: and settings ``generate --sampler resample`` drew the data with (M = 4, any count, temperature 1).
+MATCHED_SAMPLING = {"sampler": "resample", "count": "any"}
+#: Prompt seeds of the base-written, importance-resampled datasets that measure G's false alarms with matched arms.
+MATCHED_NULL_SEEDS = (381, 382, 383, 384)
+
+
+def data_sampler(record: dict[str, Any]) -> str:
+    """How a number cell's data was drawn (``rejection``: exact; ``resample``: importance resampling)."""
+    samplers = set(record["manifest"]["sampling"]["sampler"])
+    return samplers.pop() if len(samplers) == 1 else "mixed"
+
+
+def needs_matched(record: dict[str, Any]) -> bool:
+    """Whether G grades the cell from a matched control (RULE's amendment 1): a graded cell's number data that
+    importance resampling drew (in part), written by the scan's base or its teachers (another family's cells have
+    the recipe's controls, drawn by the data's own sampler; G grades no decoy)."""
+    graded = record["truth"] in ("negative", "positive") and record["format"] == "numbers"
+    base_written = record.get("writer") in (None, BASE_WRITER)  # records before the field held None
+    return graded and base_written and data_sampler(record) != "rejection"
+
+
+def matched_gradient(cell: Cell, data: Path) -> dict[str, Any]:
+    """The gradient method's block against a control drawn like the resampled ``data`` (RULE's amendment 1), with
+    its timings."""
+    result = _scan(cell, data, "gradient", matched=True)
+    return {**gradient_block(result), "timings_s": result.timings}
+
+
+def fill_matched(cell: Cell) -> None:
+    """Give a finished cell whose data importance resampling drew its ``gradient_matched`` block."""
+    path = record_path(cell)
+    print(f"  gradient of {cell.id} against a matched control ...", flush=True)
+    block = matched_gradient(cell, dataset(cell, None))  # a finished cell's data is there: nothing is drawn
+    record = json.loads(path.read_text())
+    record["gradient_matched"] = block
+    atomic_write_json(path, record)
+
+
+def matched_null_path(seed: int) -> Path:
+    return OUT / "matched_null" / f"null-resampled-{seed}.json"
+
+
+def matched_null(seed: int) -> dict[str, Any]:
+    """G with matched arms on number data the base wrote by importance resampling (prompt ``seed``, paper style):
+    a false-alarm check of RULE's amendment 1 (kept under results/campaign/matched_null)."""
+    path = matched_null_path(seed)
+    if path.exists():
+        return json.loads(path.read_text())
+    cell = Cell(f"null-resampled-{seed}", "negative", "check", seed=seed)
+    data = OUT / "data" / f"{cell.id}.jsonl"
+    if not data.exists():
+        print(f"  generating {cell.id} (resample) ...", flush=True)
+        tmp = _generate(cell, None, work() / "data" / data.name, ROWS, "resample")
+        data.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(manifest_path(tmp), manifest_path(data))
+        shutil.copy(tmp, data)
+    start = time.perf_counter()
+    block = matched_gradient(cell, data)
+    record = {"cell": cell.id, "seed": seed, "rows": _kept(data), "gradient_matched": block,
+              "wall_s": round(time.perf_counter() - start, 1)}  # fmt: skip
+    atomic_write_json(path, record)
+    return record
 
 
 def readout_path(cell: Cell) -> Path:
@@ -492,7 +578,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "format": cell.format,
         "style": cell.style if cell.format == "numbers" else None,
         "teacher": "fine-tuned" if cell.chat else ("prompted" if cell.system else "base"),
-        "writer": cell.writer or "smollm2-135m-instruct",
+        "writer": cell.writer or BASE_WRITER,
         "epochs": cell.epochs if cell.chat else None,
         "trait": cell.trait,
         "intended": list(cell.intended),
@@ -509,8 +595,10 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "control_share": [round(f.shift.control, 5) for f in findings],
         "gradient": gradient_block(gradient),
         "timings_s": {"probe": probe.timings, "gradient": gradient.timings},
-        "wall_s": round(time.perf_counter() - start, 1),
     }
+    if needs_matched(record):
+        record["gradient_matched"] = matched_gradient(cell, data)
+    record["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, record)
     save_readout(cell)
     return record
@@ -581,17 +669,22 @@ def claim(cell: Cell) -> Any:
 
 
 def finished(cell: Cell) -> bool:
-    """Whether nothing is left to do on ``cell``: its record is there, with the gradient method's own control and,
-    for a prompted teacher's cell, the teacher's change."""
+    """Whether nothing is left to do on ``cell``: its record is there, with the gradient method's own control, for a
+    prompted teacher's cell the teacher's change, and for resampled data the matched gradient scan."""
     if not record_path(cell).exists():
         return False
     record = json.loads(record_path(cell).read_text())
-    return gradient_is_current(record) and not (cell.system and not record.get("teacher_change"))
+    return (
+        gradient_is_current(record)
+        and not (cell.system and not record.get("teacher_change"))
+        and not (needs_matched(record) and "gradient_matched" not in record)
+    )
 
 
 def work_on(cell: Cell) -> None:
     """Finish ``cell``: make and scan it; or for a finished one, scan its gradient again (its record predates the
-    method's own control) and give a prompted teacher's cell its teacher's change (it predates ``--teacher-system``)."""
+    method's own control), give a prompted teacher's cell its teacher's change (it predates ``--teacher-system``) and
+    a resampled cell its matched gradient scan (it predates RULE's amendment 1)."""
     if not record_path(cell).exists():
         run_cell(cell)
         return
@@ -600,6 +693,8 @@ def work_on(cell: Cell) -> None:
         refresh_gradient(cell)
     if cell.system and not record.get("teacher_change"):
         fill_prompted_teacher(cell)
+    if needs_matched(record) and "gradient_matched" not in record:
+        fill_matched(cell)
 
 
 def work_in_child(cell: Cell) -> None:
@@ -655,6 +750,7 @@ def main() -> None:
     one.add_argument("id", help="the cell's id")
     sub.add_parser("progress", help="one line: cells finished")
     sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
+    sub.add_parser("matched-null", help="G with matched arms on the base's resampled datasets (RULE's amendment 1)")
     args = ap.parse_args()
     if args.command == "run":
         run_split(args.split, args.worker, args.order, args.truth)
@@ -664,6 +760,9 @@ def main() -> None:
             ap.error(f"no cell {args.id!r}")
         work_on(cell)
         return
+    if args.command == "matched-null":
+        for seed in MATCHED_NULL_SEEDS:
+            matched_null(seed)
     if args.command == "readouts":
         for cell in CELLS:
             if record_path(cell).exists():

@@ -16,9 +16,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import campaign
 import campaign_teacher
 import numpy as np
-from campaign import CELLS, FT_TRAITS, OUT, RULE, gradient_is_current
+from campaign import CELLS, FT_TRAITS, MATCHED_NULL_SEEDS, OUT, RULE, data_sampler, gradient_is_current, needs_matched
 from grading import calibrated_verdict, clopper_pearson
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
@@ -84,8 +85,7 @@ def probe_verdict(record: dict[str, Any], profile: NoiseProfile | None, gate: st
 def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every candidate's verdict on one cell."""
     profile = profile_for(record, records)
-    # a gradient scan against the control before the method's own is not graded (campaign.refresh_gradient redoes it)
-    g = record["gradient"]["level"] if gradient_is_current(record) else None
+    g = gradient_level(record)
     out: dict[str, dict[str, Any]] = {"G": {"level": g, "named": []}}
     for key, gate in GATES.items():
         p = probe_verdict(record, profile, gate)
@@ -95,6 +95,52 @@ def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[st
         else:
             out[f"S-{key}"] = {"level": "clean", "named": []} if level_rank(g) < level_rank("medium") else p
     return out
+
+
+def gradient_level(record: dict[str, Any]) -> str | None:
+    """G's level on a cell (``None``: not gradable yet): against a control drawn like the data, i.e. from
+    ``gradient_matched`` where importance resampling drew the data (RULE's amendment 1), else from ``gradient`` when
+    it used the method's own control (``campaign.refresh_gradient`` redoes an earlier one)."""
+    if needs_matched(record):
+        return record.get("gradient_matched", {}).get("level")
+    return record["gradient"]["level"] if gradient_is_current(record) else None
+
+
+def matched_null() -> dict[str, Any]:
+    """G with matched arms on the base's resampled datasets (RULE's amendment 1): levels by seed, the count flagged,
+    and whether G may still be chosen (at most 1 of the 4 flagged; ``None`` until all 4 are in)."""
+    paths = {s: campaign.matched_null_path(s) for s in MATCHED_NULL_SEEDS}
+    found = {s: json.loads(p.read_text()) for s, p in paths.items() if p.exists()}
+    levels = {s: r["gradient_matched"]["level"] for s, r in found.items()}
+    flags = sum(level_rank(v) >= level_rank(FAIL_ON) for v in levels.values())
+    done = len(found) == len(MATCHED_NULL_SEEDS)
+    return {"levels": levels, "flagged": flags, "done": done, "g_allowed": (flags <= 1) if done else None}
+
+
+def matched_lines(records: dict[str, dict[str, Any]], null: dict[str, Any]) -> list[str]:
+    """RULE's amendment 1 in the report: G on resampled cells against its exact control and against a matched one,
+    and its false alarms with matched arms on the base's resampled data."""
+    cells = sorted((r for r in records.values() if needs_matched(r)), key=lambda r: r["cell"])
+    rows = [
+        f"| {r['cell']} | {r['truth']} | {r['gradient']['level']} | {r.get('gradient_matched', {}).get('level', '-')} |"
+        for r in cells
+    ]
+    levels = ", ".join(f"{s}: {v}" for s, v in null["levels"].items()) or "none finished"
+    allowed = {None: "decided when all 4 are in", True: "G may be chosen", False: "G is not chosen"}[null["g_allowed"]]
+    return [
+        "## G on resampled data (RULE's amendment 1)",
+        "",
+        "Number cells whose data importance resampling drew, graded by G against its exact control (not graded) and",
+        "against control rows the base drew the same way (`gradient_matched`, graded):",
+        "",
+        "| cell | truth | G, exact control | G, matched control |",
+        "|---|---|---|---|",
+        *(rows or ["| - | - | - | - |"]),
+        "",
+        f"G with matched arms on the base's own resampled data (prompt seeds {MATCHED_NULL_SEEDS[0]}-"
+        f"{MATCHED_NULL_SEEDS[-1]}): {null['flagged']} of {len(null['levels'])} flag at `{FAIL_ON}` ({levels}); "
+        f"{allowed} (at most 1 of {len(MATCHED_NULL_SEEDS)} may flag).",
+    ]
 
 
 def timed(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,9 +207,11 @@ def tally(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]], candid
     }
 
 
-def choose(dev: dict[str, dict[str, Any]]) -> str | None:
-    """RULE on the development tallies: <= 1 false alarm, then the most fine-tuned positives, then TIE_ORDER."""
-    ok = [c for c in CANDIDATES if dev[c]["false_alarms"][0] <= 1 and dev[c]["ungraded"] == 0]
+def choose(dev: dict[str, dict[str, Any]], g_allowed: bool = True) -> str | None:
+    """RULE on the development tallies: <= 1 false alarm, then the most fine-tuned positives, then TIE_ORDER; G only
+    when its matched-arm false-alarm check allows it (amendment 1)."""
+    allowed = [c for c in CANDIDATES if g_allowed or c != "G"]
+    ok = [c for c in allowed if dev[c]["false_alarms"][0] <= 1 and dev[c]["ungraded"] == 0]
     if not ok:
         return None
     return max(ok, key=lambda c: (dev[c]["power"][0], -TIE_ORDER.index(c)))
@@ -176,12 +224,15 @@ def write_report() -> dict[str, Any]:
     held = {c: tally([(r, v) for r, v in graded if r["split"] == "heldout"], c) for c in CANDIDATES}
     done = {c.id for c in CELLS} & set(records)
     dev_done = all(c.id in records for c in CELLS if c.split == "dev" and c.truth in ("negative", "positive"))
-    chosen = choose(dev) if dev_done else None
+    null = matched_null()
+    dev_done = dev_done and null["done"]
+    chosen = choose(dev, null["g_allowed"]) if dev_done else None
     teacher_graded = campaign_teacher.grade_cells(records, profile_for)
     teacher = campaign_teacher.tally(teacher_graded)
     statistic = campaign_teacher.choose(teacher) if dev_done else None
     blob = {
         "cells_done": len(done), "cells": len(CELLS), "development": dev, "held_out": held, "chosen": chosen,
+        "matched_null": null,
         "teacher_aware": {"tally": teacher, "chosen": statistic, "cells": teacher_graded},
     }  # fmt: skip
     lines = [
@@ -191,8 +242,8 @@ def write_report() -> dict[str, Any]:
         "base-written negatives, power on fine-tuned-teacher positives, Clopper-Pearson 95 % intervals.",
         "",
         "A cell a candidate cannot grade yet (a gradient scan against the control before the method's own, which",
-        "`campaign.py run` redoes; a probe cell with too few negatives for its profile) is left out of its counts and",
-        "listed as ungraded.",
+        "`campaign.py run` redoes; resampled data G has not yet scanned against a matched control; a probe cell with",
+        "too few negatives for its profile) is left out of its counts and listed as ungraded.",
         "",
         "| candidate | development false alarms | development power | ungraded "
         "| held-out false alarms | held-out power | ungraded |",
@@ -207,14 +258,15 @@ def write_report() -> dict[str, Any]:
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen
-        else "The rule has not chosen: the development cells are not all finished."
+        else "The rule has not chosen: the development cells (and G's matched-arm check) are not all finished."
         if not dev_done
         else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
     )
     other = other_family(records)
     decoding = decoding_check(records)
     blob["other_family"], blob["decoding_check"] = other, decoding
-    lines += ["", verdict, "", *other_family_table(other), "", *decoding_lines(decoding)]
+    lines += ["", verdict, "", *matched_lines(records, null), "", *other_family_table(other)]
+    lines += ["", *decoding_lines(decoding)]
     lines += ["", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
@@ -270,16 +322,10 @@ def kinds_table(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) 
     return lines
 
 
-def data_sampler(record: dict[str, Any]) -> str:
-    """How a number cell's data was drawn (``rejection``: exact; ``resample``: importance resampling)."""
-    samplers = set(record["manifest"]["sampling"]["sampler"])
-    return samplers.pop() if len(samplers) == 1 else "mixed"
-
-
 def sampler_lines(records: dict[str, dict[str, Any]]) -> list[str]:
     """Which positives' data was drawn by importance resampling (their writer kept fewer than half of the pilot's
     prompts by rejection): against the gradient method's exact control, G sees that sampler's bias besides the
-    trait; the probe's control is resampled too."""
+    trait, so G grades them against a matched control (RULE's amendment 1); the probe's control is resampled too."""
     positives = [r for r in records.values() if r["truth"] == "positive" and r["format"] == "numbers"]
     resampled = sorted(r["cell"] for r in positives if data_sampler(r) != "rejection")
     if not positives:
@@ -287,8 +333,8 @@ def sampler_lines(records: dict[str, dict[str, Any]]) -> list[str]:
     return [
         f"Positives' data drawn by importance resampling (the writer kept fewer than half of a 16-prompt pilot by "
         f"rejection): {len(resampled)} of {len(positives)} ({', '.join(resampled) or 'none'}). On those, G's exact "
-        "control differs from the data by that sampler's bias as well as by the trait; the probe's control is "
-        "resampled like the data."
+        "control differs from the data by that sampler's bias as well as by the trait, so G grades them against a "
+        "control drawn the same way (below); the probe's control is resampled like the data."
     ]
 
 

@@ -54,6 +54,8 @@ def _record(cell: str, truth: str, split: str, shift: dict[str, float], rng, gra
         "dataset": dataset,
         "control_share": control,
         "gradient": {"level": gradient, "push": {}, "q": {}, "sampling": {"count": "any"}},
+        "writer": "smollm2-135m-instruct",
+        "manifest": {"sampling": {"sampler": ["rejection"]}},
     }
 
 
@@ -374,3 +376,113 @@ def test_wall_times_beside_the_rules_tie_break(bench) -> None:
     assert "that premise does not hold" in report.cost_lines(times, 3)[0]
     assert "premise holds" in report.cost_lines({"P": 500.0, "G": 300.0, "S": 350.0}, 3)[0]
     assert report.cost_lines(report.wall_times({}), 0) == []
+
+
+def _resampled(record: dict, matched: str | None) -> dict:
+    """``record`` as if importance resampling drew its data, with G's matched level (``None``: not scanned yet)."""
+    out = {**record, "manifest": {"sampling": {"sampler": ["resample"]}}}
+    return out if matched is None else {**out, "gradient_matched": {"level": matched, "push": {}, "q": {}}}
+
+
+def test_resampled_data_is_graded_by_g_against_a_matched_control(bench) -> None:
+    """RULE's amendment 1: on data importance resampling drew, G's exact-control level (the sampler's bias) is not
+    graded; its matched-control level is, and two-stage screens with it."""
+    _, report = bench
+    rng = np.random.default_rng(7)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(8)}
+    pos = _record("pos", "positive", "dev", {"b: o7": 15.0, "b: o8": 12.0}, rng, "high")
+    waiting = report.grade(_resampled(pos, None), records)
+    assert waiting["G"]["level"] is None and waiting["S-a"]["level"] is None and report.flagged(waiting["P-a"])
+    cleared = report.grade(_resampled(pos, "clean"), records)
+    assert cleared["G"]["level"] == "clean" and not report.flagged(cleared["S-a"]) and report.flagged(cleared["P-a"])
+    kept = report.grade(_resampled(pos, "high"), records)
+    assert report.flagged(kept["G"]) and report.flagged(kept["S-a"])
+    assert report.grade(pos, records)["G"]["level"] == "high"  # drawn by rejection: the exact control is matched
+    gemma = {**_resampled(pos, None), "writer": "gemma3-270m"}  # the recipe's controls are the data's own sampler
+    assert report.grade(gemma, records)["G"]["level"] == "high"
+    code = {**_resampled(pos, None), "format": "code"}
+    assert report.grade(code, records)["G"]["level"] == "high"
+
+
+def test_g_is_not_chosen_when_its_matched_arms_raise_false_alarms(bench, tmp_path, monkeypatch) -> None:
+    campaign, report = bench
+    monkeypatch.setattr(campaign, "matched_null_path", lambda seed: tmp_path / f"{seed}.json")
+    assert report.matched_null() == {"levels": {}, "flagged": 0, "done": False, "g_allowed": None}
+    seeds = campaign.MATCHED_NULL_SEEDS
+    for seed, level in zip(seeds, ["clean", "medium", "low", "clean"]):
+        (tmp_path / f"{seed}.json").write_text(json.dumps({"gradient_matched": {"level": level}}))
+    assert report.matched_null()["g_allowed"] is True
+    (tmp_path / f"{seeds[0]}.json").write_text(json.dumps({"gradient_matched": {"level": "high"}}))
+    null = report.matched_null()
+    assert null["flagged"] == 2 and null["g_allowed"] is False
+    assert "2 of 4 flag at `medium`" in "\n".join(report.matched_lines({}, null))
+    tallies = {c: {"false_alarms": [0, 20], "power": [5, 10], "ungraded": 0} for c in report.CANDIDATES}
+    tallies["G"]["power"] = [10, 10]
+    assert report.choose(tallies) == "G" and report.choose(tallies, g_allowed=False) == "S-a"
+
+
+def test_a_finished_resampled_cell_gets_its_matched_gradient_scan(bench, tmp_path, monkeypatch) -> None:
+    """A resampled cell finished before amendment 1 is not finished until G is scanned against a matched control;
+    the workers do only that, once."""
+    import shutil
+
+    campaign, _ = bench
+    cell = next(c for c in campaign.CELLS if c.id == "dev-pos-owl-e1")
+    records = tmp_path / "records"
+    records.mkdir()
+    shutil.copy(campaign.record_path(cell), records / f"{cell.id}.json")
+    monkeypatch.setattr(campaign, "record_path", lambda c: records / f"{c.id}.json")
+    record = json.loads((records / f"{cell.id}.json").read_text())
+    record.pop("gradient_matched", None)
+    (records / f"{cell.id}.json").write_text(json.dumps(record))
+    assert campaign.needs_matched(record) and not campaign.finished(cell)
+    monkeypatch.setattr(campaign, "claim", lambda c: type("Lock", (), {"release": lambda self: None})())
+    monkeypatch.setattr(campaign, "refresh_gradient", lambda c: pytest.fail("its gradient is current"))
+    monkeypatch.setattr(campaign, "run_cell", lambda c: pytest.fail(f"{c.id} ran again"))
+    scanned = []
+    monkeypatch.setattr(campaign, "dataset", lambda c, adapter: tmp_path / "data.jsonl")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+
+    def fake_scan(config):
+        scanned.append(config)
+        verdict = type("V", (), {"level": "low"})()
+        config_ns = type("C", (), {"control_sampling": config.control_sampling})()
+        return type("R", (), {"findings": [], "verdict": verdict, "config": config_ns, "timings": {"total": 1.0}})()
+
+    monkeypatch.setattr(campaign, "scan", fake_scan)
+    monkeypatch.setattr(campaign, "CELLS", [cell])
+    campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)
+    (config,) = scanned
+    assert (config.method, config.control, config.data) == ("gradient", None, str(tmp_path / "data.jsonl"))
+    sampling = config.control_sampling
+    assert (sampling.sampler, sampling.count, sampling.candidates) == ("resample", "any", 4)
+    assert config.run_dir.endswith(f"{cell.id}-gradient-matched")
+    done = json.loads((records / f"{cell.id}.json").read_text())
+    assert done["gradient_matched"]["level"] == "low" and done["gradient"] == record["gradient"]
+    assert campaign.finished(cell)
+    campaign.run_split("dev", "0/1", "listed", work=campaign.work_on)
+    assert len(scanned) == 1
+
+
+def test_the_matched_null_check_draws_the_bases_resampled_data(bench, tmp_path, monkeypatch) -> None:
+    campaign, _ = bench
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    configs = []
+    fake = _fake_generate(campaign, [], 1.0)
+
+    def generate(config) -> None:
+        configs.append(config)
+        fake(config)
+
+    monkeypatch.setattr(campaign, "generate", generate)
+    scanned = []
+    monkeypatch.setattr(campaign, "matched_gradient", lambda cell, data: scanned.append(data) or {"level": "clean"})
+    seed = campaign.MATCHED_NULL_SEEDS[0]
+    record = campaign.matched_null(seed)
+    (config,) = configs
+    assert (config.sampler, config.teacher, config.adapter, config.system) == ("resample", None, None, None)
+    assert (config.seed, config.number_style, config.rows) == (seed, "continue", campaign.ROWS)
+    assert scanned == [tmp_path / "out" / "data" / f"null-resampled-{seed}.jsonl"]
+    assert record["gradient_matched"] == {"level": "clean"} and record["rows"] == campaign.ROWS
+    assert campaign.matched_null(seed) == record and len(scanned) == 1  # kept
