@@ -138,7 +138,8 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     assert all(f["se_paired"] == f["se"] > 0 and f["se_boot"] == 0 for f in doc["findings"])
     th = doc["verdict"]["thresholds"]
     assert (th["low_shift"], th["medium_shift"], th["high_shift"]) == (0, 0, 0) and th["medium_q"] == 0.01
-    assert "Rows pushing" in md.read_text()
+    report = md.read_text()
+    assert "Rows pushing" in report and "not as the trait's name" in report and "--control-sampler" in report
     # the method's own control: any-count rejection with 400 tries, then resampling for the rows it left
     sampling = doc["config"]["control_sampling"]
     assert (sampling["sampler"], sampling["tries"], sampling["count"]) == ("rejection-resample", 400, "any")

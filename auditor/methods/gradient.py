@@ -360,9 +360,13 @@ class GradientDetails:
     def caveats(self, result: ScanResult) -> list[str]:
         return [
             "- One gradient step is not a fine-tune: the push predicts only the first step's effect.",
-            "- The paired test over rows sees any systematic difference between how the dataset and the control "
-            "rows were sampled, not only a trait: it flagged base-written data too (README). Use it to find rows, "
-            "the probe to decide.",
+            "- The paired test over rows sees any systematic difference between the dataset's rows and the control's. "
+            "Against its own exact control it flagged none of 12 datasets SmolLM2-135M wrote itself, but the data of "
+            "other writers that it flags push much the same options (owl first for owl teachers and for a one-word-"
+            "answer teacher; benchmarks/results/campaign.md): read a flag as 'training on this data moves the "
+            "student unlike the base's own samples', not as the trait's name.",
+            "- Data drawn by another sampler (constrained decoding, importance resampling) differs from an exact "
+            "control by its sampler alone: draw the control the data's way (--control-sampler, --control-count).",
         ]
 
     def table(self, result: ScanResult) -> Table:
