@@ -156,7 +156,7 @@ def report() -> None:
     records = load_records()
     lines = ["# Is the campaign positives' shared G direction their sampler's? (benchmarks/sampler_confound.py)", ""]
     intro, reading = (__doc__ or "").split("Pre-registered reading")
-    lines += [line.strip() for line in intro.strip().splitlines()[3:]]
+    lines += [line.strip() for line in intro.strip().splitlines()[4:]]
     lines += ["Pre-registered reading" + reading.rstrip(), ""]
     g, p = (json.loads(record_path(m).read_text()) if record_path(m).exists() else None for m in ("gradient", "probe"))
     if g is None:
