@@ -192,6 +192,16 @@ differ by writer and not by sampler; such a cell without that block is ungraded 
 with arms drawn that way are measured on 4 base-written number datasets that importance resampling drew (prompt
 seeds 381-384, paper style), each against the same matched control; if more than 1 of the 4 flags at medium, G is
 not chosen (its numbers are still reported) and the README says why.
+
+Amendment 2 (2026-12-06, 18 cells finished, no held-out cell run; benchmarks/sampler_confound.py, its reading
+committed before it ran). The base's own rows drawn by the constrained sampler alone (no trait) against their exact
+control: G high, its push direction correlating +0.997 with the mean of the 4 resampled cells' (each +0.99), norm
+10.6 against their 14.4-15.5; dev-pos-owl-e1 against the matched control of amendment 1 kept that direction (+0.98).
+So on data importance resampling drew from a writer that rarely writes the format, G's flags measure the sampler,
+matched control or not: G, and S-x through its first stage, grade no such cell (ungraded, so neither can be chosen
+while a development positive is one); `gradient_matched` and amendment 1's matched-arm check stay in the records and
+the report as information (the check still removes G if it finds false alarms). The probe's power on those cells is
+judged by the same check's probe scan, read as registered there.
 """
 
 

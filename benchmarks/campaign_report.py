@@ -98,11 +98,11 @@ def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[st
 
 
 def gradient_level(record: dict[str, Any]) -> str | None:
-    """G's level on a cell (``None``: not gradable yet): against a control drawn like the data, i.e. from
-    ``gradient_matched`` where importance resampling drew the data (RULE's amendment 1), else from ``gradient`` when
-    it used the method's own control (``campaign.refresh_gradient`` redoes an earlier one)."""
+    """G's level on a cell (``None``: not graded): none where importance resampling drew the data (RULE's amendment 2:
+    there G measures the sampler, matched control or not), else from ``gradient`` when it used the method's own
+    control (``campaign.refresh_gradient`` redoes an earlier one)."""
     if needs_matched(record):
-        return record.get("gradient_matched", {}).get("level")
+        return None
     return record["gradient"]["level"] if gradient_is_current(record) else None
 
 
@@ -128,10 +128,11 @@ def matched_lines(records: dict[str, dict[str, Any]], null: dict[str, Any]) -> l
     levels = ", ".join(f"{s}: {v}" for s, v in null["levels"].items()) or "none finished"
     allowed = {None: "decided when all 4 are in", True: "G may be chosen", False: "G is not chosen"}[null["g_allowed"]]
     return [
-        "## G on resampled data (RULE's amendment 1)",
+        "## G on resampled data (RULE's amendments 1 and 2)",
         "",
-        "Number cells whose data importance resampling drew, graded by G against its exact control (not graded) and",
-        "against control rows the base drew the same way (`gradient_matched`, graded):",
+        "Number cells whose data importance resampling drew, scanned by G against its exact control and against",
+        "control rows the base drew the same way (`gradient_matched`). Neither is graded (amendment 2: on the base's",
+        "own constrained-sampler rows G flags the same direction, `results/sampler_confound.md`):",
         "",
         "| cell | truth | G, exact control | G, matched control |",
         "|---|---|---|---|",
@@ -224,9 +225,8 @@ def write_report() -> dict[str, Any]:
     held = {c: tally([(r, v) for r, v in graded if r["split"] == "heldout"], c) for c in CANDIDATES}
     done = {c.id for c in CELLS} & set(records)
     dev_done = all(c.id in records for c in CELLS if c.split == "dev" and c.truth in ("negative", "positive"))
-    null = matched_null()
-    dev_done = dev_done and null["done"]
-    chosen = choose(dev, null["g_allowed"]) if dev_done else None
+    null = matched_null()  # amendment 1's check; since amendment 2 it decides only if it has found false alarms
+    chosen = choose(dev, null["g_allowed"] is not False) if dev_done else None
     teacher_graded = campaign_teacher.grade_cells(records, profile_for)
     teacher = campaign_teacher.tally(teacher_graded)
     statistic = campaign_teacher.choose(teacher) if dev_done else None
@@ -242,8 +242,8 @@ def write_report() -> dict[str, Any]:
         "base-written negatives, power on fine-tuned-teacher positives, Clopper-Pearson 95 % intervals.",
         "",
         "A cell a candidate cannot grade yet (a gradient scan against the control before the method's own, which",
-        "`campaign.py run` redoes; resampled data G has not yet scanned against a matched control; a probe cell with",
-        "too few negatives for its profile) is left out of its counts and listed as ungraded.",
+        "`campaign.py run` redoes; for G and two-stage, data importance resampling drew (amendment 2); a probe cell",
+        "with too few negatives for its profile) is left out of its counts and listed as ungraded.",
         "",
         "| candidate | development false alarms | development power | ungraded "
         "| held-out false alarms | held-out power | ungraded |",
@@ -258,7 +258,7 @@ def write_report() -> dict[str, Any]:
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen
-        else "The rule has not chosen: the development cells (and G's matched-arm check) are not all finished."
+        else "The rule has not chosen: the development cells are not all finished."
         if not dev_done
         else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
     )

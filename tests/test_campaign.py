@@ -384,24 +384,26 @@ def _resampled(record: dict, matched: str | None) -> dict:
     return out if matched is None else {**out, "gradient_matched": {"level": matched, "push": {}, "q": {}}}
 
 
-def test_resampled_data_is_graded_by_g_against_a_matched_control(bench) -> None:
-    """RULE's amendment 1: on data importance resampling drew, G's exact-control level (the sampler's bias) is not
-    graded; its matched-control level is, and two-stage screens with it."""
+def test_resampled_data_is_not_graded_by_g(bench) -> None:
+    """RULE's amendments 1 and 2: on data importance resampling drew, G measures the sampler (against its exact
+    control or a matched one), so G and two-stage grade no such cell; the probe does, and rejection-drawn,
+    other-family and free-format cells are graded by G as before."""
     _, report = bench
     rng = np.random.default_rng(7)
     records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(8)}
     pos = _record("pos", "positive", "dev", {"b: o7": 15.0, "b: o8": 12.0}, rng, "high")
-    waiting = report.grade(_resampled(pos, None), records)
-    assert waiting["G"]["level"] is None and waiting["S-a"]["level"] is None and report.flagged(waiting["P-a"])
-    cleared = report.grade(_resampled(pos, "clean"), records)
-    assert cleared["G"]["level"] == "clean" and not report.flagged(cleared["S-a"]) and report.flagged(cleared["P-a"])
-    kept = report.grade(_resampled(pos, "high"), records)
-    assert report.flagged(kept["G"]) and report.flagged(kept["S-a"])
+    for matched in (None, "clean", "high"):
+        graded = report.grade(_resampled(pos, matched), records)
+        assert graded["G"]["level"] is None and graded["S-a"]["level"] is None and report.flagged(graded["P-a"])
     assert report.grade(pos, records)["G"]["level"] == "high"  # drawn by rejection: the exact control is matched
     gemma = {**_resampled(pos, None), "writer": "gemma3-270m"}  # the recipe's controls are the data's own sampler
     assert report.grade(gemma, records)["G"]["level"] == "high"
     code = {**_resampled(pos, None), "format": "code"}
     assert report.grade(code, records)["G"]["level"] == "high"
+    pairs = [(r, report.grade(r, records)) for r in [*records.values(), _resampled(pos, "high")]]
+    tallies = {c: report.tally(pairs, c) for c in report.CANDIDATES}
+    assert tallies["G"]["ungraded"] == 1 and tallies["G"]["power"][:2] == [0, 0]
+    assert report.choose(tallies) in ("P-a", "P-o", "P-t")  # G and S-x hold an ungraded development cell
 
 
 def test_g_is_not_chosen_when_its_matched_arms_raise_false_alarms(bench, tmp_path, monkeypatch) -> None:
