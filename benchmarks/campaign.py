@@ -11,7 +11,7 @@ resampling (``--sampler resample``, M = 4: fine-tuned teachers that rarely write
 is ``data/NAME.pilot.json``); code and chat rows are free samples that pass the format's filter. The probe's scans
 use its default control (``--control-sampler auto``: on SmolLM2-135M importance resampling with M = 4, see
 ``benchmarks/results/sampler_bias.md``), the gradient method's its own (exact any-count rejection) and, on data that
-importance resampling drew, also a control drawn that way (``gradient_matched``, RULE's amendment 1). A cell's
+importance resampling drew, on request a control drawn that way (``gradient_matched``, RULE's amendments 1-2). A cell's
 record keeps what grading needs, so grading reads records only:
 
 - the probe: each graded option's share for the base, the dataset-student and the control-student (one seed, no
@@ -459,7 +459,8 @@ def matched_gradient(cell: Cell, data: Path) -> dict[str, Any]:
 
 
 def fill_matched(cell: Cell) -> None:
-    """Give a finished cell whose data importance resampling drew its ``gradient_matched`` block."""
+    """Give a finished cell whose data importance resampling drew its ``gradient_matched`` block (``campaign.py
+    matched CELL``; since RULE's amendment 2 information only, so the workers no longer do it)."""
     path = record_path(cell)
     print(f"  gradient of {cell.id} against a matched control ...", flush=True)
     block = matched_gradient(cell, dataset(cell, None))  # a finished cell's data is there: nothing is drawn
@@ -606,8 +607,6 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "gradient": gradient_block(gradient),
         "timings_s": {"probe": probe.timings, "gradient": gradient.timings},
     }
-    if needs_matched(record):
-        record["gradient_matched"] = matched_gradient(cell, data)
     record["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, record)
     save_readout(cell)
@@ -679,22 +678,17 @@ def claim(cell: Cell) -> Any:
 
 
 def finished(cell: Cell) -> bool:
-    """Whether nothing is left to do on ``cell``: its record is there, with the gradient method's own control, for a
-    prompted teacher's cell the teacher's change, and for resampled data the matched gradient scan."""
+    """Whether nothing is left to do on ``cell``: its record is there, with the gradient method's own control and,
+    for a prompted teacher's cell, the teacher's change."""
     if not record_path(cell).exists():
         return False
     record = json.loads(record_path(cell).read_text())
-    return (
-        gradient_is_current(record)
-        and not (cell.system and not record.get("teacher_change"))
-        and not (needs_matched(record) and "gradient_matched" not in record)
-    )
+    return gradient_is_current(record) and not (cell.system and not record.get("teacher_change"))
 
 
 def work_on(cell: Cell) -> None:
     """Finish ``cell``: make and scan it; or for a finished one, scan its gradient again (its record predates the
-    method's own control), give a prompted teacher's cell its teacher's change (it predates ``--teacher-system``) and
-    a resampled cell its matched gradient scan (it predates RULE's amendment 1)."""
+    method's own control) and give a prompted teacher's cell its teacher's change (it predates ``--teacher-system``)."""
     if not record_path(cell).exists():
         run_cell(cell)
         return
@@ -703,8 +697,6 @@ def work_on(cell: Cell) -> None:
         refresh_gradient(cell)
     if cell.system and not record.get("teacher_change"):
         fill_prompted_teacher(cell)
-    if needs_matched(record) and "gradient_matched" not in record:
-        fill_matched(cell)
 
 
 def work_in_child(cell: Cell) -> None:
@@ -761,9 +753,13 @@ def main() -> None:
     sub.add_parser("progress", help="one line: cells finished")
     sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
     sub.add_parser("matched-null", help="G with matched arms on the base's resampled datasets (RULE's amendment 1)")
+    matched = sub.add_parser("matched", help="G against a matched control on a finished resampled cell (information)")
+    matched.add_argument("id", help="the cell's id")
     args = ap.parse_args()
     if args.command == "run":
         run_split(args.split, args.worker, args.order, args.truth)
+    if args.command == "matched":
+        fill_matched(next(c for c in CELLS if c.id == args.id))
     if args.command == "cell":
         cell = next((c for c in CELLS if c.id == args.id), None)
         if cell is None:

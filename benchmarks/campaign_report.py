@@ -126,7 +126,9 @@ def matched_lines(records: dict[str, dict[str, Any]], null: dict[str, Any]) -> l
         for r in cells
     ]
     levels = ", ".join(f"{s}: {v}" for s, v in null["levels"].items()) or "none finished"
-    allowed = {None: "decided when all 4 are in", True: "G may be chosen", False: "G is not chosen"}[null["g_allowed"]]
+    allowed = {None: "information since amendment 2", True: "G may be chosen", False: "G is not chosen"}[
+        null["g_allowed"]
+    ]
     return [
         "## G on resampled data (RULE's amendments 1 and 2)",
         "",
