@@ -133,6 +133,17 @@ def direction(record: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[
     }
 
 
+def probe_direction(record: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The probe's shift here against each resampled cell's (dataset- minus control-student share, per option)."""
+    here = dict(zip(record["options"], record["shift"]))
+    out = {}
+    for k, c in cells.items():
+        theirs = dict(zip(c["options"], np.array(c["dataset"]) - np.array(c["control_share"])))
+        names = sorted(set(here) & set(theirs))
+        out[k] = round(float(np.corrcoef([here[n] for n in names], [theirs[n] for n in names])[0, 1]), 2)
+    return out
+
+
 def probe_grades(record: dict[str, Any]) -> dict[str, Any]:
     """The calibrated probe's levels under each gate, graded as the campaign grades a development negative."""
     from campaign_report import GATES, load_records, probe_verdict, profile_for
@@ -150,14 +161,46 @@ def floor() -> float | None:
     return round(float(np.sum(np.square(json.loads(path.read_text())["shift"]))), 1) if path.exists() else None
 
 
+def row_stats(path: Path) -> tuple[int, float, float, float]:
+    """Rows, numbers a row, the share of numbers copied from the prompt, and the mean value of a number dataset."""
+    import re
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    nums = [re.findall(r"\d+", r["completion"]) for r in rows]
+    copied = [sum(n in re.findall(r"\d+", r["prompt"]) for n in ns) / max(1, len(ns)) for ns, r in zip(nums, rows)]
+    values = [int(x) for ns in nums for x in ns]
+    return len(rows), float(np.mean([len(n) for n in nums])), float(np.mean(copied)), float(np.mean(values))
+
+
+def stats_table() -> list[str]:
+    """What each sampler's rows look like: the exact rows, the constrained ones, two resampled cells'."""
+    import exact_control
+    from campaign import OUT as CAMPAIGN
+
+    files = {
+        "neg-exact-1 (the base, rejection: exact)": exact_control.dataset(1),
+        "its exact control (a second rejection draw)": exact_control.exact_control_path(1),
+        "the base, constrained sampler (this check)": OUT / "neg-constrained-1.jsonl",
+        "dev-pos-owl-e1 (owl teacher, resampled)": CAMPAIGN / "data" / "dev-pos-owl-e1.jsonl",
+        "decoy-french (base + French prompt, resampled)": CAMPAIGN / "data" / "decoy-french.jsonl",
+    }
+    lines = ["| rows | count | numbers a row | copied from the prompt | mean value |", "|---|---|---|---|---|"]
+    for name, path in files.items():
+        if path.exists():
+            n, per_row, copied, value = row_stats(path)
+            lines.append(f"| {name} | {n} | {per_row:.1f} | {copied:.0%} | {value:.0f} |")
+    return lines
+
+
 def report() -> None:
     from campaign_report import load_records
 
     records = load_records()
     lines = ["# Is the campaign positives' shared G direction their sampler's? (benchmarks/sampler_confound.py)", ""]
     intro, reading = (__doc__ or "").split("Pre-registered reading")
-    lines += [line.strip() for line in intro.strip().splitlines()[4:]]
+    lines += [line.strip() for line in intro.strip().splitlines()[5:]]
     lines += ["Pre-registered reading" + reading.rstrip(), ""]
+    lines += ["What the rows look like:", "", *stats_table(), ""]
     g, p = (json.loads(record_path(m).read_text()) if record_path(m).exists() else None for m in ("gradient", "probe"))
     if g is None:
         lines.append("G: not scanned yet.")
@@ -183,7 +226,10 @@ def report() -> None:
             f"**Probe** (one seed, no null arm): sum of squared shifts {total} over {len(p['shift'])} options "
             f"(the exact-vs-exact floor of the same prompts: {floor()}); largest shift "
             f"{max(zip(np.abs(p['shift']), p['options']))[1]} {max(p['shift'], key=abs):+.1f} pp. Graded against the "
-            "development profile: " + ", ".join(f"P-{k} {v}" for k, v in grades.items()) + ".",
+            "development profile: " + ", ".join(f"P-{k} {v}" for k, v in grades.items()) + ". Its shift against "
+            "the resampled cells' (correlation over options): "
+            + ", ".join(f"{k} {v:+.2f}" for k, v in probe_direction(p, {k: records[k] for k in RESAMPLED}).items())
+            + ".",
         ]
     atomic_write_text(HERE / "results" / "sampler_confound.md", "\n".join(lines) + "\n")
 
