@@ -186,6 +186,19 @@ def _fake_generate(campaign, calls: list[tuple[str, int]], keep_rate: float):
     return fake
 
 
+def _record_generate(campaign, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Replace ``generate`` with a writer that follows the format (every row kept) and return the configs it gets."""
+    configs: list = []
+    fake = _fake_generate(campaign, [], 1.0)
+
+    def generate(config) -> None:
+        configs.append(config)
+        fake(config)
+
+    monkeypatch.setattr(campaign, "generate", generate)
+    return configs
+
+
 @pytest.mark.parametrize(("keep_rate", "sampler"), [(0.0, "resample"), (0.25, "resample"), (0.9, "rejection")])
 def test_a_pilot_decides_between_rejection_and_resampling(bench, tmp_path, monkeypatch, keep_rate, sampler) -> None:
     """A writer that keeps fewer than half of the pilot's prompts by rejection (the pirate and 1-epoch owl teachers
@@ -231,14 +244,7 @@ def test_another_familys_cell_is_scanned_with_the_recipe(bench, tmp_path, monkey
     monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
     monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
     monkeypatch.setattr(campaign, "gemma_gguf", lambda: tmp_path / "gemma.gguf")
-    configs = []
-    fake = _fake_generate(campaign, [], 1.0)
-
-    def generate(config) -> None:
-        configs.append(config)
-        fake(config)
-
-    monkeypatch.setattr(campaign, "generate", generate)
+    configs = _record_generate(campaign, monkeypatch)
     data = campaign.dataset(cell, None)
     control, null = campaign.recipe_controls(cell, data)
     assert all(c.teacher == str(tmp_path / "gemma.gguf") and c.chat_template == str(campaign.GEMMA_TEMPLATE)
@@ -330,20 +336,24 @@ def test_the_readme_takes_the_table_only_when_every_cell_is_in(bench) -> None:
     assert report.README_BLOCK.search(report.README.read_text(encoding="utf-8"))  # the README has its markers
 
 
+def _copied_record(campaign, cell_id: str, edit: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The committed record of ``cell_id`` copied where ``campaign.record_path`` now looks, with ``edit`` applied (a
+    ``None`` value drops the field, as a record written before it had it): the cell, the folder and the record."""
+    cell = next(c for c in campaign.CELLS if c.id == cell_id)
+    records = tmp_path / "records"
+    records.mkdir()
+    monkeypatch.setattr(campaign, "record_path", lambda c: records / f"{c.id}.json")
+    record = json.loads(Path(campaign.OUT / "records" / f"{cell_id}.json").read_text())
+    record = {k: v for k, v in {**record, **edit}.items() if v is not None}
+    (records / f"{cell_id}.json").write_text(json.dumps(record))
+    return cell, records, record
+
+
 def test_a_finished_prompted_cell_gets_its_teachers_change(bench, tmp_path, monkeypatch) -> None:
     """A prompted teacher's cell finished before ``--teacher-system`` has no teacher change: the workers fill it in
     (only that); once it is there the cell is finished."""
-    import shutil
-
     campaign, _ = bench
-    cell = next(c for c in campaign.CELLS if c.id == "dev-pos-owl-prompted")
-    records = tmp_path / "records"
-    records.mkdir()
-    shutil.copy(campaign.record_path(cell), records / f"{cell.id}.json")
-    monkeypatch.setattr(campaign, "record_path", lambda c: records / f"{c.id}.json")
-    record = json.loads((records / f"{cell.id}.json").read_text())
-    record["teacher_change"] = {}  # as the record was written before
-    (records / f"{cell.id}.json").write_text(json.dumps(record))
+    cell, records, _ = _copied_record(campaign, "dev-pos-owl-prompted", {"teacher_change": {}}, tmp_path, monkeypatch)
     assert not campaign.finished(cell)
     monkeypatch.setattr(campaign, "claim", lambda c: type("Lock", (), {"release": lambda self: None})())
     monkeypatch.setattr(campaign, "refresh_gradient", lambda c: pytest.fail("its gradient is current"))
@@ -426,17 +436,9 @@ def test_g_is_not_chosen_when_its_matched_arms_raise_false_alarms(bench, tmp_pat
 def test_a_resampled_cell_gets_its_matched_gradient_scan_on_request(bench, tmp_path, monkeypatch) -> None:
     """Since amendment 2 the matched scan is information: a resampled cell is finished without it (the workers leave
     it), and ``campaign.py matched CELL`` adds the block and leaves the rest of the record as it was."""
-    import shutil
-
     campaign, _ = bench
-    cell = next(c for c in campaign.CELLS if c.id == "dev-pos-owl-e1")
-    records = tmp_path / "records"
-    records.mkdir()
-    shutil.copy(campaign.record_path(cell), records / f"{cell.id}.json")
-    monkeypatch.setattr(campaign, "record_path", lambda c: records / f"{c.id}.json")
-    record = json.loads((records / f"{cell.id}.json").read_text())
-    record.pop("gradient_matched", None)
-    (records / f"{cell.id}.json").write_text(json.dumps(record))
+    no_block = {"gradient_matched": None}
+    cell, records, record = _copied_record(campaign, "dev-pos-owl-e1", no_block, tmp_path, monkeypatch)
     assert campaign.needs_matched(record) and campaign.finished(cell)
     scanned = []
     monkeypatch.setattr(campaign, "dataset", lambda c, adapter: tmp_path / "data.jsonl")
@@ -463,14 +465,7 @@ def test_the_matched_null_check_draws_the_bases_resampled_data(bench, tmp_path, 
     campaign, _ = bench
     monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
     monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
-    configs = []
-    fake = _fake_generate(campaign, [], 1.0)
-
-    def generate(config) -> None:
-        configs.append(config)
-        fake(config)
-
-    monkeypatch.setattr(campaign, "generate", generate)
+    configs = _record_generate(campaign, monkeypatch)
     scanned = []
     monkeypatch.setattr(campaign, "matched_gradient", lambda cell, data: scanned.append(data) or {"level": "clean"})
     seed = campaign.MATCHED_NULL_SEEDS[0]
