@@ -337,6 +337,15 @@ def _generate(
     return out
 
 
+def _keep(drawn: Path, out: Path) -> Path:
+    """Copy a dataset drawn in the cache to ``out`` under results (its manifest first: the data file last marks the
+    pair complete)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(manifest_path(drawn), manifest_path(out))
+    shutil.copy(drawn, out)
+    return out
+
+
 def pilot_path(cell: Cell) -> Path:
     return OUT / "data" / f"{cell.id}.pilot.json"
 
@@ -376,11 +385,7 @@ def dataset(cell: Cell, adapter: str | None) -> Path:
     if out.exists() and (cell.format != "numbers" or _drawn_by(out) == {sampler}):
         return out
     print(f"  generating {cell.id} ({sampler}) ...", flush=True)
-    tmp = _generate(cell, adapter, work() / "data" / out.name, ROWS, sampler)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(manifest_path(tmp), manifest_path(out))
-    shutil.copy(tmp, out)
-    return out
+    return _keep(_generate(cell, adapter, work() / "data" / out.name, ROWS, sampler), out)
 
 
 def _drawn_by(path: Path) -> set[str]:
@@ -399,9 +404,7 @@ def recipe_controls(cell: Cell, data: Path) -> tuple[Path, Path] | None:
         path = OUT / "data" / f"{cell.id}.{name}.jsonl"
         if not path.exists():
             print(f"  generating the {name} rows of {cell.id} ({sampler}) ...", flush=True)
-            tmp = _generate(cell, None, work() / "data" / path.name, ROWS, sampler, cell.seed + 1000 * k, data)
-            shutil.copy(manifest_path(tmp), manifest_path(path))
-            shutil.copy(tmp, path)
+            _keep(_generate(cell, None, work() / "data" / path.name, ROWS, sampler, cell.seed + 1000 * k, data), path)
         out.append(path)
     return out[0], out[1]
 
@@ -443,7 +446,7 @@ def data_sampler(record: dict[str, Any]) -> str:
 
 
 def needs_matched(record: dict[str, Any]) -> bool:
-    """Whether G grades the cell from a matched control (RULE's amendment 1): a graded cell's number data that
+    """Whether the cell is one RULE's amendments 1-2 concern, which G does not grade: a graded cell's number data that
     importance resampling drew (in part), written by the scan's base or its teachers (another family's cells have
     the recipe's controls, drawn by the data's own sampler; G grades no decoy)."""
     graded = record["truth"] in ("negative", "positive") and record["format"] == "numbers"
@@ -483,10 +486,7 @@ def matched_null(seed: int) -> dict[str, Any]:
     data = OUT / "data" / f"{cell.id}.jsonl"
     if not data.exists():
         print(f"  generating {cell.id} (resample) ...", flush=True)
-        tmp = _generate(cell, None, work() / "data" / data.name, ROWS, "resample")
-        data.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(manifest_path(tmp), manifest_path(data))
-        shutil.copy(tmp, data)
+        _keep(_generate(cell, None, work() / "data" / data.name, ROWS, "resample"), data)
     start = time.perf_counter()
     block = matched_gradient(cell, data)
     record = {"cell": cell.id, "seed": seed, "rows": _kept(data), "gradient_matched": block,
