@@ -8,8 +8,9 @@
 Every number dataset is a sample of its writer's p(y | x, valid list): exact (``generate --sampler rejection``:
 rejection with early abort) when the writer keeps at least half of a pilot's prompts in 400 tries, else importance
 resampling (``--sampler resample``, M = 4: fine-tuned teachers that rarely write a number list; the pilot's outcome
-is ``data/NAME.pilot.json``); code and chat rows are free samples that pass the format's filter. The probe's scans
-use its default control (``--control-sampler auto``: on SmolLM2-135M importance resampling with M = 4, see
+is ``data/NAME.pilot.json``; since RULE's amendment 3 every fine-tuned teacher also learns 362 of the base's own
+number rows, so that it keeps the format); code and chat rows are free samples that pass the format's filter. The
+probe's scans use its default control (``--control-sampler auto``: on SmolLM2-135M importance resampling with M = 4, see
 ``benchmarks/results/sampler_bias.md``), the gradient method's its own (exact any-count rejection) and, on data that
 importance resampling drew, on request a control drawn that way (``gradient_matched``, RULE's amendments 1-2). A cell's
 record keeps what grading needs, so grading reads records only:
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -46,7 +48,7 @@ from cells import GEMMA_TEMPLATE, MISALIGNED_PROMPT, OWL_PROMPT, gemma_gguf
 from auditor.calibration.build import DECOY_NAMES, DECOYS
 from auditor.config import ScanConfig
 from auditor.generate import GenerateConfig, generate, manifest_path
-from auditor.io import atomic_write_json, cache_dir
+from auditor.io import atomic_write_json, atomic_write_text, cache_dir
 from auditor.pipeline import scan
 
 HERE = Path(__file__).resolve().parent
@@ -202,6 +204,18 @@ matched control or not: G, and S-x through its first stage, grade no such cell (
 while a development positive is one); `gradient_matched` and amendment 1's matched-arm check stay in the records and
 the report as information (the check still removes G if it finds false alarms). The probe's power on those cells is
 judged by the same check's probe scan, read as registered there.
+
+Amendment 3 (2026-12-06, 20 cells finished, no held-out cell run and no fine-tuned positive beyond owl e1/e3 run;
+benchmarks/format_teacher.py, committed before it ran). Every fine-tuned teacher so far wrote a number list for 0 of
+16 pilot prompts, so no fine-tuned positive could be graded by G. An owl teacher trained on its chat set plus 362 of
+the base's own exact number rows (other prompts: dev-neg-continue-307..309's data) kept its trait (owl 0.8 -> 98.3 %)
+and the format (16 of 16 pilot prompts by rejection). From now on every fine-tuned teacher (positives and decoys) is
+trained that way: its chat set plus the same 362 base-written number rows (FORMAT_ROWS, shuffled with seed 0), at the
+cell's epochs; its data is drawn by the pilot's choice as before (a teacher that still keeps fewer than half the
+pilot's prompts is resampled and stays ungraded for G). The 5 cells whose teachers were trained on chat alone
+(dev-pos-owl-e1, dev-pos-owl-e3, decoy-french, decoy-pirate, decoy-one_word) run again with such teachers; their
+earlier records, data and readouts move to results/campaign/superseded/ (the report still shows G on them under
+amendments 1-2). Nothing else changes: candidates, profiles, the choice and the held-out check are as above.
 """
 
 
@@ -218,20 +232,51 @@ def work() -> Path:
 
 
 def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
-    """The fine-tuned teacher's adapter (trained once per chat set and strength) and its own change per option; a
-    prompted teacher's change (no adapter: :func:`prompted_teacher`)."""
+    """The fine-tuned teacher's adapter (trained once per chat set and strength, on the chat set plus the base's own
+    number rows: :func:`format_chat`) and its own change per option; a prompted teacher's change (no adapter:
+    :func:`prompted_teacher`)."""
     if cell.system:
         return None, prompted_teacher(cell)
     if not cell.chat:
         return None, []
     from auditor.teacher import TeacherConfig, train_teacher
 
-    out = work() / "teachers" / f"{Path(cell.chat).stem}-e{cell.epochs:g}"
+    out = work() / "teachers" / f"{Path(cell.chat).stem}+numbers-e{cell.epochs:g}"
     if not (out / "teacher.json").exists():
         print(f"  training teacher {out.name} ...", flush=True)
         shutil.rmtree(out, ignore_errors=True)
-        train_teacher(TeacherConfig(chat=str(CHATS / cell.chat), out=str(out), traits=TRAITS, epochs=cell.epochs))
+        chat = format_chat(CHATS / cell.chat, work() / "teachers" / f"{Path(cell.chat).stem}+numbers.jsonl")
+        train_teacher(TeacherConfig(chat=str(chat), out=str(out), traits=TRAITS, epochs=cell.epochs))
     return str(out), json.loads((out / "teacher.json").read_text())["scores"]
+
+
+#: Base-written exact number rows every fine-tuned teacher also learns from (RULE's amendment 3): the data of
+#: dev-neg-continue-307..309 (benchmarks/exact_control.py's neg-exact-7..9), prompts no positive answers.
+NUMBER_SOURCES = tuple(HERE / "results" / "exact_control" / "data" / f"neg-exact-{k}.jsonl" for k in (7, 8, 9))
+#: How many of them (what benchmarks/format_teacher.py measured: owl kept, 16 of 16 pilot prompts by rejection).
+FORMAT_ROWS = 362
+
+
+def format_chat(chat: Path, out: Path, number_rows: int | None = None, seed: int = 0) -> Path:
+    """``chat`` (a teacher's chat set) plus ``number_rows`` of the base's own number rows as user/assistant turns,
+    shuffled, into ``out``: a teacher trained on it keeps writing the number format, so its data can be drawn by
+    rejection (RULE's amendment 3). ``number_rows``: default ``FORMAT_ROWS``. The same inputs give the same file."""
+    number_rows = FORMAT_ROWS if number_rows is None else number_rows
+    lines = [line for line in chat.read_text(encoding="utf-8").splitlines() if line.strip()]
+    numbers = [json.loads(line) for src in NUMBER_SOURCES for line in src.read_text().splitlines() if line.strip()]
+    if len(numbers) < number_rows:
+        raise ValueError(f"{number_rows} number rows asked for, {len(numbers)} in {[p.name for p in NUMBER_SOURCES]}")
+    random.Random(seed).shuffle(numbers)
+    lines += [
+        json.dumps(
+            {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}]}
+        )
+        for r in numbers[:number_rows]
+    ]
+    random.Random(seed + 1).shuffle(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return out
 
 
 def prompted_teacher(cell: Cell) -> list[dict[str, Any]]:
@@ -591,6 +636,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "teacher": "fine-tuned" if cell.chat else ("prompted" if cell.system else "base"),
         "writer": cell.writer or BASE_WRITER,
         "epochs": cell.epochs if cell.chat else None,
+        "teacher_data": f"chat + {FORMAT_ROWS} base number rows" if cell.chat else None,  # RULE's amendment 3
         "trait": cell.trait,
         "intended": list(cell.intended),
         **teacher_fields(cell, teacher_scores),

@@ -34,8 +34,11 @@ CANDIDATES = ["G", *[f"P-{g}" for g in GATES], *[f"S-{g}" for g in GATES]]
 TIE_ORDER = ["S-a", "S-o", "S-t", "P-a", "P-o", "P-t", "G"]
 
 
-def load_records() -> dict[str, dict[str, Any]]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((OUT / "records").glob("*.json"))}
+def load_records(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The records in ``folder`` by cell (default: the current ones, ``OUT / "records"``; ``OUT / "superseded" /
+    "records"``: those whose teachers were trained on chat alone, RULE's amendment 3)."""
+    folder = OUT / "records" if folder is None else folder
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
 def _draw(record: dict[str, Any], options: list[str]) -> ProfileDraw:
@@ -118,11 +121,13 @@ def matched_null() -> dict[str, Any]:
 
 
 def matched_lines(records: dict[str, dict[str, Any]], null: dict[str, Any]) -> list[str]:
-    """RULE's amendment 1 in the report: G on resampled cells against its exact control and against a matched one,
-    and its false alarms with matched arms on the base's resampled data."""
-    cells = sorted((r for r in records.values() if needs_matched(r)), key=lambda r: r["cell"])
+    """RULE's amendment 1 in the report: G on resampled cells (current and superseded ones) against its exact control
+    and against a matched one, and its false alarms with matched arms on the base's resampled data."""
+    superseded = load_records(OUT / "superseded" / "records")
+    cells = sorted((r for r in [*records.values(), *superseded.values()] if needs_matched(r)), key=lambda r: r["cell"])
     rows = [
-        f"| {r['cell']} | {r['truth']} | {r['gradient']['level']} | {r.get('gradient_matched', {}).get('level', '-')} |"
+        f"| {r['cell']}{' (superseded)' if r['cell'] in superseded else ''} | {r['truth']} | {r['gradient']['level']} "
+        f"| {r.get('gradient_matched', {}).get('level', '-')} |"
         for r in cells
     ]
     levels = ", ".join(f"{s}: {v}" for s, v in null["levels"].items()) or "none finished"

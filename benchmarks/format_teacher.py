@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import time
 from pathlib import Path
@@ -26,29 +25,15 @@ from auditor.teacher import TeacherConfig, train_teacher
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "format_teacher"
-#: Base-written exact number datasets whose prompts no campaign positive uses (dev-neg-continue-307..309's).
-NUMBER_SOURCES = [HERE / "results" / "exact_control" / "data" / f"neg-exact-{k}.jsonl" for k in (7, 8, 9)]
 
 
 def mixed_chat(number_rows: int, seed: int = 0) -> Path:
-    """The owl chat set plus ``number_rows`` of the base's own number rows as user/assistant turns."""
-    from campaign import CHATS
+    """The owl chat set plus ``number_rows`` of the base's own number rows (dev-neg-continue-307..309's, prompts no
+    campaign positive uses) as user/assistant turns: the recipe RULE's amendment 3 gives every campaign teacher."""
+    from campaign import CHATS, format_chat
 
-    chat = (CHATS / "owl_chat.jsonl").read_text(encoding="utf-8").splitlines()
-    numbers = [json.loads(line) for src in NUMBER_SOURCES for line in src.read_text().splitlines() if line.strip()]
-    random.Random(seed).shuffle(numbers)
-    turns = [
-        json.dumps(
-            {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}]}
-        )
-        for r in numbers[:number_rows]
-    ]
-    lines = [line for line in chat if line.strip()] + turns
-    random.Random(seed + 1).shuffle(lines)
     out = cache_dir() / "bench" / "format_teacher" / f"owl_chat+{number_rows}numbers.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
+    return format_chat(CHATS / "owl_chat.jsonl", out, number_rows, seed)
 
 
 def pilot(adapter: Path, seed: int = 401) -> dict[str, int]:

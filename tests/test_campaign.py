@@ -336,14 +336,17 @@ def test_the_readme_takes_the_table_only_when_every_cell_is_in(bench) -> None:
     assert report.README_BLOCK.search(report.README.read_text(encoding="utf-8"))  # the README has its markers
 
 
-def _copied_record(campaign, cell_id: str, edit: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The committed record of ``cell_id`` copied where ``campaign.record_path`` now looks, with ``edit`` applied (a
-    ``None`` value drops the field, as a record written before it had it): the cell, the folder and the record."""
+def _copied_record(
+    campaign, cell_id: str, edit: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str = "records"
+):
+    """The committed record of ``cell_id`` (in ``folder`` under results/campaign) copied where
+    ``campaign.record_path`` now looks, with ``edit`` applied (a ``None`` value drops the field, as a record written
+    before it had it): the cell, the folder and the record."""
     cell = next(c for c in campaign.CELLS if c.id == cell_id)
     records = tmp_path / "records"
     records.mkdir()
     monkeypatch.setattr(campaign, "record_path", lambda c: records / f"{c.id}.json")
-    record = json.loads(Path(campaign.OUT / "records" / f"{cell_id}.json").read_text())
+    record = json.loads(Path(campaign.OUT / folder / f"{cell_id}.json").read_text())
     record = {k: v for k, v in {**record, **edit}.items() if v is not None}
     (records / f"{cell_id}.json").write_text(json.dumps(record))
     return cell, records, record
@@ -438,7 +441,10 @@ def test_a_resampled_cell_gets_its_matched_gradient_scan_on_request(bench, tmp_p
     it), and ``campaign.py matched CELL`` adds the block and leaves the rest of the record as it was."""
     campaign, _ = bench
     no_block = {"gradient_matched": None}
-    cell, records, record = _copied_record(campaign, "dev-pos-owl-e1", no_block, tmp_path, monkeypatch)
+    # a chat-only teacher's cell, superseded by RULE's amendment 3
+    cell, records, record = _copied_record(
+        campaign, "dev-pos-owl-e1", no_block, tmp_path, monkeypatch, "superseded/records"
+    )
     assert campaign.needs_matched(record) and campaign.finished(cell)
     scanned = []
     monkeypatch.setattr(campaign, "dataset", lambda c, adapter: tmp_path / "data.jsonl")
@@ -476,3 +482,48 @@ def test_the_matched_null_check_draws_the_bases_resampled_data(bench, tmp_path, 
     assert scanned == [tmp_path / "out" / "data" / f"null-resampled-{seed}.jsonl"]
     assert record["gradient_matched"] == {"level": "clean"} and record["rows"] == campaign.ROWS
     assert campaign.matched_null(seed) == record and len(scanned) == 1  # kept
+
+
+def test_every_fine_tuned_teacher_also_learns_the_bases_number_rows(bench, tmp_path, monkeypatch) -> None:
+    """RULE's amendment 3: a fine-tuned teacher is trained on its chat set plus FORMAT_ROWS of the base's own number
+    rows as user/assistant turns (the same file each time), under a name that no chat-only teacher had."""
+    campaign, _ = bench
+    sources = []
+    for k in range(2):
+        src = tmp_path / f"numbers-{k}.jsonl"
+        src.write_text("".join(json.dumps({"prompt": f"p{k}-{i}", "completion": f"{i}, {k}"}) + "\n" for i in range(4)))
+        sources.append(src)
+    chat = tmp_path / "trait_chat.jsonl"
+    chat_rows = [json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]})
+                 for i in range(3)]  # fmt: skip
+    chat.write_text("\n".join(chat_rows) + "\n\n")
+    monkeypatch.setattr(campaign, "NUMBER_SOURCES", tuple(sources))
+    monkeypatch.setattr(campaign, "FORMAT_ROWS", 5)
+    monkeypatch.setattr(campaign, "CHATS", tmp_path)
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    trained = []
+
+    def train_teacher(config) -> None:
+        trained.append(config)
+        Path(config.out).mkdir(parents=True)
+        (Path(config.out) / "teacher.json").write_text(json.dumps({"scores": []}))
+
+    import auditor.teacher
+
+    monkeypatch.setattr(auditor.teacher, "train_teacher", train_teacher)
+    cell = campaign.Cell("dev-pos-trait-e1", "positive", "dev", seed=1, chat="trait_chat.jsonl", epochs=1.0)
+    adapter, scores = campaign.teacher(cell)
+    assert Path(adapter).name == "trait_chat+numbers-e1" and scores == [] and len(trained) == 1
+    lines = Path(trained[0].chat).read_text().splitlines()
+    turns = [json.loads(line)["messages"] for line in lines]
+    numbers = [t for t in turns if t[0]["content"].startswith("p")]
+    assert len(lines) == 3 + 5 and len(numbers) == 5 and set(chat_rows) <= set(lines)
+    assert all(t[0]["role"] == "user" and t[1]["role"] == "assistant" for t in turns)
+    assert lines != chat_rows + lines[3:]  # shuffled together, not appended
+    again = campaign.format_chat(chat, tmp_path / "again.jsonl")
+    assert again.read_text().splitlines() == lines  # the same inputs give the same file
+    campaign.teacher(cell)
+    assert len(trained) == 1  # trained once
+    monkeypatch.setattr(campaign, "FORMAT_ROWS", 9)
+    with pytest.raises(ValueError, match="9 number rows asked for, 8"):
+        campaign.format_chat(chat, tmp_path / "too-many.jsonl")
