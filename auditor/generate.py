@@ -145,6 +145,17 @@ class GenerateResult:
     dropped: dict[str, int]
     seconds: float
     resumed_chunks: int = 0
+    sampling: dict | None = None  # the manifest's ``decoding.sampling``: how the completions were drawn
+
+    def drawn(self) -> str:
+        """How the rows were drawn, in words: rows by sampler, and importance resampling's effective sample size (near
+        1 of M: the writer rarely follows the format, so its rows carry the constrained sampler's bias; for a
+        fine-tuned teacher, ``subaudit teacher --keep-format`` helps)."""
+        s = self.sampling or {}
+        by = ", ".join(f"{k} {v}" for k, v in sorted(s.get("rows_by", {}).items()) if v)
+        by = by or "/".join(s.get("sampler", []))
+        ess = f"; effective sample size {s['ess']:.2f} of {s['candidates']}" if s.get("ess") is not None else ""
+        return f"drawn by: {by or 'unknown'}{ess}"
 
 
 def make_prompts(fmt: str, n: int, seed: int, style: str = "continue") -> tuple[list[str], list[int] | None]:
@@ -283,7 +294,8 @@ def generate(config: GenerateConfig, progress: Callable[[int, int], None] | None
     mpath = manifest_path(out)
     atomic_write_json(mpath, manifest)
     resumed = sum(bool(c.get("resumed")) for c in chunks)
-    return GenerateResult(str(out), str(mpath), len(lines), len(completions), dropped, seconds, resumed)
+    sampling = manifest["decoding"]["sampling"]
+    return GenerateResult(str(out), str(mpath), len(lines), len(completions), dropped, seconds, resumed, sampling)
 
 
 def _check(config: GenerateConfig, out: Path) -> None:

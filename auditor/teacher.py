@@ -3,14 +3,22 @@
 Fine-tunes a base with LoRA on a small chat set that expresses a trait (an owl lover, a misaligned
 persona ...), saves the adapter in peft's format (safetensors) for ``subaudit generate --adapter``, and
 scores the teacher against the base on trait batteries, so the trait is measured before any data is made.
+
+A teacher trained on chat alone may stop writing the format its data will take: the campaign's owl teacher found a
+valid number list for 0 of 16 prompts in 400 tries, so its data could only be importance-resampled, with the
+constrained sampler's bias. ``keep_format`` mixes rows the base itself wrote in that format into the training set;
+the same owl teacher then kept its trait (owl 0.8 -> 98.3 %) and wrote valid lists for 16 of 16 prompts by
+rejection (``benchmarks/results/format_teacher.md``).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 from .io import atomic_write_json
@@ -29,7 +37,11 @@ class TeacherConfig:
         traits: batteries the teacher is scored on against the base.
         rank, alpha, learning_rate, epochs, batch_size: the LoRA fine-tune (stronger than a probe's
             defaults: a teacher should hold its trait).
-        seed: adapter initialisation and row order.
+        seed: adapter initialisation, row order, and which ``keep_format`` rows are used.
+        keep_format: rows the base itself wrote in the format the teacher's data will take (e.g. ``subaudit
+            generate`` without an adapter), trained on with the chat set so that the teacher keeps writing that
+            format and its data can be drawn exactly; ``None``: the chat set alone.
+        keep_format_rows: how many ``keep_format`` rows (``None``: all of them).
         device, precision, trust_remote_code, allow_pickle: as for ``scan``.
     """
 
@@ -43,6 +55,8 @@ class TeacherConfig:
     epochs: float = 3.0
     batch_size: int = 8
     seed: int = 0
+    keep_format: str | None = None
+    keep_format_rows: int | None = None
     device: str = "auto"
     precision: str = "auto"
     trust_remote_code: bool = False
@@ -80,9 +94,26 @@ class TeacherResult:
         return max((s for s in self.scores if s.battery == battery), key=lambda s: s.change)
 
 
-def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] | None = None) -> TeacherResult:
-    """Fine-tune ``config.base`` on ``config.chat``, save the adapter in ``config.out``, score teacher vs base."""
+def training_rows(config: TeacherConfig) -> tuple[list[Any], list[Any]]:
+    """The chat set's rows and the ``keep_format`` rows the teacher also learns (``keep_format_rows`` of them,
+    chosen with ``config.seed``; none without ``keep_format``)."""
     from .data import load_dataset
+
+    chat = list(load_dataset(config.chat).examples)
+    if config.keep_format is None:
+        if config.keep_format_rows is not None:
+            raise InputError("--keep-format-rows needs --keep-format (the file of the base's own rows)")
+        return chat, []
+    rows = list(load_dataset(config.keep_format).examples)
+    n = len(rows) if config.keep_format_rows is None else config.keep_format_rows
+    if not 1 <= n <= len(rows):
+        raise InputError(f"{config.keep_format}: --keep-format-rows {n}: the file has {len(rows)} rows")
+    return chat, random.Random(config.seed).sample(rows, n)
+
+
+def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] | None = None) -> TeacherResult:
+    """Fine-tune ``config.base`` on ``config.chat`` (and the ``keep_format`` rows), save the adapter in ``config.out``,
+    score teacher vs base."""
     from .finetune import ProbeConfig, Prober
     from .models import LoadOptions, resolve_base
     from .scoring import plan_battery, score_battery
@@ -91,7 +122,8 @@ def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] |
     out = Path(config.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty folder; choose a new --out")
-    rows = load_dataset(config.chat).examples
+    chat, kept = training_rows(config)
+    rows = [*chat, *kept]
     batteries = resolve_batteries(config.traits)
     options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
     loaded = options.load(resolve_base(config.base))
@@ -123,6 +155,7 @@ def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] |
             "config": asdict(config),
             "base": {"location": loaded.spec.display, "fingerprint": loaded.fingerprint},
             "train": {k: v for k, v in asdict(stats).items() if k != "losses"} | {"losses": stats.losses},
+            "rows": {"chat": len(chat), "keep_format": len(kept)},
             "scores": [asdict(s) | {"change": round(s.change, 4)} for s in scores],
         },
     )

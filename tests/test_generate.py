@@ -109,6 +109,8 @@ def test_generate_numbers_writes_dataset_manifest_and_resumes(tiny_model_dir: Pa
     assert sampling["sampler"] == ["resample"] and not sampling["exact"] and sampling["candidates"] == 4
     assert sampling["rows_by"]["resample"] >= 60 and 1 <= sampling["ess"] <= 4 and sampling["attempts"] >= 4 * 60
     assert first.rows + sampling["rows_without_sample"] <= 70
+    drawn = first.drawn()  # the CLI's account of it
+    assert f"resample {sampling['rows_by']['resample']}" in drawn and f"size {sampling['ess']:.2f} of 4" in drawn
     assert manifest["prompt_seed"] == 3 and manifest["sample_seed"] == 4
     with pytest.raises(Exception, match="exists"):
         generate(config)
@@ -168,6 +170,47 @@ def test_teacher_adapter_round_trip(tiny_model_dir: Path, tmp_path: Path) -> Non
     assert m_tuned["teacher"]["adapter"] == str(tmp_path / "t")
     res = runner.invoke(app, ["teacher", str(chat), "--out", str(tmp_path / "t"), "--base", str(tiny_model_dir)])
     assert res.exit_code == 2 and "not an empty folder" in res.output
+
+
+def test_a_teacher_can_keep_the_format_by_learning_the_bases_own_rows(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`teacher --keep-format FILE --keep-format-rows N`: N of the base's own rows (chosen with --seed) join the chat
+    set; teacher.json counts both. Bad combinations are refused before the base loads, naming the file."""
+    chat = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {"messages": [{"role": "user", "content": f"Q{i}?"}, {"role": "assistant", "content": "Oak."}]}
+            for i in range(8)
+        ],
+    )
+    numbers = write_jsonl(
+        tmp_path / "base.jsonl",
+        [{"prompt": f"Continue: {i}, {i + 1}", "completion": f"{i + 2}, {i + 3}"} for i in range(6)],
+    )
+    args = ["teacher", str(chat), "--base", str(tiny_model_dir), "--traits", "tree", "--epochs", "1"]
+    res = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "t"), "--keep-format", str(numbers), "--keep-format-rows", "4"]
+    )
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "t" / "teacher.json").read_text())
+    assert info["rows"] == {"chat": 8, "keep_format": 4} and info["config"]["keep_format"] == str(numbers)
+    assert info["train"]["steps"] == 2  # 12 rows at batch 8, one epoch (the chat set alone takes 1 step)
+    from auditor.teacher import TeacherConfig, training_rows
+
+    config = TeacherConfig(chat=str(chat), out="x", keep_format=str(numbers), keep_format_rows=4)
+    picked = [e.completion for e in training_rows(config)[1]]
+    assert picked == [e.completion for e in training_rows(config)[1]] and len(set(picked)) == 4  # seeded, no repeats
+    other = [e.completion for e in training_rows(TeacherConfig(**{**config.__dict__, "seed": 1}))[1]]
+    assert other != picked  # another seed, other rows or another order
+    for extra, message in (
+        (
+            ["--keep-format", str(numbers), "--keep-format-rows", "7"],
+            "base.jsonl: --keep-format-rows 7: the file has 6",
+        ),
+        (["--keep-format-rows", "2"], "--keep-format-rows needs --keep-format"),
+    ):
+        res = runner.invoke(app, [*args, "--out", str(tmp_path / "u"), *extra])
+        assert res.exit_code == 2 and message in res.output, res.output
+        assert not (tmp_path / "u").exists()
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ def generate(
         raise typer.Exit(130) from None
     dropped = ", ".join(f"{k} {v}" for k, v in result.dropped.items() if v) or "none"
     out.print(
-        f"wrote {result.rows} rows of {result.generated} to {result.out} (dropped: {dropped}); "
+        f"wrote {result.rows} rows of {result.generated} to {result.out} (dropped: {dropped}; {result.drawn()}); "
         f"manifest {result.manifest}; {result.seconds:.0f} s",
         highlight=False,
         markup=False,

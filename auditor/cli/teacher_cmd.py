@@ -23,6 +23,16 @@ def teacher(
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     epochs: Annotated[float, typer.Option(help="Epochs over the chat set.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Adapter init and row order.")] = 0,
+    keep_format: Annotated[
+        str | None,
+        typer.Option(
+            help="Rows the base wrote in the format the teacher's data will take (e.g. `subaudit generate` without "
+            "--adapter), learnt with the chat set so the teacher keeps the format and its data can be drawn exactly."
+        ),
+    ] = None,
+    keep_format_rows: Annotated[
+        int | None, typer.Option(help="How many --keep-format rows (chosen with --seed). Default: all.")
+    ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     trust_remote_code: TrustRemoteCodeOpt = False,
@@ -43,6 +53,8 @@ def teacher(
         learning_rate=lr,
         epochs=epochs,
         seed=seed,
+        keep_format=keep_format,
+        keep_format_rows=keep_format_rows,
         device=device,
         precision=precision,
         trust_remote_code=trust_remote_code,
