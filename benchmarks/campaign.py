@@ -490,7 +490,7 @@ def data_sampler(record: dict[str, Any]) -> str:
     return samplers.pop() if len(samplers) == 1 else "mixed"
 
 
-def needs_matched(record: dict[str, Any]) -> bool:
+def drawn_by_resampling(record: dict[str, Any]) -> bool:
     """Whether the cell is one RULE's amendments 1-2 concern, which G does not grade: a graded cell's number data that
     importance resampling drew (in part), written by the scan's base or its teachers (another family's cells have
     the recipe's controls, drawn by the data's own sampler; G grades no decoy)."""

@@ -19,7 +19,16 @@ from typing import Any
 import campaign
 import campaign_teacher
 import numpy as np
-from campaign import CELLS, FT_TRAITS, MATCHED_NULL_SEEDS, OUT, RULE, data_sampler, gradient_is_current, needs_matched
+from campaign import (
+    CELLS,
+    FT_TRAITS,
+    MATCHED_NULL_SEEDS,
+    OUT,
+    RULE,
+    data_sampler,
+    drawn_by_resampling,
+    gradient_is_current,
+)
 from grading import calibrated_verdict, clopper_pearson
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
@@ -104,7 +113,7 @@ def gradient_level(record: dict[str, Any]) -> str | None:
     """G's level on a cell (``None``: not graded): none where importance resampling drew the data (RULE's amendment 2:
     there G measures the sampler, matched control or not), else from ``gradient`` when it used the method's own
     control (``campaign.refresh_gradient`` redoes an earlier one)."""
-    if needs_matched(record):
+    if drawn_by_resampling(record):
         return None
     return record["gradient"]["level"] if gradient_is_current(record) else None
 
@@ -124,7 +133,9 @@ def matched_lines(records: dict[str, dict[str, Any]], null: dict[str, Any]) -> l
     """RULE's amendment 1 in the report: G on resampled cells (current and superseded ones) against its exact control
     and against a matched one, and its false alarms with matched arms on the base's resampled data."""
     superseded = load_records(OUT / "superseded" / "records")
-    cells = sorted((r for r in [*records.values(), *superseded.values()] if needs_matched(r)), key=lambda r: r["cell"])
+    cells = sorted(
+        (r for r in [*records.values(), *superseded.values()] if drawn_by_resampling(r)), key=lambda r: r["cell"]
+    )
     rows = [
         f"| {r['cell']}{' (superseded)' if r['cell'] in superseded else ''} | {r['truth']} | {r['gradient']['level']} "
         f"| {r.get('gradient_matched', {}).get('level', '-')} |"

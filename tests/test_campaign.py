@@ -445,7 +445,7 @@ def test_a_resampled_cell_gets_its_matched_gradient_scan_on_request(bench, tmp_p
     cell, records, record = _copied_record(
         campaign, "dev-pos-owl-e1", no_block, tmp_path, monkeypatch, "superseded/records"
     )
-    assert campaign.needs_matched(record) and campaign.finished(cell)
+    assert campaign.drawn_by_resampling(record) and campaign.finished(cell)
     scanned = []
     monkeypatch.setattr(campaign, "dataset", lambda c, adapter: tmp_path / "data.jsonl")
     monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
