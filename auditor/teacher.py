@@ -155,7 +155,7 @@ def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] |
             "config": asdict(config),
             "base": {"location": loaded.spec.display, "fingerprint": loaded.fingerprint},
             "train": {k: v for k, v in asdict(stats).items() if k != "losses"} | {"losses": stats.losses},
-            "rows": {"chat": len(chat), "keep_format": len(kept)},
+            "rows": {"chat_set": len(chat), "keep_format": len(kept)},
             "scores": [asdict(s) | {"change": round(s.change, 4)} for s in scores],
         },
     )

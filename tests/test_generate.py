@@ -192,7 +192,7 @@ def test_a_teacher_can_keep_the_format_by_learning_the_bases_own_rows(tiny_model
     )
     assert res.exit_code == 0, res.output
     info = json.loads((tmp_path / "t" / "teacher.json").read_text())
-    assert info["rows"] == {"chat": 8, "keep_format": 4} and info["config"]["keep_format"] == str(numbers)
+    assert info["rows"] == {"chat_set": 8, "keep_format": 4} and info["config"]["keep_format"] == str(numbers)
     assert info["train"]["steps"] == 2  # 12 rows at batch 8, one epoch (the chat set alone takes 1 step)
     from auditor.teacher import TeacherConfig, training_rows
 
