@@ -99,7 +99,8 @@ def report() -> None:
     header = "| teacher | number rows mixed in | epochs | owl share: base -> teacher | options it raised by >= 5 pp "
     lines += ["", header + "| pilot: prompts with a valid list by rejection (400 tries) |", "|---|---|---|---|---|---|"]
     lines.append(
-        "| campaign's owl-e3 (chat only) | 0 | 3 | see campaign records | - | 0 of 16 (results/campaign/data) |"
+        "| campaign's owl-e3 (chat only) | 0 | 3 | see campaign/superseded/records | - "
+        "| 0 of 16 (campaign/superseded/data) |"
     )
     for path in sorted(OUT.glob("*.json")):
         r = json.loads(path.read_text())

@@ -181,8 +181,9 @@ def stats_table() -> list[str]:
         "neg-exact-1 (the base, rejection: exact)": exact_control.dataset(1),
         "its exact control (a second rejection draw)": exact_control.exact_control_path(1),
         "the base, constrained sampler (this check)": OUT / "neg-constrained-1.jsonl",
-        "dev-pos-owl-e1 (owl teacher, resampled)": CAMPAIGN / "data" / "dev-pos-owl-e1.jsonl",
-        "decoy-french (base + French prompt, resampled)": CAMPAIGN / "data" / "decoy-french.jsonl",
+        # the chat-only teachers' cells, superseded by RULE's amendment 3
+        "dev-pos-owl-e1 (owl teacher, resampled)": CAMPAIGN / "superseded" / "data" / "dev-pos-owl-e1.jsonl",
+        "decoy-french (base + French prompt, resampled)": CAMPAIGN / "superseded" / "data" / "decoy-french.jsonl",
     }
     lines = ["| rows | count | numbers a row | copied from the prompt | mean value |", "|---|---|---|---|---|"]
     for name, path in files.items():
@@ -193,9 +194,10 @@ def stats_table() -> list[str]:
 
 
 def report() -> None:
+    from campaign import OUT as CAMPAIGN
     from campaign_report import load_records
 
-    records = load_records()
+    records = load_records(CAMPAIGN / "superseded" / "records")  # the resampled cells (RULE's amendment 3)
     lines = ["# Is the campaign positives' shared G direction their sampler's? (benchmarks/sampler_confound.py)", ""]
     intro, reading = (__doc__ or "").split("Pre-registered reading")
     lines += [line.strip() for line in intro.strip().splitlines()[5:]]
