@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/campaign_report.py      # -> benchmarks/results/campaign.md and campaign.json
     .venv/bin/python benchmarks/campaign_report.py --readme   # and the README's table (once every cell is in)
 
-Reads ``benchmarks/results/campaign/records/`` only (no model runs). Candidates: ``G`` (the gradient method),
+Grades from ``benchmarks/results/campaign/records/`` only (no model runs; the table of what the writers' rows look
+like reads the number data files). Candidates: ``G`` (the gradient method),
 ``P-o``/``P-t``/``P-a`` (the calibrated probe with gate options / transfer / any, each cell graded against a
 profile of the other number negatives of its pool plus the decoys) and ``S-x`` (G first, then P-x). The rule picks
 the default on the development cells; the held-out cells are reported with Clopper-Pearson intervals.
@@ -284,7 +285,7 @@ def write_report() -> dict[str, Any]:
     decoding = decoding_check(records)
     blob["other_family"], blob["decoding_check"] = other, decoding
     lines += ["", verdict, "", *matched_lines(records, null), "", *other_family_table(other)]
-    lines += ["", *decoding_lines(decoding)]
+    lines += ["", *decoding_lines(decoding), "", *rows_lines(records)]
     lines += ["", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
@@ -354,6 +355,39 @@ def sampler_lines(records: dict[str, dict[str, Any]]) -> list[str]:
         "control differs from the data by that sampler's bias as well as by the trait, so G grades them against a "
         "control drawn the same way (below); the probe's control is resampled like the data."
     ]
+
+
+def rows_lines(records: dict[str, dict[str, Any]]) -> list[str]:
+    """What the teachers' number rows look like beside the base's exact ones in the same prompt style (read from the
+    data files, not the records): a writer whose rows look like the base's was drawn from its own distribution, one
+    whose rows do not carries its sampler's bias (the chat-only teachers' superseded cells) or its trait."""
+    from number_rows import row_stats
+
+    base = sorted(
+        p for p in (RESULTS / "exact_control" / "data").glob("neg-exact-[0-9]*.jsonl") if "control" not in p.name
+    )
+    stats = [row_stats(p) for p in base]
+    lines = [
+        "## What the writers' rows look like",
+        "",
+        "| data | drawn by | rows | numbers a row | copied from the prompt | mean value |",
+        "|---|---|---|---|---|---|",
+    ]
+    if stats:
+        per_row, copied, value = (float(np.median([s[k] for s in stats])) for k in (1, 2, 3))
+        lines.append(
+            f"| the base's own rows, paper's style ({len(stats)} datasets, median) | rejection | - | {per_row:.1f} "
+            f"| {copied:.0%} | {value:.0f} |"
+        )
+    superseded = load_records(OUT / "superseded" / "records")
+    for cell, r in sorted({**records, **superseded}.items()):
+        path = OUT / ("superseded/data" if cell in superseded else "data") / f"{cell}.jsonl"
+        if r["teacher"] == "base" or r["format"] != "numbers" or not path.exists():
+            continue
+        n, per_row, copied, value = row_stats(path)
+        name = f"{cell} (superseded: chat-only teacher)" if cell in superseded else cell
+        lines.append(f"| {name} | {data_sampler(r)} | {n} | {per_row:.1f} | {copied:.0%} | {value:.0f} |")
+    return lines
 
 
 def other_family(records: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from number_rows import row_stats
 
 from auditor.config import ScanConfig
 from auditor.generate import GenerateConfig, generate, manifest_path
@@ -159,17 +160,6 @@ def floor() -> float | None:
 
     path = exact_control.record_path(1, "probe", "exact")
     return round(float(np.sum(np.square(json.loads(path.read_text())["shift"]))), 1) if path.exists() else None
-
-
-def row_stats(path: Path) -> tuple[int, float, float, float]:
-    """Rows, numbers a row, the share of numbers copied from the prompt, and the mean value of a number dataset."""
-    import re
-
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    nums = [re.findall(r"\d+", r["completion"]) for r in rows]
-    copied = [sum(n in re.findall(r"\d+", r["prompt"]) for n in ns) / max(1, len(ns)) for ns, r in zip(nums, rows)]
-    values = [int(x) for ns in nums for x in ns]
-    return len(rows), float(np.mean([len(n) for n in nums])), float(np.mean(copied)), float(np.mean(values))
 
 
 def stats_table() -> list[str]:

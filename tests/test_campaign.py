@@ -527,3 +527,39 @@ def test_every_fine_tuned_teacher_also_learns_the_bases_number_rows(bench, tmp_p
     monkeypatch.setattr(campaign, "FORMAT_ROWS", 9)
     with pytest.raises(ValueError, match="9 number rows asked for, 8"):
         campaign.format_chat(chat, tmp_path / "too-many.jsonl")
+
+
+def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> None:
+    """The report's row table: the base's exact datasets (their controls left out) as a median, then every teacher's
+    number cell, current and superseded, from its data file; base-written cells and free formats are not listed."""
+    _, report = bench
+    out, results = tmp_path / "campaign", tmp_path / "results"
+    monkeypatch.setattr(report, "OUT", out)
+    monkeypatch.setattr(report, "RESULTS", results)
+
+    def write(path: Path, rows: list[tuple[str, str]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in rows))
+
+    write(results / "exact_control" / "data" / "neg-exact-1.jsonl", [("1, 2, 3", "1, 2"), ("4, 5", "6")])
+    write(results / "exact_control" / "data" / "neg-exact-1-control.jsonl", [("1", "9, 9, 9, 9")])
+    write(out / "data" / "dev-pos-x-e1.jsonl", [("1, 2", "7, 8, 9, 10")])
+    write(out / "superseded" / "data" / "dev-pos-x-e3.jsonl", [("1, 2", "1, 300")])
+    (out / "superseded" / "records").mkdir(parents=True)
+    manifest = {"sampling": {"sampler": ["resample"]}}
+    old = {"cell": "dev-pos-x-e3", "teacher": "fine-tuned", "format": "numbers", "manifest": manifest}
+    (out / "superseded" / "records" / "dev-pos-x-e3.json").write_text(json.dumps(old))
+    rejection = {"sampling": {"sampler": ["rejection"]}}
+    records = {
+        "dev-pos-x-e1": {"cell": "dev-pos-x-e1", "teacher": "fine-tuned", "format": "numbers", "manifest": rejection},
+        "dev-neg-x": {"cell": "dev-neg-x", "teacher": "base", "format": "numbers", "manifest": rejection},
+        "dev-pos-code": {"cell": "dev-pos-code", "teacher": "prompted", "format": "code", "manifest": rejection},
+    }
+    lines = report.rows_lines(records)
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| data")]
+    # base: 1.5 numbers a row, copied (2 of 2 and 0 of 1) mean 50 %, mean value (1 + 2 + 6) / 3 = 3
+    assert rows[0] == "| the base's own rows, paper's style (1 datasets, median) | rejection | - | 1.5 | 50% | 3 |"
+    assert rows[1:] == [
+        "| dev-pos-x-e1 | rejection | 1 | 4.0 | 0% | 8 |",
+        "| dev-pos-x-e3 (superseded: chat-only teacher) | resample | 1 | 2.0 | 50% | 150 |",
+    ]
