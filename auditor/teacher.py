@@ -18,10 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .io import atomic_write_json
+
+if TYPE_CHECKING:
+    from .data import Example
 
 #: The adapter files ``subaudit generate --adapter`` reads.
 
@@ -94,7 +97,7 @@ class TeacherResult:
         return max((s for s in self.scores if s.battery == battery), key=lambda s: s.change)
 
 
-def training_rows(config: TeacherConfig) -> tuple[list[Any], list[Any]]:
+def training_rows(config: TeacherConfig) -> tuple[list[Example], list[Example]]:
     """The chat set's rows and the ``keep_format`` rows the teacher also learns (``keep_format_rows`` of them,
     chosen with ``config.seed``; none without ``keep_format``)."""
     from .data import load_dataset
