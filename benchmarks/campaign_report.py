@@ -344,16 +344,17 @@ def kinds_table(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) 
 def sampler_lines(records: dict[str, dict[str, Any]]) -> list[str]:
     """Which positives' data was drawn by importance resampling (their writer kept fewer than half of the pilot's
     prompts by rejection): against the gradient method's exact control, G sees that sampler's bias besides the
-    trait, so G grades them against a matched control (RULE's amendment 1); the probe's control is resampled too."""
+    trait, so G does not grade them (RULE's amendment 2); since amendment 3 the teachers learn the base's number rows
+    so that their data is drawn by rejection."""
     positives = [r for r in records.values() if r["truth"] == "positive" and r["format"] == "numbers"]
     resampled = sorted(r["cell"] for r in positives if data_sampler(r) != "rejection")
     if not positives:
         return ["Positives' data: none finished yet."]
     return [
         f"Positives' data drawn by importance resampling (the writer kept fewer than half of a 16-prompt pilot by "
-        f"rejection): {len(resampled)} of {len(positives)} ({', '.join(resampled) or 'none'}). On those, G's exact "
-        "control differs from the data by that sampler's bias as well as by the trait, so G grades them against a "
-        "control drawn the same way (below); the probe's control is resampled like the data."
+        f"rejection): {len(resampled)} of {len(positives)} ({', '.join(resampled) or 'none'}). G does not grade those "
+        "(amendment 2: against its exact control it sees the sampler's bias besides the trait, below); since amendment "
+        "3 every fine-tuned teacher learns the base's own number rows so that its data is drawn by rejection."
     ]
 
 
