@@ -90,6 +90,23 @@ def test_trait_gradient_matches_finite_differences(prober: Prober) -> None:
     assert np.abs(analytic).max() > 1e-3  # a real signal, not zeros on both sides
 
 
+def test_trait_gradients_one_question_at_a_time_equal_the_whole_batterys(prober: Prober) -> None:
+    """trait_gradients holds one question's graph at a time; the mean of the questions' gradients is the gradient of
+    the battery's mean share, whole, to float rounding."""
+    plan = plan_battery(prober.loaded.tokenizer, get_battery("tree"))
+    asked = [0, 2, 3]
+    names, grads = trait_gradients(prober, [plan], {"tree": asked})
+    weights = [m.weight for _, m in b_modules(prober)]
+    with torch.enable_grad():
+        shares, options = graded_shares(prober.loaded, plan, asked)
+        whole = [torch.autograd.grad(shares[k], weights, retain_graph=True) for k in range(len(options))]
+    assert [o for _, o in names] == options
+    for m, (name, _) in enumerate(b_modules(prober)):
+        expected = torch.stack([w[m].float() for w in whole])
+        torch.testing.assert_close(grads[name], expected, rtol=1e-4, atol=1e-7)
+    assert max(float(g.abs().max()) for g in grads.values()) > 1e-4  # not zeros on both sides
+
+
 def test_row_pushes_equal_per_row_gradients(prober: Prober) -> None:
     plan = plan_battery(prober.loaded.tokenizer, get_battery("tree"))
     _, grads = trait_gradients(prober, [plan], {"tree": [1, 2]})

@@ -87,7 +87,11 @@ def b_modules(prober: Prober) -> list[tuple[str, Any]]:
 def trait_gradients(
     prober: Prober, plans: Sequence[BatteryPlan], questions: dict[str, list[int]]
 ) -> tuple[list[tuple[str, str]], dict[str, Tensor]]:
-    """``g_k`` for every graded option: per ``lora_B`` module, a tensor ``[options, out, r]``."""
+    """``g_k`` for every graded option: per ``lora_B`` module, a tensor ``[options, out, r]``.
+
+    A battery's share is a mean over its questions, so ``g_k`` is the mean of the questions' own gradients: one
+    question's graph is held at a time. (The whole battery's graph, 8 questions with every option's continuation,
+    grew past 11 GB of RAM on SmolLM2-135M; see ``benchmarks/results/gradient_memory.md``.)"""
     import torch
 
     loaded = prober.loaded
@@ -96,13 +100,22 @@ def trait_gradients(
     names: list[tuple[str, str]] = []
     per_module: list[list[Any]] = [[] for _ in modules]
     for plan in plans:
-        with torch.enable_grad():
-            shares, options = graded_shares(loaded, plan, questions[plan.battery.name])
-            for k, option in enumerate(options):
-                grads = torch.autograd.grad(shares[k], weights, retain_graph=k < len(options) - 1)
-                for m, g in enumerate(grads):
-                    per_module[m].append(g.detach().float())
-                names.append((plan.battery.name, option))
+        asked = questions[plan.battery.name]
+        total: list[list[Any]] = []  # [option][module]: the sum over questions
+        for q in asked:
+            with torch.enable_grad():
+                shares, options = graded_shares(loaded, plan, [q])
+                for k in range(len(options)):
+                    grads = torch.autograd.grad(shares[k], weights, retain_graph=k < len(options) - 1)
+                    if len(total) <= k:
+                        total.append([g.detach().float() for g in grads])
+                    else:
+                        for acc, g in zip(total[k], grads):
+                            acc += g.detach().float()
+        for k, option in enumerate(options):
+            for m, acc in enumerate(total[k]):
+                per_module[m].append(acc / len(asked))
+            names.append((plan.battery.name, option))
     return names, {name: torch.stack(gs) for (name, _), gs in zip(modules, per_module)}
 
 
