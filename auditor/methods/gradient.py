@@ -91,7 +91,7 @@ def trait_gradients(
 
     A battery's share is a mean over its questions, so ``g_k`` is the mean of the questions' own gradients: one
     question's graph is held at a time. (The whole battery's graph, 8 questions with every option's continuation,
-    grew past 11 GB of RAM on SmolLM2-135M; see ``benchmarks/results/gradient_memory.md``.)"""
+    passed 14 GB of RAM on SmolLM2-135M, one question's peaked at 2.5 GB: ``benchmarks/results/gradient_memory.md``.)"""
     import torch
 
     loaded = prober.loaded
