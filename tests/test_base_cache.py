@@ -76,3 +76,58 @@ def test_the_gradient_method_shares_the_probes_cached_base_scores(
     assert calls == ["score"]
     assert [f.to_dict() for f in shared.findings] == [f.to_dict() for f in fresh.findings]
     assert len(shared.findings) > 0
+
+
+def test_a_second_gradient_scan_reads_the_trait_gradients_from_the_cache(
+    tiny_model_dir: Path, battery: Path, tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trait gradients depend on the base, the batteries, the questions, the adapter and the seed, not on the
+    dataset: a gradient scan of a second dataset reads them back, and its findings equal a fresh cache's; another
+    seed computes them again."""
+    from dataclasses import replace
+
+    from auditor.methods import gradient
+
+    def gradient_config(data: Path, run_dir: Path, seed: int = 0) -> ScanConfig:
+        base = config(data, tiny_model_dir, battery, run_dir)
+        return replace(base, method="gradient", method_args={}, seed=seed)
+
+    first = write_jsonl(tmp_path / "a.jsonl", number_rows(8, seed=1))
+    second = write_jsonl(tmp_path / "b.jsonl", number_rows(8, seed=2))
+    calls: list[int] = []
+    real = gradient.trait_gradients
+
+    def counting(prober, plans, questions):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(prober, plans, questions)
+
+    monkeypatch.setattr(gradient, "trait_gradients", counting)
+    scan(gradient_config(first, tmp_path / "a"))
+    assert len(calls) == 1
+    assert [p.suffix for p in (isolated_cache / "base").glob("gradients-*") if p.suffix != ".lock"] == [".safetensors"]
+    cached = scan(gradient_config(second, tmp_path / "b"))
+    assert len(calls) == 1  # read back, not computed
+    scan(gradient_config(second, tmp_path / "b-seed", seed=1))
+    assert len(calls) == 2  # another seed initialises another adapter: computed again
+    monkeypatch.setenv("SUBAUDIT_CACHE", str(tmp_path / "fresh"))
+    fresh = scan(gradient_config(second, tmp_path / "c"))
+    assert len(calls) == 3
+    assert [f.to_dict() for f in cached.findings] == [f.to_dict() for f in fresh.findings]
+    assert len(cached.findings) > 0
+
+
+def test_stored_trait_gradients_come_back_exactly_and_a_damaged_file_is_refused() -> None:
+    import torch
+
+    from auditor.io import Damaged
+
+    options = [("animal", "owl"), ("animal", "cat"), ("tree", "oak")]
+    grads = {"layer.0.lora_B": torch.randn(3, 5, 2), "layer.1.lora_B": torch.randn(3, 4, 2)}
+    blob = base_cache.sealed_gradients(options, grads)
+    back_options, back = base_cache.unseal_gradients(blob)
+    assert back_options == options
+    assert sorted(back) == sorted(grads) and all(torch.equal(back[k], grads[k]) for k in grads)
+    damaged = bytearray(blob)
+    damaged[-3] ^= 0xFF  # one byte of the last tensor's data
+    with pytest.raises(Damaged, match="checksum"):
+        base_cache.unseal_gradients(bytes(damaged))

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..base_cache import base_scores as cached_base_scores
+from ..base_cache import trait_gradients as cached_trait_gradients
 from ..config import ScanConfig
 from ..data import Example
 from ..errors import InputError
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 
 #: Rows per batch of per-row gradients.
 ROW_BATCH = 8
+#: Bumped when :func:`trait_gradients` or the adapter's initialisation changes what it computes (cached values of an
+#: older version are not read).
+TRAIT_GRADIENTS_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,19 @@ def trait_gradients(
                 per_module[m].append(acc / len(asked))
             names.append((plan.battery.name, option))
     return names, {name: torch.stack(gs) for (name, _), gs in zip(modules, per_module)}
+
+
+def gradient_key(inputs: ScanInputs, questions: dict[str, list[int]]) -> dict[str, Any]:
+    """What shapes the trait gradients besides the base (their cache key): the batteries, the questions asked, the
+    adapter (its modules, rank and scale) and the seed that initialises ``A``."""
+    probe: ProbeConfig = inputs.settings.probe
+    return {
+        "version": TRAIT_GRADIENTS_VERSION,
+        "batteries": [b.content_key() for b in inputs.batteries],
+        "questions": questions,
+        "adapter": [probe.rank, probe.alpha, list(probe.target_modules)],
+        "seed": inputs.config.seed,
+    }
 
 
 def row_pushes(
@@ -269,7 +286,11 @@ class GradientMethod(Method):
                     lambda: {p.battery.name: score_battery(inputs.loaded, p) for p in plans},
                 )
             with rep.stage("trait gradients", total=len(plans)) as advance:
-                names, grads = trait_gradients(prober, plans, questions)
+                names, grads = cached_trait_gradients(
+                    inputs.loaded,
+                    gradient_key(inputs, questions),
+                    lambda: trait_gradients(prober, plans, questions),
+                )
                 advance(len(plans))
         batch = settings.probe.batch_size
         with timings.stage("row_gradients"):
@@ -311,8 +332,8 @@ class GradientMethod(Method):
         batches = -(-rows // settings.probe.batch_size)
         return {
             "control": (0.0 if inputs.config.control else measured.generation_per_row() * rows),
-            # one scoring pass per battery question for the base (an upper bound: cached across scans), one
-            # forward and backward per graded option over the sampled questions (~ 3 scoring passes each)
+            # one scoring pass per battery question for the base, one forward and backward per graded option over
+            # the sampled questions (~ 3 scoring passes each); an upper bound: both are cached across scans of a base
             "trait_gradients": (questions + 3 * options * sampled / max(len(inputs.batteries), 1))
             * measured.score_question(),
             # a forward and backward pass per batch of rows, for both arms (~ one training step each)
