@@ -14,10 +14,11 @@ come from hooks, in batches). Units: a push is pp of share per unit learning rat
 graded on the q-value alone (any positive push difference). The probe (``--method probe``) measures what a
 short fine-tune actually does; this measures only its first step.
 
-Measured (README): it flags the owl example (high) and also the clean example (medium); on the detection
-benchmark's grid, 6 of 6 fine-tuned teachers' datasets (high) and 5 of 8 base-written negatives (medium or
-above). The paired test over rows is sensitive to any systematic difference between how the dataset and the
-control rows were sampled, so it is a tool to find rows, not a gate.
+Measured: against controls drawn by another sampler than the data's it flagged the clean example (medium) and 5 of
+8 base-written negatives of the old detection grid; against its own exact any-count control (the default since the
+exact control) 0 of 14 base-written datasets of the campaign (``benchmarks/results/campaign.md``). The paired test
+over rows sees any systematic difference between how the dataset and the control rows were sampled, so it is a tool
+to find rows, not a gate, until the campaign measures its power on exact data.
 """
 
 from __future__ import annotations
