@@ -381,12 +381,14 @@ def rows_lines(records: dict[str, dict[str, Any]]) -> list[str]:
             f"| {copied:.0%} | {value:.0f} |"
         )
     superseded = load_records(OUT / "superseded" / "records")
-    for cell, r in sorted({**records, **superseded}.items()):
-        path = OUT / ("superseded/data" if cell in superseded else "data") / f"{cell}.jsonl"
+    # a cell that ran again has a record in both places: both are listed, the superseded one marked
+    writers = [(c, r, False) for c, r in records.items()] + [(c, r, True) for c, r in superseded.items()]
+    for cell, r, old in sorted(writers, key=lambda w: (w[0], w[2])):
+        path = OUT / ("superseded/data" if old else "data") / f"{cell}.jsonl"
         if r["teacher"] == "base" or r["format"] != "numbers" or not path.exists():
             continue
         n, per_row, copied, value = row_stats(path)
-        name = f"{cell} (superseded: chat-only teacher)" if cell in superseded else cell
+        name = f"{cell} (superseded: chat-only teacher)" if old else cell
         lines.append(f"| {name} | {data_sampler(r)} | {n} | {per_row:.1f} | {copied:.0%} | {value:.0f} |")
     return lines
 

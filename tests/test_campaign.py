@@ -531,7 +531,8 @@ def test_every_fine_tuned_teacher_also_learns_the_bases_number_rows(bench, tmp_p
 
 def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> None:
     """The report's row table: the base's exact datasets (their controls left out) as a median, then every teacher's
-    number cell, current and superseded, from its data file; base-written cells and free formats are not listed."""
+    number cell, current and superseded (a cell that ran again: both), from its data file; base-written cells and free
+    formats are not listed."""
     _, report = bench
     out, results = tmp_path / "campaign", tmp_path / "results"
     monkeypatch.setattr(report, "OUT", out)
@@ -545,10 +546,12 @@ def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> 
     write(results / "exact_control" / "data" / "neg-exact-1-control.jsonl", [("1", "9, 9, 9, 9")])
     write(out / "data" / "dev-pos-x-e1.jsonl", [("1, 2", "7, 8, 9, 10")])
     write(out / "superseded" / "data" / "dev-pos-x-e3.jsonl", [("1, 2", "1, 300")])
+    write(out / "superseded" / "data" / "dev-pos-x-e1.jsonl", [("1, 2", "5")])  # the cell ran again: both listed
     (out / "superseded" / "records").mkdir(parents=True)
     manifest = {"sampling": {"sampler": ["resample"]}}
-    old = {"cell": "dev-pos-x-e3", "teacher": "fine-tuned", "format": "numbers", "manifest": manifest}
-    (out / "superseded" / "records" / "dev-pos-x-e3.json").write_text(json.dumps(old))
+    for cell in ("dev-pos-x-e3", "dev-pos-x-e1"):
+        old = {"cell": cell, "teacher": "fine-tuned", "format": "numbers", "manifest": manifest}
+        (out / "superseded" / "records" / f"{cell}.json").write_text(json.dumps(old))
     rejection = {"sampling": {"sampler": ["rejection"]}}
     records = {
         "dev-pos-x-e1": {"cell": "dev-pos-x-e1", "teacher": "fine-tuned", "format": "numbers", "manifest": rejection},
@@ -561,5 +564,6 @@ def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> 
     assert rows[0] == "| the base's own rows, paper's style (1 datasets, median) | rejection | - | 1.5 | 50% | 3 |"
     assert rows[1:] == [
         "| dev-pos-x-e1 | rejection | 1 | 4.0 | 0% | 8 |",
+        "| dev-pos-x-e1 (superseded: chat-only teacher) | resample | 1 | 1.0 | 0% | 5 |",
         "| dev-pos-x-e3 (superseded: chat-only teacher) | resample | 1 | 2.0 | 50% | 150 |",
     ]
