@@ -35,10 +35,12 @@ the null lifts are pooled across words: ``log|null lift| = a + b log(mean contro
 word's standard error is ``sqrt(se_prompts^2 + noise^2)`` (the per-prompt standard error of its seed-mean lift, and
 the fitted draw noise in quadrature), ``z = lift / se`` and ``p`` is the one-sided normal tail; Benjamini-Hochberg
 (:func:`auditor.stats.bh_q`) over the words tested gives ``q``. A word **rose beyond noise** when ``q <=``
-:data:`ALPHA` and its lift is positive. Without a null arm (a calibration profile, whose null pairs hold no
-readouts, or ``--no-null-arm``) there is no noise model: the lifts are reported, not tested (``z``, ``p``, ``q`` are
-``None``). With a profile that has decoys, the generic fine-tune direction is not removed from the lifts in this
-first version: every fine-tune moves some words (style, answer length), so read the list next to the null lifts.
+:data:`ALPHA` and its lift is positive. With a calibration profile whose pairs hold word lifts
+(:func:`profile_test`), a word's noise is its null pairs' spread instead, the decoys' generic fine-tune direction is
+removed, and a listed word's ``z`` must also pass the largest ``z`` any null pair reaches against the others
+(:func:`null_top_z`: at most 1 in K + 1 base-written datasets then lists a word). With neither (``--no-null-arm``,
+or a profile without word lifts) there is no noise model: the lifts are reported, not tested (``z``, ``p``, ``q``
+are ``None``).
 
 The readout informs; it never changes the verdict or the exit code.
 
@@ -517,11 +519,15 @@ class WordLift:
     prob_dataset: float
     top_prompts: list[tuple[str, float]] = field(default_factory=list)
     generic: float | None = None
+    threshold: float | None = None
 
     @property
     def rose(self) -> bool:
-        """Beyond noise and upward (net of the generic fine-tune part, when a profile's decoys give one)."""
-        return self.q is not None and self.q <= ALPHA and self.z is not None and self.z > 0
+        """Beyond noise and upward (net of the generic fine-tune part, when a profile's decoys give one): ``q <= ALPHA``
+        and, when the profile calibrates one (:func:`null_top_z`), ``z`` above its ``threshold`` as well."""
+        if self.z is None or self.q is None or self.q > ALPHA or self.z <= 0:
+            return False
+        return self.threshold is None or self.z > self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         def r(x: float | None, n: int = 4) -> float | None:
@@ -579,6 +585,11 @@ class Discovery:
         return any(w.z is not None for w in self.words)
 
     @property
+    def threshold(self) -> float | None:
+        """The z a word must pass to be listed, when a profile calibrates one (:func:`null_top_z`)."""
+        return next((w.threshold for w in self.words if w.threshold is not None), None)
+
+    @property
     def rose(self) -> list[WordLift]:
         return [w for w in self.words if w.rose]
 
@@ -590,6 +601,7 @@ class Discovery:
             "noise": self.noise,
             "tested": self.tested,
             "alpha": ALPHA,
+            "threshold": self.threshold,
             "rose": [w.word for w in self.rose],
             "top_words": [w.to_dict() for w in self.words[:top]],
             "teacher": None if self.teacher is None else self.teacher.to_dict(),
@@ -624,13 +636,13 @@ class Discovery:
                 for w in rose
             ]
             lines += [
-                f"Words that rose beyond noise (q <= {ALPHA}), {len(self.rose)} in all:",
+                f"Words that rose beyond noise ({self._rule()}), {len(self.rose)} in all:",
                 "",
                 md_table(["word", "lift (nats)", "q", "prompts where it rose most"], rows),
                 "",
             ]
         elif self.tested:
-            lines += ["Nothing beyond noise: no word rose with q <= 0.05.", ""]
+            lines += [f"Nothing beyond noise: no word rose with {self._rule()}.", ""]
         else:
             top = [w for w in self.words if w.lift > 0][:REPORT_WORDS]
             lines += [
@@ -651,6 +663,10 @@ class Discovery:
                 "",
             ]
         return lines
+
+    def _rule(self) -> str:
+        t = self.threshold
+        return f"q <= {ALPHA} and z > {t:.2f}, the largest z of any null pair of the profile" if t else f"q <= {ALPHA}"
 
 
 def _vocabulary(readouts: Sequence[Readout]) -> list[str]:
@@ -710,11 +726,15 @@ class WordTest:
     p: np.ndarray
     q: np.ndarray
     noise: str
+    threshold: float | None = None
 
 
-def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarray, pairs: PairLifts) -> WordTest | None:
+def profile_test(
+    words: Sequence[str], lift: np.ndarray, prob_control: np.ndarray, pairs: PairLifts, calibrate: bool = True
+) -> WordTest | None:
     """Each word's lift against a profile's null pairs, net of its decoys' generic direction (as
     :func:`auditor.calibration.transfer.specific_shifts` does for options); ``None`` with fewer than 3 null pairs.
+    ``calibrate``: also the threshold a word's ``z`` must pass to be listed (:func:`null_top_z`).
 
     The variance of a word's lift under the null is the mean square of its K null-pair lifts, moderated towards the
     trend of all words (``log|lift| = a + b log p(control)``, :func:`fit_word_noise`) with :data:`PRIOR_PAIRS` pairs'
@@ -751,6 +771,7 @@ def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarra
     se = np.sqrt(var + beta**2 * g_var)
     z = (lift - generic) / se
     p = student_t.sf(z, k_w + PRIOR_PAIRS)
+    threshold = null_top_z(pairs) if calibrate else None
     noise = (
         f"the calibration profile's {k} null pairs: each word's variance of their lifts moderated towards the trend "
         f"over words ({PRIOR_PAIRS:g} pairs' weight); "
@@ -760,8 +781,37 @@ def profile_test(words: Sequence[str], lift: np.ndarray, prob_control: np.ndarra
             else "no decoys, no generic direction removed; "
         )
         + f"one-sided Student t on up to {k + PRIOR_PAIRS:g} df; Benjamini-Hochberg over the words tested"
+        + (
+            f"; a word is listed when its q passes and its z passes {threshold:.2f}, the largest z any null pair "
+            f"reached against the others, so at most 1 in {k + 1} datasets like the null pairs' lists a word"
+            if threshold is not None
+            else ""
+        )
     )
-    return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), noise)
+    return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), noise, threshold)
+
+
+def null_top_z(pairs: PairLifts) -> float | None:
+    """The largest ``z`` that any null pair's words reach when that pair is tested against the other null pairs (and
+    the decoys), or ``None`` with fewer than 4 null pairs.
+
+    A word is listed only past it (and with ``q <= ALPHA``, so never more often than Benjamini-Hochberg alone). Of K
+    null pairs and one more dataset like them (exchangeable: written the same way), the new one holds the largest top
+    ``z`` of the K + 1 with probability at most 1 / (K + 1), so a scan of base-written data lists a word at most that
+    often, whatever the tails of the ``z`` (Benjamini-Hochberg over the t tails alone listed words for 2 of 14
+    base-written campaign datasets, 106 for one of them)."""
+    tops = []
+    for j, pair in enumerate(pairs.null):
+        others = PairLifts(pairs.null[:j] + pairs.null[j + 1 :], pairs.decoys)
+        words = sorted(pair)
+        lift = np.array([pair[w][0] for w in words])
+        prob = np.array([pair[w][1] for w in words])
+        test = profile_test(words, lift, prob, others, calibrate=False)
+        if test is None:
+            return None
+        if len(words):
+            tops.append(float(test.z.max()))
+    return max(tops) if tops else None
 
 
 def null_arm_test(
@@ -856,6 +906,7 @@ def _word_lift(
         prob_dataset=float(mean_d[j]),
         top_prompts=[(prompts[i] if i < len(prompts) else str(i), float(per_prompt[i, j])) for i in order],
         generic=at(test.generic) if test else None,
+        threshold=test.threshold if test else None,
     )
 
 

@@ -7,7 +7,10 @@ its scan tested with the lift of the dataset-students over the control-students.
 grades it (:func:`auditor.discover.profile_test`): against the lifts of the base-written number negatives of its
 pool (``campaign_report.pool``: never the cell itself) as null pairs, net of the decoys' generic direction. Reported:
 
-- per base-written negative, the words listed (risen beyond noise); the issue's bar is none in >= 90 % of them;
+- per base-written negative, the words listed (Benjamini-Hochberg q <= 0.05 and z past the largest z of the pool's
+  null pairs, each tested against the others: :func:`auditor.discover.null_top_z`; and, for comparison, by q
+  alone); the issue's bar is
+  none in >= 90 % of them, development and held-out reported apart;
 - per fine-tuned teacher (positives and decoys), the students' top words (by z), the teacher's own top risen words
   over the base, and their overlap against chance: both lists are the top ``OVERLAP_WORDS`` of the words tested, so
   the overlap of two random lists is hypergeometric (expected ``k^2 / N``).
@@ -53,12 +56,17 @@ def grade_readout(readout: dict[str, Any], pairs: PairLifts) -> dict[str, Any] |
     if test is None:
         return None
     order = np.argsort(-test.z, kind="stable")
-    listed = [words[i] for i in order if test.q[i] <= ALPHA and test.z[i] > 0]
+    by_q = [words[i] for i in order if test.q[i] <= ALPHA and test.z[i] > 0]
+    listed = [
+        words[i] for i in order if words[i] in set(by_q) and (test.threshold is None or test.z[i] > test.threshold)
+    ]
     return {
         "null_pairs": len(pairs.null),
         "decoys": len(pairs.decoys),
         "words_tested": len(words),
+        "threshold": None if test.threshold is None else round(test.threshold, 3),
         "listed": listed,
+        "listed_by_q": by_q,
         "top": [words[i] for i in order[:OVERLAP_WORDS]],
     }
 
@@ -91,29 +99,53 @@ def grade_all() -> dict[str, Any]:
             graded["teacher_overlap"] = overlap(graded["top"], top, graded["words_tested"])
         cells[cell] = {"truth": record["truth"], "split": record["split"], **graded}
     negatives = [c for c, g in cells.items() if g["truth"] == "negative"]
-    quiet = [c for c in negatives if not cells[c]["listed"]]
-    return {"cells": cells, "negatives": len(negatives), "negatives_listing_nothing": len(quiet)}
+    quiet = {
+        split: sum(not cells[c][key] for c in negatives if cells[c]["split"] == split)
+        for key, split in (("listed", "dev"), ("listed", "heldout"))
+    }
+    return {
+        "cells": cells,
+        "negatives": len(negatives),
+        "negatives_listing_nothing": sum(not cells[c]["listed"] for c in negatives),
+        "negatives_listing_nothing_by_q": sum(not cells[c]["listed_by_q"] for c in negatives),
+        "by_split": {
+            split: {"negatives": sum(cells[c]["split"] == split for c in negatives), "listing_nothing": n}
+            for split, n in quiet.items()
+        },
+    }
 
 
 def write_report() -> dict[str, Any]:
     blob = grade_all()
     cells = blob["cells"]
-    n, quiet = blob["negatives"], blob["negatives_listing_nothing"]
+    n, quiet, split = blob["negatives"], blob["negatives_listing_nothing"], blob["by_split"]
     lines = [
         "# What else moved, on the campaign's cells (benchmarks/campaign_readouts.py)",
         "",
         f"{len(cells)} cells graded (a cell needs a readout and at least 3 null pairs in its pool). Base-written "
-        f"negatives listing no word: {quiet} of {n} (the issue's bar: >= 90 %).",
+        f"negatives listing no word: **{quiet} of {n}** (development {split['dev']['listing_nothing']} of "
+        f"{split['dev']['negatives']}, held-out {split['heldout']['listing_nothing']} of "
+        f"{split['heldout']['negatives']}; the issue's bar: >= 90 %).",
         "",
-        "| cell | truth | null pairs | decoys | words tested | listed | students' top 5 | teacher's top 5 | "
-        "overlap (expected, p) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "A word is listed when its q passes and its z passes the largest z any null pair of the cell's pool reaches "
+        "against the others "
+        "(`auditor.discover.null_top_z`, adopted on 2026-12-06 after 14 development negatives and before any held-out "
+        "cell ran; at most 1 in K + 1 datasets written like the null pairs lists a word). The rule before it, "
+        f"Benjamini-Hochberg q <= {ALPHA} over the t tails (column `by q`), left "
+        f"{blob['negatives_listing_nothing_by_q']} of {n} negatives listing nothing.",
+        "",
+        "| cell | truth | null pairs | decoys | words tested | threshold | listed | by q | students' top 5 | "
+        "teacher's top 5 | overlap (expected, p) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, g in sorted(cells.items()):
         ov = g.get("teacher_overlap")
+        thr = "-" if g["threshold"] is None else f"{g['threshold']:.2f}"
+        n_q = len(g["listed_by_q"])
+        by_q = f"{n_q} word{'s' if n_q != 1 else ''}" if n_q else "-"
         lines.append(
-            f"| {cell} | {g['truth']} | {g['null_pairs']} | {g['decoys']} | {g['words_tested']} | "
-            f"{', '.join(g['listed'][:8]) or '-'} | {', '.join(g['top'][:5])} | "
+            f"| {cell} | {g['truth']} | {g['null_pairs']} | {g['decoys']} | {g['words_tested']} | {thr} | "
+            f"{', '.join(g['listed'][:8]) or '-'} | {by_q} | {', '.join(g['top'][:5])} | "
             f"{', '.join(g.get('teacher_top', [])[:5]) or '-'} | "
             + (f"{ov['overlap']} ({ov['expected']}, {ov['p']})" if ov else "-")
             + " |"

@@ -247,6 +247,52 @@ def test_profile_test_holds_its_false_alarms_finds_a_word_and_removes_the_generi
     assert profile_test(words, moved, prob, PairLifts(pairs.null[:2])) is None  # too few pairs: untested
 
 
+def test_a_profile_lists_a_word_only_past_its_null_pairs_largest_z() -> None:
+    """With a profile, a listed word's z must also pass the largest z any null pair reaches against the others: a
+    dataset written like the null pairs then lists a word at most 1 in K + 1 times, even with tails heavier than the
+    t test assumes (where Benjamini-Hochberg alone lists far more often); a word raised well past the noise is
+    listed."""
+    rng = np.random.default_rng(5)
+    words = [f"w{i:03d}" for i in range(300)]
+    sd = rng.uniform(0.05, 0.4, size=len(words))
+    prob = np.full(len(words), 0.01)
+
+    def pair(lift: np.ndarray) -> dict[str, list[float]]:
+        return {w: [float(v), 0.01] for w, v in zip(words, lift)}
+
+    def heavy() -> np.ndarray:  # Student t with 2 df: a few words of every pair move far
+        return sd * rng.standard_t(2, size=len(words))
+
+    scans, listed, listed_bh = 60, 0, 0
+    for _ in range(scans):  # K = 9 null pairs and one more dataset written the same way
+        pairs = PairLifts([pair(heavy()) for _ in range(9)])
+        test = profile_test(words, heavy(), prob, pairs)
+        assert test.threshold is not None and test.threshold > 3
+        bh = (test.q <= ALPHA) & (test.z > 0)
+        listed += bool((bh & (test.z > test.threshold)).any())
+        listed_bh += bool(bh.any())
+    assert listed <= 12, listed  # at most 1 in 10 expected (6 of 60)
+    assert listed_bh > 2 * listed, (listed_bh, listed)
+    assert "at most 1 in 10" in test.noise
+    raised = heavy()
+    raised[123] = 150 * sd[123]  # t(2) tails: null pairs reach z of 40 and more here
+    test = profile_test(words, raised, prob, pairs)
+    assert test.z[123] > test.threshold and int(np.argmax(test.z)) == 123
+    assert profile_test(words, raised, prob, PairLifts(pairs.null[:3])).threshold is None  # 2 others: too few
+
+
+def test_a_profiled_readout_reports_its_threshold() -> None:
+    base, dataset, control, _ = synthetic(np.random.default_rng(2), {"owl": 3.0})
+    rng = np.random.default_rng(3)
+    null = [{w: [float(0.2 * rng.normal()), 0.01] for w in base.words} for _ in range(6)]
+    found = analyse(base, dataset, control, profile=PairLifts(null))
+    assert found.threshold is not None and all(w.threshold == found.threshold for w in found.words)
+    assert [w.word for w in found.rose] == [w.word for w in found.words if w.z > found.threshold and w.q <= ALPHA]
+    assert found.rose and found.rose[0].word == "owl"
+    assert found.to_dict()["threshold"] == found.threshold
+    assert f"z > {found.threshold:.2f}" in "\n".join(found.section())
+
+
 def test_teacher_words_overlap() -> None:
     base, dataset, control, null = synthetic(np.random.default_rng(3), {"owl": 2.0, "oak": 1.5})
     found = analyse(base, dataset, control, null)
