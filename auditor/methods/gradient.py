@@ -287,11 +287,12 @@ class GradientMethod(Method):
                     lambda: {p.battery.name: score_battery(inputs.loaded, p) for p in plans},
                 )
             with rep.stage("trait gradients", total=len(plans)) as advance:
-                names, grads = cached_trait_gradients(
+                names, stored = cached_trait_gradients(
                     inputs.loaded,
                     gradient_key(inputs, questions),
                     lambda: trait_gradients(prober, plans, questions),
                 )
+                grads = {name: g.to(inputs.loaded.device) for name, g in stored.items()}  # stored on the CPU
                 advance(len(plans))
         batch = settings.probe.batch_size
         with timings.stage("row_gradients"):
