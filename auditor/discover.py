@@ -666,7 +666,9 @@ class Discovery:
 
     def _rule(self) -> str:
         t = self.threshold
-        return f"q <= {ALPHA} and z > {t:.2f}, the largest z of any null pair of the profile" if t else f"q <= {ALPHA}"
+        if t is None:
+            return f"q <= {ALPHA}"
+        return f"q <= {ALPHA} and z > {t:.2f}, the largest z of any null pair of the profile"
 
 
 def _vocabulary(readouts: Sequence[Readout]) -> list[str]:
@@ -727,6 +729,13 @@ class WordTest:
     q: np.ndarray
     noise: str
     threshold: float | None = None
+
+    @property
+    def listed(self) -> np.ndarray:
+        """Per word, whether it is listed (as :attr:`WordLift.rose` decides for one word): ``q <= ALPHA``, upward,
+        and past the ``threshold`` when there is one."""
+        passes = (self.q <= ALPHA) & (self.z > 0)
+        return passes if self.threshold is None else passes & (self.z > self.threshold)
 
 
 def profile_test(
@@ -807,10 +816,9 @@ def null_top_z(pairs: PairLifts) -> float | None:
         lift = np.array([pair[w][0] for w in words])
         prob = np.array([pair[w][1] for w in words])
         test = profile_test(words, lift, prob, others, calibrate=False)
-        if test is None:
+        if test is None:  # too few other pairs, or a pair that tested no word
             return None
-        if len(words):
-            tops.append(float(test.z.max()))
+        tops.append(float(test.z.max()))
     return max(tops) if tops else None
 
 

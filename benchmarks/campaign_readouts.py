@@ -57,9 +57,7 @@ def grade_readout(readout: dict[str, Any], pairs: PairLifts) -> dict[str, Any] |
         return None
     order = np.argsort(-test.z, kind="stable")
     by_q = [words[i] for i in order if test.q[i] <= ALPHA and test.z[i] > 0]
-    listed = [
-        words[i] for i in order if words[i] in set(by_q) and (test.threshold is None or test.z[i] > test.threshold)
-    ]
+    listed = [words[i] for i in order if test.listed[i]]
     return {
         "null_pairs": len(pairs.null),
         "decoys": len(pairs.decoys),
@@ -99,19 +97,16 @@ def grade_all() -> dict[str, Any]:
             graded["teacher_overlap"] = overlap(graded["top"], top, graded["words_tested"])
         cells[cell] = {"truth": record["truth"], "split": record["split"], **graded}
     negatives = [c for c, g in cells.items() if g["truth"] == "negative"]
-    quiet = {
-        split: sum(not cells[c][key] for c in negatives if cells[c]["split"] == split)
-        for key, split in (("listed", "dev"), ("listed", "heldout"))
-    }
+    by_split = {}
+    for split in ("dev", "heldout"):
+        mine = [c for c in negatives if cells[c]["split"] == split]
+        by_split[split] = {"negatives": len(mine), "listing_nothing": sum(not cells[c]["listed"] for c in mine)}
     return {
         "cells": cells,
         "negatives": len(negatives),
         "negatives_listing_nothing": sum(not cells[c]["listed"] for c in negatives),
         "negatives_listing_nothing_by_q": sum(not cells[c]["listed_by_q"] for c in negatives),
-        "by_split": {
-            split: {"negatives": sum(cells[c]["split"] == split for c in negatives), "listing_nothing": n}
-            for split, n in quiet.items()
-        },
+        "by_split": by_split,
     }
 
 

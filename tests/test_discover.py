@@ -269,6 +269,7 @@ def test_a_profile_lists_a_word_only_past_its_null_pairs_largest_z() -> None:
         test = profile_test(words, heavy(), prob, pairs)
         assert test.threshold is not None and test.threshold > 3
         bh = (test.q <= ALPHA) & (test.z > 0)
+        assert (test.listed == (bh & (test.z > test.threshold))).all()
         listed += bool((bh & (test.z > test.threshold)).any())
         listed_bh += bool(bh.any())
     assert listed <= 12, listed  # at most 1 in 10 expected (6 of 60)
