@@ -115,6 +115,17 @@ class ControlSampling:
         what was cached before it existed keeps its key)."""
         return {k: v for k, v in asdict(self.with_defaults()).items() if k != "count" or v != "match"}
 
+    def deciding(self, any_constrained: bool) -> ControlSampling:
+        """The settings that decide a draw, for cache keys: all of them when some row is drawn under the format's
+        constraint; for free rows alone (code, chat, text) only the decoding and the tries a row gets (at most
+        :data:`FREE_TRIES`), with the rest at the probe's defaults, so that the probe's free control is read again
+        by the gradient method instead of drawn a second time (the campaign's dev-neg-code-351 drew the same 177 rows
+        twice, the second time in 1,630 s of its gradient scan's 2,530)."""
+        if any_constrained:
+            return self
+        tries = min(self.with_defaults().tries or FREE_TRIES, FREE_TRIES)
+        return ControlSampling(tries=tries, temperature=self.temperature, top_p=self.top_p)
+
     def check(self) -> None:
         if self.sampler is None or self.tries is None or self.count is None:
             self.with_defaults().check()
@@ -160,6 +171,11 @@ class Draw:
         return sum(t is not None for t in self.texts)
 
 
+def constrained_rows(prompts: Sequence[Sequence[Message] | str], checks: Sequence[RowCheck]) -> list[int]:
+    """The rows drawn under their format's token constraint (number lists of chat rows); the others are free."""
+    return [i for i, c in enumerate(checks) if c.constrained and not isinstance(prompts[i], str)]
+
+
 def draw_rows(
     loaded: LoadedModel,
     prompts: Sequence[Sequence[Message] | str],
@@ -175,7 +191,7 @@ def draw_rows(
     """
     sampling = sampling.with_defaults()
     job = _Job(loaded, prompts, checks, seed, sampling, max_new_tokens, progress)
-    constrained = [i for i, c in enumerate(checks) if c.constrained and not isinstance(prompts[i], str)]
+    constrained = constrained_rows(prompts, checks)
     taken = set(constrained)
     job.reject_free([i for i in range(len(prompts)) if i not in taken])
     sampler = sampling.sampler

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .completion_formats import get_format
 from .completion_formats.numbers import matched_number_filter as number_filter
-from .conditional import DRAW_SCHEDULE, ControlSampling, Draw, RowCheck, draw_rows
+from .conditional import DRAW_SCHEDULE, ControlSampling, Draw, RowCheck, constrained_rows, draw_rows
 from .data import Dataset, Example, load_dataset
 from .io import Damaged, cache_dir, compute_once
 
@@ -252,6 +252,7 @@ def row_checks(dataset: Dataset, count: str = "match") -> tuple[list[RowCheck], 
 
 
 def _cache_key(fingerprint: str, prompts: Sequence[Any], seed: int, checks, sampling, max_new: int) -> str:
+    sampling = sampling.deciding(bool(constrained_rows(prompts, checks)))
     blob = json.dumps(
         {
             "v": CONTROL_CACHE_VERSION,

@@ -61,6 +61,26 @@ def test_generated_control_matches_format_and_is_cached(tiny_loaded, numbers_fil
     assert [r and r.completion for r in second.rows] == [r and r.completion for r in first.rows]
 
 
+def test_a_free_control_is_drawn_once_for_every_method(tiny_loaded, numbers_file: Path, tmp_path: Path) -> None:
+    """Free rows draw the same samples whatever the sampler, count and tries above FREE_TRIES say, so the gradient
+    method's settings read the probe's control; number rows under the gradient method's settings are drawn anew."""
+    from auditor.conditional import ControlSampling
+    from auditor.methods.gradient import GradientMethod
+
+    gradient = ControlSampling().with_defaults(**GradientMethod.control_defaults)
+    rows = [{"prompt": f"Say something about {w}.", "completion": f"{w} is fine."} for w in ("rain", "tea", "owls")]
+    free = load_dataset(write_jsonl(tmp_path / "free.jsonl", rows))
+    probe_control = build_control(tiny_loaded, free, seed=0)
+    assert not probe_control.from_cache
+    again = build_control(tiny_loaded, free, seed=0, sampling=gradient)
+    assert again.from_cache and again.cache_path == probe_control.cache_path
+    fewer = build_control(tiny_loaded, free, seed=0, sampling=ControlSampling(tries=2))
+    assert not fewer.from_cache  # fewer tries than FREE_TRIES can draw other rows
+    numbers = load_dataset(numbers_file)
+    build_control(tiny_loaded, numbers, seed=0)
+    assert not build_control(tiny_loaded, numbers, seed=0, sampling=gradient).from_cache
+
+
 def test_control_file_pairs_by_prompt(tiny_loaded, tmp_path: Path) -> None:
     data = write_jsonl(
         tmp_path / "d.jsonl",
