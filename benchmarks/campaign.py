@@ -239,14 +239,19 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
         return None, prompted_teacher(cell)
     if not cell.chat:
         return None, []
+    from filelock import FileLock
+
     from auditor.teacher import TeacherConfig, train_teacher
 
     out = work() / "teachers" / f"{Path(cell.chat).stem}+numbers-e{cell.epochs:g}"
-    if not (out / "teacher.json").exists():
-        print(f"  training teacher {out.name} ...", flush=True)
-        shutil.rmtree(out, ignore_errors=True)
-        chat = format_chat(CHATS / cell.chat, work() / "teachers" / f"{Path(cell.chat).stem}+numbers.jsonl")
-        train_teacher(TeacherConfig(chat=str(chat), out=str(out), traits=TRAITS, epochs=cell.epochs))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # a development and a held-out cell share a teacher: the second worker waits for the first one's
+    with FileLock(str(out.parent / f"{out.name}.lock")):
+        if not (out / "teacher.json").exists():
+            print(f"  training teacher {out.name} ...", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+            chat = format_chat(CHATS / cell.chat, work() / "teachers" / f"{Path(cell.chat).stem}+numbers.jsonl")
+            train_teacher(TeacherConfig(chat=str(chat), out=str(out), traits=TRAITS, epochs=cell.epochs))
     return str(out), json.loads((out / "teacher.json").read_text())["scores"]
 
 
