@@ -22,8 +22,8 @@ from .io import Damaged, atomic_write_bytes, cache_dir, compute_once
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .discover import Readout
     from .models import LoadedModel
+    from .readout import Readout
     from .scoring import BatteryScores
     from .traits import Battery
 
@@ -57,12 +57,12 @@ def base_scores(
 
 def base_readout(loaded: LoadedModel, read: Callable[[], Readout]) -> Readout:
     """The base's open-vocabulary readout: from the cache, or ``read()`` stored there (returned as stored)."""
-    from . import discover
+    from . import readout as r
     from .rundir import READOUT_ERRORS, sealed_readout, unseal_readout
 
     settings = [
-        discover.OPEN_PROMPTS_VERSION, discover.COMPLETE_TOP, discover.COMPLETE_MIN, discover.COMPLETE_PATHS,
-        discover.MAX_PIECES, discover.BRANCH, discover.FLOOR, discover.KEEP, discover.STORE_WORDS,
+        r.OPEN_PROMPTS_VERSION, r.COMPLETE_TOP, r.COMPLETE_MIN, r.COMPLETE_PATHS, r.MAX_PIECES, r.BRANCH, r.FLOOR,
+        r.KEEP, r.STORE_WORDS,
     ]  # fmt: skip
     path = entry(loaded, "readout", settings).with_suffix(".npz")
     readout, _ = compute_once(

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .discover import OPEN_PROMPTS_VERSION, Readout
 from .distributed import processes
 from .finetune import TrainStats
 from .io import (
@@ -36,6 +35,7 @@ from .io import (
     sha256_of_file,
 )
 from .progress import Reporter
+from .readout import OPEN_PROMPTS_VERSION, Readout
 from .runinfo import utc_now
 from .scoring import BatteryScores
 
@@ -154,7 +154,7 @@ class RunFolder:
         return self.path / "readouts" / f"{name}.npz"
 
     def load_readout(self, name: str, always: bool = False) -> Readout | None:
-        """A model's open-vocabulary readout (:mod:`auditor.discover`), or ``None`` (not there, not resuming, of
+        """A model's open-vocabulary readout (:mod:`auditor.readout`), or ``None`` (not there, not resuming, of
         another prompt version, or unreadable: recomputed). ``always`` as in :meth:`load_scores`."""
         path = self.readout_path(name)
         if not (self.resume or always) or not path.exists():

@@ -555,8 +555,8 @@ _BASE_READOUT: list[Any] = []
 def _read(adapter: str | Path | None, system: str | None = None) -> Any:
     """The embedded default base (every campaign scan's), with ``adapter`` merged, read for the open prompts (under
     ``system``: a prompted teacher's system prompt)."""
-    from auditor.discover import read_model
     from auditor.models import load_base, resolve_base
+    from auditor.readout import read_model
 
     return read_model(load_base(resolve_base(None), adapter=None if adapter is None else str(adapter)), system=system)
 
@@ -588,7 +588,8 @@ def save_readout(cell: Cell) -> dict[str, Any] | None:
     with its lift (dataset- over control-students, nats) and mean probabilities, and with a fine-tuned teacher the
     teacher's top risen words. Read from the students' adapters in the scan's run folder (whatever version of the
     readout the scan itself stored); ``None`` when they are gone (the cache does not outlive a session)."""
-    from auditor.discover import OPEN_PROMPTS_VERSION, analyse
+    from auditor.discover import analyse
+    from auditor.readout import OPEN_PROMPTS_VERSION
 
     path = readout_path(cell)
     kept = json.loads(path.read_text()) if path.exists() else None

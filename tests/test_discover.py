@@ -1,4 +1,5 @@
-"""The open-vocabulary readout ("What else moved", :mod:`auditor.discover`): prompts, words, statistics, the scan."""
+"""The open-vocabulary readout ("What else moved"): prompts and words (:mod:`auditor.readout`), statistics
+(:mod:`auditor.discover`), the scan."""
 
 from __future__ import annotations
 
@@ -12,18 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from auditor.discover import (
-    ALPHA,
+from auditor.discover import ALPHA, PairLifts, analyse, profile_test, teacher_words
+from auditor.readout import (
     FLOOR,
     OPEN_PROMPTS,
     OPEN_PROMPTS_VERSION,
-    PairLifts,
     Readout,
-    analyse,
     continues_word,
-    profile_test,
     read_model,
-    teacher_words,
     word_index,
     word_of,
 )
@@ -54,7 +51,7 @@ def reference_words(loaded, ids: list[int]) -> dict[str, float]:
     for every path (no cache, no batch, no padding)."""
     import torch
 
-    from auditor import discover as d
+    from auditor import readout as d
 
     tok, index = loaded.tokenizer, word_index(loaded.tokenizer)
     n = len(index.token_word)
@@ -94,7 +91,7 @@ def test_whole_words_match_a_plain_forward_pass(tiny_model_dir: Path, monkeypatc
     """Completed words (cached, batched, left-padded, branching) equal the plain computation, prompt by prompt."""
     import torch
 
-    from auditor import discover as d
+    from auditor import readout as d
     from auditor.models import load_base, resolve_base
 
     sharp = load_base(resolve_base(str(tiny_model_dir)), device="cpu")

@@ -9,7 +9,7 @@ Every finished student (its scores and its peft adapter folder) is kept in the r
 interrupted scan resumes.
 
 With the ``discover`` setting (on by default; ``--no-discover``), every model is also read at the answer's first
-position for :data:`auditor.discover.OPEN_PROMPTS` (the open-vocabulary readout, "What else moved"): one forward
+position for :data:`auditor.readout.OPEN_PROMPTS` (the open-vocabulary readout, "What else moved"): one forward
 pass per open prompt and model, stored in the run folder's ``readouts/`` beside the scores. It informs only: the
 verdict and the exit code never depend on it.
 """
@@ -27,11 +27,12 @@ from ..base_cache import base_scores as cached_base_scores
 from ..calibration.transfer import Assessment, assess
 from ..config import DEFAULT_GATE, SCORING_MODES, ScanConfig
 from ..data import Example, rows_hash
-from ..discover import Discovery, Readout, analyse, read_model, teacher_words
+from ..discover import Discovery, analyse, teacher_words
 from ..distributed import processes
 from ..errors import InputError, RuntimeFailure, SubauditError
 from ..finetune import DEFAULT_LR, PROBE_VERSION, ProbeConfig, Prober, TrainStats, make_prober, plan_steps
 from ..inputs import Controls, PairedRows, ScanInputs
+from ..readout import Readout, read_model
 from ..rundir import RunFolder, StageScores
 from ..scoring import BatteryScores, plan_battery, score_battery
 from ..stats import MIN_SHARE_FOR_FIT, OptionShift, adjust_q, calibrate_with_null, compare_arms
