@@ -382,10 +382,15 @@ def test_wall_times_beside_the_rules_tie_break(bench) -> None:
     records = {}
     for k, (probe, gradient, level) in enumerate([(100, 300, "clean"), (200, 500, "high"), (150, 400, "low")]):
         r = _record(f"c{k}", "negative", "dev", {}, rng, level)
-        records[r["cell"]] = {**r, "timings_s": {"probe": {"total": probe}, "gradient": {"total": gradient}}}
+        timings = {"probe": {"probe": probe - 10, "total": probe}, "gradient": {"total": gradient}}
+        records[r["cell"]] = {**r, "timings_s": timings}
     records["decoy-x"] = {**_record("decoy-x", "decoy", "profile", {}, rng), "timings_s": {}}
+    resumed = _record("c9", "negative", "dev", {}, rng, "clean")  # its probe scan timed only what was left
+    records["c9"] = {**resumed, "timings_s": {"probe": {"total": 5}, "gradient": {"total": 9000}}}
     times = report.wall_times(records)
     assert times == {"P": 150, "G": 400, "S": 400}  # two-stage: 300, 500 + 200 (flagged high), 400
+    assert [r["cell"] for r in report.timed(records, resumed=True)] == ["c9"]
+    assert "1 whose probe scan resumed" in report.cost_lines(times, 3, 1)[0]
     assert "that premise does not hold" in report.cost_lines(times, 3)[0]
     assert "premise holds" in report.cost_lines({"P": 500.0, "G": 300.0, "S": 350.0}, 3)[0]
     assert report.cost_lines(report.wall_times({}), 0) == []
