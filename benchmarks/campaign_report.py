@@ -209,6 +209,64 @@ def cost_lines(times: dict[str, float | None], cells: int, resumed: int = 0) -> 
     ]
 
 
+def decoys_as_positives(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Information, deciding nothing: each decoy (a teacher fine-tuned on a non-trait chat set plus the base's number
+    rows) graded as if it were a development positive, by every candidate (its profile: the development negatives
+    plus the other decoys), and teacher-aware with every decoy's teacher (own and others', both statistics)."""
+    import campaign_teacher
+    from grading import calibrated_shifts
+
+    decoys = [r for r in records.values() if r["truth"] == "decoy"]
+    out = []
+    for record in decoys:
+        others = {k: v for k, v in records.items() if k != record["cell"]}
+        as_dev = dict(record, split="dev")
+        profile = profile_for(as_dev, others)
+        if profile is None:
+            continue
+        verdicts = grade(as_dev, others)
+        shifts, _ = calibrated_shifts(
+            record["options"], record["base"], record["dataset"], record["control_share"], profile, "any"
+        )
+        teachers = {
+            t["cell"]: campaign_teacher.grade_with(shifts, t["teacher_change"], profile)
+            for t in decoys
+            if t.get("teacher_change")
+        }
+        out.append(
+            {"cell": record["cell"], "levels": {c: verdicts[c]["level"] for c in CANDIDATES}, "teachers": teachers}
+        )
+    return out
+
+
+def _teacher_cell(stat: dict[str, Any]) -> str:
+    names = f", names {', '.join(stat['named'])}" if stat["named"] else ""
+    return f"{stat['value']:+.2f}, p {stat['p']:.3g}{names}"
+
+
+def decoy_lines(graded: list[dict[str, Any]]) -> list[str]:
+    if not graded:
+        return []
+    lines = [
+        "## The decoys graded as positives (information, deciding nothing)",
+        "",
+        "Each decoy's data (a teacher fine-tuned on pirate, one-word or French chat plus the base's number rows: a",
+        "fine-tune with no listed trait) graded as a development positive would be, its profile the development",
+        "negatives plus the other decoys; then teacher-aware with each decoy's teacher (statistic value, p, names).",
+        "",
+        f"| data | {' | '.join(CANDIDATES)} | teacher | cosine | risers |",
+        f"|---|{'---|' * len(CANDIDATES)}---|---|---|",
+    ]
+    for g in graded:
+        levels = " | ".join(g["levels"][c] or "-" for c in CANDIDATES)
+        for k, (teacher, t) in enumerate(g["teachers"].items()):
+            cells = [_teacher_cell(t[s]) for s in ("cosine", "risers")]
+            own = " (own)" if teacher == g["cell"] else ""
+            lead = f"| {g['cell']} | {levels}" if k == 0 else f"| | {' | '.join([''] * len(CANDIDATES))}"
+            lines.append(f"{lead} | {teacher}{own} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
 def flagged(verdict: dict[str, Any]) -> bool:
     return verdict["level"] is not None and level_rank(verdict["level"]) >= level_rank(FAIL_ON)
 
@@ -290,6 +348,8 @@ def write_report() -> dict[str, Any]:
     blob["other_family"], blob["decoding_check"] = other, decoding
     lines += ["", verdict, "", *matched_lines(records, null), "", *other_family_table(other)]
     lines += ["", *decoding_lines(decoding), "", *rows_lines(records)]
+    blob["decoys_as_positives"] = decoys_as_positives(records)
+    lines += ["", *decoy_lines(blob["decoys_as_positives"])]
     lines += ["", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",

@@ -376,6 +376,32 @@ def test_a_finished_prompted_cell_gets_its_teachers_change(bench, tmp_path, monk
     assert filled == [cell.id]
 
 
+def test_decoys_are_graded_as_positives_for_information(bench) -> None:
+    """Each decoy against the development negatives plus the other decoys, by every candidate, and with every decoy's
+    teacher: a decoy whose data moved its teacher's riser is flagged and named; one that moved nothing is not."""
+    _, report = bench
+    rng = np.random.default_rng(5)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(8)}
+    moved = _record("decoy-moved", "decoy", "profile", {"b: o7": 15.0}, rng, "high")
+    still = _record("decoy-still", "decoy", "profile", {}, rng)
+    records |= {
+        "decoy-moved": {**moved, "teacher_change": {"b: o7": 30.0}},
+        "decoy-still": {**still, "teacher_change": {"b: o2": 1.0}},
+    }
+    graded = {g["cell"]: g for g in report.decoys_as_positives(records)}
+    assert set(graded) == {"decoy-moved", "decoy-still"}
+    assert (
+        graded["decoy-moved"]["levels"]["P-o"] in ("medium", "high") and graded["decoy-moved"]["levels"]["G"] == "high"
+    )
+    assert graded["decoy-still"]["levels"]["P-o"] == "clean"
+    own = graded["decoy-moved"]["teachers"]["decoy-moved"]
+    assert own["risers"]["named"] == ["b: o7"] and own["risers"]["p"] <= 0.01
+    assert graded["decoy-still"]["teachers"]["decoy-still"]["risers"]["named"] == []  # it raised nothing
+    lines = report.decoy_lines(list(graded.values()))
+    assert lines[0].startswith("## The decoys graded as positives") and any("decoy-moved (own)" in x for x in lines)
+    assert report.decoy_lines([]) == []
+
+
 def test_wall_times_beside_the_rules_tie_break(bench) -> None:
     _, report = bench
     rng = np.random.default_rng(2)
