@@ -80,6 +80,37 @@ def overlap(students_top: list[str], teacher_top: list[str], n_words: int) -> di
     return {"shared": shared, "overlap": len(shared), "expected": round(expected, 3), "p": float(f"{p:.3g}")}
 
 
+def word_z(lifts: dict[str, list[float]], pairs: PairLifts) -> dict[str, float]:
+    """Each word's ``z`` against ``pairs`` (``lifts``: word -> [lift, control probability, ...])."""
+    words = sorted(lifts)
+    lift = np.array([lifts[w][0] for w in words])
+    prob = np.array([lifts[w][1] for w in words])
+    test = profile_test(words, lift, prob, pairs, calibrate=False)
+    return {} if test is None else dict(zip(words, test.z.tolist(), strict=True))
+
+
+def teacher_word_test(readout: dict[str, Any], pairs: PairLifts, teacher_top: list[str]) -> dict[str, Any] | None:
+    """Information, deciding nothing (added on 2026-12-06 after five teacher cells had been seen: the three decoys,
+    dev-pos-owl-e1 and the prompted owl): do the students move the teacher's own top words? The students' mean ``z``
+    over the teacher's top words that were tested, against the same mean for each null pair tested against the others
+    (over those of the words it tested); ``p``: the rank of the cell's mean among the null pairs', (1 + pairs at or
+    above) / (K + 1). ``None`` when no teacher word was tested or no null pair tested one."""
+    z = word_z(readout["words"], pairs)
+    mine = [z[w] for w in teacher_top if w in z]
+    nulls = []
+    for j, pair in enumerate(pairs.null):
+        others = PairLifts([q for i, q in enumerate(pairs.null) if i != j], pairs.decoys)
+        zj = word_z(pair, others)
+        theirs = [zj[w] for w in teacher_top if w in zj]
+        if theirs:
+            nulls.append(float(np.mean(theirs)))
+    if not mine or not nulls:
+        return None
+    mean = float(np.mean(mine))
+    p = (1 + sum(n >= mean for n in nulls)) / (1 + len(nulls))
+    return {"words": len(mine), "mean_z": round(mean, 3), "null_mean_z": [round(n, 3) for n in nulls], "p": round(p, 4)}
+
+
 def grade_all() -> dict[str, Any]:
     records, readouts = load_records(), load_readouts()
     cells: dict[str, Any] = {}
@@ -95,6 +126,7 @@ def grade_all() -> dict[str, Any]:
             top = [t["word"] for t in teacher["top"]]
             graded["teacher_top"] = top
             graded["teacher_overlap"] = overlap(graded["top"], top, graded["words_tested"])
+            graded["teacher_words"] = teacher_word_test(readout, pairs_for(record, readouts, records), top)
         cells[cell] = {"truth": record["truth"], "split": record["split"], **graded}
     negatives = [c for c, g in cells.items() if g["truth"] == "negative"]
     by_split = {}
@@ -145,9 +177,35 @@ def write_report() -> dict[str, Any]:
             + (f"{ov['overlap']} ({ov['expected']}, {ov['p']})" if ov else "-")
             + " |"
         )
+    lines += teacher_word_lines(cells)
     atomic_write_text(RESULTS / "campaign_readouts.md", "\n".join(lines) + "\n")
     atomic_write_json(RESULTS / "campaign_readouts.json", blob)
     return blob
+
+
+def teacher_word_lines(cells: dict[str, Any]) -> list[str]:
+    graded = {c: g["teacher_words"] for c, g in sorted(cells.items()) if g.get("teacher_words")}
+    if not graded:
+        return []
+    lines = [
+        "",
+        "## The students on the teacher's own words (information, deciding nothing)",
+        "",
+        "Added on 2026-12-06 after five teacher cells had been seen (`teacher_word_test`): the students' mean z over",
+        f"the teacher's top {OVERLAP_WORDS} risen words that were tested, against the same mean for each null pair",
+        "tested against the others; p is the cell's rank among them, (1 + pairs at or above) / (K + 1).",
+        "",
+        "| cell | truth | teacher's words tested | students' mean z | null pairs' mean z (mean, sd) | p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cell, t in graded.items():
+        nulls = np.array(t["null_mean_z"])
+        sd = float(nulls.std(ddof=1)) if len(nulls) > 1 else 0.0
+        lines.append(
+            f"| {cell} | {cells[cell]['truth']} | {t['words']} | {t['mean_z']:+.2f} | {nulls.mean():+.2f}, {sd:.2f} "
+            f"(K = {len(nulls)}) | {t['p']:.3g} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

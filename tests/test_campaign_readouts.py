@@ -64,3 +64,25 @@ def test_overlap_against_chance(readouts) -> None:
     assert none["overlap"] == 0 and none["p"] == 1.0
     all_shared = module.overlap(["a", "b"], ["a", "b"], 1000)
     assert all_shared["overlap"] == 2 and all_shared["p"] < 1e-5
+
+
+def test_the_students_on_the_teachers_own_words(readouts) -> None:
+    """Students that raised their teacher's words rank above every null pair; students that did not, do not."""
+    module, out = readouts
+    rng = np.random.default_rng(4)
+    vocab = [f"w{i:03d}" for i in range(300)]
+    noise = lambda: {w: float(0.2 * rng.normal()) for w in vocab}  # noqa: E731
+    for k in range(6):
+        write_cell(out, f"dev-neg-continue-{301 + k}", "negative", noise())
+    raised = noise()
+    for w in ("w010", "w011", "w012"):
+        raised[w] += 0.6  # below the listing threshold one by one, plain together
+    write_cell(out, "dev-pos-owl-e1", "positive", raised, teacher=["w010", "w011", "w012", "gone"])
+    write_cell(out, "dev-pos-owl-e3", "positive", noise(), teacher=["w020", "w021", "w022"])
+    blob = module.write_report()
+    moved, still = blob["cells"]["dev-pos-owl-e1"]["teacher_words"], blob["cells"]["dev-pos-owl-e3"]["teacher_words"]
+    assert moved["words"] == 3 and len(moved["null_mean_z"]) == 6  # the word no model said is not tested
+    assert moved["p"] == pytest.approx(1 / 7, abs=1e-4) and moved["mean_z"] > max(moved["null_mean_z"])
+    assert still["p"] > 1 / 7
+    assert "## The students on the teacher's own words" in (out / "campaign_readouts.md").read_text()
+    assert module.teacher_word_test({"words": {"w001": [0.1, 0.01]}}, module.PairLifts([], []), ["w001"]) is None
