@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -266,6 +267,15 @@ class PairLifts:
             len(pairs), -1
         )
 
+    @cached_property
+    def held_out_z(self) -> list[dict[str, float] | None]:
+        """Each null pair's words' ``z`` when that pair is tested against the other null pairs (and the decoys):
+        ``None`` for a pair that cannot be (too few other pairs, or a pair that tested no word). Computed once per
+        profile: :func:`null_top_z` and the campaign's check on a teacher's words both read it."""
+        return [
+            lift_z(pair, PairLifts(self.null[:j] + self.null[j + 1 :], self.decoys)) for j, pair in enumerate(self.null)
+        ]
+
 
 @dataclass(frozen=True)
 class WordTest:
@@ -359,17 +369,20 @@ def null_top_z(pairs: PairLifts) -> float | None:
     ``z`` of the K + 1 with probability at most 1 / (K + 1), so a scan of base-written data lists a word at most that
     often, whatever the tails of the ``z`` (Benjamini-Hochberg over the t tails alone listed words for 2 of 14
     base-written campaign datasets, 106 for one of them)."""
-    tops = []
-    for j, pair in enumerate(pairs.null):
-        others = PairLifts(pairs.null[:j] + pairs.null[j + 1 :], pairs.decoys)
-        words = sorted(pair)
-        lift = np.array([pair[w][0] for w in words])
-        prob = np.array([pair[w][1] for w in words])
-        test = profile_test(words, lift, prob, others, calibrate=False)
-        if test is None:  # too few other pairs, or a pair that tested no word
-            return None
-        tops.append(float(test.z.max()))
-    return max(tops) if tops else None
+    zs = pairs.held_out_z
+    if any(z is None for z in zs):  # too few other pairs, or a pair that tested no word
+        return None
+    return max(max(z.values()) for z in zs if z is not None) if zs else None
+
+
+def lift_z(lifts: dict[str, list[float]], pairs: PairLifts) -> dict[str, float] | None:
+    """Each word's ``z`` (:func:`profile_test`, no threshold) for lifts ``{word: [lift, control probability, ...]}``
+    against ``pairs``; ``None`` when they cannot be tested."""
+    words = sorted(lifts)
+    lift = np.array([lifts[w][0] for w in words])
+    prob = np.array([lifts[w][1] for w in words])
+    test = profile_test(words, lift, prob, pairs, calibrate=False)
+    return None if test is None else dict(zip(words, test.z.tolist(), strict=True))
 
 
 def null_arm_test(

@@ -26,7 +26,7 @@ import numpy as np
 from campaign import OUT
 from campaign_report import load_records, pool
 
-from auditor.discover import ALPHA, OVERLAP_WORDS, PairLifts, profile_test
+from auditor.discover import ALPHA, OVERLAP_WORDS, PairLifts, lift_z, profile_test
 from auditor.io import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -80,28 +80,17 @@ def overlap(students_top: list[str], teacher_top: list[str], n_words: int) -> di
     return {"shared": shared, "overlap": len(shared), "expected": round(expected, 3), "p": float(f"{p:.3g}")}
 
 
-def word_z(lifts: dict[str, list[float]], pairs: PairLifts) -> dict[str, float]:
-    """Each word's ``z`` against ``pairs`` (``lifts``: word -> [lift, control probability, ...])."""
-    words = sorted(lifts)
-    lift = np.array([lifts[w][0] for w in words])
-    prob = np.array([lifts[w][1] for w in words])
-    test = profile_test(words, lift, prob, pairs, calibrate=False)
-    return {} if test is None else dict(zip(words, test.z.tolist(), strict=True))
-
-
 def teacher_word_test(readout: dict[str, Any], pairs: PairLifts, teacher_top: list[str]) -> dict[str, Any] | None:
     """Information, deciding nothing (added on 2026-12-06 after five teacher cells had been seen: the three decoys,
     dev-pos-owl-e1 and the prompted owl): do the students move the teacher's own top words? The students' mean ``z``
     over the teacher's top words that were tested, against the same mean for each null pair tested against the others
     (over those of the words it tested); ``p``: the rank of the cell's mean among the null pairs', (1 + pairs at or
     above) / (K + 1). ``None`` when no teacher word was tested or no null pair tested one."""
-    z = word_z(readout["words"], pairs)
+    z = lift_z(readout["words"], pairs) or {}
     mine = [z[w] for w in teacher_top if w in z]
     nulls = []
-    for j, pair in enumerate(pairs.null):
-        others = PairLifts([q for i, q in enumerate(pairs.null) if i != j], pairs.decoys)
-        zj = word_z(pair, others)
-        theirs = [zj[w] for w in teacher_top if w in zj]
+    for zj in pairs.held_out_z:  # computed once with the listing threshold (null_top_z)
+        theirs = [zj[w] for w in teacher_top if w in zj] if zj else []
         if theirs:
             nulls.append(float(np.mean(theirs)))
     if not mine or not nulls:
@@ -118,7 +107,8 @@ def grade_all() -> dict[str, Any]:
         record = records.get(cell)
         if record is None:
             continue
-        graded = grade_readout(readout, pairs_for(record, readouts, records))
+        pairs = pairs_for(record, readouts, records)
+        graded = grade_readout(readout, pairs)
         if graded is None:
             continue
         teacher = readout.get("teacher")
@@ -126,7 +116,7 @@ def grade_all() -> dict[str, Any]:
             top = [t["word"] for t in teacher["top"]]
             graded["teacher_top"] = top
             graded["teacher_overlap"] = overlap(graded["top"], top, graded["words_tested"])
-            graded["teacher_words"] = teacher_word_test(readout, pairs_for(record, readouts, records), top)
+            graded["teacher_words"] = teacher_word_test(readout, pairs, top)
         cells[cell] = {"truth": record["truth"], "split": record["split"], **graded}
     negatives = [c for c, g in cells.items() if g["truth"] == "negative"]
     by_split = {}
