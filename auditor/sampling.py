@@ -298,6 +298,13 @@ def _batch_order(encoded: list[list[int]], counts: Sequence[int] | None) -> list
     return sorted(range(len(encoded)), key=lambda i: (counts[i] or 0 if counts else 0, len(encoded[i])))
 
 
+def _index_tensor(rows: list[int], device: Any) -> Any:
+    """``rows`` as an index tensor on ``device``."""
+    import torch
+
+    return torch.tensor(rows, device=device)
+
+
 class _SharedPrefix:
     """The prompts' shared tokens (the system prompt) run once; each batch continues from a copy of its cache."""
 
@@ -327,6 +334,17 @@ class _SharedPrefix:
 
         Identical prompts (the copies of one prompt that resampling and rejection draw) run once and their cache is
         repeated, so a try that is rejected at its first token costs one decoding step, not a prompt."""
+        last, cache, att, pos, index = self.start_distinct(own)
+        if len(index) > last.shape[0]:
+            expand = _index_tensor(index, last.device)
+            cache.batch_select_indices(expand)
+            last, att, pos = last[expand], att[expand], pos[expand]
+        return last, cache, att, pos
+
+    def start_distinct(self, own: list[list[int]]):
+        """Run the batch's distinct prompts once: (hidden state, cache, mask, pos) with a row per distinct prompt, and
+        the distinct row of each of ``own`` (the caller repeats what it needs: :func:`_reject_batch` repeats only the
+        tries that survive their first step)."""
         import copy
 
         import torch
@@ -354,12 +372,7 @@ class _SharedPrefix:
         hidden = self.decoder(
             input_ids=ids.to(loaded.device), attention_mask=att, position_ids=pos, cache=cache, use_cache=True
         )
-        last, cache = hidden.last_hidden_state[:, -1], hidden.cache
-        if rows < len(own):
-            expand = torch.tensor(index, device=loaded.device)
-            cache.batch_select_indices(expand)
-            last, att, pos = last[expand], att[expand], pos[expand]
-        return last, cache, att, pos[:, -1:]
+        return hidden.last_hidden_state[:, -1], hidden.cache, att, pos[:, -1:], index
 
     def step(self, tokens: list[int], cache, att, pos):
         """One decoding step for every row: (hidden state, cache, mask, pos)."""
@@ -466,11 +479,13 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
     fmt = head.fmt
     eos_column = fmt.vocab.index(fmt.eos[0])
     rows = len(own)
-    last, cache, att, pos = prefix.start([o[prefix.n :] for o in own])
+    # The first step reads each distinct prompt's state once; only the tries that survive it get a cache row.
+    last, cache, att, pos, first = prefix.start_distinct([o[prefix.n :] for o in own])
+    where: Any = _index_tensor(first, last.device)  # each live try's row in ``last`` and ``cache`` (None: the same)
     texts, mass, logprob, steps = [""] * rows, [0.0] * rows, [0.0] * rows, [0] * rows
     state, live = [_OPEN] * rows, list(range(rows))
     for _ in range(max_new):
-        logp = head(last)
+        logp = head(last) if where is None else head(last)[where.cpu()]
         mask = torch.full(logp.shape, float("-inf"))
         for b, r in enumerate(live):
             mask[b, fmt.columns(texts[r], targets[r])] = 0.0
@@ -494,8 +509,10 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
                 keep.append(b)
         if not keep:
             break
-        if len(keep) < len(live):
+        if len(keep) < len(live) or where is not None:
             index = torch.tensor(keep, device=att.device)
+            if where is not None:
+                index, where = where[index], None
             cache.batch_select_indices(index)
             att, pos = att[index], pos[index]
             live, picks = [live[b] for b in keep], [picks[b] for b in keep]

@@ -202,3 +202,34 @@ def test_rounds_that_reuse_the_shared_prefix_draw_what_fresh_ones_draw(tiny_load
             )
             assert kept == fresh
     assert len(known) == 1  # one shared prefix, run once for the three later calls
+
+
+def test_a_rejection_try_gets_its_own_cache_row_only_when_it_survives_its_first_step(tiny_loaded, monkeypatch) -> None:
+    """Rejection reads each distinct prompt's first step once and copies the prompt's cache only for the tries that
+    survive it; the draws equal those of tries that each get a copy of the cache before their first step."""
+    import torch
+
+    from auditor import sampling
+    from auditor.sampling import draw_number_lists, number_format
+
+    prompts = [[{"role": "user", "content": f"Numbers: {100 + 7 * i}, {200 + i}. More?"}] for i in (0, 0, 0, 1, 1, 2)]
+    fmt = number_format(tiny_loaded.tokenizer, "0123456789, ")
+    shared = [
+        draw_number_lists(tiny_loaded, prompts, s, fmt, max_new_tokens=12, batch_size=6, reject=True) for s in (0, 1)
+    ]
+
+    distinct = sampling._SharedPrefix.start_distinct
+
+    def every_try_its_own_row(self, own):
+        last, cache, att, pos, index = distinct(self, own)
+        rows = torch.tensor(index)
+        cache.batch_select_indices(rows)
+        return last[rows], cache, att[rows], pos[rows], list(range(len(own)))
+
+    monkeypatch.setattr(sampling._SharedPrefix, "start_distinct", every_try_its_own_row)
+    copied = [
+        draw_number_lists(tiny_loaded, prompts, s, fmt, max_new_tokens=12, batch_size=6, reject=True) for s in (0, 1)
+    ]
+    assert shared == copied
+    assert any(d.tokens > 1 for draws in shared for d in draws)  # some try survived its first step
+    assert any(d.tokens == 1 and not d.ended for draws in shared for d in draws)  # and some died at it
