@@ -156,6 +156,7 @@ def row_pushes(
             out.register_hook(lambda g, name=name: outputs.__setitem__(name, g.detach()))
 
         handles.append(module.register_forward_hook(hook))
+    decoder, head = prober.model.get_decoder(), prober.model.get_output_embeddings()
     encoded = prober.encode(rows)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # less padding
     n_options = next(iter(grads.values())).shape[0]
@@ -167,13 +168,16 @@ def row_pushes(
             ids, att, lab = pad_batch([encoded[i] for i in idx], pad)
             ids, att, lab = ids.to(device), att.to(device), lab.to(device)
             with torch.enable_grad(), loaded.train_autocast():
-                logits = prober.model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+                hidden = decoder(input_ids=ids, attention_mask=att).last_hidden_state
                 targets = lab[:, 1:]
-                token_loss = torch.nn.functional.cross_entropy(
-                    logits.transpose(1, 2), targets, ignore_index=-100, reduction="none"
-                )
-                per_row = token_loss.sum(dim=1) / (targets != -100).sum(dim=1).clamp(min=1)
-                per_row.sum().backward()
+                keep = targets != -100
+                # the output layer only where a completion token is predicted (a third of a number row's positions):
+                # 32 rows of a number dataset took 75.5 and 73.2 s against 86.9 and 95.3 s with every position's
+                # logits (interleaved, 2 other jobs on the 2 cores); the same pushes up to fp32 rounding
+                logits = head(hidden[:, :-1][keep]).float()
+                token_loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+                per_token = keep.sum(dim=1).clamp(min=1)[keep.nonzero()[:, 0]]
+                (token_loss / per_token).sum().backward()  # the sum over rows of each row's mean token loss
             total = torch.zeros((len(idx), n_options), device=device)
             for name in modules:
                 per_example = torch.einsum("bto,bti->boi", outputs[name].float(), inputs[name].float())
