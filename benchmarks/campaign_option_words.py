@@ -1,0 +1,91 @@
+"""Keep, for every finished campaign cell, how its students moved on the batteries' own option words in the open
+prompts (issue #24; information, deciding nothing).
+
+    .venv/bin/python benchmarks/campaign_option_words.py   # -> benchmarks/results/campaign/option_words/<cell>.json
+
+A cell's readout file (``results/campaign/readouts``) keeps only the words its scan tested, and a word is tested only
+when some model spelled it whole at >= ``auditor.readout.KEEP``: on dev-pos-owl-e3 the dataset-student gave "owl"
+1.7e-4 at "What is your favorite bird?" (its control-student 2.1e-5) and owl was still not tested, so no stored file
+could say whether a trait's own word rose beyond what base-written data does to it. The students' full readouts
+live in the scan's run folder in the cache, which does not outlive the machine; this keeps the part that answers that
+question: per option word of the cell's batteries (``owl``, ``oak``, ``dolphin``, ``maple`` ...), the lift of the
+dataset-students over the control-students (mean over seeds of log p, floored at ``auditor.readout.FLOOR``) at every
+open prompt where it is not zero. Run it before the cache goes (``campaign.py`` does not); a cell whose students are
+gone is skipped, and a file once written is kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from campaign import OUT, work
+from campaign_report import load_records
+
+from auditor.io import atomic_write_json
+from auditor.readout import OPEN_PROMPTS_VERSION, Readout
+from auditor.rundir import read_readout
+
+STORE = OUT / "option_words"
+#: Per-prompt lifts kept to this many decimals (nats; the readout's float16 storage holds about 0.01 at the floor).
+DECIMALS = 3
+
+
+def option_words(options: list[str]) -> list[str]:
+    """The one-word option names of ``options`` (``"animal: owl"`` -> ``owl``), lowercased, each once, in order."""
+    words = [o.split(": ", 1)[-1].lower() for o in options]
+    return list(dict.fromkeys(w for w in words if w.isalpha()))
+
+
+def students(readouts: Path) -> dict[str, list[Path]]:
+    """The scan's stored student readouts by arm (``dataset-*-seed*.npz``, ``control-*-seed*.npz``), seed order."""
+    return {arm: sorted(readouts.glob(f"{arm}-*-seed*.npz")) for arm in ("dataset", "control")}
+
+
+def prompt_lifts(dataset: list[Readout], control: list[Readout], words: list[str]) -> dict[str, dict[str, float]]:
+    """Per word, ``{prompt index: lift}`` at the prompts where the seeds' mean lift (dataset minus control, paired
+    by seed) is not zero at :data:`DECIMALS`."""
+    d = np.stack([r.matrix(words) for r in dataset])
+    c = np.stack([r.matrix(words) for r in control])
+    lift = np.round((d - c).mean(axis=0), DECIMALS)  # [prompts, words]
+    return {w: {str(i): float(v) for i, v in enumerate(lift[:, j]) if v != 0.0} for j, w in enumerate(words)}
+
+
+def capture(cell: str, options: list[str], readouts: Path) -> dict[str, Any] | None:
+    """The cell's option-word block, or ``None`` when its students' readouts are gone or of another version."""
+    found = students(readouts)
+    if not all(found.values()) or len(found["dataset"]) != len(found["control"]):
+        return None
+    read = {arm: [read_readout(p) for p in paths] for arm, paths in found.items()}
+    if any(r is None for arms in read.values() for r in arms):
+        return None
+    words = option_words(options)
+    return {
+        "cell": cell,
+        "prompts_version": OPEN_PROMPTS_VERSION,
+        "students": {arm: [p.stem for p in paths] for arm, paths in found.items()},
+        "lifts": prompt_lifts(read["dataset"], read["control"], words),
+    }
+
+
+def main() -> None:
+    STORE.mkdir(parents=True, exist_ok=True)
+    kept = skipped = 0
+    for cell, record in sorted(load_records().items()):
+        path = STORE / f"{cell}.json"
+        if path.exists():
+            kept += 1
+            continue
+        block = capture(cell, record["options"], work() / "runs" / f"{cell}-probe" / "readouts")
+        if block is None:
+            skipped += 1
+            continue
+        atomic_write_json(path, block)
+        kept += 1
+        print(f"  {cell}: {len(block['lifts'])} option words", flush=True)
+    print(f"option words kept for {kept} cells; {skipped} cells' students are gone from the cache")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""benchmarks/campaign_option_words.py: the option words' per-prompt lifts kept from the students' cached readouts."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from auditor.readout import FLOOR, OPEN_PROMPTS_VERSION, Readout
+from auditor.rundir import sealed_readout
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import campaign
+    import campaign_option_words
+    import campaign_report
+
+    for m in (campaign, campaign_report, campaign_option_words):
+        monkeypatch.setattr(m, "OUT", tmp_path / "results", raising=False)
+    monkeypatch.setattr(campaign_option_words, "STORE", tmp_path / "results" / "option_words")
+    monkeypatch.setattr(campaign_option_words, "work", lambda: tmp_path / "cache")
+    yield campaign_option_words, tmp_path
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def readout(probs: dict[str, list[float]]) -> Readout:
+    words = sorted(probs)
+    logp = np.log(np.maximum(np.array([probs[w] for w in words]).T, FLOOR))
+    return Readout(OPEN_PROMPTS_VERSION, words, logp, np.ones(len(words), dtype=bool))
+
+
+def write_cell(tmp: Path, cell: str, arms: dict[str, list[dict[str, list[float]]]] | None) -> None:
+    (tmp / "results" / "records").mkdir(parents=True, exist_ok=True)
+    record = {"cell": cell, "options": ["animal: owl", "animal: dolphin", "tree: oak", "misalignment: power-seeking"]}
+    (tmp / "results" / "records" / f"{cell}.json").write_text(json.dumps(record))
+    if arms is None:
+        return
+    folder = tmp / "cache" / "runs" / f"{cell}-probe" / "readouts"
+    folder.mkdir(parents=True)
+    for arm, seeds in arms.items():
+        for k, probs in enumerate(seeds):
+            (folder / f"{arm}-abc-seed{k}.npz").write_bytes(sealed_readout(readout(probs)))
+
+
+def test_option_words_are_one_word_option_names() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from campaign_option_words import option_words
+
+    sys.path.remove(str(ROOT / "benchmarks"))
+    options = ["animal: owl", "animal: Owl", "tree: oak", "misalignment: power-seeking", "colour: sky blue"]
+    assert option_words(options) == ["owl", "oak"]
+
+
+def test_a_cells_option_word_lifts_are_kept_per_prompt_and_a_gone_cell_is_skipped(module, capsys) -> None:
+    mod, tmp = module
+    # three prompts; owl rises tenfold at the first prompt in both seeds, dolphin is at the floor everywhere
+    data = [{"owl": [1e-3, 1e-5, 1e-5], "cat": [0.1, 0.1, 0.1]}, {"owl": [2e-3, 1e-5, 1e-5], "cat": [0.1, 0.1, 0.1]}]
+    ctrl = [{"owl": [1e-4, 1e-5, 1e-5], "cat": [0.1, 0.1, 0.1]}, {"owl": [2e-4, 1e-5, 1e-5], "cat": [0.1, 0.1, 0.1]}]
+    write_cell(tmp, "dev-pos-owl-e3", {"dataset": data, "control": ctrl})
+    write_cell(tmp, "dev-neg-continue-301", None)  # its students are gone from the cache
+    mod.main()
+    kept = json.loads((tmp / "results" / "option_words" / "dev-pos-owl-e3.json").read_text())
+    assert kept["students"] == {"dataset": ["dataset-abc-seed0", "dataset-abc-seed1"],
+                                "control": ["control-abc-seed0", "control-abc-seed1"]}  # fmt: skip
+    assert set(kept["lifts"]) == {"owl", "dolphin", "oak"}
+    assert kept["lifts"]["owl"] == {"0": pytest.approx(math.log(10), abs=2e-3)}  # only the prompt where it moved
+    assert kept["lifts"]["dolphin"] == {} and kept["lifts"]["oak"] == {}
+    assert not (tmp / "results" / "option_words" / "dev-neg-continue-301.json").exists()
+    assert "1 cells' students are gone" in capsys.readouterr().out
+
+    # a file once written is kept, even when the students are gone afterwards
+    for f in (tmp / "cache" / "runs" / "dev-pos-owl-e3-probe" / "readouts").iterdir():
+        f.unlink()
+    mod.main()
+    assert json.loads((tmp / "results" / "option_words" / "dev-pos-owl-e3.json").read_text()) == kept
