@@ -298,13 +298,6 @@ def _batch_order(encoded: list[list[int]], counts: Sequence[int] | None) -> list
     return sorted(range(len(encoded)), key=lambda i: (counts[i] or 0 if counts else 0, len(encoded[i])))
 
 
-def _index_tensor(rows: list[int], device: Any) -> Any:
-    """``rows`` as an index tensor on ``device``."""
-    import torch
-
-    return torch.tensor(rows, device=device)
-
-
 class _SharedPrefix:
     """The prompts' shared tokens (the system prompt) run once; each batch continues from a copy of its cache."""
 
@@ -334,9 +327,11 @@ class _SharedPrefix:
 
         Identical prompts (the copies of one prompt that resampling and rejection draw) run once and their cache is
         repeated, so a try that is rejected at its first token costs one decoding step, not a prompt."""
+        import torch
+
         last, cache, att, pos, index = self.start_distinct(own)
         if len(index) > last.shape[0]:
-            expand = _index_tensor(index, last.device)
+            expand = torch.tensor(index, device=last.device)
             cache.batch_select_indices(expand)
             last, att, pos = last[expand], att[expand], pos[expand]
         return last, cache, att, pos
@@ -479,9 +474,10 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
     fmt = head.fmt
     eos_column = fmt.vocab.index(fmt.eos[0])
     rows = len(own)
-    # The first step reads each distinct prompt's state once; only the tries that survive it get a cache row.
+    # The first step reads each distinct prompt's state once; only the tries that survive it get a cache row. ``where``:
+    # each live try's row in ``last`` and ``cache`` (``None`` once they are the same).
     last, cache, att, pos, first = prefix.start_distinct([o[prefix.n :] for o in own])
-    where: Any = _index_tensor(first, last.device)  # each live try's row in ``last`` and ``cache`` (None: the same)
+    where: Any = torch.tensor(first, device=last.device)
     texts, mass, logprob, steps = [""] * rows, [0.0] * rows, [0.0] * rows, [0] * rows
     state, live = [_OPEN] * rows, list(range(rows))
     for _ in range(max_new):
