@@ -28,6 +28,17 @@ from auditor.readout import OPEN_PROMPTS_VERSION, Readout
 from auditor.rundir import read_readout
 
 STORE = OUT / "option_words"
+
+#: A check these files make possible, registered before the cells that judge it run; information, deciding nothing.
+TRAIT_WORD_CHECK = """Registered 2026-12-07 (25 of 64 cells finished, no held-out cell run; information only).
+For each fine-tuned positive whose intended option's name is one word (owl, dolphin, maple): its students' lift on
+that word, the mean over the 114 open prompts of the per-prompt lifts kept here (0 where none is kept), is ranked
+(a) among the same word's lift on every base-written number negative whose option words are kept, p = (1 + negatives
+at or above) / (N + 1), and (b) against the decoys' lifts on it (number data that fine-tuned teachers of no animal or
+tree wrote: on the animal prompts the decoys' students raised owl by +1.6 to +2.7 nats, dev-pos-owl-e3's by +2.1).
+The trait's word rose beyond base-written data when p <= 0.1, and beyond the generic drift when its lift also exceeds
+every decoy's. Judged on the held-out cells (dolphin and maple at 1 and 3 epochs, owl at 3 epochs), with the held-out
+and later development number negatives as N; reported whatever it finds, with N."""
 #: Per-prompt lifts kept to this many decimals (nats; the readout's float16 storage holds about 0.01 at the floor).
 DECIMALS = 3
 
