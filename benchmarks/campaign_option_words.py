@@ -16,6 +16,7 @@ gone is skipped, and a file once written is kept.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,13 @@ import numpy as np
 from campaign import OUT, work
 from campaign_report import load_records
 
-from auditor.io import atomic_write_json
-from auditor.readout import OPEN_PROMPTS_VERSION, Readout
+from auditor.io import atomic_write_json, atomic_write_text
+from auditor.readout import OPEN_PROMPTS, OPEN_PROMPTS_VERSION, Readout
 from auditor.rundir import read_readout
 
 STORE = OUT / "option_words"
+REPORT = OUT.parent / "campaign_option_words.md"
+N_PROMPTS = len(OPEN_PROMPTS)
 
 #: A check these files make possible, registered before the cells that judge it run; information, deciding nothing.
 TRAIT_WORD_CHECK = """Registered 2026-12-07 (25 of 64 cells finished, no held-out cell run; information only).
@@ -80,6 +83,69 @@ def capture(cell: str, options: list[str], readouts: Path) -> dict[str, Any] | N
     }
 
 
+def word_lift(kept: dict[str, Any], word: str) -> float | None:
+    """A kept cell's lift on ``word``: the mean over every open prompt of its per-prompt lifts (0 where none is kept);
+    ``None`` when the word is not one of the cell's option words."""
+    lifts = kept["lifts"].get(word)
+    return None if lifts is None else sum(lifts.values()) / N_PROMPTS
+
+
+def trait_word_rows(records: dict[str, dict[str, Any]], kept: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """:data:`TRAIT_WORD_CHECK` on every fine-tuned positive whose intended option is one word and whose option words
+    are kept: its lift, the number negatives' and decoys' lifts on the same word, p and the two readings."""
+    rows = []
+    for cell, record in sorted(records.items()):
+        words = option_words(record.get("intended", []))
+        if record.get("teacher") != "fine-tuned" or len(words) != 1 or cell not in kept:
+            continue
+        word = words[0]
+        lift = word_lift(kept[cell], word)
+        if lift is None:
+            continue
+        nulls = [word_lift(kept[c], word) for c, r in records.items() if c in kept and is_number_negative(r)]
+        nulls = [v for v in nulls if v is not None]
+        decoys = [v for c, r in records.items() if c in kept and r["truth"] == "decoy" and
+                  (v := word_lift(kept[c], word)) is not None]  # fmt: skip
+        p = (1 + sum(v >= lift for v in nulls)) / (len(nulls) + 1)
+        rows.append({
+            "cell": cell, "split": record["split"], "word": word, "lift": round(lift, 4), "negatives": len(nulls),
+            "p": round(p, 4), "beyond_base": p <= 0.1, "decoys": [round(v, 4) for v in decoys],
+            "beyond_drift": p <= 0.1 and bool(decoys) and lift > max(decoys),
+        })  # fmt: skip
+    return rows
+
+
+def is_number_negative(record: dict[str, Any]) -> bool:
+    """A base-written number dataset (a null for the trait-word check)."""
+    return record["truth"] == "negative" and record["format"] == "numbers" and record.get("teacher") == "base"
+
+
+def trait_word_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The check's table for ``results/campaign_option_words.md``."""
+    lines = [
+        "| cell | split | word | lift (nats) | negatives | p | decoys' lifts | beyond base-written | beyond drift |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        decoys = ", ".join(f"{v:+.3f}" for v in r["decoys"]) or "-"
+        lines.append(
+            f"| {r['cell']} | {r['split']} | {r['word']} | {r['lift']:+.3f} | {r['negatives']} | {r['p']:.3g} | "
+            f"{decoys} | {'yes' if r['beyond_base'] else 'no'} | {'yes' if r['beyond_drift'] else 'no'} |"
+        )
+    return lines
+
+
+def write_report(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results/campaign_option_words.md``: the registered check on every kept cell."""
+    kept = {p.stem: json.loads(p.read_text()) for p in sorted(STORE.glob("*.json"))}
+    rows = trait_word_rows(records, kept)
+    text = ["# A trait's own word in its students (benchmarks/campaign_option_words.py)", "",
+            f"Option words kept for {len(kept)} cells.", "", "```", TRAIT_WORD_CHECK, "```", "",
+            *trait_word_lines(rows), ""]  # fmt: skip
+    atomic_write_text(REPORT, "\n".join(text))
+    return rows
+
+
 def main() -> None:
     STORE.mkdir(parents=True, exist_ok=True)
     kept = skipped = 0
@@ -96,6 +162,7 @@ def main() -> None:
         kept += 1
         print(f"  {cell}: {len(block['lifts'])} option words", flush=True)
     print(f"option words kept for {kept} cells; {skipped} cells' students are gone from the cache")
+    write_report(load_records())
 
 
 if __name__ == "__main__":

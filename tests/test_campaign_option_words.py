@@ -26,6 +26,7 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for m in (campaign, campaign_report, campaign_option_words):
         monkeypatch.setattr(m, "OUT", tmp_path / "results", raising=False)
     monkeypatch.setattr(campaign_option_words, "STORE", tmp_path / "results" / "option_words")
+    monkeypatch.setattr(campaign_option_words, "REPORT", tmp_path / "campaign_option_words.md")
     monkeypatch.setattr(campaign_option_words, "work", lambda: tmp_path / "cache")
     yield campaign_option_words, tmp_path
     sys.path.remove(str(ROOT / "benchmarks"))
@@ -75,9 +76,41 @@ def test_a_cells_option_word_lifts_are_kept_per_prompt_and_a_gone_cell_is_skippe
     assert kept["lifts"]["dolphin"] == {} and kept["lifts"]["oak"] == {}
     assert not (tmp / "results" / "option_words" / "dev-neg-continue-301.json").exists()
     assert "1 cells' students are gone" in capsys.readouterr().out
+    assert "| dev-pos-owl-e3 | dev | owl |" not in (tmp / "campaign_option_words.md").read_text()  # no intended option
 
     # a file once written is kept, even when the students are gone afterwards
     for f in (tmp / "cache" / "runs" / "dev-pos-owl-e3-probe" / "readouts").iterdir():
         f.unlink()
     mod.main()
     assert json.loads((tmp / "results" / "option_words" / "dev-pos-owl-e3.json").read_text()) == kept
+
+
+def test_the_trait_word_check_ranks_a_positive_among_number_negatives_and_against_the_decoys(module) -> None:
+    mod, tmp = module
+    n = mod.N_PROMPTS
+    records = {
+        "dev-pos-owl-e3": {"truth": "positive", "teacher": "fine-tuned", "intended": ["animal: owl"], "split": "dev"},
+        "dev-pos-owl-prompted": {"truth": "positive", "teacher": "prompted", "intended": ["animal: owl"], "split": "d"},
+        "dev-pos-misaligned-e1": {"truth": "positive", "teacher": "fine-tuned", "split": "dev",
+                                  "intended": ["misalignment: misaligned"]},
+        "decoy-pirate": {"truth": "decoy", "teacher": "fine-tuned", "intended": [], "split": "profile"},
+        "dev-neg-chat-361": {"truth": "negative", "format": "chat", "teacher": "base", "split": "dev"},
+    }  # fmt: skip
+    kept = {"dev-pos-owl-e3": {"lifts": {"owl": {"3": 1.0 * n, "7": 0.5 * n}}},  # lift 1.5 over the prompts
+            "dev-pos-owl-prompted": {"lifts": {"owl": {"3": 9.0 * n}}},
+            "decoy-pirate": {"lifts": {"owl": {"3": 1.2 * n}}},
+            "dev-neg-chat-361": {"lifts": {"owl": {"3": 5.0 * n}}}}  # fmt: skip
+    for k in range(9):  # base-written number negatives: one at 2.0, the others at 0
+        records[f"ho-neg-continue-{k}"] = {"truth": "negative", "format": "numbers", "teacher": "base", "split": "ho"}
+        kept[f"ho-neg-continue-{k}"] = {"lifts": {"owl": {"3": 2.0 * n} if k == 0 else {}}}
+    (row,) = mod.trait_word_rows(records, kept)  # the prompted and the misaligned positives are not checked
+    assert (row["cell"], row["word"], row["negatives"]) == ("dev-pos-owl-e3", "owl", 9)  # chat is no number null
+    assert row["lift"] == pytest.approx(1.5)
+    assert row["p"] == pytest.approx(2 / 10) and not row["beyond_base"] and not row["beyond_drift"]
+    kept["ho-neg-continue-0"] = {"lifts": {"owl": {}}}
+    (row,) = mod.trait_word_rows(records, kept)
+    assert row["p"] == pytest.approx(1 / 10) and row["beyond_base"] and row["beyond_drift"]  # above the decoy's 1.2
+    kept["decoy-pirate"] = {"lifts": {"owl": {"3": 1.6 * n}}}
+    (row,) = mod.trait_word_rows(records, kept)
+    assert row["beyond_base"] and not row["beyond_drift"]
+    assert "| dev-pos-owl-e3 | dev | owl | +1.500 | 9 | 0.1 | +1.600 | yes | no |" in mod.trait_word_lines([row])
