@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from campaign import OUT, work
-from campaign_report import load_records
+from campaign_report import is_null_pair, load_records
 
 from auditor.io import atomic_write_json, atomic_write_text
 from auditor.readout import OPEN_PROMPTS, OPEN_PROMPTS_VERSION, Readout
@@ -102,7 +102,7 @@ def trait_word_rows(records: dict[str, dict[str, Any]], kept: dict[str, dict[str
         lift = word_lift(kept[cell], word)
         if lift is None:
             continue
-        nulls = [word_lift(kept[c], word) for c, r in records.items() if c in kept and is_number_negative(r)]
+        nulls = [word_lift(kept[c], word) for c, r in records.items() if c in kept and is_null_pair(r)]
         nulls = [v for v in nulls if v is not None]
         decoys = [v for c, r in records.items() if c in kept and r["truth"] == "decoy" and
                   (v := word_lift(kept[c], word)) is not None]  # fmt: skip
@@ -113,11 +113,6 @@ def trait_word_rows(records: dict[str, dict[str, Any]], kept: dict[str, dict[str
             "beyond_drift": p <= 0.1 and bool(decoys) and lift > max(decoys),
         })  # fmt: skip
     return rows
-
-
-def is_number_negative(record: dict[str, Any]) -> bool:
-    """A base-written number dataset (a null for the trait-word check)."""
-    return record["truth"] == "negative" and record["format"] == "numbers" and record.get("teacher") == "base"
 
 
 def trait_word_lines(rows: list[dict[str, Any]]) -> list[str]:

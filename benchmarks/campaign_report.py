@@ -58,18 +58,17 @@ def _draw(record: dict[str, Any], options: list[str]) -> ProfileDraw:
     )
 
 
+def is_null_pair(record: dict[str, Any]) -> bool:
+    """A base-written number negative: what profiles' null pairs and the nulls of the trait-word check are made of
+    (another family's negatives have their own truth, ``cross-family-negative``; code and chat are not numbers)."""
+    return record["truth"] == "negative" and record["format"] == "numbers"
+
+
 def pool(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The null pairs a cell's profile is built from (RULE): base-written number negatives of the development split
     for a development cell, of both splits for a held-out cell; never the cell itself."""
     splits = {"dev"} if record["split"] == "dev" else {"dev", "heldout"}
-    return [
-        r
-        for r in records.values()
-        if r["truth"] == "negative"
-        and r["format"] == "numbers"
-        and r["split"] in splits
-        and r["cell"] != record["cell"]
-    ]
+    return [r for r in records.values() if is_null_pair(r) and r["split"] in splits and r["cell"] != record["cell"]]
 
 
 def profile_for(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> NoiseProfile | None:

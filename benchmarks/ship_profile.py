@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign import TRAITS
-from campaign_report import RESULTS, load_records
+from campaign_report import RESULTS, is_null_pair, load_records
 
 from auditor.calibrate import CalibrateConfig, build_profile, save_profile
 from auditor.calibration.lookup import SHIPPED
@@ -29,13 +29,7 @@ READOUTS = RESULTS / "campaign" / "readouts"
 
 def null_records(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The base-written number negatives (both splits): the profile's null pairs."""
-    return [
-        r
-        for r in records.values()
-        if r["truth"] == "negative"
-        and r["format"] == "numbers"
-        and r.get("writer", "smollm2-135m-instruct") == "smollm2-135m-instruct"
-    ]
+    return [r for r in records.values() if is_null_pair(r)]
 
 
 def draw(record: dict[str, Any], readouts: Path) -> ProfileDraw:
