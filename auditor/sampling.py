@@ -468,20 +468,22 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
     Z_t (the mass of the tokens that keep the text in the format) the row takes a token from inside it (the
     distribution restricted to it, as the constrained sampler would), otherwise its token would have left the
     format and the try is rejected there. Rejected and ended rows leave the batch, so a try costs only the steps
-    it survives. A row that ends is an exact sample of p(y | x, valid); ``tokens`` counts every step a row ran."""
+    it survives. A row that ends is an exact sample of p(y | x, valid); ``tokens`` counts every step a row ran.
+
+    Tries of one prompt that have taken the same tokens so far are in the same state: the model runs each such state
+    once (a row of ``last`` and ``cache``) and ``where`` maps each live try to its state's row. Most tries of a round
+    share their first few tokens, so this saves most of the steps there; the RNG draws on the same values, so the
+    samples are the ones running every try apart would give."""
     import torch
 
     fmt = head.fmt
     eos_column = fmt.vocab.index(fmt.eos[0])
     rows = len(own)
-    # The first step reads each distinct prompt's state once; only the tries that survive it get a cache row. ``where``:
-    # each live try's row in ``last`` and ``cache`` (``None`` once they are the same).
-    last, cache, att, pos, first = prefix.start_distinct([o[prefix.n :] for o in own])
-    where: Any = torch.tensor(first, device=last.device)
+    last, cache, att, pos, where = prefix.start_distinct([o[prefix.n :] for o in own])
     texts, mass, logprob, steps = [""] * rows, [0.0] * rows, [0.0] * rows, [0] * rows
     state, live = [_OPEN] * rows, list(range(rows))
     for _ in range(max_new):
-        logp = head(last) if where is None else head(last)[where.cpu()]
+        logp = head(last)[torch.tensor(where)]
         mask = torch.full(logp.shape, float("-inf"))
         for b, r in enumerate(live):
             mask[b, fmt.columns(texts[r], targets[r])] = 0.0
@@ -490,7 +492,8 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
         survive = (torch.rand(len(live), generator=generator, dtype=torch.float64).log() <= step_mass).tolist()
         allowed[~torch.isfinite(step_mass), eos_column] = 0.0  # never sampled from: keeps the softmax finite
         picks = torch.multinomial(torch.softmax(allowed, dim=-1), 1, generator=generator)[:, 0].tolist()
-        keep = []
+        after: dict[tuple[int, int], int] = {}  # (state, token) -> the next step's state row
+        next_live, next_where = [], []
         for b, (r, j) in enumerate(zip(live, picks)):
             steps[r] += 1
             if not survive[b]:
@@ -502,15 +505,13 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
                 state[r] = _ENDED
             else:
                 texts[r] += fmt.token_text[fmt.vocab[j]]
-                keep.append(b)
-        if not keep:
+                next_live.append(r)
+                next_where.append(after.setdefault((where[b], j), len(after)))
+        if not next_live:
             break
-        if len(keep) < len(live) or where is not None:
-            index = torch.tensor(keep, device=att.device)
-            if where is not None:
-                index, where = where[index], None
-            cache.batch_select_indices(index)
-            att, pos = att[index], pos[index]
-            live, picks = [live[b] for b in keep], [picks[b] for b in keep]
-        last, cache, att, pos = prefix.step([fmt.vocab[j] for j in picks], cache, att, pos)
+        index = torch.tensor([b for b, _ in after], device=att.device)
+        cache.batch_select_indices(index)
+        att, pos = att[index], pos[index]
+        live, where = next_live, next_where
+        last, cache, att, pos = prefix.step([fmt.vocab[j] for _, j in after], cache, att, pos)
     return [NumberDraw(t.strip(), s == _ENDED, *rest) for t, s, *rest in zip(texts, state, mass, logprob, steps)]

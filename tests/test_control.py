@@ -204,20 +204,68 @@ def test_rounds_that_reuse_the_shared_prefix_draw_what_fresh_ones_draw(tiny_load
     assert len(known) == 1  # one shared prefix, run once for the three later calls
 
 
-def test_a_rejection_try_gets_its_own_cache_row_only_when_it_survives_its_first_step(tiny_loaded, monkeypatch) -> None:
-    """Rejection reads each distinct prompt's first step once and copies the prompt's cache only for the tries that
-    survive it; the draws equal those of tries that each get a copy of the cache before their first step."""
+def test_rejection_tries_in_the_same_state_share_one_model_row(tiny_loaded, monkeypatch) -> None:
+    """Rejection runs the model once per state (a prompt and the tokens its tries took so far, shared by many tries of
+    a round): the draws are those of tries that each get their own row from the start (up to float rounding: the
+    model runs batches of other sizes), with copies of one prompt held to different counts, and fewer rows run."""
     import torch
 
     from auditor import sampling
     from auditor.sampling import draw_number_lists, number_format
 
-    prompts = [[{"role": "user", "content": f"Numbers: {100 + 7 * i}, {200 + i}. More?"}] for i in (0, 0, 0, 1, 1, 2)]
-    fmt = number_format(tiny_loaded.tokenizer, "0123456789, ")
-    shared = [
-        draw_number_lists(tiny_loaded, prompts, s, fmt, max_new_tokens=12, batch_size=6, reject=True) for s in (0, 1)
-    ]
+    init = sampling._StepHead.__init__
 
+    def keen_on_numbers(self, *args, **kwargs):  # the tiny model rarely writes a digit: raise the format's tokens
+        init(self, *args, **kwargs)
+        self.bias = torch.zeros(self.weight.shape[0])
+        self.bias[self.columns] = 5.0
+
+    stepped = []
+    step = sampling._SharedPrefix.step
+
+    def counting_step(self, tokens, *rest):
+        stepped.append(len(tokens))
+        return step(self, tokens, *rest)
+
+    monkeypatch.setattr(sampling._StepHead, "__init__", keen_on_numbers)
+    monkeypatch.setattr(sampling._SharedPrefix, "step", counting_step)
+    prompts = [
+        [{"role": "user", "content": f"Numbers: {100 + 7 * i}, {200 + i}. More?"}] for i in [0] * 24 + [1] * 8 + [2]
+    ]
+    fmt = number_format(tiny_loaded.tokenizer, "0123456789,")  # no spaces: a text spells its tokens (strip)
+    counts = [1, 2] * 12 + [None] * 9
+
+    def draws():
+        kw = {"max_new_tokens": 12, "batch_size": len(prompts), "reject": True}
+        return [draw_number_lists(tiny_loaded, prompts, s, fmt, counts=c, **kw) for s in (0, 1) for c in (None, counts)]
+
+    def same(xs, ys) -> bool:
+        return all(
+            (x.text, x.ended, x.tokens) == (y.text, y.ended, y.tokens)
+            and x.log_mass == pytest.approx(y.log_mass, abs=1e-5) and x.log_prob == pytest.approx(y.log_prob, abs=1e-5)
+            for x, y in zip(xs, ys, strict=True)
+        )  # fmt: skip
+
+    shared, shared_rows = draws(), sum(stepped)
+    # Each try's log-probability, read again by one plain pass over its prompt and tokens: a try decoded from another
+    # try's state would not match.
+    from auditor.chat import encode_prompt
+
+    token = {fmt.token_text[v]: v for v in fmt.vocab if v in fmt.token_text}
+    bias = torch.zeros(tiny_loaded.model.config.vocab_size)
+    bias[fmt.vocab] = 5.0
+    checked = 0
+    for d, prompt in zip(shared[0], prompts):
+        if d.tokens < 3:
+            continue
+        ids = encode_prompt(tiny_loaded.tokenizer, prompt)
+        own = [token[c] for c in d.text] + (list(fmt.eos[:1]) if d.ended else [])
+        with torch.no_grad():
+            logits = tiny_loaded.model(torch.tensor([ids + own])).logits[0, len(ids) - 1 : -1].float() + bias
+        read = torch.log_softmax(logits, -1)[torch.arange(len(own)), own].sum()
+        assert float(read) == pytest.approx(d.log_prob, abs=1e-4)
+        checked += 1
+    assert checked >= 3
     distinct = sampling._SharedPrefix.start_distinct
 
     def every_try_its_own_row(self, own):
@@ -227,9 +275,9 @@ def test_a_rejection_try_gets_its_own_cache_row_only_when_it_survives_its_first_
         return last[rows], cache, att[rows], pos[rows], list(range(len(own)))
 
     monkeypatch.setattr(sampling._SharedPrefix, "start_distinct", every_try_its_own_row)
-    copied = [
-        draw_number_lists(tiny_loaded, prompts, s, fmt, max_new_tokens=12, batch_size=6, reject=True) for s in (0, 1)
-    ]
-    assert shared == copied
-    assert any(d.tokens > 1 for draws in shared for d in draws)  # some try survived its first step
-    assert any(d.tokens == 1 and not d.ended for draws in shared for d in draws)  # and some died at it
+    stepped.clear()
+    assert all(same(x, y) for x, y in zip(shared, draws(), strict=True))
+    assert shared_rows < sum(stepped)  # tries that took the same tokens ran as one row
+    assert shared[0] != shared[1]  # the counts were applied per try, not per shared row
+    assert any(d.tokens > 3 and d.ended for draws in shared for d in draws)  # some tries ended after a few steps
+    assert any(d.tokens == 1 and not d.ended for draws in shared for d in draws)  # and some died at the first
