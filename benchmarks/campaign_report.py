@@ -335,6 +335,7 @@ def write_report() -> dict[str, Any]:
                      f"{_cell(h['false_alarms'])} | {_cell(h['power'])} | {h['ungraded']} |")  # fmt: skip
     blob["kinds_table"] = kinds_table(graded)
     lines += ["", "### By kind of data", "", *blob["kinds_table"], "", *sampler_lines(records)]
+    lines += ["", "### Every cell", "", *cell_lines(graded)]
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen
@@ -401,6 +402,26 @@ def kinds_table(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) 
             k = sum(map(flagged, graded_c))
             cells.append(_cell([k, len(graded_c), *np.round(clopper_pearson(k, len(graded_c)), 3)]))
         lines.append(f"| {kind} | {split} | {what} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cell_lines(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> list[str]:
+    """Every candidate's level on each graded cell (the options a probe named in brackets; ``-``: not graded), with
+    what the teacher of a positive raised most: the table a closing note quotes, cell by cell."""
+    lines = [
+        "| cell | truth | teacher's largest rises (pp) | " + " | ".join(CANDIDATES) + " |",
+        "|---|---|---|" + "---|" * len(CANDIDATES),
+    ]
+    for r, v in sorted(graded, key=lambda rv: (rv[0]["split"], rv[0]["truth"], rv[0]["cell"])):
+        change = r.get("teacher_change") or {}
+        rises = ", ".join(f"{o.split(': ')[-1]} {d:+.1f}" for o, d in sorted(change.items(), key=lambda od: -od[1])[:3])
+        levels = [
+            "-"
+            if v[c]["level"] is None
+            else v[c]["level"] + (f" ({', '.join(v[c]['named'])})" if v[c]["named"] else "")
+            for c in CANDIDATES
+        ]
+        lines.append(f"| {r['cell']} | {r['truth']} | {rises or '-'} | " + " | ".join(levels) + " |")
     return lines
 
 

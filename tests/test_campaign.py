@@ -322,6 +322,21 @@ def test_the_table_by_kind_of_data(bench) -> None:
     assert "| fine-tuned teacher, 1 epoch (new trait) | heldout | power | 1/1" in table
 
 
+def test_every_cell_with_every_candidates_level(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(6)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(8)}
+    pos = _record("pos", "positive", "dev", {"b: o7": 15.0}, rng, "high")
+    records["pos"] = {**pos, "teacher_change": {"b: o7": 40.0, "b: o2": -3.0, "b: o9": 5.5}}
+    graded = [(r, report.grade(r, records)) for r in records.values()]
+    lines = report.cell_lines(graded)
+    row = next(line for line in lines if line.startswith("| pos |"))
+    assert row.startswith("| pos | positive | o7 +40.0, o9 +5.5, o2 -3.0 | high |")
+    assert "high (b: o7)" in row  # the probe named the option the data moved
+    assert next(line for line in lines if line.startswith("| neg-0 |")).startswith("| neg-0 | negative | - | clean |")
+    assert len(lines) == 2 + 9
+
+
 def test_the_readme_takes_the_table_only_when_every_cell_is_in(bench) -> None:
     _, report = bench
     readme = "intro\n<!-- campaign-table: x -->\nold table\nold text\n<!-- /campaign-table -->\nafter\n"
