@@ -472,8 +472,8 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
 
     Tries of one prompt that have taken the same tokens so far are in the same state: the model runs each such state
     once (a row of ``last`` and ``cache``) and ``where`` maps each live try to its state's row. Most tries of a round
-    share their first few tokens, so this saves most of the steps there; the RNG draws on the same values, so the
-    samples are the ones running every try apart would give."""
+    share their first few tokens, so this saves most of the rows there; each try keeps its own mask and RNG draws, so
+    the samples are the ones running every try apart would give (up to float rounding)."""
     import torch
 
     fmt = head.fmt
@@ -509,9 +509,11 @@ def _reject_batch(prefix: _SharedPrefix, own: list[list[int]], targets, head: _S
                 next_where.append(after.setdefault((where[b], j), len(after)))
         if not next_live:
             break
-        index = torch.tensor([b for b, _ in after], device=att.device)
-        cache.batch_select_indices(index)
-        att, pos = att[index], pos[index]
+        rows_now = [row for row, _ in after]
+        if rows_now != list(range(last.shape[0])):  # some state died or split
+            index = torch.tensor(rows_now, device=att.device)
+            cache.batch_select_indices(index)
+            att, pos = att[index], pos[index]
         live, where = next_live, next_where
         last, cache, att, pos = prefix.step([fmt.vocab[j] for _, j in after], cache, att, pos)
     return [NumberDraw(t.strip(), s == _ENDED, *rest) for t, s, *rest in zip(texts, state, mass, logprob, steps)]
