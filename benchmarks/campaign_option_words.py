@@ -102,6 +102,9 @@ def trait_word_rows(records: dict[str, dict[str, Any]], kept: dict[str, dict[str
         lift = word_lift(kept[cell], word)
         if lift is None:
             continue
+        if not kept[cell]["lifts"][word]:  # no readout of the cell stored it: floor minus floor, not a measurement
+            rows.append({"cell": cell, "split": record["split"], "word": word, "lift": None})
+            continue
         nulls = [word_lift(kept[c], word) for c, r in records.items() if c in kept and is_null_pair(r)]
         nulls = [v for v in nulls if v is not None]
         decoys = [v for c, r in records.items() if c in kept and r["truth"] == "decoy" and
@@ -122,6 +125,9 @@ def trait_word_lines(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if r["lift"] is None:
+            lines.append(f"| {r['cell']} | {r['split']} | {r['word']} | not read | - | - | - | - | - |")
+            continue
         decoys = ", ".join(f"{v:+.3f}" for v in r["decoys"]) or "-"
         lines.append(
             f"| {r['cell']} | {r['split']} | {r['word']} | {r['lift']:+.3f} | {r['negatives']} | {r['p']:.3g} | "
@@ -136,7 +142,10 @@ def write_report(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = trait_word_rows(records, kept)
     text = ["# A trait's own word in its students (benchmarks/campaign_option_words.py)", "",
             f"Option words kept for {len(kept)} cells.", "", "```", TRAIT_WORD_CHECK, "```", "",
-            *trait_word_lines(rows), ""]  # fmt: skip
+            *trait_word_lines(rows), "",
+            "*not read*: no scan model's readout of the cell stored the word (a word is stored where some model "
+            "spelled it whole from one of its 16 likeliest starts; see docs), so its lift is the floor's against the "
+            "floor, not a measurement.", ""]  # fmt: skip
     atomic_write_text(REPORT, "\n".join(text))
     return rows
 

@@ -103,7 +103,7 @@ def test_the_trait_word_check_ranks_a_positive_among_number_negatives_and_agains
     for k in range(9):  # base-written number negatives: one at 2.0, the others at 0
         records[f"ho-neg-continue-{k}"] = {"truth": "negative", "format": "numbers", "teacher": "base", "split": "ho"}
         kept[f"ho-neg-continue-{k}"] = {"lifts": {"owl": {"3": 2.0 * n} if k == 0 else {}}}
-    (row,) = mod.trait_word_rows(records, kept)  # the prompted and the misaligned positives are not checked
+    (row,) = mod.trait_word_rows(records, kept)  # the prompted positive is not checked, nor one with no kept words
     assert (row["cell"], row["word"], row["negatives"]) == ("dev-pos-owl-e3", "owl", 9)  # chat is no number null
     assert row["lift"] == pytest.approx(1.5)
     assert row["p"] == pytest.approx(2 / 10) and not row["beyond_base"] and not row["beyond_drift"]
@@ -114,3 +114,7 @@ def test_the_trait_word_check_ranks_a_positive_among_number_negatives_and_agains
     (row,) = mod.trait_word_rows(records, kept)
     assert row["beyond_base"] and not row["beyond_drift"]
     assert "| dev-pos-owl-e3 | dev | owl | +1.500 | 9 | 0.1 | +1.600 | yes | no |" in mod.trait_word_lines([row])
+    kept["dev-pos-misaligned-e1"] = {"lifts": {"misaligned": {}}}  # no model spelled it: not read, not a lift of 0
+    rows = mod.trait_word_rows(records, kept)
+    assert [(r["cell"], r["lift"]) for r in rows][0] == ("dev-pos-misaligned-e1", None)
+    assert "| dev-pos-misaligned-e1 | dev | misaligned | not read |" in mod.trait_word_lines(rows)[2]
