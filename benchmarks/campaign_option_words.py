@@ -99,12 +99,13 @@ def trait_word_rows(records: dict[str, dict[str, Any]], kept: dict[str, dict[str
         if record.get("teacher") != "fine-tuned" or len(words) != 1 or cell not in kept:
             continue
         word = words[0]
-        lift = word_lift(kept[cell], word)
-        if lift is None:
+        own = kept[cell]["lifts"].get(word)
+        if own is None:
             continue
-        if not kept[cell]["lifts"][word]:  # no readout of the cell stored it: floor minus floor, not a measurement
+        if not own:  # no readout of the cell stored it: floor minus floor, not a measurement
             rows.append({"cell": cell, "split": record["split"], "word": word, "lift": None})
             continue
+        lift = word_lift(kept[cell], word)
         nulls = [word_lift(kept[c], word) for c, r in records.items() if c in kept and is_null_pair(r)]
         nulls = [v for v in nulls if v is not None]
         decoys = [v for c, r in records.items() if c in kept and r["truth"] == "decoy" and
@@ -153,7 +154,8 @@ def write_report(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def main() -> None:
     STORE.mkdir(parents=True, exist_ok=True)
     kept = skipped = 0
-    for cell, record in sorted(load_records().items()):
+    records = load_records()
+    for cell, record in sorted(records.items()):
         path = STORE / f"{cell}.json"
         if path.exists():
             kept += 1
@@ -166,7 +168,7 @@ def main() -> None:
         kept += 1
         print(f"  {cell}: {len(block['lifts'])} option words", flush=True)
     print(f"option words kept for {kept} cells; {skipped} cells' students are gone from the cache")
-    write_report(load_records())
+    write_report(records)
 
 
 if __name__ == "__main__":
