@@ -214,11 +214,12 @@ def test_rejection_tries_in_the_same_state_share_one_model_row(tiny_loaded, monk
     from auditor.sampling import draw_number_lists, number_format
 
     init = sampling._StepHead.__init__
+    raised = 5.0  # the tiny model rarely writes a digit: the format's tokens' logits are raised by this
 
-    def keen_on_numbers(self, *args, **kwargs):  # the tiny model rarely writes a digit: raise the format's tokens
+    def keen_on_numbers(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self.bias = torch.zeros(self.weight.shape[0])
-        self.bias[self.columns] = 5.0
+        self.bias[self.columns] = raised
 
     stepped = []
     step = sampling._SharedPrefix.step
@@ -253,7 +254,7 @@ def test_rejection_tries_in_the_same_state_share_one_model_row(tiny_loaded, monk
 
     token = {fmt.token_text[v]: v for v in fmt.vocab if v in fmt.token_text}
     bias = torch.zeros(tiny_loaded.model.config.vocab_size)
-    bias[fmt.vocab] = 5.0
+    bias[fmt.vocab] = raised
     checked = 0
     for d, prompt in zip(shared[0], prompts):
         if d.tokens < 3:
