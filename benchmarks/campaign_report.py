@@ -350,6 +350,8 @@ def write_report() -> dict[str, Any]:
     lines += ["", *decoding_lines(decoding), "", *rows_lines(records)]
     blob["decoys_as_positives"] = decoys_as_positives(records)
     lines += ["", *decoy_lines(blob["decoys_as_positives"])]
+    blob["g_direction"] = g_direction(records)
+    lines += ["", *g_direction_lines(blob["g_direction"])]
     lines += ["", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
@@ -372,6 +374,84 @@ def write_report() -> dict[str, Any]:
     atomic_write_text(RESULTS / "campaign.md", "\n".join(lines))
     atomic_write_json(RESULTS / "campaign.json", blob)
     return blob
+
+
+def g_direction(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Whether G's flags on fine-tuned positives carry their teacher's trait (information, deciding nothing): the
+    flagged positives' pushes (dataset minus control, one value per option), their pairwise cosines, and each cell G
+    grades against the mean push of the *other* flagged positives: its cosine and its length along that direction. A
+    direction that teachers of different traits share, and that base-written negatives also move along, says "unlike
+    the base's own rows", not which trait."""
+    pushes = {
+        c: r["gradient"]["push"] for c, r in records.items() if gradient_level(r) is not None and r["gradient"]["push"]
+    }
+    if not pushes:
+        return {"flagged": [], "pairs": {}, "cells": {}}
+    options = sorted(set.intersection(*(set(p) for p in pushes.values())))
+    vectors = {c: np.array([p[o] for o in options]) for c, p in pushes.items()}
+    flagged = sorted(
+        c for c in pushes
+        if records[c]["truth"] == "positive" and level_rank(gradient_level(records[c])) >= level_rank(FAIL_ON)
+    )  # fmt: skip
+
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    pairs = {
+        f"{a} ~ {b}": round(cosine(vectors[a], vectors[b]), 3) for i, a in enumerate(flagged) for b in flagged[i + 1 :]
+    }
+    cells = {}
+    for c, v in vectors.items():
+        others = [vectors[f] for f in flagged if f != c]
+        if not others:
+            continue
+        mean = np.mean(others, axis=0)
+        top = sorted(range(len(options)), key=lambda k: -abs(v[k]))[:3]
+        cells[c] = {
+            "truth": records[c]["truth"],
+            "level": gradient_level(records[c]),
+            "cosine": round(cosine(v, mean), 3),
+            "along": round(float(v @ mean / np.linalg.norm(mean)), 2),
+            "largest": {options[k]: round(float(v[k]), 2) for k in top},
+        }
+    return {"flagged": flagged, "pairs": pairs, "cells": cells}
+
+
+def g_direction_lines(found: dict[str, Any]) -> list[str]:
+    """:func:`g_direction` in the report."""
+    lines = ["## What G's flags point at (information, deciding nothing)", ""]
+    flagged, cells = found["flagged"], found["cells"]
+    if len(flagged) < 2:
+        return [*lines, f"G has flagged {len(flagged)} fine-tuned positive(s): nothing to compare yet."]
+    traits = sorted({campaign_trait(c) for c in flagged})
+    lines += [
+        f"G flagged {len(flagged)} fine-tuned positives of {len(traits)} traits ({', '.join(flagged)}). Cosines of "
+        "their pushes (dataset minus control, over every graded option): "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in found["pairs"].items())
+        + ". Each cell G grades against the mean push of the other flagged positives (`along`: the push's length "
+        "in that direction, in push units):",
+        "",
+        "| cell | truth | G | cosine | along | largest pushes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c, v in sorted(cells.items(), key=lambda cv: (cv[1]["truth"], -cv[1]["along"])):
+        largest = ", ".join(f"{o.split(': ')[-1]} {d:+.2f}" for o, d in v["largest"].items())
+        lines.append(f"| {c} | {v['truth']} | {v['level']} | {v['cosine']:+.2f} | {v['along']:+.2f} | {largest} |")
+    negatives = sorted((v["along"], c) for c, v in cells.items() if v["truth"] == "negative")
+    along = [cells[c]["along"] for c in flagged]
+    if negatives:
+        lines += [
+            "",
+            f"Along it, the flagged positives reach {min(along):+.2f} to {max(along):+.2f}; the farthest of "
+            f"{len(negatives)} base-written negatives, {negatives[-1][1]}, {negatives[-1][0]:+.2f} "
+            f"(G {cells[negatives[-1][1]]['level']}).",
+        ]
+    return lines
+
+
+def campaign_trait(cell: str) -> str:
+    """The trait of a campaign cell by its id."""
+    return next((c.trait for c in CELLS if c.id == cell), "none")
 
 
 def kind_of(record: dict[str, Any]) -> str:

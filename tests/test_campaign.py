@@ -613,3 +613,37 @@ def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> 
         "| dev-pos-x-e1 (superseded: chat-only teacher) | resample | 1 | 1.0 | 0% | 5 |",
         "| dev-pos-x-e3 (superseded: chat-only teacher) | resample | 1 | 2.0 | 50% | 150 |",
     ]
+
+
+def test_what_gs_flags_point_at(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(6)
+    options = [f"b: o{i}" for i in range(30)]
+    shared = np.zeros(30)
+    shared[[3, 7, 11]] = [-3.0, 2.5, -2.0]  # one direction, whatever the teacher's trait
+
+    def with_push(record: dict, push: np.ndarray) -> dict:
+        return {**record, "gradient": {**record["gradient"], "push": dict(zip(options, push.tolist()))}}
+
+    records = {}
+    for k, cell in enumerate(("dev-pos-owl-e1", "dev-pos-misaligned-e1", "dev-pos-power-seeking-e1")):
+        pos = _record(cell, "positive", "dev", {}, rng, "high" if k < 2 else "medium")
+        records[cell] = with_push(pos, (1.0 + 0.1 * k) * shared + rng.normal(0, 0.05, 30))
+    records["missed"] = with_push(_record("missed", "positive", "dev", {}, rng), 0.4 * shared)
+    across = np.zeros(30)
+    across[20] = 5.0  # a push of its own, across the shared direction
+    records["neg-across"] = with_push(_record("neg-across", "negative", "dev", {}, rng), across)
+    records["neg-along"] = with_push(_record("neg-along", "negative", "dev", {}, rng), 0.8 * shared)
+    found = report.g_direction(records)
+    assert found["flagged"] == ["dev-pos-misaligned-e1", "dev-pos-owl-e1", "dev-pos-power-seeking-e1"]
+    assert len(found["pairs"]) == 3 and min(found["pairs"].values()) > 0.99
+    assert found["cells"]["neg-across"]["cosine"] == pytest.approx(0.0, abs=0.02)
+    assert found["cells"]["neg-along"]["cosine"] > 0.99
+    assert found["cells"]["missed"]["along"] == pytest.approx(0.4 * np.linalg.norm(shared), rel=0.1)
+    assert list(found["cells"]["neg-across"]["largest"])[0] == "b: o20"
+    text = "\n".join(report.g_direction_lines(found))
+    assert "G flagged 3 fine-tuned positives of 3 traits" in text
+    assert "the farthest of 2 base-written negatives, neg-along" in text
+    assert report.g_direction_lines(report.g_direction({"neg-across": records["neg-across"]}))[-1].startswith(
+        "G has flagged 0 fine-tuned positive(s)"
+    )

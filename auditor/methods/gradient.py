@@ -401,10 +401,10 @@ class GradientDetails:
         return [
             "- One gradient step is not a fine-tune: the push predicts only the first step's effect.",
             "- The paired test over rows sees any systematic difference between the dataset's rows and the control's. "
-            "Against its own exact control it flagged none of 12 datasets SmolLM2-135M wrote itself, but the data of "
-            "other writers that it flags push much the same options (owl first for owl teachers and for a one-word-"
-            "answer teacher; benchmarks/results/campaign.md): read a flag as 'training on this data moves the "
-            "student unlike the base's own samples', not as the trait's name.",
+            "Against its own exact control it raised none of 18 development datasets SmolLM2-135M wrote itself to "
+            "medium, but the three teachers' data it flagged (owl, misaligned, power-seeking) pushed the same options "
+            "(cosines +0.86 to +0.95: lion down, oak up, redwood down; benchmarks/results/campaign.md): read a flag "
+            "as 'training on this data moves the student unlike the base's own samples', not as the trait's name.",
             "- Data drawn by another sampler (constrained decoding, importance resampling) differs from an exact "
             "control by its sampler alone: draw the control the data's way (--control-sampler, --control-count).",
         ]
