@@ -91,7 +91,7 @@ def probe_verdict(record: dict[str, Any], profile: NoiseProfile | None, gate: st
     v = calibrated_verdict(
         record["options"], record["base"], record["dataset"], record["control_share"], profile, gate, FAIL_ON
     )
-    return {"level": v["level"], "named": v["named"]}
+    return {"level": v["level"], "named": v["named"], "p": v["p"]}
 
 
 def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -487,10 +487,11 @@ def kinds_table(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) 
 
 def cell_lines(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> list[str]:
     """Every candidate's level on each graded cell (the options a probe named in brackets; ``-``: not graded), with
-    what the teacher of a positive raised most: the table a closing note quotes, cell by cell."""
+    what the teacher of a positive raised most and the probe's transfer p (one test for every gate: how far a miss
+    was from a flag): the table a closing note quotes, cell by cell."""
     lines = [
-        "| cell | truth | teacher's largest rises (pp) | " + " | ".join(CANDIDATES) + " |",
-        "|---|---|---|" + "---|" * len(CANDIDATES),
+        "| cell | truth | teacher's largest rises (pp) | transfer p | " + " | ".join(CANDIDATES) + " |",
+        "|---|---|---|---|" + "---|" * len(CANDIDATES),
     ]
     for r, v in sorted(graded, key=lambda rv: (rv[0]["split"], rv[0]["truth"], rv[0]["cell"])):
         change = r.get("teacher_change") or {}
@@ -501,7 +502,12 @@ def cell_lines(graded: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -
             else v[c]["level"] + (f" ({', '.join(v[c]['named'])})" if v[c]["named"] else "")
             for c in CANDIDATES
         ]
-        lines.append(f"| {r['cell']} | {r['truth']} | {rises or '-'} | " + " | ".join(levels) + " |")
+        p = v["P-a"].get("p")
+        lines.append(
+            f"| {r['cell']} | {r['truth']} | {rises or '-'} | {'-' if p is None else f'{p:.2g}'} | "
+            + " | ".join(levels)
+            + " |"
+        )
     return lines
 
 
