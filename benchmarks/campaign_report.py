@@ -40,6 +40,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FAIL_ON = "medium"
 GATES = {"o": "options", "t": "transfer", "a": "any"}
 CANDIDATES = ["G", *[f"P-{g}" for g in GATES], *[f"S-{g}" for g in GATES]]
+#: Not in RULE (information, deciding nothing; added after 26 development cells, before any held-out cell ran): either
+#: method flags, G or P-x. On those 26 cells G and the probe caught different positives (G the 1-epoch teachers,
+#: P-t/P-a owl-e3), so E-x's development numbers are optimistic by construction; its held-out numbers are the test.
+EITHER = [f"E-{g}" for g in GATES]
 #: Tie order of the rule: two-stage, then the probe, then the gradient method; within each, gate any first.
 TIE_ORDER = ["S-a", "S-o", "S-t", "P-a", "P-o", "P-t", "G"]
 
@@ -106,7 +110,15 @@ def grade(record: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[st
             out[f"S-{key}"] = {"level": None, "named": []}
         else:
             out[f"S-{key}"] = {"level": "clean", "named": []} if level_rank(g) < level_rank("medium") else p
+        out[f"E-{key}"] = either(g, p)
     return out
+
+
+def either(g: str | None, p: dict[str, Any]) -> dict[str, Any]:
+    """E-x (:data:`EITHER`): the higher of G's level and P-x's, with the probe's names; ungraded if either is."""
+    if g is None or p["level"] is None:
+        return {"level": None, "named": []}
+    return {"level": max(g, p["level"], key=level_rank), "named": p["named"]}
 
 
 def gradient_level(record: dict[str, Any]) -> str | None:
@@ -301,8 +313,8 @@ def choose(dev: dict[str, dict[str, Any]], g_allowed: bool = True) -> str | None
 def write_report() -> dict[str, Any]:
     records = load_records()
     graded = [(r, grade(r, records)) for r in records.values() if r["truth"] in ("negative", "positive")]
-    dev = {c: tally([(r, v) for r, v in graded if r["split"] == "dev"], c) for c in CANDIDATES}
-    held = {c: tally([(r, v) for r, v in graded if r["split"] == "heldout"], c) for c in CANDIDATES}
+    dev = {c: tally([(r, v) for r, v in graded if r["split"] == "dev"], c) for c in CANDIDATES + EITHER}
+    held = {c: tally([(r, v) for r, v in graded if r["split"] == "heldout"], c) for c in CANDIDATES + EITHER}
     done = {c.id for c in CELLS} & set(records)
     dev_done = all(c.id in records for c in CELLS if c.split == "dev" and c.truth in ("negative", "positive"))
     null = matched_null()  # amendment 1's check; since amendment 2 it decides only if it has found false alarms
@@ -329,10 +341,17 @@ def write_report() -> dict[str, Any]:
         "| held-out false alarms | held-out power | ungraded |",
         "|---|---|---|---|---|---|---|",
     ]
-    for c in CANDIDATES:
+    for c in CANDIDATES + EITHER:
         d, h = dev[c], held[c]
-        lines.append(f"| {c} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {d['ungraded']} | "
+        name = f"{c} (information)" if c in EITHER else c
+        lines.append(f"| {name} | {_cell(d['false_alarms'])} | {_cell(d['power'])} | {d['ungraded']} | "
                      f"{_cell(h['false_alarms'])} | {_cell(h['power'])} | {h['ungraded']} |")  # fmt: skip
+    lines += [
+        "",
+        "E-x (either G or P-x flags) is not in the rule: it was added after 26 development cells, on which G and the "
+        "probe caught different positives, so its development numbers are optimistic by construction and only its "
+        "held-out numbers test it. The rule chooses among the others.",
+    ]
     blob["kinds_table"] = kinds_table(graded)
     lines += ["", "### By kind of data", "", *blob["kinds_table"], "", *sampler_lines(records)]
     lines += ["", "### Every cell", "", *cell_lines(graded)]

@@ -86,6 +86,25 @@ def test_grading_from_records_and_the_rule(bench) -> None:
     assert g["false_alarms"][:2] == [0, 7] and g["ungraded"] == 1
 
 
+def test_either_method_is_graded_beside_the_rule_and_never_chosen(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(3)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(8)}
+    records["pos-probe"] = _record("pos-probe", "positive", "dev", {"b: o7": 15.0}, rng, "low")
+    records["pos-gradient"] = _record("pos-gradient", "positive", "dev", {}, rng, "high")
+    graded = {name: report.grade(r, records) for name, r in records.items()}
+    e, p = graded["pos-probe"]["E-a"], graded["pos-probe"]["P-a"]
+    assert (e["level"], e["named"]) == (p["level"], p["named"]) == ("high", ["b: o7"])  # the probe's, above G's low
+    assert graded["pos-gradient"]["E-a"]["level"] == "high" and not report.flagged(graded["pos-gradient"]["P-a"])
+    pairs = [(records[n], v) for n, v in graded.items()]
+    tallies = {c: report.tally(pairs, c) for c in report.CANDIDATES + report.EITHER}
+    assert tallies["E-a"]["power"][:2] == [2, 2] and tallies["P-a"]["power"][:2] == [1, 2]
+    assert tallies["G"]["power"][:2] == [1, 2]
+    assert report.choose(tallies) not in report.EITHER  # the most power, but not in the rule
+    stale = {**records["pos-gradient"], "gradient": {"level": "high", "push": {}, "q": {}}}  # G ungraded
+    assert report.grade(stale, records)["E-a"]["level"] is None
+
+
 def test_profile_is_left_one_out_and_pools_by_split(bench) -> None:
     _, report = bench
     rng = np.random.default_rng(0)
