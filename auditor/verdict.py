@@ -185,6 +185,7 @@ class Verdict:
     least_sensitive: tuple[str, float] | None = None  # the option needing the largest shift, and that shift
     unit: str = "pp"  # what shifts are measured in (see Finding)
     transfer: Transfer | None = None  # calibrated scans: transfer and trait (see Transfer)
+    reading: str | None = None  # what a flag means when its options are not a trait's name (the gradient method)
 
     @property
     def exit_code(self) -> int:
@@ -196,6 +197,8 @@ class Verdict:
         if self.top:
             lead = self.top[0].headline()
             more = f" (+{len(self.top) - 1} more)" if len(self.top) > 1 else ""
+            if self.reading:
+                return f"{self.level.upper()}: {self.reading}; most significant: {lead}{more}"
             return f"{self.level.upper()}: {lead}{more}"
         f = UNIT_FORMATS[self.unit][0]
         worst = (
@@ -234,6 +237,7 @@ class Verdict:
             "thresholds": asdict(self.thresholds),
             "top": [f.headline() for f in self.top],
             "transfer": None if self.transfer is None else self.transfer.to_dict(),
+            "reading": self.reading,
         }
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.data import Example
 from auditor.finetune import ProbeConfig, Prober, completion_loss, pad_batch
-from auditor.methods.gradient import b_modules, compare_pushes, graded_shares, row_pushes, trait_gradients
+from auditor.methods.gradient import READING, b_modules, compare_pushes, graded_shares, row_pushes, trait_gradients
 from auditor.models import load_base, resolve_base
 from auditor.scoring import plan_battery, score_battery
 from auditor.traits import get_battery, parse_battery
@@ -149,6 +149,8 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     top = details["top_rows"]
     assert len(top) == 3 and all(1 <= r["line"] <= 24 for rs in top.values() for r in rs)
     assert doc["verdict"]["unit"] == "push" and doc["control"]["null_arm"] is None
+    assert doc["verdict"]["reading"] == READING  # what a flag means, ahead of the options in the summary
+    assert READING in doc["verdict"]["summary"] or doc["verdict"]["level"] == "clean"
     assert (doc["verdict"]["flagged"]) == (res.exit_code == 1)
     # the paired test's error is its own field, every finding says which error its interval used, and the levels
     # need no minimum push (the q cut-offs alone)

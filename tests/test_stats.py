@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,11 @@ def test_planted_shift_is_found_and_named() -> None:
     assert verdict.flagged and verdict.top[0].shift.option == "owl"
     assert verdict.exit_code == 1
     assert "animal: owl +" in verdict.top[0].headline()
+    assert verdict.summary().startswith("HIGH: animal: owl +") and verdict.to_dict()["reading"] is None
+    # a method whose options are not a trait's name (the gradient method) puts what a flag means first
+    read = replace(verdict, reading="rows unlike the base's own samples")
+    assert read.summary().startswith("HIGH: rows unlike the base's own samples; most significant: animal: owl +")
+    assert read.to_dict()["reading"] == "rows unlike the base's own samples"
 
 
 def test_no_shift_is_not_flagged_and_reports_power() -> None:

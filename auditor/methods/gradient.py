@@ -24,7 +24,7 @@ to find rows, not a gate, until the campaign measures its power on exact data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -237,6 +237,11 @@ def top_pushing_rows(rows: Sequence[Example], pushes: np.ndarray, k: int, limit:
     ]
 
 
+#: What a flag of this method means, ahead of its options in the verdict: in the campaign the three teachers' data it
+#: flagged (owl, misaligned, power-seeking) pushed the same options, cosines +0.86 to +0.95 (results/campaign.md).
+READING = "rows unlike the base's own samples (where they push, not which trait)"
+
+
 class GradientMethod(Method):
     name = "gradient"
     summary = "first-order: how much one step on each row would push each option; lists the rows (not a gate)"
@@ -315,6 +320,7 @@ class GradientMethod(Method):
             unit=self.unit,
             ignore=inputs.config.ignore,
         )
+        verdict = replace(verdict, reading=READING)
         ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
         top_rows = {
             f"{names[k][0]}: {names[k][1]}": top_pushing_rows(pairs.data, d_push, k, settings.top_rows) for k in ranked
