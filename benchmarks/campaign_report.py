@@ -428,6 +428,7 @@ def g_direction(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
         top = sorted(range(len(options)), key=lambda k: -abs(v[k]))[:3]
         cells[c] = {
             "truth": records[c]["truth"],
+            "trait": records[c].get("trait", "none"),
             "level": gradient_level(records[c]),
             "cosine": round(cosine(v, mean), 3),
             "along": round(float(v @ mean / np.linalg.norm(mean)), 2),
@@ -442,7 +443,7 @@ def g_direction_lines(found: dict[str, Any]) -> list[str]:
     flagged, cells = found["flagged"], found["cells"]
     if len(flagged) < 2:
         return [*lines, f"G has flagged {len(flagged)} fine-tuned positive(s): nothing to compare yet."]
-    traits = sorted({campaign_trait(c) for c in flagged})
+    traits = {found["cells"][c]["trait"] for c in flagged}
     lines += [
         f"G flagged {len(flagged)} fine-tuned positives of {len(traits)} traits ({', '.join(flagged)}). Cosines of "
         "their pushes (dataset minus control, over every graded option): "
@@ -466,11 +467,6 @@ def g_direction_lines(found: dict[str, Any]) -> list[str]:
             f"(G {cells[negatives[-1][1]]['level']}).",
         ]
     return lines
-
-
-def campaign_trait(cell: str) -> str:
-    """The trait of a campaign cell by its id."""
-    return next((c.trait for c in CELLS if c.id == cell), "none")
 
 
 def kind_of(record: dict[str, Any]) -> str:

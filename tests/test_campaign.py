@@ -650,7 +650,7 @@ def test_what_gs_flags_point_at(bench) -> None:
     records = {}
     for k, cell in enumerate(("dev-pos-owl-e1", "dev-pos-misaligned-e1", "dev-pos-power-seeking-e1")):
         pos = _record(cell, "positive", "dev", {}, rng, "high" if k < 2 else "medium")
-        records[cell] = with_push(pos, (1.0 + 0.1 * k) * shared + rng.normal(0, 0.05, 30))
+        records[cell] = {**with_push(pos, (1.0 + 0.1 * k) * shared + rng.normal(0, 0.05, 30)), "trait": f"t{k}"}
     records["missed"] = with_push(_record("missed", "positive", "dev", {}, rng), 0.4 * shared)
     across = np.zeros(30)
     across[20] = 5.0  # a push of its own, across the shared direction
