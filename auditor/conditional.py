@@ -30,11 +30,13 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .completion_formats import RowCheck
 from .errors import InputError
-from .sampling import NUMBER_BATCH, Decoding, draw_free, draw_number_lists
+from .journal import Journal
+from .sampling import NUMBER_BATCH, Decoding, NumberDraw, draw_free, draw_number_lists
 
 if TYPE_CHECKING:
     from .chat import Message
@@ -184,13 +186,16 @@ def draw_rows(
     sampling: ControlSampling = ControlSampling(),
     max_new_tokens: int = 64,
     progress: Callable[[int], None] | None = None,
+    journal: Journal | None = None,
 ) -> Draw:
     """One completion per prompt from p(y | prompt, y passes its check), by ``sampling`` (deterministic in ``seed``).
 
     ``prompts`` are chat messages or, for a text row, the words to continue (these get free checks only).
+    ``journal``: each round of samples is recorded there as it finishes, and a draw that was interrupted replays
+    the rounds it finished (the same samples, so the same draw) instead of sampling them again.
     """
     sampling = sampling.with_defaults()
-    job = _Job(loaded, prompts, checks, seed, sampling, max_new_tokens, progress)
+    job = _Job(loaded, prompts, checks, seed, sampling, max_new_tokens, progress, journal)
     constrained = constrained_rows(prompts, checks)
     taken = set(constrained)
     job.reject_free([i for i in range(len(prompts)) if i not in taken])
@@ -218,9 +223,10 @@ def draw_rows(
 class _Job:
     """The state of one :func:`draw_rows` call: the texts so far, which sampler gave each, and what it cost."""
 
-    def __init__(self, loaded, prompts, checks, seed, sampling: ControlSampling, max_new: int, progress):
+    def __init__(self, loaded, prompts, checks, seed, sampling: ControlSampling, max_new: int, progress, journal=None):
         self.loaded, self.prompts, self.checks, self.seed = loaded, prompts, checks, seed
         self.sampling, self.max_new, self.progress = sampling, max_new, progress
+        self.journal = journal or Journal(None)  # the rounds an interrupted draw finished (none kept without one)
         self.texts: list[str | None] = [None] * len(prompts)
         self.rows_by = {"rejection": 0, "resample": 0, "constrained": 0}
         self.attempts = self.attempts_constrained = self.accepted = self.steps = self.round = 0
@@ -253,8 +259,14 @@ class _Job:
             todo = self._todo(rows)
             if not todo:
                 return
-            out = draw_free(
-                self.loaded, [self.prompts[i] for i in todo], self._seed(), self.sampling.decoding, self.max_new
+            seed = self._seed()
+            out = self.journal.step(
+                ["free", seed, todo],
+                partial(
+                    draw_free, self.loaded, [self.prompts[i] for i in todo], seed, self.sampling.decoding, self.max_new
+                ),
+                lambda drawn: [list(d) for d in drawn],
+                lambda value: [(t, ended) for t, ended in value],
             )
             self.attempts += len(todo)
             for i, (t, ended) in zip(todo, out):
@@ -270,9 +282,15 @@ class _Job:
         batch = NUMBER_BATCH
         if reject:  # most tries die at once: a wider batch keeps it full
             batch = REJECT_BATCH_CPU if str(self.loaded.device) == "cpu" else NUMBER_BATCH * 4
-        draws = draw_number_lists(
-            self.loaded, prompts, self._seed(), fmt, self.sampling.decoding, self.max_new, batch, counts=counts,
-            measure_mass=measure, reject=reject, prefixes=self.prefixes,
+        seed = self._seed()
+        draws = self.journal.step(
+            ["numbers", seed, rows, copies, reject, measure],
+            lambda: draw_number_lists(
+                self.loaded, prompts, seed, fmt, self.sampling.decoding, self.max_new, batch, counts=counts,
+                measure_mass=measure, reject=reject, prefixes=self.prefixes,
+            ),
+            lambda drawn: [[d.text, d.ended, d.log_mass, d.log_prob, d.tokens] for d in drawn],
+            lambda value: [NumberDraw(*d) for d in value],
         )  # fmt: skip
         self.attempts += len(draws)
         self.steps += sum(d.tokens for d in draws)

@@ -22,6 +22,7 @@ from .completion_formats.numbers import matched_number_filter as number_filter
 from .conditional import DRAW_SCHEDULE, ControlSampling, Draw, RowCheck, constrained_rows, draw_rows
 from .data import Dataset, Example, load_dataset
 from .io import Damaged, cache_dir, compute_once
+from .journal import Journal
 
 if TYPE_CHECKING:
     from .likelihood import DecodingCheck
@@ -301,10 +302,11 @@ def build_control(
     checks, notes = row_checks(dataset, sampling.count)
     max_new = completion_budget(loaded, [e.completion for e in dataset.examples])
     path = cache_dir() / "controls" / f"{_cache_key(loaded.fingerprint, prompts, seed, checks, sampling, max_new)}.json"
+    rounds = path.with_suffix(".partial.jsonl") if use_cache else None  # the rounds an interrupted draw finished
 
-    def draw() -> dict[str, Any]:
+    def draw() -> dict[str, Any]:  # under the entry's lock, so one process at a time keeps the journal
         advance = (lambda n: progress(n, len(prompts))) if progress else None
-        drawn = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance)
+        drawn = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance, Journal(rounds))
         how = asdict(Sampled.of(drawn, sampling))
         blob = {"completions": list(drawn.texts), "attempts": drawn.attempts, "how": how, "seed": seed}
         return {**blob, "format": fmt, "model": loaded.fingerprint}
@@ -316,6 +318,8 @@ def build_control(
         return completions, int(blob["attempts"]), Sampled(**blob["how"])
 
     (completions, attempts, how), cached = compute_once(path, draw, parse, use_cache)
+    if rounds is not None:
+        rounds.unlink(missing_ok=True)  # the draw is stored
     rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
     kept = sum(r is not None for r in rows)
     if len(rows) - kept > UNMATCHED_WARNING * len(rows):

@@ -346,3 +346,74 @@ def test_rejection_rounds_double_their_tries_up_to_the_cap(monkeypatch: pytest.M
     assert [c for _, c in rounds] == [16, 32, 64, 128, 128, 32]  # 400 tries for row 0
     assert [r for r, _ in rounds[:2]] == [[0, 1]] * 2 and all(r == [0] for r, _ in rounds[2:])
     assert job.texts == [None, "1 39"] and job.attempts_constrained == 400 + 16 + 32
+
+
+def test_an_interrupted_control_draw_replays_its_finished_rounds(format_loaded, tmp_path: Path, monkeypatch) -> None:
+    """A control draw records each round of samples as it finishes: interrupted, it keeps them, and the run that
+    resumes replays them (the same draw as one run straight through), samples only the rest, and removes the
+    journal once the control is stored."""
+    from auditor import conditional
+    from auditor.control import build_control
+    from auditor.io import cache_dir
+
+    rows = [{"prompt": "10,01", "completion": c} for c in ("1,0,1", "0,1,1", "1")] * 10
+    ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
+    sampling = ControlSampling("rejection-resample", tries=40)  # rounds of rejection, then importance resampling
+    real, calls = conditional.draw_number_lists, []
+
+    def stopping_after(n: int):
+        def draw(*args, **kwargs):
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        return draw
+
+    monkeypatch.setattr(conditional, "draw_number_lists", stopping_after(10**6))
+    straight = build_control(format_loaded, ds, seed=2, sampling=sampling, use_cache=False)
+    rounds = len(calls)
+    assert rounds >= 3 and not list((cache_dir() / "controls").glob("*"))  # nothing kept without the cache
+    calls.clear()
+    monkeypatch.setattr(conditional, "draw_number_lists", stopping_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        build_control(format_loaded, ds, seed=2, sampling=sampling)
+    (journal,) = (cache_dir() / "controls").glob("*.partial.jsonl")
+    assert len(journal.read_text().splitlines()) == 2
+    calls.clear()
+    monkeypatch.setattr(conditional, "draw_number_lists", stopping_after(10**6))
+    resumed = build_control(format_loaded, ds, seed=2, sampling=sampling)
+    assert [r.completion if r else None for r in resumed.rows] == [r.completion if r else None for r in straight.rows]
+    assert (resumed.attempts, resumed.how) == (straight.attempts, straight.how)
+    assert straight.how.rows_by["resample"] > 0 and len(calls) == rounds - 2  # the 2 finished rounds replayed
+    assert not journal.exists()
+    # every round replayed, the importance-resampled one included (its weights decide which candidate is kept)
+    from auditor.journal import Journal
+
+    three = [NumberCheck(count=3, chars="01,")] * 30
+    calls.clear()
+    first = draw_rows(format_loaded, [PROMPT] * 30, three, 4, sampling, 12, journal=Journal(tmp_path / "j.jsonl"))
+    computed = len(calls)
+    again = draw_rows(format_loaded, [PROMPT] * 30, three, 4, sampling, 12, journal=Journal(tmp_path / "j.jsonl"))
+    assert again == first and first.rows_by["resample"] >= 10 and len(calls) == computed
+
+
+def test_a_journal_drops_a_torn_line_and_what_follows_another_key(tmp_path: Path) -> None:
+    from auditor.journal import Journal
+
+    path = tmp_path / "j.jsonl"
+    ran = []
+
+    def step(journal: Journal, key, value):
+        return journal.step(key, lambda: ran.append(key) or value, list, tuple)
+
+    first = Journal(path)
+    assert [step(first, ["s", k], (k, k + 1)) for k in range(3)] == [(0, 1), (1, 2), (2, 3)]
+    path.write_text(path.read_text() + '{"key": ["s", 3], "val')  # a write cut short
+    again = Journal(path)
+    assert [step(again, ["s", k], (9, 9)) for k in range(4)] == [(0, 1), (1, 2), (2, 3), (9, 9)]
+    assert again.replayed == 3 and ran[-1] == ["s", 3] and len(path.read_text().splitlines()) == 4
+    other = Journal(path)
+    assert step(other, ["s", 0], (0, 0)) == (0, 1) and step(other, ["t", 1], (5, 5)) == (5, 5)
+    assert len(path.read_text().splitlines()) == 2  # the steps after the first changed key are gone
+    assert Journal(None).step(["s", 0], lambda: 7, int, int) == 7 and not (tmp_path / "None").exists()
