@@ -371,6 +371,8 @@ def write_report() -> dict[str, Any]:
     lines += ["", *decoy_lines(blob["decoys_as_positives"])]
     blob["g_direction"] = g_direction(records)
     lines += ["", *g_direction_lines(blob["g_direction"])]
+    blob["toward_the_trait"] = toward_the_trait(records)
+    lines += ["", *toward_lines(blob["toward_the_trait"])]
     lines += ["", "## Teacher-aware mode (development cells)", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
@@ -466,6 +468,67 @@ def g_direction_lines(found: dict[str, Any]) -> list[str]:
             f"{len(negatives)} base-written negatives, {negatives[-1][1]}, {negatives[-1][0]:+.2f} "
             f"(G {cells[negatives[-1][1]]['level']}).",
         ]
+    return lines
+
+
+def toward_the_trait(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Whether the students moved toward the teacher's own trait (information, deciding nothing): for each fine-tuned
+    positive, the students' shift (dataset- minus control-student, pp) on its intended option, beside the same
+    option's shift in the cells of every other fine-tuned teacher (other intended options, and the decoys) and in
+    the base-written number negatives. A shift the other teachers' cells share is the data of any fine-tuned teacher,
+    not this trait; ``p``: the share of own-or-other cells at or above this one (exchangeable when no teacher moves
+    its own trait more than the others do)."""
+    tuned = [r for r in records.values() if r.get("teacher") == "fine-tuned"]
+    nulls = [r for r in records.values() if is_null_pair(r)]
+    out = []
+    for r in sorted(tuned, key=lambda r: r["cell"]):
+        for option in r.get("intended") or []:
+            others = [shift_on(o, option) for o in tuned if option not in (o.get("intended") or [])]
+            own = shift_on(r, option)
+            out.append({
+                "cell": r["cell"], "option": option, "own": round(own, 3),
+                "others": [round(x, 3) for x in others],
+                "p": round((1 + sum(x >= own for x in others)) / (1 + len(others)), 3),
+                "negatives": [round(shift_on(n, option), 3) for n in nulls],
+            })  # fmt: skip
+    return out
+
+
+def shift_on(record: dict[str, Any], option: str) -> float:
+    """The students' shift on ``option`` in a cell's record (dataset- minus control-student, pp)."""
+    k = record["options"].index(option)
+    return record["dataset"][k] - record["control_share"][k]
+
+
+def toward_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`toward_the_trait` in the report."""
+    lines = [
+        "## Toward the teacher's trait? (information, deciding nothing)",
+        "",
+        "The students' shift on each fine-tuned teacher's intended option (dataset- minus control-student, pp),",
+        "beside that option's shift in every other fine-tuned teacher's cell (other traits and the decoys) and in the",
+        "base-written number negatives: only the part above the other teachers' is this trait's own. `p`: the share",
+        "of this and the other teachers' cells at or above this one.",
+        "",
+        "| cell | option | students' shift | other teachers' cells: mean [min, max] (n) | p | base-written negatives: "
+        "[min, max] (n) |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def spread(xs: list[float], mean: bool = True) -> str:
+        if not xs:
+            return "-"
+        return (f"{np.mean(xs):+.2f} " if mean else "") + f"[{min(xs):+.2f}, {max(xs):+.2f}] ({len(xs)})"
+
+    for row in rows:
+        lines.append(
+            f"| {row['cell']} | {row['option']} | {row['own']:+.2f} | {spread(row['others'])} | {row['p']:.2f} | "
+            f"{spread(row['negatives'], mean=False)} |"
+        )
+    tops = [row for row in rows if row["others"]]
+    chance = sum(1 / (1 + len(row["others"])) for row in tops)
+    above = sum(row["own"] > max(row["others"]) for row in tops)
+    lines += ["", f"Above every other teacher's cell: {above} of {len(tops)} (by chance alone about {chance:.1f})."]
     return lines
 
 

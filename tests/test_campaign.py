@@ -669,3 +669,26 @@ def test_what_gs_flags_point_at(bench) -> None:
     assert report.g_direction_lines(report.g_direction({"neg-across": records["neg-across"]}))[-1].startswith(
         "G has flagged 0 fine-tuned positive(s)"
     )
+
+
+def test_toward_the_teachers_trait_against_the_other_teachers_cells(bench) -> None:
+    _, report = bench
+    rng = np.random.default_rng(4)
+    records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(4)}
+    for cell, intended, shift in [
+        ("pos-a", "b: o1", {"b: o1": 5.0, "b: o2": 3.0}),  # its own option far above the other teachers'
+        ("pos-b", "b: o2", {"b: o1": 1.0, "b: o2": 1.0}),  # its own option below another teacher's data
+        ("pos-c", "b: o2", {"b: o1": 1.0, "b: o2": 1.0}),
+    ]:
+        records[cell] = {**_record(cell, "positive", "dev", shift, rng), "intended": [intended]}
+    records["decoy"] = {**_record("decoy", "decoy", "profile", {"b: o1": 1.0, "b: o2": 1.0}, rng), "intended": []}
+    for r in records.values():
+        r["teacher"] = "fine-tuned" if r["truth"] in ("positive", "decoy") else "base"
+    rows = {row["cell"]: row for row in report.toward_the_trait(records)}
+    assert set(rows) == {"pos-a", "pos-b", "pos-c"}
+    a, b = rows["pos-a"], rows["pos-b"]
+    assert a["own"] == pytest.approx(5.0, abs=1.5) and len(a["others"]) == 3  # pos-b, pos-c and the decoy
+    assert a["p"] == pytest.approx(1 / 4) and len(a["negatives"]) == 4
+    assert len(b["others"]) == 2 and b["p"] >= 2 / 3  # pos-c shares its option: only pos-a and the decoy
+    text = "\n".join(report.toward_lines(list(rows.values())))
+    assert "| pos-a | b: o1 | +" in text and "Above every other teacher's cell: " in text
