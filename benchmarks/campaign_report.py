@@ -236,11 +236,11 @@ def decoys_as_positives(records: dict[str, dict[str, Any]]) -> list[dict[str, An
         if profile is None:
             continue
         verdicts = grade(as_dev, others)
-        shifts, _ = calibrated_shifts(
+        shifts, assessment = calibrated_shifts(
             record["options"], record["base"], record["dataset"], record["control_share"], profile, "any"
         )
         teachers = {
-            t["cell"]: campaign_teacher.grade_with(shifts, t["teacher_change"], profile)
+            t["cell"]: campaign_teacher.grade_with(shifts, t["teacher_change"], profile, assessment.specific)
             for t in decoys
             if t.get("teacher_change")
         }
@@ -321,11 +321,12 @@ def write_report() -> dict[str, Any]:
     chosen = choose(dev, null["g_allowed"] is not False) if dev_done else None
     teacher_graded = campaign_teacher.grade_cells(records, profile_for)
     teacher = campaign_teacher.tally(teacher_graded)
+    teacher_held = campaign_teacher.tally(teacher_graded, "heldout")
     statistic = campaign_teacher.choose(teacher) if dev_done else None
     blob = {
         "cells_done": len(done), "cells": len(CELLS), "development": dev, "held_out": held, "chosen": chosen,
         "matched_null": null,
-        "teacher_aware": {"tally": teacher, "chosen": statistic, "cells": teacher_graded},
+        "teacher_aware": {"tally": teacher, "held_out": teacher_held, "chosen": statistic, "cells": teacher_graded},
     }  # fmt: skip
     lines = [
         "# The verdict's benchmark on exact data (benchmarks/campaign.py)",
@@ -373,7 +374,7 @@ def write_report() -> dict[str, Any]:
     lines += ["", *g_direction_lines(blob["g_direction"])]
     blob["toward_the_trait"] = toward_the_trait(records)
     lines += ["", *toward_lines(blob["toward_the_trait"])]
-    lines += ["", "## Teacher-aware mode (development cells)", ""]
+    lines += ["", "## Teacher-aware mode", ""]
     lines += [
         "Each fine-tuned positive with its own teacher and with the next trait's (same strength), each negative",
         "with the owl teacher (3 epochs); a cell waits for its teacher's cell. Names: options the teacher raised by",
@@ -381,8 +382,18 @@ def write_report() -> dict[str, Any]:
         f"statistic's p <= {campaign_teacher.ALPHA:g} (`benchmarks/campaign_teacher.py`). The prompted positives",
         "with their own prompted teacher (the base under their system prompt, as `scan --teacher-system` scores it)",
         "and with the other prompted teacher are reported in the last three columns and decide nothing.",
+        "`specific` is not in the rule (added after 26 development cells, before any held-out cell): the",
+        "teacher's risers whose specific shift (the decoys' generic direction removed, as the calibrated trait test",
+        "does) reaches 2 profile sd, named with no statistic's gate; only its held-out numbers test it. The held-out",
+        "cells are graded the same way (the new traits' teachers are each other's mismatch), to check the choice.",
+        "",
+        "Development cells:",
         "",
         *campaign_teacher.table(teacher),
+        "",
+        "Held-out cells:",
+        "",
+        *campaign_teacher.table(teacher_held),
         "",
         f"The rule kept the **{statistic}** statistic." if statistic else
         "The rule has not chosen a statistic: the development cells are not all finished." if not dev_done else

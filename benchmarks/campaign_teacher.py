@@ -26,14 +26,21 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from campaign import FT_TRAITS
+from campaign import FT_TRAITS, NEW_TRAITS
 from grading import calibrated_shifts
 
 from auditor.calibration.profile import NoiseProfile
+from auditor.calibration.transfer import SpecificShift
 from auditor.stats import OptionShift
 from auditor.teacher_aware import ALPHA, TEACHER_RISE_PP, compare
 
 STATISTICS = ("cosine", "risers")
+#: Not in RULE (information, deciding nothing; added after 26 development cells, before any held-out cell ran): the
+#: teacher's risers whose *specific* shift (the decoys' generic direction removed, as the calibrated trait test does)
+#: reaches 2 sd, named with no statistic's gate. On those cells oak, which most fine-tuned teachers raise (the one-word
+#: decoy's teacher too), was named by the cosine on a mismatched teacher and a negative; its development numbers are
+#: optimistic by construction, its held-out ones are the test.
+INFORMATION = ("specific",)
 #: The teacher every development negative is graded with.
 NEGATIVE_TEACHER = ("owl", 3.0)
 #: The prompted teachers' cells: each is the other's mismatched teacher.
@@ -50,9 +57,16 @@ def teacher_cell(trait: str, epochs: float) -> str:
     return f"dev-pos-{trait}-e{epochs:g}"
 
 
+def teacher_record(records: dict[str, dict[str, Any]], trait: str, epochs: float) -> dict[str, Any] | None:
+    """The finished record holding the change of the teacher of ``trait`` at ``epochs``: its development cell's, or
+    for a trait only the held-out cells use (``NEW_TRAITS``), its held-out cell's (the teacher is the same model)."""
+    return records.get(teacher_cell(trait, epochs)) or records.get(f"ho-pos-{trait}-e{epochs:g}")
+
+
 def mismatched(trait: str) -> str:
-    """The next trait in ``FT_TRAITS``' order (the last one's is the first's)."""
-    traits = list(FT_TRAITS)
+    """The next trait in ``FT_TRAITS``' order (the last one's is the first's); the held-out cells' new traits
+    (``NEW_TRAITS``) are each other's (fixed before any held-out cell ran)."""
+    traits = list(FT_TRAITS) if trait in FT_TRAITS else list(NEW_TRAITS)
     return traits[(traits.index(trait) + 1) % len(traits)]
 
 
@@ -73,37 +87,42 @@ def riser_test(shifts: list[OptionShift], change: dict[str, float], profile: Noi
     return observed, float(student_t.sf((observed - float(np.mean(nulls))) / spread, k - 1))
 
 
-def grade_with(shifts: list[OptionShift], change: dict[str, float], profile: NoiseProfile) -> dict[str, Any]:
+def grade_with(
+    shifts: list[OptionShift], change: dict[str, float], profile: NoiseProfile, specific: list[SpecificShift]
+) -> dict[str, Any]:
     """Both statistics on one cell's calibrated ``shifts`` with one teacher's change: each one's value, p and the
-    options it names."""
+    options it names; and :data:`INFORMATION`'s names from the cell's ``specific`` shifts (value: how many)."""
     teacher_shares: dict[str, dict[str, float]] = {}
     for s in shifts:
         teacher_shares.setdefault(s.battery, {})[s.option] = s.base + change.get(f"{s.battery}: {s.option}", 0.0)
     cos = compare(shifts, teacher_shares, "teacher")
     stat, p = riser_test(shifts, change, profile)
     names = cos.shared  # the teacher's risers the students moved up by 2 sd (se: the profile's sd here)
+    own = [x.option for x in specific if change.get(x.option, 0.0) >= TEACHER_RISE_PP and x.t >= 2]
     return {
         "cosine": {"value": round(cos.cosine, 4), "p": cos.p, "named": names if cos.passed else []},
         "risers": {"value": round(stat, 4), "p": p, "named": names if p <= ALPHA else []},
+        "specific": {"value": len(own), "p": None, "named": own},
     }
 
 
 def grade_cells(
     records: dict[str, dict[str, Any]], profile_for: Callable[[dict[str, Any], dict[str, Any]], NoiseProfile | None]
 ) -> list[dict[str, Any]]:
-    """Every development cell the RULE grades with a teacher whose cell has finished: the positives with their own
-    and the mismatched teacher, the negatives with the owl teacher."""
+    """Every cell the RULE grades with a teacher whose cell has finished (development cells choose, held-out ones
+    check; each graded cell carries its ``split``): the positives with their own and the mismatched teacher, the
+    negatives with the owl teacher."""
     out = []
     for record in records.values():
-        if record["split"] != "dev":
+        if record["split"] not in ("dev", "heldout"):
             continue
         if record["truth"] == "positive" and record["teacher"] == "fine-tuned":
             epochs = record["epochs"]
             pairs = [("own", record["trait"], record)]
-            other = records.get(teacher_cell(mismatched(record["trait"]), epochs))
+            other = teacher_record(records, mismatched(record["trait"]), epochs)
             pairs += [("mismatched", mismatched(record["trait"]), other)] if other else []
         elif record["truth"] == "negative":
-            other = records.get(teacher_cell(*NEGATIVE_TEACHER))
+            other = teacher_record(records, *NEGATIVE_TEACHER)
             pairs = [("negative", NEGATIVE_TEACHER[0], other)] if other else []
         elif record["truth"] == "positive" and record["teacher"] == "prompted" and record.get("teacher_change"):
             pairs = [("prompted", record["trait"], record)]
@@ -114,26 +133,26 @@ def grade_cells(
         profile = profile_for(record, records) if pairs else None
         if profile is None:
             continue
-        shifts, _ = calibrated_shifts(
+        shifts, assessment = calibrated_shifts(
             record["options"], record["base"], record["dataset"], record["control_share"], profile, "any"
         )  # once a cell, whatever the teacher
         for role, trait, source in pairs:
-            graded = grade_with(shifts, source["teacher_change"], profile)
+            graded = grade_with(shifts, source["teacher_change"], profile, assessment.specific)
             intended = set(record.get("intended", []))
-            for stat in STATISTICS:
+            for stat in STATISTICS + INFORMATION:
                 graded[stat]["intended"] = bool(intended & set(graded[stat]["named"])) if role in OWN_ROLES else None
-            out.append({"cell": record["cell"], "role": role, "teacher": trait, **graded})
+            out.append({"cell": record["cell"], "split": record["split"], "role": role, "teacher": trait, **graded})
     return out
 
 
-def tally(graded: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per statistic and role: cells graded, cells where it names something, and (own teacher) where the names
-    include the trait the teacher was made with."""
+def tally(graded: list[dict[str, Any]], split: str = "dev") -> dict[str, dict[str, Any]]:
+    """Per statistic and role, over the cells of ``split``: cells graded, cells where it names something, and (own
+    teacher) where the names include the trait the teacher was made with."""
     out: dict[str, dict[str, Any]] = {}
-    for stat in STATISTICS:
+    for stat in STATISTICS + INFORMATION:
         out[stat] = {}
         for role in ROLES:
-            cells = [g[stat] for g in graded if g["role"] == role]
+            cells = [g[stat] for g in graded if g["role"] == role and g["split"] == split]
             out[stat][role] = {
                 "cells": len(cells),
                 "names": sum(bool(c["named"]) for c in cells),
@@ -163,11 +182,12 @@ def table(tallies: dict[str, dict[str, Any]]) -> list[str]:
         "| prompted, the other prompted teacher: names |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for stat in STATISTICS:
+    for stat in STATISTICS + INFORMATION:
         t = tallies[stat]
         own, mis, neg, prompted, other = (t[role] for role in ROLES)
+        name = f"{stat} (information)" if stat in INFORMATION else stat
         lines.append(
-            f"| {stat} | {own['names']}/{own['cells']} | {own['intended']}/{own['names']} | "
+            f"| {name} | {own['names']}/{own['cells']} | {own['intended']}/{own['names']} | "
             f"{mis['names']}/{mis['cells']} | {neg['names']}/{neg['cells']} | {prompted['names']}/{prompted['cells']} "
             f"| {prompted['intended']}/{prompted['names']} | {other['names']}/{other['cells']} |"
         )

@@ -124,3 +124,46 @@ def test_prompted_teachers_are_graded_beside_the_rule_and_decide_nothing(grading
         and other["dev-pos-owl-prompted"]["risers"]["named"] == []
     )
     assert "| prompted, own teacher: names |" in teacher.table(teacher.tally(graded))[0]
+
+
+def test_specific_naming_leaves_out_what_the_decoys_moved_too(grading) -> None:
+    """A teacher's riser that the decoys' data moves as much (the generic direction) is named by the students' raw
+    shift but not by its specific one; the owl teacher's own risers stay named."""
+    teacher, report = grading
+    rng = np.random.default_rng(5)
+    records = _records(rng)
+    for name in ("decoy-y", "decoy-z"):  # every decoy's data moves o3 (the generic fine-tune direction)
+        records[name] = _record(name, "decoy", "profile", {"b: o3": 6.0}, rng)
+    generic = _positive("power-seeking", {"b: o3": 5.0}, {"b: o3": 12.0}, rng)  # moved as the decoys did
+    records[generic["cell"]] = generic
+    graded = {(g["cell"], g["role"]): g for g in teacher.grade_cells(records, report.profile_for)}
+    assert graded[("dev-pos-owl-e3", "own")]["specific"]["named"] == ["b: o5", "b: o6"]
+    same = graded[("dev-pos-power-seeking-e3", "own")]
+    assert "b: o3" in same["cosine"]["named"] + same["risers"]["named"]  # the raw shift: 5 pp over ~0.4 sd
+    assert same["specific"]["named"] == [] and same["specific"]["intended"] is False
+    tallies = teacher.tally(list(graded.values()))
+    assert tallies["specific"]["own"]["names"] == 1 and teacher.choose(tallies) in teacher.STATISTICS
+
+
+def test_held_out_cells_are_graded_apart_and_new_traits_mismatch_each_other(grading) -> None:
+    teacher, report = grading
+    rng = np.random.default_rng(6)
+    records = _records(rng)
+    for trait, other in (("dolphin", "o8"), ("maple", "o9")):
+        r = _positive(trait, {f"b: {other}": 3.0}, {f"b: {other}": 20.0}, rng)
+        cell = f"ho-pos-{trait}-e1"
+        records[cell] = {**r, "cell": cell, "split": "heldout", "epochs": 1.0}
+    records["ho-neg-0"] = {**records["neg-0"], "cell": "ho-neg-0", "split": "heldout"}
+    assert teacher.mismatched("dolphin") == "maple" and teacher.mismatched("maple") == "dolphin"
+    graded = teacher.grade_cells(records, report.profile_for)
+    held = {(g["cell"], g["role"]): g for g in graded if g["split"] == "heldout"}
+    assert set(held) == {
+        ("ho-pos-dolphin-e1", "own"), ("ho-pos-dolphin-e1", "mismatched"),
+        ("ho-pos-maple-e1", "own"), ("ho-pos-maple-e1", "mismatched"), ("ho-neg-0", "negative"),
+    }  # fmt: skip
+    assert held[("ho-pos-dolphin-e1", "own")]["risers"]["named"] == ["b: o8"]
+    assert held[("ho-pos-dolphin-e1", "mismatched")]["teacher"] == "maple"
+    assert held[("ho-pos-dolphin-e1", "mismatched")]["risers"]["named"] == []  # maple's riser o9 did not move here
+    dev, out = teacher.tally(graded), teacher.tally(graded, "heldout")
+    assert out["risers"]["own"] == {"cells": 2, "names": 2, "intended": 2}
+    assert out["risers"]["negative"]["cells"] == 1 and dev["risers"]["negative"]["cells"] == 10
