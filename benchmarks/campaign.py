@@ -216,6 +216,15 @@ pilot's prompts is resampled and stays ungraded for G). The 5 cells whose teache
 (dev-pos-owl-e1, dev-pos-owl-e3, decoy-french, decoy-pirate, decoy-one_word) run again with such teachers; their
 earlier records, data and readouts move to results/campaign/superseded/ (the report still shows G on them under
 amendments 1-2). Nothing else changes: candidates, profiles, the choice and the held-out check are as above.
+
+Amendment 4 (2026-12-07, 29 cells finished, no held-out cell run; it adds information and fixes what the held-out
+check left open, and changes no choice). The held-out check's teacher-aware part pairs each new trait's teacher with
+the other new trait's as its mismatch (dolphin and maple, same strength); the 5 e3 traits keep FT_TRAITS' order, and
+held-out negatives get the owl teacher (3 epochs). Reported beside the rule and deciding nothing, because each was
+added after seeing 26 development cells (so their development numbers are optimistic and their held-out numbers are
+the test): E-x, a cell flagged when G or P-x flags (G and the probe caught different development positives); and
+`specific` teacher-aware naming, the teacher's risers whose specific shift (the decoys' generic direction removed)
+reaches 2 profile sd (oak, which most fine-tuned teachers raise, was what the cosine named on a mismatched teacher).
 """
 
 
