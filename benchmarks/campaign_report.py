@@ -31,6 +31,7 @@ from campaign import (
     gradient_is_current,
 )
 from grading import calibrated_verdict, clopper_pearson
+from number_rows import row_stats
 
 from auditor.calibration.profile import MIN_DRAWS, NoiseProfile, ProfileDraw
 from auditor.io import atomic_write_json, atomic_write_text
@@ -439,15 +440,33 @@ def g_direction(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
             continue
         mean = np.mean(others, axis=0)
         top = sorted(range(len(options)), key=lambda k: -abs(v[k]))[:3]
+        path = number_data(records[c])
         cells[c] = {
             "truth": records[c]["truth"],
             "trait": records[c].get("trait", "none"),
+            "style": records[c].get("style") if records[c]["format"] == "numbers" else None,
             "level": gradient_level(records[c]),
             "cosine": round(cosine(v, mean), 3),
             "along": round(float(v @ mean / np.linalg.norm(mean)), 2),
             "largest": {options[k]: round(float(v[k]), 2) for k in top},
+            "numbers_a_row": None if path is None else round(row_stats(path)[1], 2),
         }
     return {"flagged": flagged, "pairs": pairs, "cells": cells}
+
+
+def number_data(record: dict[str, Any]) -> Path | None:
+    """A number cell's data file where the results keep it (the development negatives in the paper's style are
+    benchmarks/exact_control.py's datasets, ``neg-exact-K`` for prompt seed 300 + K); ``None`` when absent."""
+    if record["format"] != "numbers":
+        return None
+    own = OUT / "data" / f"{record['cell']}.jsonl"
+    if own.exists():
+        return own
+    cell = next((c for c in CELLS if c.id == record["cell"]), None)
+    if cell is None or (cell.split, cell.truth, cell.style) != ("dev", "negative", "continue"):
+        return None
+    path = RESULTS / "exact_control" / "data" / f"neg-exact-{cell.seed - 300}.jsonl"
+    return path if path.exists() else None
 
 
 def g_direction_lines(found: dict[str, Any]) -> list[str]:
@@ -464,12 +483,15 @@ def g_direction_lines(found: dict[str, Any]) -> list[str]:
         + ". Each cell G grades against the mean push of the other flagged positives (`along`: the push's length "
         "in that direction, in push units):",
         "",
-        "| cell | truth | G | cosine | along | largest pushes |",
-        "|---|---|---|---|---|---|",
+        "| cell | truth | G | cosine | along | largest pushes | numbers a row |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c, v in sorted(cells.items(), key=lambda cv: (cv[1]["truth"], -cv[1]["along"])):
         largest = ", ".join(f"{o.split(': ')[-1]} {d:+.2f}" for o, d in v["largest"].items())
-        lines.append(f"| {c} | {v['truth']} | {v['level']} | {v['cosine']:+.2f} | {v['along']:+.2f} | {largest} |")
+        per_row = "-" if v["numbers_a_row"] is None else f"{v['numbers_a_row']:.2f}"
+        lines.append(
+            f"| {c} | {v['truth']} | {v['level']} | {v['cosine']:+.2f} | {v['along']:+.2f} | {largest} | {per_row} |"
+        )
     negatives = sorted((v["along"], c) for c, v in cells.items() if v["truth"] == "negative")
     along = [cells[c]["along"] for c in flagged]
     if negatives:
@@ -479,7 +501,29 @@ def g_direction_lines(found: dict[str, Any]) -> list[str]:
             f"{len(negatives)} base-written negatives, {negatives[-1][1]}, {negatives[-1][0]:+.2f} "
             f"(G {cells[negatives[-1][1]]['level']}).",
         ]
-    return lines
+    return lines + length_lines(cells, flagged)
+
+
+def length_lines(cells: dict[str, dict[str, Any]], flagged: list[str]) -> list[str]:
+    """How far along G's direction a paper-style number cell went against how many numbers its rows hold."""
+    from scipy.stats import spearmanr
+
+    paper = {c: v for c, v in cells.items() if v["style"] == "continue" and v["numbers_a_row"] is not None}
+    if len(paper) < 4:
+        return []
+    per_row = np.array([v["numbers_a_row"] for v in paper.values()])
+    along = np.array([v["along"] for v in paper.values()])
+    rho, p = spearmanr(per_row, along)
+    shortest = sorted(paper, key=lambda c: paper[c]["numbers_a_row"])[: len(flagged)]
+    fewest = ", ".join(f"{paper[c]['numbers_a_row']:.2f}" for c in shortest)
+    return [
+        "",
+        f"Paper-style number cells with their data at hand ({len(paper)}): numbers a row against `along`, Pearson r "
+        f"{np.corrcoef(per_row, along)[0, 1]:+.2f}, Spearman {rho:+.2f} (p {p:.2g}). The {len(shortest)} with the "
+        f"fewest numbers a row ({fewest}) are "
+        + ("the ones G flagged." if set(shortest) == set(flagged) else f"{', '.join(shortest)}; G flagged "
+           f"{', '.join(flagged)}."),
+    ]  # fmt: skip
 
 
 def toward_the_trait(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -692,3 +692,22 @@ def test_toward_the_teachers_trait_against_the_other_teachers_cells(bench) -> No
     assert len(b["others"]) == 2 and b["p"] >= 2 / 3  # pos-c shares its option: only pos-a and the decoy
     text = "\n".join(report.toward_lines(list(rows.values())))
     assert "| pos-a | b: o1 | +" in text and "Above every other teacher's cell: " in text
+
+
+def test_gs_direction_against_how_many_numbers_a_row_holds(bench) -> None:
+    _, report = bench
+    cell = {"style": "continue", "truth": "negative"}
+    cells = {f"c{k}": {**cell, "numbers_a_row": 2.0 + 0.2 * k, "along": 6.0 - k} for k in range(6)}
+    cells["chat"] = {**cell, "style": None, "numbers_a_row": None, "along": 9.0}  # not a number cell: left out
+    text = "\n".join(report.length_lines(cells, ["c0", "c1"]))
+    assert "(6): numbers a row against `along`, Pearson r -1.00, Spearman -1.00" in text
+    assert "The 2 with the fewest numbers a row (2.00, 2.20) are the ones G flagged." in text
+    assert "G flagged c0, c5." in "\n".join(report.length_lines(cells, ["c0", "c5"]))
+    assert report.length_lines({"c0": cells["c0"]}, ["c0"]) == []  # too few to say anything
+
+
+def test_number_data_finds_the_development_negatives_in_exact_control(bench) -> None:
+    _, report = bench
+    assert report.number_data({"cell": "dev-neg-continue-303", "format": "numbers"}).name == "neg-exact-3.jsonl"
+    assert report.number_data({"cell": "dev-neg-code-351", "format": "code"}) is None
+    assert report.number_data({"cell": "no-such-cell", "format": "numbers"}) is None

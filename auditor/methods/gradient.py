@@ -409,8 +409,9 @@ class GradientDetails:
             "- The paired test over rows sees any systematic difference between the dataset's rows and the control's. "
             "Against its own exact control it raised none of 18 development datasets SmolLM2-135M wrote itself to "
             "medium, but the three teachers' data it flagged (owl, misaligned, power-seeking) pushed the same options "
-            "(cosines +0.86 to +0.95: lion down, oak up, redwood down; benchmarks/results/campaign.md): read a flag "
-            "as 'training on this data moves the student unlike the base's own samples', not as the trait's name.",
+            "(cosines +0.86 to +0.95: lion down, oak up, redwood down) and were the three whose rows held the fewest "
+            "numbers (benchmarks/results/campaign.md): read a flag as 'training on this data moves the student "
+            "unlike the base's own samples', not as the trait's name.",
             "- Data drawn by another sampler (constrained decoding, importance resampling) differs from an exact "
             "control by its sampler alone: draw the control the data's way (--control-sampler, --control-count).",
         ]
