@@ -15,7 +15,7 @@ paper's main experiments: the base told it loves owls), or both (:class:`Teacher
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from .stats import OptionShift
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from .calibration.transfer import SpecificShift
     from .models import LoadedModel
     from .traits import Battery
 
@@ -84,6 +85,10 @@ class TeacherComparison:
         shared: the raised options the students moved up (shift / se >= 2): the trait, named through the teacher.
         passed: ``p <= ALPHA``.
         system: the prompted teacher's whole system prompt (``None``: none given).
+        generic: the shared options that a calibration profile's decoys explain (their specific shift, the generic
+            fine-tune direction removed, is under 2 sd): the data of any fine-tuned teacher moves them, so they say
+            less about this teacher (in the campaign, most teachers raised oak and elephant, and the cosine named
+            them through a mismatched teacher; ``benchmarks/results/campaign.md``).
     """
 
     teacher: str
@@ -93,11 +98,20 @@ class TeacherComparison:
     shared: list[str]
     passed: bool
     system: str | None = None
+    generic: list[str] = field(default_factory=list)
+
+    def with_generic(self, specific: Iterable[SpecificShift]) -> TeacherComparison:
+        """This comparison with :attr:`generic` filled from a calibrated scan's specific shifts."""
+        t = {x.option: x.t for x in specific}
+        return replace(self, generic=[n for n in self.shared if n in t and t[n] < 2])
 
     def line(self) -> str:
         raised = ", ".join(f"{o} {d:+.1f}" for o, d in self.raised[:4]) or "nothing by 5 pp or more"
+        named = ", ".join(
+            f"{n} (generic: the decoys' data moved it too)" if n in self.generic else n for n in self.shared
+        )
         verdict = (
-            f"the students moved the teacher's way; trait through the teacher: {', '.join(self.shared)}"
+            f"the students moved the teacher's way; trait through the teacher: {named}"
             if self.passed and self.shared
             else ("the students moved the teacher's way" if self.passed else "no evidence they moved its way")
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -129,7 +130,9 @@ def test_a_profile_with_too_few_null_pairs_is_refused(tmp_path: Path) -> None:
         NoiseProfile.load(path)
 
 
-def test_calibrate_then_scan_uses_the_profile(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+def test_calibrate_then_scan_uses_the_profile(
+    tiny_model_dir: Path, numbers_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     args = ["--base", str(tiny_model_dir), "--max-rows", "12", "--batch-size", "4", "--device", "cpu"]
     res = runner.invoke(
         app,
@@ -157,6 +160,24 @@ def test_calibrate_then_scan_uses_the_profile(tiny_model_dir: Path, numbers_file
     found = doc["details"]["discover"]
     assert found["tested"] is True and "4 null pairs" in found["noise"] and "1 decoy teachers" in found["noise"]
     assert all(w["z"] is not None and w["generic"] is not None for w in found["top_words"])
+    # teacher-aware with the profile: the names the decoys' generic direction explains are marked (a student of the
+    # scan is the teacher; the tiny students share none of its risers, so the comparison is made to name the options
+    # that moved most, whatever they are, to see each marked by its own specific shift)
+    from auditor.methods import probe
+
+    real = probe.compare
+
+    def naming_the_movers(shifts, *args, **kwargs):
+        top = sorted(shifts, key=lambda s: -abs(s.shift))[:8]
+        return dataclasses.replace(real(shifts, *args, **kwargs), shared=[f"{s.battery}: {s.option}" for s in top])
+
+    monkeypatch.setattr(probe, "compare", naming_the_movers)
+    teacher = next(p for p in (Path(doc["run_dir"]) / "adapters").iterdir() if p.name.startswith("dataset"))
+    res = runner.invoke(app, [*scan[:-2], "--teacher", str(teacher), "--json", str(tmp_path / "t.json")])
+    assert res.exit_code in (0, 1), res.output
+    t = json.loads((tmp_path / "t.json").read_text())["details"]["teacher"]
+    specific = {x["option"]: x["t"] for x in doc["details"]["calibration"]["specific_shifts"]}
+    assert len(t["shared"]) == 8 and t["generic"] == [n for n in t["shared"] if specific[n] < 2]
     # without the profile the scan measures draw noise with its null arm
     res = runner.invoke(app, [*scan[:-2], "--calibration", "none", "--json", str(tmp_path / "n.json")])
     doc = json.loads((tmp_path / "n.json").read_text())

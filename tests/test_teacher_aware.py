@@ -46,6 +46,26 @@ def test_students_that_follow_the_teacher_are_named_through_it() -> None:
     assert c.shared == ["a: o3"]  # the students moved b: o30 by 0.8 pp only: not enough to count
 
 
+def test_a_name_the_decoys_data_explains_is_marked_generic() -> None:
+    from auditor.calibration.transfer import SpecificShift
+
+    shifts, teacher = shifts_and_teacher(np.random.default_rng(0), follow=0.1)
+    c = compare(shifts, teacher, "t")
+    assert c.generic == [] and "a: o3 (generic" not in c.line()
+
+    def specific(t: float) -> list[SpecificShift]:
+        return [
+            SpecificShift("a: o3", 4.0, 4.0 - 2 * t * 0.5, 2 * t * 0.5, 0.5, t, 0.1),
+            SpecificShift("b: o9", 0, 0, 0, 1, 0, 1),
+        ]
+
+    generic = c.with_generic(specific(1.2))  # most of its shift is the decoys' direction
+    assert generic.generic == ["a: o3"] and generic.shared == c.shared and generic.passed
+    assert "trait through the teacher: a: o3 (generic: the decoys' data moved it too)" in generic.line()
+    assert generic.to_dict()["generic"] == ["a: o3"]
+    assert c.with_generic(specific(3.5)).generic == []  # its own beyond the decoys': named plainly
+
+
 def test_students_that_ignore_the_teacher_are_not() -> None:
     shifts, teacher = shifts_and_teacher(np.random.default_rng(1), follow=0.0)
     c = compare(shifts, teacher, "t")

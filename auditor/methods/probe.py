@@ -273,6 +273,8 @@ def run_probe(scan: ProbeScan) -> MethodOutcome:
             assessment = assess(shifts, inputs.profile, config.thresholds, settings.gate)
         verdict, findings = decide(shifts, config.fail_on, config.thresholds, ignore=config.ignore)
         teacher = compare_with_teacher(scan, prober, shifts) if settings.teacher_spec else None
+        if teacher is not None and assessment is not None:
+            teacher = teacher.with_generic(assessment.specific)
     discovery = None
     if base_read is not None:
         with inputs.timings.stage("discover"):
