@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .io import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -59,8 +61,7 @@ class Journal:
     def _drop_from(self, at: int) -> None:
         self._recorded = self._recorded[:at]
         assert self.path is not None
-        text = "".join(json.dumps(line) + "\n" for line in self._recorded)
-        self.path.write_text(text, encoding="utf-8")
+        atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in self._recorded))
 
 
 def _read(path: Path) -> tuple[list[dict[str, Any]], bool]:
