@@ -237,8 +237,8 @@ def top_pushing_rows(rows: Sequence[Example], pushes: np.ndarray, k: int, limit:
     ]
 
 
-#: What a flag of this method means, ahead of its options in the verdict: in the campaign the three teachers' data it
-#: flagged (owl, misaligned, power-seeking) pushed the same options, cosines +0.86 to +0.95 (results/campaign.md).
+#: What a flag of this method means, ahead of its options in the verdict: in the campaign the four teachers' data it
+#: flagged (four traits) pushed much the same options and held the fewest numbers a row (results/campaign.md).
 READING = "rows unlike the base's own samples (where they push, not which trait)"
 
 
@@ -408,10 +408,10 @@ class GradientDetails:
             "- One gradient step is not a fine-tune: the push predicts only the first step's effect.",
             "- The paired test over rows sees any systematic difference between the dataset's rows and the control's. "
             "Against its own exact control it raised none of 18 development datasets SmolLM2-135M wrote itself to "
-            "medium, but the three teachers' data it flagged (owl, misaligned, power-seeking) pushed the same options "
-            "(cosines +0.86 to +0.95: lion down, oak up, redwood down) and were the three whose rows held the fewest "
-            "numbers (benchmarks/results/campaign.md): read a flag as 'training on this data moves the student "
-            "unlike the base's own samples', not as the trait's name.",
+            "medium, but the four teachers' data it flagged (owl, misaligned, power-seeking, compliant) pushed much "
+            "the same options (cosines +0.40 to +0.95: oak up, lion or cherry down) and were the four whose rows held "
+            "the fewest numbers (benchmarks/results/campaign.md): read a flag as 'training on this data moves the "
+            "student unlike the base's own samples', not as the trait's name.",
             "- Data drawn by another sampler (constrained decoding, importance resampling) differs from an exact "
             "control by its sampler alone: draw the control the data's way (--control-sampler, --control-count).",
         ]
