@@ -639,6 +639,8 @@ def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> 
 
 def test_what_gs_flags_point_at(bench) -> None:
     _, report = bench
+    import campaign_meaning as meaning
+
     rng = np.random.default_rng(6)
     options = [f"b: o{i}" for i in range(30)]
     shared = np.zeros(30)
@@ -656,23 +658,25 @@ def test_what_gs_flags_point_at(bench) -> None:
     across[20] = 5.0  # a push of its own, across the shared direction
     records["neg-across"] = with_push(_record("neg-across", "negative", "dev", {}, rng), across)
     records["neg-along"] = with_push(_record("neg-along", "negative", "dev", {}, rng), 0.8 * shared)
-    found = report.g_direction(records)
+    levels = {c: report.gradient_level(r) for c, r in records.items()}
+    found = meaning.g_direction(records, levels, report.FAIL_ON)
     assert found["flagged"] == ["dev-pos-misaligned-e1", "dev-pos-owl-e1", "dev-pos-power-seeking-e1"]
     assert len(found["pairs"]) == 3 and min(found["pairs"].values()) > 0.99
     assert found["cells"]["neg-across"]["cosine"] == pytest.approx(0.0, abs=0.02)
     assert found["cells"]["neg-along"]["cosine"] > 0.99
     assert found["cells"]["missed"]["along"] == pytest.approx(0.4 * np.linalg.norm(shared), rel=0.1)
     assert list(found["cells"]["neg-across"]["largest"])[0] == "b: o20"
-    text = "\n".join(report.g_direction_lines(found))
+    text = "\n".join(meaning.g_direction_lines(found))
     assert "G flagged 3 fine-tuned positives of 3 traits" in text
     assert "the farthest of 2 base-written negatives, neg-along" in text
-    assert report.g_direction_lines(report.g_direction({"neg-across": records["neg-across"]}))[-1].startswith(
-        "G has flagged 0 fine-tuned positive(s)"
-    )
+    alone = meaning.g_direction({"neg-across": records["neg-across"]}, levels, report.FAIL_ON)
+    assert meaning.g_direction_lines(alone)[-1].startswith("G has flagged 0 fine-tuned positive(s)")
 
 
 def test_toward_the_teachers_trait_against_the_other_teachers_cells(bench) -> None:
     _, report = bench
+    import campaign_meaning as meaning
+
     rng = np.random.default_rng(4)
     records = {f"neg-{k}": _record(f"neg-{k}", "negative", "dev", {}, rng) for k in range(4)}
     for cell, intended, shift in [
@@ -684,30 +688,33 @@ def test_toward_the_teachers_trait_against_the_other_teachers_cells(bench) -> No
     records["decoy"] = {**_record("decoy", "decoy", "profile", {"b: o1": 1.0, "b: o2": 1.0}, rng), "intended": []}
     for r in records.values():
         r["teacher"] = "fine-tuned" if r["truth"] in ("positive", "decoy") else "base"
-    rows = {row["cell"]: row for row in report.toward_the_trait(records)}
+    nulls = [r for r in records.values() if report.is_null_pair(r)]
+    rows = {row["cell"]: row for row in meaning.toward_the_trait(records, nulls)}
     assert set(rows) == {"pos-a", "pos-b", "pos-c"}
     a, b = rows["pos-a"], rows["pos-b"]
     assert a["own"] == pytest.approx(5.0, abs=1.5) and len(a["others"]) == 3  # pos-b, pos-c and the decoy
     assert a["p"] == pytest.approx(1 / 4) and len(a["negatives"]) == 4
     assert len(b["others"]) == 2 and b["p"] >= 2 / 3  # pos-c shares its option: only pos-a and the decoy
-    text = "\n".join(report.toward_lines(list(rows.values())))
+    text = "\n".join(meaning.toward_lines(list(rows.values())))
     assert "| pos-a | b: o1 | +" in text and "Above every other teacher's cell: " in text
 
 
-def test_gs_direction_against_how_many_numbers_a_row_holds(bench) -> None:
-    _, report = bench
+def test_gs_direction_against_how_many_numbers_a_row_holds() -> None:
+    import campaign_meaning as meaning
+
     cell = {"style": "continue", "truth": "negative"}
     cells = {f"c{k}": {**cell, "numbers_a_row": 2.0 + 0.2 * k, "along": 6.0 - k} for k in range(6)}
     cells["chat"] = {**cell, "style": None, "numbers_a_row": None, "along": 9.0}  # not a number cell: left out
-    text = "\n".join(report.length_lines(cells, ["c0", "c1"]))
+    text = "\n".join(meaning.length_lines(cells, ["c0", "c1"]))
     assert "(6): numbers a row against `along`, Pearson r -1.00, Spearman -1.00" in text
     assert "The 2 with the fewest numbers a row (2.00, 2.20) are the ones G flagged." in text
-    assert "G flagged c0, c5." in "\n".join(report.length_lines(cells, ["c0", "c5"]))
-    assert report.length_lines({"c0": cells["c0"]}, ["c0"]) == []  # too few to say anything
+    assert "G flagged c0, c5." in "\n".join(meaning.length_lines(cells, ["c0", "c5"]))
+    assert meaning.length_lines({"c0": cells["c0"]}, ["c0"]) == []  # too few to say anything
 
 
-def test_number_data_finds_the_development_negatives_in_exact_control(bench) -> None:
-    _, report = bench
-    assert report.number_data({"cell": "dev-neg-continue-303", "format": "numbers"}).name == "neg-exact-3.jsonl"
-    assert report.number_data({"cell": "dev-neg-code-351", "format": "code"}) is None
-    assert report.number_data({"cell": "no-such-cell", "format": "numbers"}) is None
+def test_number_data_finds_the_development_negatives_in_exact_control() -> None:
+    import campaign_meaning as meaning
+
+    assert meaning.number_data({"cell": "dev-neg-continue-303", "format": "numbers"}).name == "neg-exact-3.jsonl"
+    assert meaning.number_data({"cell": "dev-neg-code-351", "format": "code"}) is None
+    assert meaning.number_data({"cell": "no-such-cell", "format": "numbers"}) is None
