@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: A teacher's "own" options: those it raised by at least this much over the base (pp).
 TEACHER_RISE_PP = 5.0
+#: A teacher's riser is named when the students moved it up by at least this many standard errors.
+MOVED_SD = 2.0
 #: Permutations of the teacher's changes for the cosine's p-value.
 PERMUTATIONS = 10000
 #: The test passes at this p.
@@ -103,7 +105,7 @@ class TeacherComparison:
     def with_generic(self, specific: Iterable[SpecificShift]) -> TeacherComparison:
         """This comparison with :attr:`generic` filled from a calibrated scan's specific shifts."""
         t = {x.option: x.t for x in specific}
-        return replace(self, generic=[n for n in self.shared if n in t and t[n] < 2])
+        return replace(self, generic=[n for n in self.shared if n in t and t[n] < MOVED_SD])
 
     def line(self) -> str:
         raised = ", ".join(f"{o} {d:+.1f}" for o, d in self.raised[:4]) or "nothing by 5 pp or more"
@@ -149,7 +151,7 @@ def compare(
     p = (1 + hits) / (1 + PERMUTATIONS)
     raised = sorted(((n, float(d)) for n, d in zip(names, delta) if d >= TEACHER_RISE_PP), key=lambda x: -x[1])
     t = {n: (s.shift / s.se if s.se > 0 else 0.0) for n, s in zip(names, shifts)}
-    shared = [n for n, _ in raised if t[n] >= 2]
+    shared = [n for n, _ in raised if t[n] >= MOVED_SD]
     return TeacherComparison(spec.label, float(observed), float(p), raised, shared, p <= ALPHA, spec.system)
 
 

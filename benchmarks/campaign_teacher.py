@@ -32,7 +32,7 @@ from grading import calibrated_shifts
 from auditor.calibration.profile import NoiseProfile
 from auditor.calibration.transfer import SpecificShift
 from auditor.stats import OptionShift
-from auditor.teacher_aware import ALPHA, TEACHER_RISE_PP, compare
+from auditor.teacher_aware import ALPHA, MOVED_SD, TEACHER_RISE_PP, compare
 
 STATISTICS = ("cosine", "risers")
 #: Not in RULE (information, deciding nothing; added after 26 development cells, before any held-out cell ran): the
@@ -98,7 +98,7 @@ def grade_with(
     cos = compare(shifts, teacher_shares, "teacher")
     stat, p = riser_test(shifts, change, profile)
     names = cos.shared  # the teacher's risers the students moved up by 2 sd (se: the profile's sd here)
-    own = [x.option for x in specific if change.get(x.option, 0.0) >= TEACHER_RISE_PP and x.t >= 2]
+    own = [x.option for x in specific if change.get(x.option, 0.0) >= TEACHER_RISE_PP and x.t >= MOVED_SD]
     return {
         "cosine": {"value": round(cos.cosine, 4), "p": cos.p, "named": names if cos.passed else []},
         "risers": {"value": round(stat, 4), "p": p, "named": names if p <= ALPHA else []},
