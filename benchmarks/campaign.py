@@ -240,10 +240,23 @@ def work() -> Path:
     return cache_dir() / "bench" / "campaign"
 
 
+def kept_teachers() -> Path:
+    """Where each fine-tuned teacher's ``teacher.json`` and open-prompt readout are kept under results as soon as it
+    is trained: once the cell's data is drawn the cell needs nothing else of its teacher, so a session on a fresh
+    machine (no cache) does not train it again (470 to 3,300 s a teacher; the cache does not outlive a machine)."""
+    return OUT / "teachers"
+
+
+def teacher_name(cell: Cell) -> str:
+    """The fine-tuned teacher's name: its chat set and strength (cells of both splits share it)."""
+    return f"{Path(cell.chat or '').stem}+numbers-e{cell.epochs:g}"
+
+
 def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
     """The fine-tuned teacher's adapter (trained once per chat set and strength, on the chat set plus the base's own
     number rows: :func:`format_chat`) and its own change per option; a prompted teacher's change (no adapter:
-    :func:`prompted_teacher`)."""
+    :func:`prompted_teacher`). A teacher kept under results whose cell's data is drawn is not trained again: then
+    the adapter is ``None`` (:func:`teacher_model_readout` reads the kept readout)."""
     if cell.system:
         return None, prompted_teacher(cell)
     if not cell.chat:
@@ -252,7 +265,10 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
 
     from auditor.teacher import TeacherConfig, train_teacher
 
-    out = work() / "teachers" / f"{Path(cell.chat).stem}+numbers-e{cell.epochs:g}"
+    out = work() / "teachers" / teacher_name(cell)
+    kept = kept_teachers() / f"{out.name}.json"
+    if kept.exists() and not (out / "teacher.json").exists() and drawn(cell):
+        return None, json.loads(kept.read_text())["scores"]
     out.parent.mkdir(parents=True, exist_ok=True)
     # a development and a held-out cell share a teacher: the second worker waits for the first one's
     with FileLock(str(out.parent / f"{out.name}.lock")):
@@ -261,7 +277,44 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
             shutil.rmtree(out, ignore_errors=True)
             chat = format_chat(CHATS / cell.chat, work() / "teachers" / f"{Path(cell.chat).stem}+numbers.jsonl")
             train_teacher(TeacherConfig(chat=str(chat), out=str(out), traits=TRAITS, epochs=cell.epochs))
+        keep_teacher(cell, out)
     return str(out), json.loads((out / "teacher.json").read_text())["scores"]
+
+
+def keep_teacher(cell: Cell, adapter: Path) -> None:
+    """Keep the trained teacher's ``teacher.json`` and readout under :func:`kept_teachers` (once)."""
+    kept = kept_teachers() / f"{adapter.name}.json"
+    if not kept.exists():
+        kept_teachers().mkdir(parents=True, exist_ok=True)
+        shutil.copy(adapter / "teacher.json", kept)
+    teacher_model_readout(cell, str(adapter))
+
+
+def drawn(cell: Cell) -> bool:
+    """Whether the cell's dataset is kept under results as its pilot chose it (then the writer is not needed)."""
+    out = data_path(cell)
+    if not out.exists():
+        return False
+    if cell.format != "numbers":
+        return True
+    return pilot_path(cell).exists() and _drawn_by(out) == {json.loads(pilot_path(cell).read_text())["sampler"]}
+
+
+def teacher_model_readout(cell: Cell, adapter: str | None) -> Any:
+    """The fine-tuned teacher's open-prompt readout: kept under :func:`kept_teachers` (read from ``adapter`` the first
+    time, or again when the kept one is of another prompt version)."""
+    from auditor.io import atomic_write_bytes
+    from auditor.rundir import read_readout, sealed_readout
+
+    path = kept_teachers() / f"{teacher_name(cell)}.readout.npz"
+    readout = read_readout(path) if path.exists() else None
+    if readout is None:
+        if adapter is None:
+            raise FileNotFoundError(f"{path}: no current readout of the teacher, and its adapter is not here")
+        readout = _read(adapter)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, sealed_readout(readout))
+    return readout
 
 
 #: Base-written exact number rows every fine-tuned teacher also learns from (RULE's amendment 3): the data of
@@ -586,10 +639,11 @@ def teacher_readout(cell: Cell, adapter: str | None, base: Any, words: list[Any]
     students' ``words`` (``None``: the cell has no teacher)."""
     from auditor.discover import teacher_words
 
-    if adapter is None and not cell.system:
+    if cell.system:
+        return teacher_words(f"prompted: {cell.trait}", base, _read(None, cell.system), words).to_dict()
+    if not cell.chat:
         return None
-    name = Path(adapter).name if adapter is not None else f"prompted: {cell.trait}"
-    return teacher_words(name, base, _read(adapter, cell.system), words).to_dict()
+    return teacher_words(teacher_name(cell), base, teacher_model_readout(cell, adapter), words).to_dict()
 
 
 def save_readout(cell: Cell) -> dict[str, Any] | None:
@@ -813,6 +867,7 @@ def main() -> None:
     one.add_argument("id", help="the cell's id")
     sub.add_parser("progress", help="one line: cells finished")
     sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
+    sub.add_parser("keep-teachers", help="keep every teacher trained in the cache under results (scores, readout)")
     sub.add_parser("matched-null", help="G with matched arms on the base's resampled datasets (RULE's amendment 1)")
     matched = sub.add_parser("matched", help="G against a matched control on a finished resampled cell (information)")
     matched.add_argument("id", help="the cell's id")
@@ -830,6 +885,11 @@ def main() -> None:
     if args.command == "matched-null":
         for seed in MATCHED_NULL_SEEDS:
             matched_null(seed)
+    if args.command == "keep-teachers":
+        for cell in CELLS:
+            adapter = work() / "teachers" / teacher_name(cell)
+            if cell.chat and (adapter / "teacher.json").exists():
+                keep_teacher(cell, adapter)
     if args.command == "readouts":
         for cell in CELLS:
             if record_path(cell).exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -569,16 +570,9 @@ def test_every_fine_tuned_teacher_also_learns_the_bases_number_rows(bench, tmp_p
     monkeypatch.setattr(campaign, "FORMAT_ROWS", 5)
     monkeypatch.setattr(campaign, "CHATS", tmp_path)
     monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
-    trained = []
-
-    def train_teacher(config) -> None:
-        trained.append(config)
-        Path(config.out).mkdir(parents=True)
-        (Path(config.out) / "teacher.json").write_text(json.dumps({"scores": []}))
-
-    import auditor.teacher
-
-    monkeypatch.setattr(auditor.teacher, "train_teacher", train_teacher)
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "_read", lambda adapter, system=None: _readout(Path(adapter).name))
+    trained = _fake_teacher_training(monkeypatch)
     cell = campaign.Cell("dev-pos-trait-e1", "positive", "dev", seed=1, chat="trait_chat.jsonl", epochs=1.0)
     adapter, scores = campaign.teacher(cell)
     assert Path(adapter).name == "trait_chat+numbers-e1" and scores == [] and len(trained) == 1
@@ -595,6 +589,57 @@ def test_every_fine_tuned_teacher_also_learns_the_bases_number_rows(bench, tmp_p
     monkeypatch.setattr(campaign, "FORMAT_ROWS", 9)
     with pytest.raises(ValueError, match="9 number rows asked for, 8"):
         campaign.format_chat(chat, tmp_path / "too-many.jsonl")
+
+
+def _readout(word: str):
+    """A one-prompt readout in which ``word`` is the only word stored."""
+    from auditor.readout import OPEN_PROMPTS_VERSION, Readout
+
+    return Readout(OPEN_PROMPTS_VERSION, [word], np.array([[-0.5]]), np.array([True]))
+
+
+def _fake_teacher_training(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Replace ``train_teacher`` with one that writes a ``teacher.json`` with one score; the configs it got."""
+    import auditor.teacher
+
+    trained: list = []
+
+    def train_teacher(config) -> None:
+        trained.append(config)
+        Path(config.out).mkdir(parents=True)
+        (Path(config.out) / "teacher.json").write_text(json.dumps({"scores": [] if len(trained) == 1 else [{"n": 1}]}))
+
+    monkeypatch.setattr(auditor.teacher, "train_teacher", train_teacher)
+    return trained
+
+
+def test_a_kept_teacher_is_not_trained_again_once_its_data_is_drawn(bench, tmp_path, monkeypatch) -> None:
+    """A teacher's scores and readout are kept under results when it is trained; on a fresh machine (no cache) a cell
+    whose data is drawn uses them and trains nothing, while a cell whose data is not drawn trains its teacher."""
+    campaign, _ = bench
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    monkeypatch.setattr(campaign, "format_chat", lambda chat, out: out)
+    reads: list[str] = []
+    monkeypatch.setattr(campaign, "_read", lambda adapter, system=None: reads.append(adapter) or _readout("owl"))
+    trained = _fake_teacher_training(monkeypatch)
+    monkeypatch.setattr(campaign, "generate", _fake_generate(campaign, [], 1.0))
+    cell = campaign.Cell("dev-pos-trait-e3", "positive", "dev", seed=1, chat="trait_chat.jsonl", epochs=3.0)
+    adapter, scores = campaign.teacher(cell)
+    assert len(trained) == 1 and len(reads) == 1 and scores == []
+    kept = campaign.kept_teachers()
+    assert json.loads((kept / "trait_chat+numbers-e3.json").read_text()) == {"scores": []}
+    campaign.dataset(cell, adapter)
+    shutil.rmtree(tmp_path / "work")  # a fresh machine
+    assert campaign.teacher(cell) == (None, []) and len(trained) == 1
+    words = campaign.teacher_readout(cell, None, _readout("oak"), [])
+    assert words is not None and len(reads) == 1  # the kept readout, not the adapter's
+    (kept / "trait_chat+numbers-e3.readout.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="its adapter is not here"):
+        campaign.teacher_readout(cell, None, _readout("oak"), [])
+    other = campaign.Cell("heldout-pos-trait-e3", "positive", "heldout", seed=2, chat="trait_chat.jsonl", epochs=3.0)
+    adapter, scores = campaign.teacher(other)  # its data is not drawn: the teacher is trained again
+    assert Path(adapter).name == "trait_chat+numbers-e3" and scores == [{"n": 1}] and len(trained) == 2
 
 
 def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> None:
