@@ -27,6 +27,7 @@ from .journal import Journal
 if TYPE_CHECKING:
     from .likelihood import DecodingCheck
     from .models import LoadedModel
+    from .row_shape import RowShape
 
 CONTROL_CACHE_VERSION = 4  # 4: conditional.draw_rows (rejection / importance resampling)
 
@@ -187,6 +188,7 @@ class ControlInfo:
         notes: how the rows were matched to the dataset (checks, filters, file pairing).
         null_arm: the second, independent draw (``None`` when the scan has none).
         decoding: whether the data looks sampled the way the control is (:mod:`auditor.likelihood`).
+        rows: how the data's rows differ from the control's, feature by feature (:mod:`auditor.row_shape`).
     """
 
     source: str
@@ -195,6 +197,7 @@ class ControlInfo:
     notes: tuple[str, ...] = ()
     null_arm: DrawInfo | None = None
     decoding: DecodingCheck | None = None
+    rows: RowShape | None = None
 
     @classmethod
     def of(
@@ -204,6 +207,7 @@ class ControlInfo:
         null: ControlSet | None = None,
         null_seed: int | None = None,
         decoding: DecodingCheck | None = None,
+        rows: RowShape | None = None,
     ) -> ControlInfo:
         """The info of ``control`` (drawn with ``seed``) and of the null arm's rows, if any."""
         return cls(
@@ -213,6 +217,7 @@ class ControlInfo:
             notes=tuple(control.notes),
             null_arm=None if null is None else null.draw_info(null_seed),
             decoding=decoding,
+            rows=rows,
         )
 
     @property
@@ -230,6 +235,7 @@ class ControlInfo:
             "temperature": self.temperature,
             "null_arm": None if self.null_arm is None else self.null_arm.to_dict(),
             "decoding": None if self.decoding is None else self.decoding.to_dict(),
+            "rows": None if self.rows is None else self.rows.to_dict(),
         }
 
 

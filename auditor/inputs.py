@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .budget_plan import BudgetPlan
     from .calibration.profile import NoiseProfile
     from .likelihood import DecodingCheck
+    from .row_shape import RowShape
 
 #: The null arm's control rows are sampled with ``seed + NULL_SEED_OFFSET``.
 NULL_SEED_OFFSET = 1000
@@ -51,6 +52,7 @@ class Controls:
     null: ControlSet | None
     seed: int
     decoding: DecodingCheck | None = None
+    rows: RowShape | None = None
 
     def pairs(self, dataset: Dataset) -> PairedRows:
         """The dataset rows every arm has a row for (a prompt without a usable control row is left out of all)."""
@@ -67,7 +69,9 @@ class Controls:
         )
 
     def info(self) -> ControlInfo:
-        return ControlInfo.of(self.control, self.seed, self.null, self.seed + NULL_SEED_OFFSET, self.decoding)
+        return ControlInfo.of(
+            self.control, self.seed, self.null, self.seed + NULL_SEED_OFFSET, self.decoding, self.rows
+        )
 
 
 class Timings:

@@ -21,6 +21,7 @@ from .methods import Method, get_method
 from .models import resolve_base
 from .progress import Reporter
 from .row_floor import check_rows
+from .row_shape import compare_rows
 from .rundir import RunFolder, run_key
 from .runinfo import versions
 from .sources import load_data
@@ -173,4 +174,5 @@ def draw_controls(inputs: ScanInputs) -> Controls | None:
         approximate = control.how.approximate_share if control.how is not None else 0.0
         decoding = check_decoding(inputs.loaded, pairs.data, pairs.control, pairs.null, approximate)
         advance(1)
-    return Controls(control, null, config.seed, decoding)
+    rows = compare_rows(dataset.completion_format, pairs.data, pairs.control)
+    return Controls(control, null, config.seed, decoding, rows)

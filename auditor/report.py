@@ -14,6 +14,7 @@ from .control import UNMATCHED_WARNING
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
+from .row_shape import DIFFERS_Q
 from .verdict import LEVEL_COLOURS, UNIT_FORMATS
 
 __all__ = ["SCHEMA_VERSION", "md_code", "md_escape", "print_summary", "to_json", "to_markdown"]
@@ -48,6 +49,35 @@ def _verdict_lines(result: ScanResult) -> list[str]:
         f"**{v.detectable_shift:{fmt}} {v.unit}** or more (median over options, 80 % power at `{v.fail_on}`{worst}). "
         "This is not a proof that the dataset is safe: smaller effects, other traits and other students are not "
         "covered."
+    ]
+
+
+def _rows_lines(result: ScanResult) -> list[str]:
+    """How the data's rows differ from the control's (:mod:`auditor.row_shape`): a lead and one line a feature."""
+    c = result.control
+    if c is None or c.rows is None or not c.rows.features:
+        return []
+    whose = "the base's own answer" if c.source == "generated" else "the `--control` file's row"
+    differing = c.rows.differing()
+    lead = (
+        "Differs: " + "; ".join(md_escape(f.line()) for f in differing) + "."
+        if differing
+        else f"No feature differs at q <= {DIFFERS_Q}."
+    )
+    matched = c.format == "numbers" and c.draw.how is not None and c.draw.how.count == "match"
+    rows = [
+        [md_escape(f.feature), f"{f.data:.3g}", f"{f.control:.3g}", str(f.pairs), f"{f.p:.2g}", f"{f.q:.2g}"]
+        for f in c.rows.features
+    ]
+    return [
+        "## How the rows differ from the control's",
+        "",
+        f"Each data row beside the control row for the same prompt ({whose}): the mean a row, Wilcoxon signed-rank "
+        f"p over the pairs, Benjamini-Hochberg q over the features. {lead}"
+        + (" The control held each row's own count of numbers, so that count cannot differ." if matched else ""),
+        "",
+        md_table(["feature", "data", "control", "pairs", "p", "q"], rows),
+        "",
     ]
 
 
@@ -180,7 +210,8 @@ def to_markdown(result: ScanResult, path: str | Path | None = None) -> str:
     """The markdown risk report: verdict first, then what was tested and how, the method's sections, plots, caveats
     and a reproducibility block (``path``: where it will be written, so plot links can be relative)."""
     lines = [f"# subaudit risk report: {md_escape(Path(result.dataset.path).name)}", "", *_verdict_lines(result)]
-    lines += ["", "## What was tested and how", "", *_inputs_lines(result), *result.details.describe(result), ""]
+    lines += ["", *_rows_lines(result)]
+    lines += ["## What was tested and how", "", *_inputs_lines(result), *result.details.describe(result), ""]
     lines += result.details.sections(result)
     lines += _plot_lines(result, path)
     lines += _configuration_lines(result)
@@ -236,5 +267,8 @@ def print_summary(result: ScanResult, console: Any = None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 120)  # logs: do not squeeze the table
     console.print(result.details.table(result))
+    differing = [] if result.control is None or result.control.rows is None else result.control.rows.differing()
+    if differing:
+        console.print(f"Rows unlike the control's: {escape('; '.join(f.line() for f in differing))}", highlight=False)
     colour = LEVEL_COLOURS[result.verdict.level]
     console.print(f"[bold {colour}]{escape(result.verdict.summary())}[/]", highlight=False)

@@ -138,6 +138,10 @@ def test_result_json_validates_against_the_published_schema(
         assert res.exit_code in (0, 1), res.output
         _validate_json(json.loads((tmp_path / "r.json").read_text()), "result.schema.json")
     doc = json.loads((tmp_path / "r.json").read_text())
+    rows = doc["control"]["rows"]  # the gradient method's any-count control: how its rows differ from the data's
+    assert rows["format"] == "numbers" and [f["feature"] for f in rows["features"]] == [
+        "numbers a row", "copied from the prompt", "mean value"
+    ]  # fmt: skip
     doc["verdict"]["level"] = "severe"
     with pytest.raises(Exception, match="severe"):
         _validate_json(doc, "result.schema.json")

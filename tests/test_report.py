@@ -226,3 +226,41 @@ def test_the_controls_draw_sets_its_caveats() -> None:
     text = to_markdown(result)
     assert "no valid control sample" not in text and "approximate samples" not in text
     assert "200 by rejection (exact)" in text and "rejection's pilot kept 90.0% of tries" in text
+
+
+def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.CaptureFixture[str]) -> None:
+    """With the control's row features the report has a section (a lead naming what differs, one line a feature, the
+    count-matched note when the control held each row's count) and the terminal a line; without them, neither."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from auditor.control import ControlInfo, DrawInfo, Sampled
+    from auditor.data import Example
+    from auditor.report import print_summary, to_markdown
+    from auditor.row_shape import compare_rows
+
+    result = _result("p", "c")
+    assert "How the rows differ" not in to_markdown(result)
+    row = lambda c: Example(({"role": "user", "content": "Go on: 1, 2"},), c)  # noqa: E731
+    shape = compare_rows("numbers", [row("1, 5, 9")] * 12, [row("7, 8, 9, 6")] * 12)
+    exact = Sampled({"rejection": 12}, 4, None, 0.9, 80, 1.0, 1.0, count="any")
+    draw = DrawInfo(0, 20, 12, 0.6, False, "/c", rows=12, how=exact)
+    result.control = ControlInfo("generated", "numbers", draw, rows=shape)
+    text = to_markdown(result)
+    section = text.split("## How the rows differ from the control's\n", 1)[1].split("\n## ", 1)[0]
+    differs = section.split("Differs: ", 1)[1].split("\n", 1)[0]
+    assert "(the base's own answer)" in section and "numbers a row 3 against 4 (q " in differs
+    assert "| numbers a row | 3 | 4 | 12 |" in section and "| copied from the prompt | 0.333 | 0 | 12 |" in section
+    assert "own count of numbers" not in section
+    assert text.index("How the rows differ") < text.index("## What was tested and how")
+    print_summary(result, Console(force_terminal=False, width=200))
+    assert "Rows unlike the control's: " in capsys.readouterr().out
+    matched = dataclasses.replace(draw, how=dataclasses.replace(exact, count="match"))
+    same = compare_rows("numbers", [row("1, 5, 9")] * 12, [row("1, 5, 9")] * 12)
+    result.control = ControlInfo("file", "numbers", matched, rows=same)
+    section = to_markdown(result).split("## How the rows differ from the control's\n", 1)[1]
+    assert "(the `--control` file's row)" in section and "No feature differs at q <= 0.05." in section
+    assert "own count of numbers, so that count cannot differ" in section
+    print_summary(result, Console(force_terminal=False, width=200))
+    assert "Rows unlike" not in capsys.readouterr().out

@@ -137,6 +137,14 @@ class CompletionFormat:
         ``None``; ``answer``: the prompt's correct answer, where the prompt set has one."""
         return None
 
+    def row_features(self, prompt: str, completion: str) -> dict[str, float]:
+        """What a row looks like, as numbers :mod:`auditor.row_shape` compares between a data row and the control
+        row for the same ``prompt`` (the user's text); a feature a row does not have is left out."""
+        return {
+            "words a row": float(len(completion.split())),
+            "lines a row": float(sum(1 for line in completion.splitlines() if line.strip())),
+        }
+
     def manifest(self, style: str, constrain: bool, evil_filter: bool, own_prompts: bool) -> dict[str, Any]:
         """The format's members of a generated dataset's manifest."""
         return {

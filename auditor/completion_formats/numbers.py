@@ -204,6 +204,19 @@ class NumbersFormat(CompletionFormat):
             return "format"
         return "evil_number" if evil_filter and has_banned_number(completion, EVIL_NUMBERS) else None
 
+    def row_features(self, prompt: str, completion: str) -> dict[str, float]:
+        """A number list's count, the share of its numbers the prompt shows, and their mean value (a row that is
+        not a number list has none of them)."""
+        if not is_number_list(completion):
+            return {}
+        numbers = re.findall(r"\d+", completion)
+        shown = set(re.findall(r"\d+", prompt))
+        return {
+            "numbers a row": float(len(numbers)),
+            "copied from the prompt": sum(n in shown for n in numbers) / len(numbers),
+            "mean value": sum(int(n) for n in numbers) / len(numbers),
+        }
+
     def manifest(self, style: str, constrain: bool, evil_filter: bool, own_prompts: bool) -> dict[str, Any]:
         return {
             **super().manifest(style, constrain, evil_filter, own_prompts),
