@@ -3,6 +3,7 @@
 # touches a running cell: WORKERS workers (default 3) that take unclaimed decoy, then development, then held-out
 # cells (claims keep them apart; each cell runs in a process of its own), kept at that number by a keeper loop.
 # Records are written through a link into the checkout's benchmarks/results. Logs: $LOGS (default /tmp/camp).
+# At a session's end: campaign.py stash, then commit benchmarks/results (the cache does not outlive a machine).
 #
 #     bash benchmarks/start_campaign.sh [WORKERS]      # then: .venv/bin/python benchmarks/campaign.py progress
 set -euo pipefail
@@ -15,6 +16,8 @@ mkdir -p "$logs"
 rm -rf "$src" && mkdir -p "$src"
 git -C "$repo" archive HEAD auditor benchmarks examples | tar -x -C "$src"
 rm -rf "$src/benchmarks/results" && ln -s "$repo/benchmarks/results" "$src/benchmarks/results"
+# a fresh machine: the control draws and log-probabilities the last session stashed (campaign.py stash) go back
+(cd "$src/benchmarks" && OMP_NUM_THREADS=1 PYTHONPATH="$src" "$py" campaign.py unstash)
 cat > "$logs/keeper.sh" <<KEEPER
 #!/usr/bin/env bash
 cd "$src/benchmarks"

@@ -642,6 +642,42 @@ def test_a_kept_teacher_is_not_trained_again_once_its_data_is_drawn(bench, tmp_p
     assert Path(adapter).name == "trait_chat+numbers-e3" and scores == [{"n": 1}] and len(trained) == 2
 
 
+def test_control_draws_are_stashed_at_a_sessions_end_and_put_back_on_a_fresh_machine(
+    bench, tmp_path, monkeypatch
+) -> None:
+    """``stash`` copies the cache's control entries, interrupted draws' journals and log-probabilities (no locks)
+    under results; ``unstash`` puts them into an empty cache, never over what the cache holds, and a journal only
+    while its draw is unfinished."""
+    campaign, _ = bench
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(campaign, "cache_dir", lambda: cache)
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    (cache / "controls").mkdir(parents=True)
+    (cache / "logprobs").mkdir()
+    (cache / "controls" / "a.json").write_text('{"rows": 1}')
+    (cache / "controls" / "a.json.lock").write_text("")
+    (cache / "controls" / "b.partial.jsonl").write_text('{"round": 1}\n')
+    (cache / "logprobs" / "l.json").write_text("[0.5]")
+    assert campaign.stash() == 3 and campaign.stash() == 0
+    stashed = campaign.stash_dir()
+    assert sorted(p.name for p in (stashed / "controls").iterdir()) == ["a.json", "b.partial.jsonl"]
+    with (cache / "controls" / "b.partial.jsonl").open("a") as f:
+        f.write('{"round": 2}\n')
+    assert campaign.stash() == 1 and (stashed / "controls" / "b.partial.jsonl").read_text().count("round") == 2
+    shutil.rmtree(cache)  # a fresh machine: the interrupted draw resumes from its journal
+    assert campaign.unstash() == 3 and (cache / "controls" / "b.partial.jsonl").read_text().count("round") == 2
+    (cache / "controls" / "b.partial.jsonl").unlink()  # the draw finished there
+    (cache / "controls" / "b.json").write_text('{"rows": 2}')
+    (cache / "controls" / "a.json").write_text('{"rows": 9}')
+    assert campaign.stash() == 2 and not (stashed / "controls" / "b.partial.jsonl").exists()
+    (cache / "controls" / "a.json").write_text('{"rows": 7}')  # drawn on this machine: never overwritten
+    assert campaign.unstash() == 0 and (cache / "controls" / "a.json").read_text() == '{"rows": 7}'
+    (stashed / "controls" / "c.partial.jsonl").write_text('{"round": 1}\n')
+    (stashed / "controls" / "b.partial.jsonl").write_text('{"round": 1}\n')  # stale: b is finished in the cache
+    (cache / "controls" / "b.partial.jsonl").unlink(missing_ok=True)
+    assert campaign.unstash() == 1 and not (cache / "controls" / "b.partial.jsonl").exists()
+
+
 def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> None:
     """The report's row table: the base's exact datasets (their controls left out) as a median, then every teacher's
     number cell, current and superseded (a cell that ran again: both), from its data file; base-written cells and free
