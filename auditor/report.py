@@ -267,8 +267,8 @@ def print_summary(result: ScanResult, console: Any = None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 120)  # logs: do not squeeze the table
     console.print(result.details.table(result))
-    differing = [] if result.control is None or result.control.rows is None else result.control.rows.differing()
-    if differing:
-        console.print(f"Rows unlike the control's: {escape('; '.join(f.line() for f in differing))}", highlight=False)
+    rows = None if result.control is None or result.control.rows is None else result.control.rows.summary()
+    if rows:
+        console.print(escape(rows), highlight=False)
     colour = LEVEL_COLOURS[result.verdict.level]
     console.print(f"[bold {colour}]{escape(result.verdict.summary())}[/]", highlight=False)

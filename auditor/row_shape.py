@@ -76,6 +76,12 @@ class RowShape:
         """The features that differ (q <= :data:`DIFFERS_Q`), smallest q first."""
         return sorted((f for f in self.features if f.differs), key=lambda f: (f.q, f.feature))
 
+    def summary(self) -> str | None:
+        """``Rows unlike the control's: numbers a row 2.53 against 3.01 (q 0.0012); ...`` (``None``: none
+        differs)."""
+        differing = self.differing()
+        return "Rows unlike the control's: " + "; ".join(f.line() for f in differing) if differing else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": self.format,

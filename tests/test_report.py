@@ -230,13 +230,15 @@ def test_the_controls_draw_sets_its_caveats() -> None:
 
 def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.CaptureFixture[str]) -> None:
     """With the control's row features the report has a section (a lead naming what differs, one line a feature, the
-    count-matched note when the control held each row's count) and the terminal a line; without them, neither."""
+    count-matched note when the control held each row's count), the terminal and the PR comment a line when a feature
+    differs."""
     import dataclasses
 
     from rich.console import Console
 
     from auditor.control import ControlInfo, DrawInfo, Sampled
     from auditor.data import Example
+    from auditor.outputs import to_pr_comment
     from auditor.report import print_summary, to_markdown
     from auditor.row_shape import compare_rows
 
@@ -256,6 +258,7 @@ def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.Ca
     assert text.index("How the rows differ") < text.index("## What was tested and how")
     print_summary(result, Console(force_terminal=False, width=200))
     assert "Rows unlike the control's: " in capsys.readouterr().out
+    assert "\nRows unlike the control's: " in to_pr_comment(result)
     matched = dataclasses.replace(draw, how=dataclasses.replace(exact, count="match"))
     same = compare_rows("numbers", [row("1, 5, 9")] * 12, [row("1, 5, 9")] * 12)
     result.control = ControlInfo("file", "numbers", matched, rows=same)
@@ -263,4 +266,4 @@ def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.Ca
     assert "(the `--control` file's row)" in section and "No feature differs at q <= 0.05." in section
     assert "own count of numbers, so that count cannot differ" in section
     print_summary(result, Console(force_terminal=False, width=200))
-    assert "Rows unlike" not in capsys.readouterr().out
+    assert "Rows unlike" not in capsys.readouterr().out and "Rows unlike" not in to_pr_comment(result)
