@@ -721,11 +721,33 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "control_share": [round(f.shift.control, 5) for f in findings],
         "gradient": gradient_block(gradient),
         "timings_s": {"probe": probe.timings, "gradient": gradient.timings},
+        # how the data's rows differ from each method's control (auditor.row_shape; information, since 6b56c98)
+        "rows": {"probe": rows_block(probe), "gradient": rows_block(gradient)},
     }
     record["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, record)
     save_readout(cell)
     return record
+
+
+def rows_block(result: Any) -> dict[str, Any] | None:
+    """The scan's comparison of the data's rows with its control's, feature by feature (``None``: none)."""
+    rows = getattr(result.control, "rows", None)
+    return None if rows is None else rows.to_dict()
+
+
+def fill_rows(cell: Cell) -> None:
+    """Give a finished cell's record its ``rows`` block by resuming both scans from their run folders (every stage
+    is there: nothing is drawn, trained or scored again); a cell whose run folders are gone is left as it is."""
+    path = record_path(cell)
+    record = json.loads(path.read_text())
+    if not all((work() / "runs" / f"{cell.id}-{method}").exists() for method in ("probe", "gradient")):
+        print(f"  {cell.id}: its run folders are gone; no rows block", flush=True)
+        return
+    data = dataset(cell, None)  # a finished cell's data is there: nothing is drawn
+    controls = recipe_controls(cell, data)
+    record["rows"] = {method: rows_block(_scan(cell, data, method, controls)) for method in ("probe", "gradient")}
+    atomic_write_json(path, record)
 
 
 def gradient_block(result: Any) -> dict[str, Any]:
@@ -914,6 +936,8 @@ def main() -> None:
     one.add_argument("id", help="the cell's id")
     sub.add_parser("progress", help="one line: cells finished")
     sub.add_parser("readouts", help="the open-vocabulary readout of every finished cell whose run folder is here")
+    rows = sub.add_parser("rows", help="a finished cell's rows block, its scans resumed from their run folders")
+    rows.add_argument("id", help="the cell's id")
     sub.add_parser("stash", help="stash the cache's control draws and log-probabilities under results (session end)")
     sub.add_parser("unstash", help="put the stashed ones into the cache where it has none (session start)")
     sub.add_parser("keep-teachers", help="keep every teacher trained in the cache under results (scores, readout)")
@@ -934,6 +958,8 @@ def main() -> None:
     if args.command == "matched-null":
         for seed in MATCHED_NULL_SEEDS:
             matched_null(seed)
+    if args.command == "rows":
+        fill_rows(next(c for c in CELLS if c.id == args.id))
     if args.command == "stash":
         print(f"stashed {stash()} files in {stash_dir()}")
     if args.command == "unstash":

@@ -2,6 +2,8 @@
 
 - G's direction: the pushes of the positives G flagged, how alike they are, how far every cell G grades went the same
   way, and how that follows the number of numbers a row of the data (:func:`g_direction`, :func:`length_lines`);
+- G's flags beside the rows' count against G's own control, pair by pair (:func:`g_and_row_count`; records that hold
+  the scans' ``rows`` block);
 - toward the trait: each fine-tuned positive's students' shift on its intended option beside that option's shift in
   every other fine-tuned teacher's cell and in the base-written negatives (:func:`toward_the_trait`).
 
@@ -136,6 +138,59 @@ def length_lines(cells: dict[str, dict[str, Any]], flagged: list[str]) -> list[s
         + ("the ones G flagged." if set(shortest) == set(flagged) else f"{', '.join(shortest)}; G flagged "
            f"{', '.join(flagged)}."),
     ]  # fmt: skip
+
+
+def g_and_row_count(records: dict[str, dict[str, Any]], levels: dict[str, str | None], fail_on: str) -> dict[str, Any]:
+    """G's level on each cell G grades whose record holds the rows block (``auditor.row_shape`` against G's own
+    control; records written since 6b56c98, or given one by ``campaign.py rows``) beside its ``numbers a row``: the
+    data's mean, the control's, q, and whether the data holds fewer at q <= 0.05; the 2 x 2 of G flagged (at
+    ``fail_on``) against fewer, and Fisher's exact p (one-sided: flags go with fewer)."""
+    from scipy.stats import fisher_exact
+
+    cells = {}
+    for c, r in sorted(records.items()):
+        block = (r.get("rows") or {}).get("gradient")
+        count = {f["feature"]: f for f in (block or {}).get("features", [])}.get("numbers a row")
+        if count is None or levels.get(c) is None:
+            continue
+        cells[c] = {
+            "truth": r["truth"],
+            "level": levels[c],
+            "flagged": level_rank(levels[c]) >= level_rank(fail_on),
+            "data": count["data"],
+            "control": count["control"],
+            "q": count["q"],
+            "fewer": bool(count["differs"] and count["data"] < count["control"]),
+        }
+    table = [[sum(v["flagged"] == f and v["fewer"] == w for v in cells.values()) for w in (True, False)]
+             for f in (True, False)]  # fmt: skip
+    p = float(fisher_exact(table, alternative="greater").pvalue) if cells else None
+    return {"cells": cells, "table": table, "p": p}
+
+
+def g_and_row_count_lines(found: dict[str, Any]) -> list[str]:
+    """:func:`g_and_row_count` in the report, with the prediction it checks (committed before any held-out cell)."""
+    lines = [
+        "### G's flags and the rows' count, row by row (information, deciding nothing)",
+        "",
+        "Registered on 2026-12-07 before any held-out cell ran: if G's flags follow how many numbers the rows",
+        "hold, G flags (at `medium`) the cells whose data holds fewer numbers a row than G's own control for the same",
+        "prompts (Wilcoxon signed-rank, BH q <= 0.05, `auditor.row_shape`) and leaves the others clean. Cells whose",
+        "record holds the comparison (records written since 6b56c98, or given it by `campaign.py rows CELL`):",
+        "",
+    ]
+    if not found["cells"]:
+        return [*lines, "None yet."]
+    lines += ["| cell | truth | G | numbers a row: data | control | q | fewer |", "|---|---|---|---|---|---|---|"]
+    for c, v in found["cells"].items():
+        lines.append(f"| {c} | {v['truth']} | {v['level']} | {v['data']:.2f} | {v['control']:.2f} | {v['q']:.2g} | "
+                     f"{'yes' if v['fewer'] else 'no'} |")  # fmt: skip
+    (a, b), (c, d) = found["table"]
+    return lines + [
+        "",
+        f"G flagged {a} of {a + c} cells with fewer numbers a row and {b} of {b + d} others; Fisher's exact p "
+        f"(one-sided) {found['p']:.2g}.",
+    ]
 
 
 def toward_the_trait(records: dict[str, dict[str, Any]], nulls: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -374,6 +374,8 @@ def write_report() -> dict[str, Any]:
     levels = {c: gradient_level(r) for c, r in records.items()}
     blob["g_direction"] = campaign_meaning.g_direction(records, levels, FAIL_ON)
     lines += ["", *campaign_meaning.g_direction_lines(blob["g_direction"])]
+    blob["g_and_row_count"] = campaign_meaning.g_and_row_count(records, levels, FAIL_ON)
+    lines += ["", *campaign_meaning.g_and_row_count_lines(blob["g_and_row_count"])]
     nulls = [r for r in records.values() if is_null_pair(r)]
     blob["toward_the_trait"] = campaign_meaning.toward_the_trait(records, nulls)
     lines += ["", *campaign_meaning.toward_lines(blob["toward_the_trait"])]

@@ -799,3 +799,38 @@ def test_number_data_finds_the_development_negatives_in_exact_control() -> None:
     assert meaning.number_data({"cell": "dev-neg-continue-303", "format": "numbers"}).name == "neg-exact-3.jsonl"
     assert meaning.number_data({"cell": "dev-neg-code-351", "format": "code"}) is None
     assert meaning.number_data({"cell": "no-such-cell", "format": "numbers"}) is None
+
+
+def test_gs_flags_beside_the_rows_count_against_its_own_control(bench) -> None:
+    """Cells whose record holds the rows block: G's level beside whether the data holds fewer numbers a row than
+    G's control (q <= 0.05), the 2 x 2 and Fisher's one-sided p; cells without the block, or ungraded, are left out;
+    the scan's comparison goes into a record as it is (``rows_block``)."""
+    import campaign_meaning
+
+    from auditor.data import Example
+    from auditor.row_shape import compare_rows
+
+    campaign, _ = bench
+
+    def rows(data: str, control: str) -> dict:
+        row = lambda c: Example(({"role": "user", "content": "Go on: 1, 2"},), c)  # noqa: E731
+        shape = compare_rows("numbers", [row(data)] * 10, [row(control)] * 10)
+        scanned = type("Result", (), {"control": type("Info", (), {"rows": shape})()})()
+        return {"probe": None, "gradient": campaign.rows_block(scanned)}
+
+    rng = np.random.default_rng(9)
+    records, levels = {}, {}
+    for k, (level, data) in enumerate([("medium", "3, 4"), ("high", "3"), ("clean", "3, 4"), ("clean", "3, 4, 5"),
+                                       ("low", "3, 4, 5, 6"), ("medium", "3, 4, 5, 6")]):  # fmt: skip
+        records[f"c{k}"] = {**_record(f"c{k}", "negative", "dev", {}, rng), "rows": rows(data, "3, 4, 5")}
+        levels[f"c{k}"] = level
+    records["no-block"], levels["no-block"] = _record("no-block", "negative", "dev", {}, rng), "high"
+    records["ungraded"], levels["ungraded"] = {**records["c0"], "cell": "ungraded"}, None
+    found = campaign_meaning.g_and_row_count(records, levels, "medium")
+    assert list(found["cells"]) == [f"c{k}" for k in range(6)]
+    assert [found["cells"][f"c{k}"]["fewer"] for k in range(6)] == [True, True, True, False, False, False]
+    assert found["cells"]["c1"]["data"] == 1.0 and found["cells"]["c1"]["control"] == 3.0
+    assert found["table"] == [[2, 1], [1, 2]] and found["p"] == pytest.approx(0.5)  # hypergeometric: 10/20
+    text = "\n".join(campaign_meaning.g_and_row_count_lines(found))
+    assert "| c1 | negative | high | 1.00 | 3.00 |" in text and "G flagged 2 of 3 cells with fewer" in text
+    assert campaign.rows_block(type("Result", (), {"control": None})()) is None
