@@ -57,14 +57,15 @@ def _rows_lines(result: ScanResult) -> list[str]:
     c = result.control
     if c is None or c.rows is None or not c.rows.features:
         return []
-    whose = "the base's own answer" if c.source == "generated" else "the `--control` file's row"
+    whose = "the base's own answer" if c.source == "generated" else "the `--control` file's row paired with it"
     differing = c.rows.differing()
     lead = (
         "Differs: " + "; ".join(md_escape(f.line()) for f in differing) + "."
         if differing
         else f"No feature differs at q <= {DIFFERS_Q}."
     )
-    matched = c.format == "numbers" and c.draw.how is not None and c.draw.how.count == "match"
+    how = c.draw.how
+    matched = c.source == "generated" and c.format == "numbers" and how is not None and how.count == "match"
     rows = [
         [md_escape(f.feature), f"{f.data:.3g}", f"{f.control:.3g}", str(f.pairs), f"{f.p:.2g}", f"{f.q:.2g}"]
         for f in c.rows.features
@@ -72,8 +73,8 @@ def _rows_lines(result: ScanResult) -> list[str]:
     return [
         "## How the rows differ from the control's",
         "",
-        f"Each data row beside the control row for the same prompt ({whose}): the mean a row, Wilcoxon signed-rank "
-        f"p over the pairs, Benjamini-Hochberg q over the features. {lead}"
+        f"Each data row beside its control row ({whose}; text rows left out): the mean a row, Wilcoxon "
+        f"signed-rank p over the pairs, Benjamini-Hochberg q over the features. {lead}"
         + (" The control held each row's own count of numbers, so that count cannot differ." if matched else ""),
         "",
         md_table(["feature", "data", "control", "pairs", "p", "q"], rows),

@@ -1,8 +1,10 @@
 """How the data's rows differ from their control rows: the completion format's row features, prompt by prompt.
 
-Each control row answers the same prompt as its data row, so each feature (a number list's count, its share copied
-from the prompt, its mean value; a text's words and lines: :meth:`CompletionFormat.row_features`) is compared on
-the pairs' differences: Wilcoxon signed-rank, two-sided, and Benjamini-Hochberg over the format's features. A flag
+A generated control row answers the same prompt as its data row, so each feature (a number list's count, the share
+of its numbers the prompt shows, its mean value; a completion's words and lines:
+:meth:`CompletionFormat.row_features`) is compared on the pairs' differences: Wilcoxon signed-rank (Pratt's
+treatment of zero differences), two-sided, and Benjamini-Hochberg over the format's features. Text rows (language
+modelling) are left out: their control is the row's first words continued and cut at a budget. A flag
 says *that* training on the rows changes the model; this says *how* the rows are unlike the control's, which on the
 campaign's data was mostly their length (``benchmarks/results/campaign.md``: the gradient method flagged the four
 fine-tuned teachers' datasets whose rows held the fewest numbers). A count-matched control holds each row's own
@@ -97,15 +99,18 @@ def signed_rank_p(differences: np.ndarray) -> float:
 
     if not np.any(differences != 0):
         return 1.0
-    return float(wilcoxon(differences).pvalue)
+    # Pratt's treatment of zeros (ranked, then dropped): the usual choice for integer features with many ties
+    return float(wilcoxon(differences, zero_method="pratt").pvalue)
 
 
 def compare_rows(format_name: str, data: Sequence[Example], control: Sequence[Example]) -> RowShape:
-    """Each feature of ``format_name``'s rows, ``data[i]`` against ``control[i]`` (the same prompt)."""
+    """Each feature of ``format_name``'s rows, ``data[i]`` against ``control[i]`` (the control row drawn for, or
+    paired with, the same row); text rows (language modelling) are left out."""
     fmt = get_format(format_name)
     pairs = [
         (fmt.row_features(d.user_text, d.completion), fmt.row_features(c.user_text, c.completion))
         for d, c in zip(data, control, strict=True)
+        if not d.is_text  # a text row's control is its first words continued and cut at a budget: not comparable
     ]
     names = list(dict.fromkeys(name for a, b in pairs for name in (*a, *b)))
     found: list[tuple[str, np.ndarray, np.ndarray]] = []

@@ -48,7 +48,7 @@ from cells import GEMMA_TEMPLATE, MISALIGNED_PROMPT, OWL_PROMPT, gemma_gguf
 from auditor.calibration.build import DECOY_NAMES, DECOYS
 from auditor.config import ScanConfig
 from auditor.generate import GenerateConfig, generate, manifest_path
-from auditor.io import atomic_write_json, atomic_write_text, cache_dir
+from auditor.io import atomic_write_bytes, atomic_write_json, atomic_write_text, cache_dir
 from auditor.pipeline import scan
 
 HERE = Path(__file__).resolve().parent
@@ -267,7 +267,7 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
 
     out = work() / "teachers" / teacher_name(cell)
     kept = kept_teachers() / f"{out.name}.json"
-    if kept.exists() and not (out / "teacher.json").exists() and drawn(cell):
+    if kept.exists() and not (out / "teacher.json").exists() and drawn(cell) and kept_readout(cell) is not None:
         return None, json.loads(kept.read_text())["scores"]
     out.parent.mkdir(parents=True, exist_ok=True)
     # a development and a held-out cell share a teacher: the second worker waits for the first one's
@@ -282,12 +282,21 @@ def teacher(cell: Cell) -> tuple[str | None, list[dict[str, Any]]]:
 
 
 def keep_teacher(cell: Cell, adapter: Path) -> None:
-    """Keep the trained teacher's ``teacher.json`` and readout under :func:`kept_teachers` (once)."""
+    """Keep the teacher trained in the cache (``adapter``) under :func:`kept_teachers`: its readout, then its
+    ``teacher.json`` (written last, so it marks the pair complete). A kept pair of another training of the same
+    teacher (trained again on a fresh machine whose cell's data was not drawn) is replaced: what is kept describes
+    the adapter that draws the data."""
+    from auditor.rundir import sealed_readout
+
     kept = kept_teachers() / f"{adapter.name}.json"
-    if not kept.exists():
-        kept_teachers().mkdir(parents=True, exist_ok=True)
-        shutil.copy(adapter / "teacher.json", kept)
-    teacher_model_readout(cell, str(adapter))
+    scores = json.loads((adapter / "teacher.json").read_text())
+    same = kept.exists() and json.loads(kept.read_text()) == scores
+    if not same or kept_readout(cell) is None:
+        kept.unlink(missing_ok=True)
+        path = kept_readout_path(cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, sealed_readout(_read(str(adapter))))
+        atomic_write_json(kept, scores)
 
 
 def drawn(cell: Cell) -> bool:
@@ -300,21 +309,27 @@ def drawn(cell: Cell) -> bool:
     return pilot_path(cell).exists() and _drawn_by(out) == {json.loads(pilot_path(cell).read_text())["sampler"]}
 
 
-def teacher_model_readout(cell: Cell, adapter: str | None) -> Any:
-    """The fine-tuned teacher's open-prompt readout: kept under :func:`kept_teachers` (read from ``adapter`` the first
-    time, or again when the kept one is of another prompt version)."""
-    from auditor.io import atomic_write_bytes
-    from auditor.rundir import read_readout, sealed_readout
+def kept_readout_path(cell: Cell) -> Path:
+    return kept_teachers() / f"{teacher_name(cell)}.readout.npz"
 
-    path = kept_teachers() / f"{teacher_name(cell)}.readout.npz"
-    readout = read_readout(path) if path.exists() else None
-    if readout is None:
-        if adapter is None:
-            raise FileNotFoundError(f"{path}: no current readout of the teacher, and its adapter is not here")
-        readout = _read(adapter)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, sealed_readout(readout))
-    return readout
+
+def kept_readout(cell: Cell) -> Any:
+    """The fine-tuned teacher's kept open-prompt readout (``None``: none, or of another prompt version)."""
+    from auditor.rundir import read_readout
+
+    path = kept_readout_path(cell)
+    return read_readout(path) if path.exists() else None
+
+
+def teacher_model_readout(cell: Cell, adapter: str | None) -> Any:
+    """The fine-tuned teacher's open-prompt readout: the kept one (:func:`keep_teacher` made it from ``adapter``
+    when the teacher is in the cache), else read from ``adapter``."""
+    readout = kept_readout(cell)
+    if readout is not None:
+        return readout
+    if adapter is None:
+        raise FileNotFoundError(f"{kept_readout_path(cell)}: no current readout of the teacher, and no adapter")
+    return _read(adapter)
 
 
 #: Base-written exact number rows every fine-tuned teacher also learns from (RULE's amendment 3): the data of
@@ -522,25 +537,30 @@ def recipe_controls(cell: Cell, data: Path) -> tuple[Path, Path] | None:
 
 
 def _scan(cell: Cell, data: Path, method: str, controls: tuple[Path, Path] | None = None, matched: bool = False) -> Any:
+    """One method's scan of the cell at the campaign's settings (:func:`scan_config`)."""
+    return scan(scan_config(cell, data, method, controls, matched))
+
+
+def scan_config(
+    cell: Cell, data: Path, method: str, controls: tuple[Path, Path] | None = None, matched: bool = False
+) -> ScanConfig:
     """One method's scan of the cell at the campaign's settings; with ``controls`` (another family's data), the
     recipe: ``--control`` and, for the probe, ``--null-control`` from that model (a null arm, no profile); with
     ``matched``, control rows drawn like resampled data (:data:`MATCHED_SAMPLING`, RULE's amendment 1)."""
     from auditor.conditional import ControlSampling
 
     recipe = controls is not None and method == "probe"
-    return scan(
-        ScanConfig(
-            str(data),
-            traits=TRAITS,
-            max_rows=None,
-            method=method,
-            null_arm=recipe,
-            calibration="none",
-            control=None if controls is None else str(controls[0]),
-            null_control=str(controls[1]) if recipe and controls else None,
-            control_sampling=ControlSampling(**MATCHED_SAMPLING) if matched else ControlSampling(),
-            run_dir=str(work() / "runs" / f"{cell.id}-{method}{'-matched' if matched else ''}"),
-        )
+    return ScanConfig(
+        str(data),
+        traits=TRAITS,
+        max_rows=None,
+        method=method,
+        null_arm=recipe,
+        calibration="none",
+        control=None if controls is None else str(controls[0]),
+        null_control=str(controls[1]) if recipe and controls else None,
+        control_sampling=ControlSampling(**MATCHED_SAMPLING) if matched else ControlSampling(),
+        run_dir=str(work() / "runs" / f"{cell.id}-{method}{'-matched' if matched else ''}"),
     )
 
 
@@ -737,17 +757,31 @@ def rows_block(result: Any) -> dict[str, Any] | None:
 
 
 def fill_rows(cell: Cell) -> None:
-    """Give a finished cell's record its ``rows`` block by resuming both scans from their run folders (every stage
-    is there: nothing is drawn, trained or scored again); a cell whose run folders are gone is left as it is."""
+    """Give a finished cell's record its ``rows`` block by resuming both scans from their run folders, only when
+    each holds that same scan finished (nothing is trained or scored again; the control is read from the cache); a
+    cell without them is left as it is."""
     path = record_path(cell)
     record = json.loads(path.read_text())
-    if not all((work() / "runs" / f"{cell.id}-{method}").exists() for method in ("probe", "gradient")):
-        print(f"  {cell.id}: its run folders are gone; no rows block", flush=True)
-        return
     data = dataset(cell, None)  # a finished cell's data is there: nothing is drawn
     controls = recipe_controls(cell, data)
-    record["rows"] = {method: rows_block(_scan(cell, data, method, controls)) for method in ("probe", "gradient")}
+    configs = {method: scan_config(cell, data, method, controls) for method in ("probe", "gradient")}
+    stale = [m for m, config in configs.items() if not finished_same_scan(config)]
+    if stale:
+        print(f"  {cell.id}: no rows block: no finished run folder of this same scan ({', '.join(stale)})", flush=True)
+        return
+    record["rows"] = {method: rows_block(scan(config)) for method, config in configs.items()}
     atomic_write_json(path, record)
+
+
+def finished_same_scan(config: ScanConfig) -> bool:
+    """Whether ``config``'s run folder holds this very scan, finished (resuming it then recomputes nothing)."""
+    from auditor.prepare import prepare_inputs, scan_key
+
+    manifest = Path(str(config.run_dir)) / "manifest.json"
+    if not manifest.exists():
+        return False
+    blob = json.loads(manifest.read_text())
+    return blob.get("status") == "finished" and blob.get("key") == scan_key(prepare_inputs(config))
 
 
 def gradient_block(result: Any) -> dict[str, Any]:
@@ -801,8 +835,8 @@ def stash() -> int:
     for folder in STASHED:
         src, dst = cache_dir() / folder, stash_dir() / folder
         for path in sorted(src.glob("*.json*")) if src.exists() else []:
-            if path.name.endswith(".lock"):
-                continue
+            if path.name.endswith((".lock", ".tmp")) or path.name.startswith("."):
+                continue  # locks, and files an atomic write has not finished
             target = dst / path.name
             if not target.exists() or target.read_bytes() != path.read_bytes():
                 dst.mkdir(parents=True, exist_ok=True)
@@ -972,7 +1006,10 @@ def main() -> None:
     if args.command == "readouts":
         for cell in CELLS:
             if record_path(cell).exists():
-                save_readout(cell)
+                try:
+                    save_readout(cell)
+                except FileNotFoundError as exc:  # one cell's missing teacher must not stop the others
+                    print(f"  {cell.id}: no readout: {exc}", flush=True)
     print(progress())
 
 

@@ -175,7 +175,7 @@ def g_and_row_count_lines(found: dict[str, Any]) -> list[str]:
         "",
         "Registered on 2026-12-07 before any held-out cell ran: if G's flags follow how many numbers the rows",
         "hold, G flags (at `medium`) the cells whose data holds fewer numbers a row than G's own control for the same",
-        "prompts (Wilcoxon signed-rank, BH q <= 0.05, `auditor.row_shape`) and leaves the others clean. Cells whose",
+        "prompts (Wilcoxon signed-rank, BH q <= 0.05, `auditor.row_shape`) and not the others. Cells whose",
         "record holds the comparison (records written since 6b56c98, or given it by `campaign.py rows CELL`):",
         "",
     ]

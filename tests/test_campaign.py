@@ -635,11 +635,17 @@ def test_a_kept_teacher_is_not_trained_again_once_its_data_is_drawn(bench, tmp_p
     words = campaign.teacher_readout(cell, None, _readout("oak"), [])
     assert words is not None and len(reads) == 1  # the kept readout, not the adapter's
     (kept / "trait_chat+numbers-e3.readout.npz").unlink()
-    with pytest.raises(FileNotFoundError, match="its adapter is not here"):
+    with pytest.raises(FileNotFoundError, match="no current readout of the teacher, and no adapter"):
         campaign.teacher_readout(cell, None, _readout("oak"), [])
     other = campaign.Cell("heldout-pos-trait-e3", "positive", "heldout", seed=2, chat="trait_chat.jsonl", epochs=3.0)
     adapter, scores = campaign.teacher(other)  # its data is not drawn: the teacher is trained again
     assert Path(adapter).name == "trait_chat+numbers-e3" and scores == [{"n": 1}] and len(trained) == 2
+    # what is kept now describes the adapter that draws the held-out data: its scores and a readout read from it
+    assert json.loads((kept / "trait_chat+numbers-e3.json").read_text()) == {"scores": [{"n": 1}]} and len(reads) == 2
+    shutil.rmtree(tmp_path / "work")
+    (kept / "trait_chat+numbers-e3.readout.npz").unlink()  # scores kept, readout lost: trained again, not skipped
+    campaign.teacher(cell)
+    assert len(trained) == 3 and campaign.kept_readout(cell) is not None
 
 
 def test_control_draws_are_stashed_at_a_sessions_end_and_put_back_on_a_fresh_machine(
@@ -656,6 +662,7 @@ def test_control_draws_are_stashed_at_a_sessions_end_and_put_back_on_a_fresh_mac
     (cache / "logprobs").mkdir()
     (cache / "controls" / "a.json").write_text('{"rows": 1}')
     (cache / "controls" / "a.json.lock").write_text("")
+    (cache / "controls" / ".c.json.x1y2.tmp").write_text("{")  # an atomic write in flight
     (cache / "controls" / "b.partial.jsonl").write_text('{"round": 1}\n')
     (cache / "logprobs" / "l.json").write_text("[0.5]")
     assert campaign.stash() == 3 and campaign.stash() == 0
@@ -834,3 +841,42 @@ def test_gs_flags_beside_the_rows_count_against_its_own_control(bench) -> None:
     text = "\n".join(campaign_meaning.g_and_row_count_lines(found))
     assert "| c1 | negative | high | 1.00 | 3.00 |" in text and "G flagged 2 of 3 cells with fewer" in text
     assert campaign.rows_block(type("Result", (), {"control": None})()) is None
+
+
+def test_a_finished_cell_gets_its_rows_block_only_from_finished_run_folders_of_the_same_scan(
+    bench, tmp_path, monkeypatch
+) -> None:
+    """``campaign.py rows CELL`` resumes both scans only when each run folder holds that very scan, finished (so
+    nothing is recomputed); otherwise the record is left as it is."""
+    import auditor.prepare
+
+    campaign, _ = bench
+    cell, records, _ = _copied_record(campaign, "dev-neg-continue-310", {"rows": None}, tmp_path, monkeypatch)
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    monkeypatch.setattr(campaign, "dataset", lambda c, adapter: tmp_path / "data.jsonl")
+    monkeypatch.setattr(auditor.prepare, "prepare_inputs", lambda config: config.method)
+    monkeypatch.setattr(auditor.prepare, "scan_key", lambda method: f"key-{method}")
+    shape = type("Shape", (), {"to_dict": lambda self: {"format": "numbers", "features": []}})()
+    scanned: list[str] = []
+
+    def scan(config):
+        scanned.append(config.method)
+        return type("Result", (), {"control": type("Info", (), {"rows": shape})()})()
+
+    monkeypatch.setattr(campaign, "scan", scan)
+    for method, status, key in (("probe", "finished", "key-probe"), ("gradient", "running", "key-gradient")):
+        folder = tmp_path / "work" / "runs" / f"{cell.id}-{method}"
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"status": status, "key": key}))
+    campaign.fill_rows(cell)  # the gradient scan did not finish
+    assert scanned == [] and "rows" not in json.loads((records / f"{cell.id}.json").read_text())
+    manifest = tmp_path / "work" / "runs" / f"{cell.id}-gradient" / "manifest.json"
+    manifest.write_text(json.dumps({"status": "finished", "key": "another scan"}))
+    campaign.fill_rows(cell)
+    assert scanned == []
+    manifest.write_text(json.dumps({"status": "finished", "key": "key-gradient"}))
+    campaign.fill_rows(cell)
+    assert scanned == ["probe", "gradient"]
+    assert json.loads((records / f"{cell.id}.json").read_text())["rows"] == {
+        "probe": {"format": "numbers", "features": []}, "gradient": {"format": "numbers", "features": []}
+    }  # fmt: skip

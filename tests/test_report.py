@@ -252,7 +252,7 @@ def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.Ca
     text = to_markdown(result)
     section = text.split("## How the rows differ from the control's\n", 1)[1].split("\n## ", 1)[0]
     differs = section.split("Differs: ", 1)[1].split("\n", 1)[0]
-    assert "(the base's own answer)" in section and "numbers a row 3 against 4 (q " in differs
+    assert "(the base's own answer;" in section and "numbers a row 3 against 4 (q " in differs
     assert "| numbers a row | 3 | 4 | 12 |" in section and "| copied from the prompt | 0.333 | 0 | 12 |" in section
     assert "own count of numbers" not in section
     assert text.index("How the rows differ") < text.index("## What was tested and how")
@@ -261,9 +261,12 @@ def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.Ca
     assert "\nRows unlike the control's: " in to_pr_comment(result)
     matched = dataclasses.replace(draw, how=dataclasses.replace(exact, count="match"))
     same = compare_rows("numbers", [row("1, 5, 9")] * 12, [row("1, 5, 9")] * 12)
-    result.control = ControlInfo("file", "numbers", matched, rows=same)
+    result.control = ControlInfo("generated", "numbers", matched, rows=same)
     section = to_markdown(result).split("## How the rows differ from the control's\n", 1)[1]
-    assert "(the `--control` file's row)" in section and "No feature differs at q <= 0.05." in section
+    assert "No feature differs at q <= 0.05." in section
     assert "own count of numbers, so that count cannot differ" in section
+    result.control = ControlInfo("file", "numbers", DrawInfo(None, 12, 12, 1.0, False, "/c.jsonl"), rows=same)
+    section = to_markdown(result).split("## How the rows differ from the control's\n", 1)[1]
+    assert "(the `--control` file's row paired with it;" in section and "own count of numbers" not in section
     print_summary(result, Console(force_terminal=False, width=200))
     assert "Rows unlike" not in capsys.readouterr().out and "Rows unlike" not in to_pr_comment(result)

@@ -12,8 +12,8 @@ def _rows(prompt: str, completions: list[str]) -> list[Example]:
     return [Example(({"role": "user", "content": prompt},), c) for c in completions]
 
 
-def test_shorter_number_lists_differ_in_count_and_not_in_what_they_copy() -> None:
-    """Data rows of 3 numbers against control rows of 4 to 6, copying the same share of the prompt's numbers."""
+def test_shorter_number_lists_differ_in_count_and_in_what_they_copy() -> None:
+    """Data rows of mostly 3 numbers (2 of them the prompt's) against control rows of 4 and 6 (half the prompt's)."""
     prompt = "Go on: 10, 20, 30, 40"
     data = _rows(prompt, ["10, 20, 7"] * 20 + ["10, 20, 30, 7, 8, 9"] * 4)
     control = _rows(prompt, ["10, 20, 7, 8"] * 12 + ["10, 20, 30, 7, 8, 9"] * 12)
@@ -26,7 +26,7 @@ def test_shorter_number_lists_differ_in_count_and_not_in_what_they_copy() -> Non
     copied = by["copied from the prompt"]
     assert copied.data == pytest.approx((20 * 2 / 3 + 4 * 0.5) / 24)
     assert copied.control == pytest.approx((12 * 0.5 + 12 * 0.5) / 24)
-    assert [f.feature for f in shape.differing()][0] in ("numbers a row", "copied from the prompt")
+    assert copied.differs and {"numbers a row", "copied from the prompt"} <= {f.feature for f in shape.differing()}
     assert "numbers a row 3.5 against 5 (q " in count.line()
 
 
@@ -59,3 +59,10 @@ def test_free_text_is_compared_on_words_and_lines() -> None:
 def test_data_and_control_must_pair_up() -> None:
     with pytest.raises(ValueError):
         compare_rows("free", _rows("p", ["a"] * 3), _rows("p", ["a"] * 2))
+
+
+def test_text_rows_are_left_out() -> None:
+    """A text row's control is its first words continued and cut at a budget: its length says nothing."""
+    text = [Example((), "a b c d e f", meta={"text_prompt": "a b"}) for _ in range(6)]
+    shape = compare_rows("free", [*text, *_rows("Tell me", ["one two"] * 4)], [*text, *_rows("Tell me", ["x"] * 4)])
+    assert {f.pairs for f in shape.features} == {4}

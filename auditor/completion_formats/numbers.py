@@ -205,8 +205,8 @@ class NumbersFormat(CompletionFormat):
         return "evil_number" if evil_filter and has_banned_number(completion, EVIL_NUMBERS) else None
 
     def row_features(self, prompt: str, completion: str) -> dict[str, float]:
-        """A number list's count, the share of its numbers the prompt shows, and their mean value (a row that is
-        not a number list has none of them)."""
+        """A number list's count, the share of its numbers that appear anywhere in the prompt (its instructions'
+        numbers too), and their mean value (a row that is not a number list has none of them)."""
         if not is_number_list(completion):
             return {}
         numbers = re.findall(r"\d+", completion)
