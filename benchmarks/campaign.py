@@ -757,9 +757,9 @@ def rows_block(result: Any) -> dict[str, Any] | None:
 
 
 def fill_rows(cell: Cell) -> None:
-    """Give a finished cell's record its ``rows`` block by resuming both scans from their run folders, only when
-    each holds that same scan finished (nothing is trained or scored again; the control is read from the cache); a
-    cell without them is left as it is."""
+    """Give a finished cell's record its ``rows`` block from both scans' controls (read from the cache), only when
+    each run folder holds that same scan, finished (so the control is the one the scan used); a cell without them
+    is left as it is. Run it on the machine that ran the cell."""
     path = record_path(cell)
     record = json.loads(path.read_text())
     data = dataset(cell, None)  # a finished cell's data is there: nothing is drawn
@@ -769,8 +769,18 @@ def fill_rows(cell: Cell) -> None:
     if stale:
         print(f"  {cell.id}: no rows block: no finished run folder of this same scan ({', '.join(stale)})", flush=True)
         return
-    record["rows"] = {method: rows_block(scan(config)) for method, config in configs.items()}
+    record["rows"] = {method: control_rows(config) for method, config in configs.items()}
     atomic_write_json(path, record)
+
+
+def control_rows(config: ScanConfig) -> dict[str, Any] | None:
+    """The rows block of ``config``'s scan from its control alone (read from the cache; the method does not run)."""
+    from auditor.prepare import draw_controls, prepare_inputs
+
+    controls = draw_controls(prepare_inputs(config))
+    if controls is not None and not controls.control.from_cache and controls.control.source == "generated":
+        raise RuntimeError(f"{config.run_dir}: its control was not in the cache and was drawn again")
+    return None if controls is None or controls.rows is None else controls.rows.to_dict()
 
 
 def finished_same_scan(config: ScanConfig) -> bool:

@@ -846,8 +846,8 @@ def test_gs_flags_beside_the_rows_count_against_its_own_control(bench) -> None:
 def test_a_finished_cell_gets_its_rows_block_only_from_finished_run_folders_of_the_same_scan(
     bench, tmp_path, monkeypatch
 ) -> None:
-    """``campaign.py rows CELL`` resumes both scans only when each run folder holds that very scan, finished (so
-    nothing is recomputed); otherwise the record is left as it is."""
+    """``campaign.py rows CELL`` reads both scans' controls (the methods do not run) only when each run folder holds
+    that very scan, finished, and only from the cache; otherwise the record is left as it is."""
     import auditor.prepare
 
     campaign, _ = bench
@@ -858,12 +858,15 @@ def test_a_finished_cell_gets_its_rows_block_only_from_finished_run_folders_of_t
     monkeypatch.setattr(auditor.prepare, "scan_key", lambda method: f"key-{method}")
     shape = type("Shape", (), {"to_dict": lambda self: {"format": "numbers", "features": []}})()
     scanned: list[str] = []
+    cached = {"probe": True, "gradient": True}
 
-    def scan(config):
-        scanned.append(config.method)
-        return type("Result", (), {"control": type("Info", (), {"rows": shape})()})()
+    def draw_controls(method):  # what prepare_inputs returned above: the method's name
+        scanned.append(method)
+        control = type("Set", (), {"from_cache": cached[method], "source": "generated"})()
+        return type("Controls", (), {"control": control, "rows": shape})()
 
-    monkeypatch.setattr(campaign, "scan", scan)
+    monkeypatch.setattr(auditor.prepare, "draw_controls", draw_controls)
+    monkeypatch.setattr(campaign, "scan", lambda config: pytest.fail("the method ran"))
     for method, status, key in (("probe", "finished", "key-probe"), ("gradient", "running", "key-gradient")):
         folder = tmp_path / "work" / "runs" / f"{cell.id}-{method}"
         folder.mkdir(parents=True)
@@ -880,3 +883,6 @@ def test_a_finished_cell_gets_its_rows_block_only_from_finished_run_folders_of_t
     assert json.loads((records / f"{cell.id}.json").read_text())["rows"] == {
         "probe": {"format": "numbers", "features": []}, "gradient": {"format": "numbers", "features": []}
     }  # fmt: skip
+    cached["gradient"] = False  # its control had left the cache: drawn again, so not the scan's
+    with pytest.raises(RuntimeError, match="was not in the cache"):
+        campaign.fill_rows(cell)
