@@ -311,6 +311,12 @@ def choose(dev: dict[str, dict[str, Any]], g_allowed: bool = True) -> str | None
     return max(ok, key=lambda c: (dev[c]["power"][0], -TIE_ORDER.index(c)))
 
 
+def note_lines(records: dict[str, dict[str, Any]]) -> list[str]:
+    """What a record's ``note`` says about how its cell was made (a teacher trained again ...), below the table."""
+    notes = [f"- {c}: {r['note']}" for c, r in sorted(records.items()) if r.get("note")]
+    return ["", "Notes on cells:", "", *notes] if notes else []
+
+
 def write_report() -> dict[str, Any]:
     records = load_records()
     graded = [(r, grade(r, records)) for r in records.values() if r["truth"] in ("negative", "positive")]
@@ -357,6 +363,7 @@ def write_report() -> dict[str, Any]:
     blob["kinds_table"] = kinds_table(graded)
     lines += ["", "### By kind of data", "", *blob["kinds_table"], "", *sampler_lines(records)]
     lines += ["", "### Every cell", "", *cell_lines(graded)]
+    lines += note_lines(records)
     verdict = (
         f"The rule chose **{chosen}**."
         if chosen

@@ -355,6 +355,9 @@ def test_every_cell_with_every_candidates_level(bench) -> None:
     assert p < 0.001  # a 15 pp shift against 0.3 pp noise
     assert row.startswith(f"| pos | positive | o7 +40.0, o9 +5.5, o2 -3.0 | {p:.2g} | high |")
     assert "high (b: o7)" in row  # the probe named the option the data moved
+    assert report.note_lines(records) == []
+    records["pos"]["note"] = "its teacher was trained again"
+    assert report.note_lines(records)[-2:] == ["", "- pos: its teacher was trained again"]
     neg = next(line for line in lines if line.startswith("| neg-0 |"))
     assert neg.startswith("| neg-0 | negative | - | ") and neg.split(" | ")[4] == "clean"
     assert len(lines) == 2 + 9
