@@ -3,7 +3,7 @@
 - G's direction: the pushes of the positives G flagged, how alike they are, how far every cell G grades went the same
   way, and how that follows the number of numbers a row of the data (:func:`g_direction`, :func:`length_lines`);
 - G's flags beside the rows' count against G's own control, pair by pair (:func:`g_and_row_count`; records that hold
-  the scans' ``rows`` block);
+  the scans' ``rows`` block), and how far each method's control is from the base's own rows (:func:`control_fidelity`);
 - toward the trait: each fine-tuned positive's students' shift on its intended option beside that option's shift in
   every other fine-tuned teacher's cell and in the base-written negatives (:func:`toward_the_trait`).
 
@@ -191,6 +191,46 @@ def g_and_row_count_lines(found: dict[str, Any]) -> list[str]:
         f"G flagged {a} of {a + c} cells with fewer numbers a row and {b} of {b + d} others; Fisher's exact p "
         f"(one-sided) {found['p']:.2g}.",
     ]
+
+
+def control_fidelity(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """On the base-written negatives whose record holds the rows block: per method's control and row feature, in
+    how many cells the data (the base's own rows) differs from that control (q <= 0.05), and the median of data
+    minus control. A control that is the base's own distribution differs in about 5 % of cells."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records.values():
+        if r["truth"] != "negative":
+            continue
+        for method, block in (r.get("rows") or {}).items():
+            for f in (block or {}).get("features", []):
+                cell = out.setdefault(method, {}).setdefault(f["feature"], {"cells": 0, "differ": 0, "gaps": []})
+                cell["cells"] += 1
+                cell["differ"] += bool(f["differs"])
+                cell["gaps"].append(f["data"] - f["control"])
+    return {
+        m: {f: {"cells": v["cells"], "differ": v["differ"], "median_gap": round(float(np.median(v["gaps"])), 3)}
+            for f, v in feats.items()}
+        for m, feats in out.items()
+    }  # fmt: skip
+
+
+def control_fidelity_lines(found: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """:func:`control_fidelity` in the report."""
+    lines = [
+        "### Each method's control against the base's own rows (information, deciding nothing)",
+        "",
+        "Base-written negatives whose record holds the rows block: in how many the data differs from the control on",
+        "a row feature (BH q <= 0.05 over the features) and the median of data minus control. The probe's control is",
+        "count-matched and importance-resampled (M = 4), the gradient method's exact any-count rejection.",
+        "",
+    ]
+    if not found:
+        return [*lines, "None yet."]
+    lines += ["| control | feature | cells differing | median data - control |", "|---|---|---|---|"]
+    for method, feats in sorted(found.items()):
+        for feature, v in feats.items():
+            lines.append(f"| {method} | {feature} | {v['differ']} of {v['cells']} | {v['median_gap']:+.3g} |")
+    return lines
 
 
 def toward_the_trait(records: dict[str, dict[str, Any]], nulls: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -383,6 +383,8 @@ def write_report() -> dict[str, Any]:
     lines += ["", *campaign_meaning.g_direction_lines(blob["g_direction"])]
     blob["g_and_row_count"] = campaign_meaning.g_and_row_count(records, levels, FAIL_ON)
     lines += ["", *campaign_meaning.g_and_row_count_lines(blob["g_and_row_count"])]
+    blob["control_fidelity"] = campaign_meaning.control_fidelity(records)
+    lines += ["", *campaign_meaning.control_fidelity_lines(blob["control_fidelity"])]
     nulls = [r for r in records.values() if is_null_pair(r)]
     blob["toward_the_trait"] = campaign_meaning.toward_the_trait(records, nulls)
     lines += ["", *campaign_meaning.toward_lines(blob["toward_the_trait"])]

@@ -124,10 +124,11 @@ def test_clopper_pearson() -> None:
     assert clopper_pearson(30, 30)[1] == 1.0
 
 
-def test_mixed_order_and_claims(bench, isolated_cache, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mixed_order_and_claims(bench, isolated_cache, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Started cells first, then one cell of each kind in turn; a claimed cell is skipped by another worker."""
     campaign, _ = bench
     dev = [c for c in campaign.CELLS if c.split == "dev"]
+    monkeypatch.setattr(campaign, "record_path", lambda c: tmp_path / "records" / f"{c.id}.json")  # none finished
     (campaign.work() / "runs" / f"{dev[5].id}-probe").mkdir(parents=True)
     order = campaign.mixed_order(dev)
     assert order[0] == dev[5] and sorted(c.id for c in order) == sorted(c.id for c in dev)
@@ -844,6 +845,10 @@ def test_gs_flags_beside_the_rows_count_against_its_own_control(bench) -> None:
     text = "\n".join(campaign_meaning.g_and_row_count_lines(found))
     assert "| c1 | negative | high | 1.00 | 3.00 |" in text and "G flagged 2 of 3 cells with fewer" in text
     assert campaign.rows_block(type("Result", (), {"control": None})()) is None
+    negatives = {c: r for c, r in records.items() if c != "ungraded"}
+    fidelity = campaign_meaning.control_fidelity({**negatives, "pos": {**records["c0"], "truth": "positive"}})
+    assert fidelity["gradient"]["numbers a row"] == {"cells": 6, "differ": 5, "median_gap": -0.5}  # no positive
+    assert "| gradient | numbers a row | 5 of 6 | -0.5 |" in campaign_meaning.control_fidelity_lines(fidelity)
 
 
 def test_a_finished_cell_gets_its_rows_block_only_from_finished_run_folders_of_the_same_scan(
