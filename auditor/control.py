@@ -177,6 +177,12 @@ class DrawInfo:
         }
 
 
+#: What a row difference against an approximate (importance-resampled or constrained) control can be: on the
+#: campaign's base-written number data, the probe's count-matched resampled control copied fewer of the prompt's
+#: numbers than the base's exact rows did (results/campaign.md, "Each method's control against the base's own rows").
+APPROXIMATE_ROWS_NOTE = "part of a difference can be the control's own bias"
+
+
 @dataclass(frozen=True)
 class ControlInfo:
     """The control block of a result: the control rows and, when the scan drew one, the null arm's.
@@ -223,6 +229,14 @@ class ControlInfo:
     @property
     def temperature(self) -> float | None:
         return None if self.draw.how is None else self.draw.how.temperature
+
+    def rows_summary(self) -> str | None:
+        """The row features that differ (:meth:`RowShape.summary`; ``None``: none), marked when some control rows
+        are approximate samples, whose own bias can make a difference."""
+        line = None if self.rows is None else self.rows.summary()
+        if line and self.draw.how is not None and not self.draw.how.exact:
+            line += f" (an approximate control: {APPROXIMATE_ROWS_NOTE})"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         d = self.draw.to_dict()

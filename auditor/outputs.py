@@ -190,7 +190,7 @@ def to_pr_comment(result: ScanResult, top: int = 5) -> str:
     if v.transfer is not None:
         lines += [f"- {md_escape(v.transfer.line(), 600)}"]
     lines += [f"- {md_code(f.headline())}" for f in v.top[:top]] or ["- No option reached a level."]
-    rows_differ = None if result.control is None or result.control.rows is None else result.control.rows.summary()
+    rows_differ = None if result.control is None else result.control.rows_summary()
     if rows_differ:
         lines += ["", md_escape(rows_differ, 600)]
     ignored = [f for f in result.findings if f.ignored is not None and f.level != "clean"]

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .control import UNMATCHED_WARNING
+from .control import APPROXIMATE_ROWS_NOTE, UNMATCHED_WARNING
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
 from .result import SCHEMA_VERSION, ScanResult
@@ -64,6 +64,8 @@ def _rows_lines(result: ScanResult) -> list[str]:
         if differing
         else f"No feature differs at q <= {DIFFERS_Q}."
     )
+    if differing and c.draw.how is not None and not c.draw.how.exact:
+        lead += f" Some control rows are approximate samples: {APPROXIMATE_ROWS_NOTE}."
     how = c.draw.how
     matched = c.source == "generated" and c.format == "numbers" and how is not None and how.count == "match"
     rows = [
@@ -268,7 +270,7 @@ def print_summary(result: ScanResult, console: Any = None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 120)  # logs: do not squeeze the table
     console.print(result.details.table(result))
-    rows = None if result.control is None or result.control.rows is None else result.control.rows.summary()
+    rows = None if result.control is None else result.control.rows_summary()
     if rows:
         console.print(escape(rows), highlight=False)
     colour = LEVEL_COLOURS[result.verdict.level]

@@ -258,7 +258,12 @@ def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.Ca
     assert text.index("How the rows differ") < text.index("## What was tested and how")
     print_summary(result, Console(force_terminal=False, width=200))
     assert "Rows unlike the control's: " in capsys.readouterr().out
-    assert "\nRows unlike the control's: " in to_pr_comment(result)
+    assert "\nRows unlike the control's: " in to_pr_comment(result) and "approximate" not in section
+    resampled = dataclasses.replace(exact, rows_by={"rejection": 2, "resample": 10})
+    result.control = ControlInfo("generated", "numbers", dataclasses.replace(draw, how=resampled), rows=shape)
+    section = to_markdown(result).split("## How the rows differ from the control's\n", 1)[1].split("\n## ", 1)[0]
+    assert "Some control rows are approximate samples: part of a difference can be the control's own bias." in section
+    assert to_pr_comment(result).count("(an approximate control: part of a difference can be") == 1
     matched = dataclasses.replace(draw, how=dataclasses.replace(exact, count="match"))
     same = compare_rows("numbers", [row("1, 5, 9")] * 12, [row("1, 5, 9")] * 12)
     result.control = ControlInfo("generated", "numbers", matched, rows=same)
