@@ -177,9 +177,10 @@ class DrawInfo:
         }
 
 
-#: What a row difference against an approximate (importance-resampled or constrained) control can be: on the
-#: campaign's base-written number data, the probe's count-matched resampled control copied fewer of the prompt's
-#: numbers than the base's exact rows did (results/campaign.md, "Each method's control against the base's own rows").
+#: What a row difference against an approximate (importance-resampled or constrained) control can be: on base-written
+#: number data (the campaign's dev-neg-continue-311), the probe's count-matched resampled control copied fewer of the
+#: prompt's numbers than the base's exact rows did (results/campaign.md, "Each method's control against the base's
+#: own rows").
 APPROXIMATE_ROWS_NOTE = "part of a difference can be the control's own bias"
 
 
