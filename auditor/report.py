@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .completion_formats import get_format
 from .control import APPROXIMATE_ROWS_NOTE, UNMATCHED_WARNING
 from .io import atomic_write_text
 from .markdown import md_code, md_escape, md_table
@@ -67,7 +68,8 @@ def _rows_lines(result: ScanResult) -> list[str]:
     if differing and c.draw.how is not None and not c.draw.how.exact:
         lead += f" Some control rows are approximate samples: {APPROXIMATE_ROWS_NOTE}."
     how = c.draw.how
-    matched = c.source == "generated" and c.format == "numbers" and how is not None and how.count == "match"
+    matched = c.source == "generated" and how is not None and how.count == "match"
+    note = get_format(c.format).matched_count_note if matched else ""
     rows = [
         [md_escape(f.feature), f"{f.data:.3g}", f"{f.control:.3g}", str(f.pairs), f"{f.p:.2g}", f"{f.q:.2g}"]
         for f in c.rows.features
@@ -76,8 +78,7 @@ def _rows_lines(result: ScanResult) -> list[str]:
         "## How the rows differ from the control's",
         "",
         f"Each data row beside its control row ({whose}; text rows left out): the mean a row, Wilcoxon "
-        f"signed-rank p over the pairs, Benjamini-Hochberg q over the features. {lead}"
-        + (" The control held each row's own count of numbers, so that count cannot differ." if matched else ""),
+        f"signed-rank p over the pairs, Benjamini-Hochberg q over the features. {lead}" + (f" {note}" if note else ""),
         "",
         md_table(["feature", "data", "control", "pairs", "p", "q"], rows),
         "",

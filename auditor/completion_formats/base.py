@@ -92,6 +92,7 @@ class CompletionFormat:
         profiled: calibration profiles exist for scans of it (``subaudit calibrate``).
         generates: ``subaudit generate`` writes it (it has a prompt set).
         max_new_tokens: ``subaudit generate``'s default tokens per completion.
+        matched_count_note: the report's note on the row features when the control held each row's count.
     """
 
     name: ClassVar[str] = ""
@@ -103,6 +104,8 @@ class CompletionFormat:
     profiled: ClassVar[bool] = False
     generates: ClassVar[bool] = False
     max_new_tokens: ClassVar[int] = 96
+    #: What the report says of the row features when a generated control held each row's count (``count match``).
+    matched_count_note: ClassVar[str] = ""
 
     def detects(self, completions: Sequence[str]) -> bool:
         """Whether a dataset with these completions is of this format (the fallback format detects nothing)."""

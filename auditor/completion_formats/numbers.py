@@ -156,6 +156,7 @@ class NumbersFormat(CompletionFormat):
     profiled = True
     generates = True
     max_new_tokens = 48
+    matched_count_note = "The control held each row's own count of numbers, so that count cannot differ."
 
     def detects(self, completions: Sequence[str]) -> bool:
         hits = sum(1 for c in completions if is_number_list(c))
