@@ -5,10 +5,10 @@ of its numbers the prompt shows, its mean value; a completion's words and lines:
 :meth:`CompletionFormat.row_features`) is compared on the pairs' differences: Wilcoxon signed-rank (Pratt's
 treatment of zero differences), two-sided, and Benjamini-Hochberg over the format's features. Text rows (language
 modelling) are left out: their control is the row's first words continued and cut at a budget. A flag
-says *that* training on the rows changes the model; this says *how* the rows are unlike the control's, which on the
-campaign's data was mostly their length (``benchmarks/results/campaign.md``: the gradient method flagged the four
-fine-tuned teachers' datasets whose rows held the fewest numbers). A count-matched control holds each row's own
-count by construction, so there that feature differs by nothing.
+says *that* training on the rows changes the model; this says *how* the rows are unlike the control's (on the
+campaign's data, how far the gradient method's push went followed how few numbers the rows held:
+``benchmarks/results/campaign.md``). A count-matched control holds each row's own count by construction, so there
+that feature differs by nothing.
 """
 
 from __future__ import annotations

@@ -237,8 +237,9 @@ def top_pushing_rows(rows: Sequence[Example], pushes: np.ndarray, k: int, limit:
     ]
 
 
-#: What a flag of this method means, ahead of its options in the verdict: in the campaign the four teachers' data it
-#: flagged (four traits) pushed much the same options and held the fewest numbers a row (results/campaign.md).
+#: What a flag of this method means, ahead of its options in the verdict: in the campaign the teachers' data it
+#: flagged (four traits) pushed much the same options, and how far a dataset pushed that way followed how few numbers
+#: its rows held (results/campaign.md).
 READING = "rows unlike the base's own samples (where they push, not which trait)"
 
 
@@ -407,11 +408,11 @@ class GradientDetails:
         return [
             "- One gradient step is not a fine-tune: the push predicts only the first step's effect.",
             "- The paired test over rows sees any systematic difference between the dataset's rows and the control's. "
-            "Against its own exact control it raised none of 18 development datasets SmolLM2-135M wrote itself to "
-            "medium, but the four teachers' data it flagged (owl, misaligned, power-seeking, compliant) pushed much "
-            "the same options (cosines +0.40 to +0.95: oak up, lion or cherry down) and were the four whose rows held "
-            "the fewest numbers (benchmarks/results/campaign.md): read a flag as 'training on this data moves the "
-            "student unlike the base's own samples', not as the trait's name.",
+            "In the campaign (benchmarks/results/campaign.md) it raised none of the datasets SmolLM2-135M wrote itself "
+            "to medium against its own exact control, but the teachers' data it flagged pushed much the same options "
+            "whatever the trait (oak up, lion or cherry down), and how far a dataset pushed that way followed how few "
+            "numbers its rows held: read a flag as 'training on this data moves the student unlike the base's own "
+            "samples', not as the trait's name, and see how the rows differ from the control's.",
             "- Data drawn by another sampler (constrained decoding, importance resampling) differs from an exact "
             "control by its sampler alone: draw the control the data's way (--control-sampler, --control-count).",
         ]
