@@ -652,16 +652,15 @@ def test_a_kept_teacher_is_not_trained_again_once_its_data_is_drawn(bench, tmp_p
     assert len(trained) == 3 and campaign.kept_readout(cell) is not None
 
 
-def test_control_draws_are_stashed_at_a_sessions_end_and_put_back_on_a_fresh_machine(
-    bench, tmp_path, monkeypatch
-) -> None:
+def test_control_draws_are_stashed_at_a_sessions_end_and_put_back_on_a_fresh_machine(tmp_path, monkeypatch) -> None:
     """``stash`` copies the cache's control entries, interrupted draws' journals and log-probabilities (no locks)
     under results; ``unstash`` puts them into an empty cache, never over what the cache holds, and a journal only
     while its draw is unfinished."""
-    campaign, _ = bench
+    import campaign_stash as store
+
     cache = tmp_path / "cache"
-    monkeypatch.setattr(campaign, "cache_dir", lambda: cache)
-    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(store, "cache_dir", lambda: cache)
+    monkeypatch.setattr(store, "RESULTS", tmp_path / "out")
     (cache / "controls").mkdir(parents=True)
     (cache / "logprobs").mkdir()
     (cache / "controls" / "a.json").write_text('{"rows": 1}')
@@ -669,24 +668,24 @@ def test_control_draws_are_stashed_at_a_sessions_end_and_put_back_on_a_fresh_mac
     (cache / "controls" / ".c.json.x1y2.tmp").write_text("{")  # an atomic write in flight
     (cache / "controls" / "b.partial.jsonl").write_text('{"round": 1}\n')
     (cache / "logprobs" / "l.json").write_text("[0.5]")
-    assert campaign.stash() == 3 and campaign.stash() == 0
-    stashed = campaign.stash_dir()
+    assert store.stash() == 3 and store.stash() == 0
+    stashed = store.stash_dir()
     assert sorted(p.name for p in (stashed / "controls").iterdir()) == ["a.json", "b.partial.jsonl"]
     with (cache / "controls" / "b.partial.jsonl").open("a") as f:
         f.write('{"round": 2}\n')
-    assert campaign.stash() == 1 and (stashed / "controls" / "b.partial.jsonl").read_text().count("round") == 2
+    assert store.stash() == 1 and (stashed / "controls" / "b.partial.jsonl").read_text().count("round") == 2
     shutil.rmtree(cache)  # a fresh machine: the interrupted draw resumes from its journal
-    assert campaign.unstash() == 3 and (cache / "controls" / "b.partial.jsonl").read_text().count("round") == 2
+    assert store.unstash() == 3 and (cache / "controls" / "b.partial.jsonl").read_text().count("round") == 2
     (cache / "controls" / "b.partial.jsonl").unlink()  # the draw finished there
     (cache / "controls" / "b.json").write_text('{"rows": 2}')
     (cache / "controls" / "a.json").write_text('{"rows": 9}')
-    assert campaign.stash() == 2 and not (stashed / "controls" / "b.partial.jsonl").exists()
+    assert store.stash() == 2 and not (stashed / "controls" / "b.partial.jsonl").exists()
     (cache / "controls" / "a.json").write_text('{"rows": 7}')  # drawn on this machine: never overwritten
-    assert campaign.unstash() == 0 and (cache / "controls" / "a.json").read_text() == '{"rows": 7}'
+    assert store.unstash() == 0 and (cache / "controls" / "a.json").read_text() == '{"rows": 7}'
     (stashed / "controls" / "c.partial.jsonl").write_text('{"round": 1}\n')
     (stashed / "controls" / "b.partial.jsonl").write_text('{"round": 1}\n')  # stale: b is finished in the cache
     (cache / "controls" / "b.partial.jsonl").unlink(missing_ok=True)
-    assert campaign.unstash() == 1 and not (cache / "controls" / "b.partial.jsonl").exists()
+    assert store.unstash() == 1 and not (cache / "controls" / "b.partial.jsonl").exists()
 
 
 def test_the_writers_rows_beside_the_bases_own(bench, tmp_path, monkeypatch) -> None:
