@@ -311,6 +311,22 @@ def choose(dev: dict[str, dict[str, Any]], g_allowed: bool = True) -> str | None
     return max(ok, key=lambda c: (dev[c]["power"][0], -TIE_ORDER.index(c)))
 
 
+def choice_line(chosen: str | None, dev_done: bool, null: dict[str, Any]) -> str:
+    """What the rule chose; G only provisionally while amendment 1's matched-arm check (which can still remove it)
+    is unfinished."""
+    if chosen == "G" and not null["done"]:
+        return (
+            f"The rule chose **G**, provisionally: amendment 1's matched-arm check ({len(null['levels'])} of "
+            f"{len(MATCHED_NULL_SEEDS)} finished, {null['flagged']} flagged) removes it if more than 1 of the "
+            f"{len(MATCHED_NULL_SEEDS)} flags at `{FAIL_ON}`."
+        )
+    if chosen:
+        return f"The rule chose **{chosen}**."
+    if not dev_done:
+        return "The rule has not chosen: the development cells are not all finished."
+    return "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
+
+
 def note_lines(records: dict[str, dict[str, Any]]) -> list[str]:
     """What a record's ``note`` says about how its cell was made (a teacher trained again ...), below the table."""
     notes = [f"- {c}: {r['note']}" for c, r in sorted(records.items()) if r.get("note")]
@@ -364,13 +380,8 @@ def write_report() -> dict[str, Any]:
     lines += ["", "### By kind of data", "", *blob["kinds_table"], "", *sampler_lines(records)]
     lines += ["", "### Every cell", "", *cell_lines(graded)]
     lines += note_lines(records)
-    verdict = (
-        f"The rule chose **{chosen}**."
-        if chosen
-        else "The rule has not chosen: the development cells are not all finished."
-        if not dev_done
-        else "No candidate kept <= 1 development false alarm: the default stays uncalibrated."
-    )
+    verdict = choice_line(chosen, dev_done, null)
+    blob["choice_provisional"] = chosen == "G" and not null["done"]
     other = other_family(records)
     decoding = decoding_check(records)
     blob["other_family"], blob["decoding_check"] = other, decoding

@@ -507,6 +507,13 @@ def test_g_is_not_chosen_when_its_matched_arms_raise_false_alarms(bench, tmp_pat
     tallies = {c: {"false_alarms": [0, 20], "power": [5, 10], "ungraded": 0} for c in report.CANDIDATES}
     tallies["G"]["power"] = [10, 10]
     assert report.choose(tallies) == "G" and report.choose(tallies, g_allowed=False) == "S-a"
+    partial = {"levels": {381: "clean"}, "flagged": 0, "done": False, "g_allowed": None}
+    assert "The rule chose **G**, provisionally: amendment 1's matched-arm check (1 of 4 finished, 0 flagged)" in (
+        report.choice_line("G", True, partial)
+    )
+    assert report.choice_line("G", True, {**partial, "done": True}) == "The rule chose **G**."
+    assert report.choice_line("P-a", True, partial) == "The rule chose **P-a**."
+    assert "not all finished" in report.choice_line(None, False, partial)
 
 
 def test_a_resampled_cell_gets_its_matched_gradient_scan_on_request(bench, tmp_path, monkeypatch) -> None:
