@@ -231,11 +231,16 @@ class ControlInfo:
     def temperature(self) -> float | None:
         return None if self.draw.how is None else self.draw.how.temperature
 
+    @property
+    def approximate(self) -> bool:
+        """Some generated control rows are approximate samples (importance-resampled or constrained)."""
+        return self.draw.how is not None and not self.draw.how.exact
+
     def rows_summary(self) -> str | None:
         """The row features that differ (:meth:`RowShape.summary`; ``None``: none), marked when some control rows
         are approximate samples, whose own bias can make a difference."""
         line = None if self.rows is None else self.rows.summary()
-        if line and self.draw.how is not None and not self.draw.how.exact:
+        if line and self.approximate:
             line += f" (an approximate control: {APPROXIMATE_ROWS_NOTE})"
         return line
 

@@ -65,10 +65,9 @@ def _rows_lines(result: ScanResult) -> list[str]:
         if differing
         else f"No feature differs at q <= {DIFFERS_Q}."
     )
-    if differing and c.draw.how is not None and not c.draw.how.exact:
+    if differing and c.approximate:
         lead += f" Some control rows are approximate samples: {APPROXIMATE_ROWS_NOTE}."
-    how = c.draw.how
-    matched = c.source == "generated" and how is not None and how.count == "match"
+    matched = c.source == "generated" and c.draw.how is not None and c.draw.how.count == "match"
     note = get_format(c.format).matched_count_note if matched else ""
     rows = [
         [md_escape(f.feature), f"{f.data:.3g}", f"{f.control:.3g}", str(f.pairs), f"{f.p:.2g}", f"{f.q:.2g}"]
