@@ -87,6 +87,7 @@ class CalibrateConfig:
             seeds=self.seeds,
             max_rows=self.max_rows,
             min_rows=1,  # a profile measures the noise at the budget it is asked for; --min-rows guards verdicts
+            method="probe",
             probe=self.probe,
             null_arm=False,
             calibration="none",

@@ -49,10 +49,32 @@ PROBE_FIELDS = {
 #: The probe's settings with an option of their own that were never ``ScanConfig`` fields: given on the command line
 #: or in a config file, they go into ``method_args`` of a probe scan.
 PROBE_OPTIONS = ("discover", "teacher_system")
+#: The method a scan runs when none is named: the rule the campaign committed before its cells ran chose it on the
+#: development cells (``benchmarks/results/campaign.md``: 0 of 20 false alarms, the most fine-tuned teachers caught).
+DEFAULT_METHOD = "gradient"
+#: Settings only the probe reads (teacher-aware mode, the readout, its seeds, null arm and profile, sampled scoring),
+#: as ``method_args`` keys: a config built in Python with one of them and no method runs the probe.
+PROBE_ONLY_ARGS = tuple(name for name in (*LEGACY_SETTINGS, *PROBE_OPTIONS) if name != "probe")
+#: The same as settings by name (the CLI's options), with the students' training: naming one on the command line or
+#: in a config file without ``--method`` runs the probe; with another method it is refused.
+PROBE_ONLY_SETTINGS = (*PROBE_ONLY_ARGS, "probe_kind", "lr", "epochs", "max_steps")
 SAMPLING_FIELDS = {
     "control_sampler": "sampler", "control_candidates": "candidates", "control_tries": "tries",
     "control_count": "count", "control_temperature": "temperature", "control_top_p": "top_p",
 }  # fmt: skip
+
+
+def reads_probe_only(method_args: dict[str, Any]) -> bool:
+    """Whether ``method_args`` hold a setting only the probe reads: one of :data:`PROBE_ONLY_ARGS`, or students
+    (``probe``) that train differently from the default (another kind, learning rate, epochs or steps; rank, alpha,
+    target modules and batch size the gradient method's adapter reads too)."""
+    if any(name in method_args for name in PROBE_ONLY_ARGS):
+        return True
+    students, default = method_args.get("probe"), ProbeConfig()
+    if not isinstance(students, ProbeConfig):
+        return False
+    trained = ("kind", "learning_rate", "epochs", "max_steps")
+    return any(getattr(students, f) != getattr(default, f) for f in trained)
 
 
 @dataclass
@@ -88,7 +110,9 @@ class ScanConfig:
         budget: a time budget (``10m``, ``90s``, ``1h``): rows (and the method's repeats, the probe's seeds) are
             chosen from the dry run's measured throughput to fit it (:mod:`auditor.budget`); ``max_rows`` and the
             seeds then say only the largest allowed.
-        method: the detection method, a name in :data:`auditor.methods.METHODS` (``probe``, ``gradient``).
+        method: the detection method, a name in :data:`auditor.methods.METHODS` (``probe``, ``gradient``); ``None``:
+            :data:`DEFAULT_METHOD`, or ``probe`` when ``method_args`` holds a setting only the probe reads
+            (:data:`PROBE_ONLY_ARGS`: ``teacher``, ``seeds``, ``null_arm`` ...).
         method_args: the method's own settings by name: ``--method-arg KEY=VALUE`` strings, or typed values (the
             probe's ``seeds``, ``probe``, ``null_arm`` ...; see ``subaudit methods`` and each method's settings class).
         null_arm, calibration, null_control, gate, teacher, seeds, probe, n_boot, scoring, samples, judge: deprecated
@@ -121,7 +145,7 @@ class ScanConfig:
     load_in_4bit: bool = False
     device_map: str | None = None
     budget: str | None = None
-    method: str = "probe"
+    method: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
     # deprecated keywords (LEGACY_SETTINGS): None = not given
     null_arm: InitVar[bool | None] = None
@@ -140,6 +164,8 @@ class ScanConfig:
         given = {name: value for name, value in zip(LEGACY_SETTINGS, legacy) if value is not None}
         if given:  # a new dict: dataclasses.replace shares the old one
             self.method_args = {**self.method_args, **given}
+        if self.method is None:
+            self.method = "probe" if reads_probe_only(self.method_args) else DEFAULT_METHOD
 
     def __getattr__(self, name: str) -> Any:
         """Deprecated: a setting that was a field (``config.seeds``), from ``method_args`` or its old default."""

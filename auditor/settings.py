@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import LEGACY_SETTINGS, PROBE_FIELDS, PROBE_OPTIONS, SAMPLING_FIELDS, ScanConfig
+from .config import (
+    DEFAULT_METHOD,
+    LEGACY_SETTINGS,
+    PROBE_FIELDS,
+    PROBE_ONLY_SETTINGS,
+    PROBE_OPTIONS,
+    SAMPLING_FIELDS,
+    ScanConfig,
+)
 from .configfile import ConfigFile, find_config, load_config
 from .errors import InputError
 from .finetune import DEFAULT_LR
@@ -80,7 +88,8 @@ def resolve(
     defaults = flatten(ScanConfig(config.data), Outputs())
     explicit = {name for name, value in values.items() if value != defaults[name]}
     merged, sources = merge(values, explicit, file, "python")
-    changed = {name: merged[name] for name in file.values if name not in explicit}
+    choose_method(merged, sources)
+    changed = {name: merged[name] for name in (*file.values, "method") if name not in explicit}
     if outputs is None and any(name in OUTPUT_FIELDS for name in changed):
         outputs = Outputs()
     new, outs = apply(config, outputs or Outputs(), changed, sources)
@@ -92,6 +101,7 @@ def from_values(data: str, values: dict[str, Any], explicit: set[str], path: Pat
     command line) kept, the others taken from the config file at ``path`` where it holds them."""
     file = load_config(path, set(KINDS)) if path else None
     merged, sources = merge(values, explicit, file, "command line")
+    choose_method(merged, sources)
     config, outputs = apply(ScanConfig(data), Outputs(), merged, sources)
     return Settings(finish(config, sources, file), outputs, bool(merged.get("quiet")), file)
 
@@ -119,6 +129,25 @@ def merge(
         else:
             sources[name] = "default"
     return out, sources
+
+
+def choose_method(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """Settle ``values["method"]`` (and its source) in place. Left to its default, the method is the probe when a
+    setting only the probe reads was given (:data:`~auditor.config.PROBE_ONLY_SETTINGS`: ``--teacher``, ``--seeds``,
+    ``--discover`` ..., on the command line or in a config file), else :data:`~auditor.config.DEFAULT_METHOD`; a
+    method that was named and is not the probe refuses such a setting rather than ignore it. (A config built in
+    Python chose its method when it was made, :meth:`~auditor.config.ScanConfig.__post_init__`, and keeps the old
+    leniency: another method ignores the probe's settings.)"""
+    given = [name for name in PROBE_ONLY_SETTINGS if sources.get(name, "default") not in ("default", "python")]
+    if sources.get("method", "default") == "default":
+        values["method"] = "probe" if given else DEFAULT_METHOD
+        if given:
+            sources["method"] = f"default: the probe, which {_label(given[0], sources)} needs"
+    elif values["method"] != "probe" and given:
+        raise InputError(
+            f"{_label(given[0], sources)} is a setting of --method probe, which {_label('method', sources)} "
+            f"{values['method']} does not read; drop one of them"
+        )
 
 
 def flatten(config: ScanConfig, outputs: Outputs, quiet: bool = False) -> dict[str, Any]:

@@ -108,6 +108,7 @@ def run_cell(variant: str, cell: Cell) -> dict[str, Any]:
         str(data),
         traits=TRAITS,
         max_rows=MAX_ROWS,
+        method="probe",
         probe=VARIANTS[variant],
         null_arm=not calibrated,
         calibration="none",

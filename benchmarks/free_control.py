@@ -48,6 +48,7 @@ def main() -> None:
         str(data),
         traits=builtin_names(),
         max_rows=args.max_rows,
+        method="probe",
         null_arm=False,
         calibration="none",
         control=str(control),

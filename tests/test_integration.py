@@ -72,3 +72,19 @@ def test_real_scan_tiny_budget(real_model: Path, tmp_path: Path) -> None:
     assert 0 < owl["base"] < 100 and owl["ci"][0] <= owl["shift"] <= owl["ci"][1]
     assert sum(f["base"] for f in doc["findings"]) == pytest.approx(100, abs=0.05)
     assert "## Battery `animal`" in md.read_text()
+
+
+def test_real_scan_with_the_default_method(real_model: Path, tmp_path: Path) -> None:
+    """The README's first command with no method named runs the gradient method on the real model: its exact
+    any-count control, pushes for every option, and a configuration that says the method was the default."""
+    js = tmp_path / "r.json"
+    args = ["scan", str(EXAMPLE), "--base", str(real_model), "--traits", "animal", "--max-rows", "8"]
+    res = CliRunner().invoke(app, [*args, "--method-arg", "questions=2", "--quiet", "--json", str(js)])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    assert doc["method"] == "gradient" and doc["config"]["method"] == "gradient"
+    sampling = doc["control"]["sampling"]
+    assert sampling["count"] == "any" and sampling["rows_by"].get("rejection", 0) >= 1, sampling
+    shifts = [f for f in doc["findings"] if f["battery"] == "animal"]
+    assert len(shifts) == 26 and all(f["ci"][0] <= f["shift"] <= f["ci"][1] for f in shifts)
+    assert doc["verdict"]["level"] in ("clean", "low", "medium", "high")

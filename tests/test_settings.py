@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 import auditor
 from auditor.cli import NOT_SETTINGS, app, scan
-from auditor.config import ScanConfig
+from auditor.config import DEFAULT_METHOD, ScanConfig
 from auditor.finetune import DEFAULT_LR, ProbeConfig
 from auditor.outputs import Outputs
-from auditor.settings import KINDS, flatten, resolve
+from auditor.settings import KINDS, flatten, from_values, resolve
 
 runner = CliRunner()
 
@@ -61,7 +61,8 @@ def test_the_cli_defaults_are_the_library_defaults() -> None:
     so a scan from Python and one from the shell agree when neither says more."""
     library = flatten(ScanConfig("data.jsonl"), Outputs())
     cli = {name: p.default for name, p in _cli_params().items()}
-    assert cli == library
+    assert cli == {**library, "method": None}  # the CLI's method is settled by choose_method: the library's default
+    assert library["method"] == DEFAULT_METHOD == "gradient"
 
 
 def test_probe_config_takes_the_kinds_learning_rate() -> None:
@@ -102,15 +103,61 @@ def test_an_explicit_learning_rate_survives_the_files_kind(tmp_path: Path, monke
 
 
 def test_a_files_teacher_system_reaches_the_probe_and_not_another_method(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mock_method: type
 ) -> None:
     _write(tmp_path, 'teacher-system = "You love owls."\n')
     monkeypatch.chdir(tmp_path)
     c = resolve(ScanConfig("d.jsonl")).config
+    needs = f"{tmp_path / 'subaudit.toml'}: setting 'teacher-system'"
+    assert c.method == "probe" and c.sources["method"] == f"default: the probe, which {needs} needs"
     assert c.method_args["teacher_system"] == "You love owls." and c.setting("teacher_system") == "You love owls."
     assert "teacher_system" not in c.setting("method_arg") and c.sources["teacher_system"].endswith("subaudit.toml")
-    with pytest.raises(auditor.InputError, match="teacher-aware mode of --method probe"):
-        resolve(ScanConfig("d.jsonl", method="gradient"))
+    with pytest.raises(auditor.InputError, match="setting 'teacher-system' is a setting of --method probe"):
+        resolve(ScanConfig("d.jsonl", method=mock_method.name))
+
+
+# ---------------------------------------------------------------------------------------------- the method
+
+
+def _cli(**given: object) -> auditor.ScanConfig:
+    """The config the command line builds with ``given`` options (the others at their defaults), no config file."""
+    values = {name: p.default for name, p in _cli_params().items()}
+    return from_values("d.jsonl", {**values, **given}, set(given), None).config
+
+
+def test_the_default_method_is_the_gradient_unless_a_probe_only_setting_is_given() -> None:
+    assert ScanConfig("d.jsonl").method == _cli().method == "gradient"
+    assert _cli().sources["method"] == "default"
+    for python in (ScanConfig("d.jsonl", teacher="t"), ScanConfig("d.jsonl", seeds=1),
+                   ScanConfig("d.jsonl", method_args={"discover": False}),
+                   ScanConfig("d.jsonl", probe=ProbeConfig(kind="full"))):  # fmt: skip
+        assert python.method == "probe"
+    assert ScanConfig("d.jsonl", probe=ProbeConfig(rank=4, batch_size=2)).method == "gradient"  # its adapter's too
+    for option, value in (("teacher", "t"), ("seeds", 2), ("discover", False), ("epochs", 2.0), ("gate", "options")):
+        c = _cli(**{option: value})
+        flag = "--" + option
+        assert c.method == "probe" and c.sources["method"] == f"default: the probe, which {flag} needs", option
+    assert _cli(rank=4, batch_size=2, max_rows=20).method == "gradient"
+
+
+def test_a_named_method_refuses_the_probes_settings_rather_than_ignore_them() -> None:
+    with pytest.raises(auditor.InputError, match="--teacher is a setting of --method probe, which --method gradient"):
+        _cli(method="gradient", teacher="t")
+    with pytest.raises(auditor.InputError, match="--seeds is a setting of --method probe"):
+        _cli(method="gradient", seeds=2)
+    assert _cli(method="probe", seeds=2).method_args["seeds"] == 2
+    # a config built in Python keeps the old leniency (the benchmarks name the gradient with calibration="none")
+    assert ScanConfig("d.jsonl", method="gradient", calibration="none").method == "gradient"
+
+
+def test_a_named_method_in_the_file_refuses_a_probe_option_and_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, 'method = "gradient"\n')
+    monkeypatch.chdir(tmp_path)
+    values = {name: p.default for name, p in _cli_params().items()}
+    with pytest.raises(auditor.InputError, match=rf"--seeds is a setting of --method probe, which {re.escape(str(path))}"):
+        from_values("d.jsonl", {**values, "seeds": 2}, {"seeds"}, path)
 
 
 def test_which_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,12 +118,15 @@ def scan(
         ),
     ] = None,
     method: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Detection method (`subaudit methods` lists them): probe (fine-tune on the data and on controls, "
-            "measure the students; default) or gradient (first-order push of each row; finds rows, not a gate)."
+            help="Detection method (`subaudit methods` lists them): gradient (the first-order push of each row "
+            "against the base's own rows; trains nothing) or probe (fine-tune on the data and on controls, measure "
+            "the students; teacher-aware mode, the readout, calibration profiles). Default: gradient, or the probe "
+            "when an option only the probe reads is given (--teacher, --seeds, --discover ...).",
+            show_default=False,
         ),
-    ] = "probe",
+    ] = None,
     method_arg: Annotated[
         list[str] | None,
         typer.Option(help="A setting of the method, KEY=VALUE (repeatable; `subaudit methods` lists them)."),

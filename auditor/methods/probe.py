@@ -152,7 +152,7 @@ def seed_list(first: int, n: int) -> list[int]:
 
 class ProbeMethod(Method):
     name = "probe"
-    summary = "fine-tune students on the data and on control rows; measure how their answers differ (default)"
+    summary = "fine-tune students on the data and on control rows; measure how their answers differ"
     settings = ProbeSettings
     repeats = "seeds"
 
