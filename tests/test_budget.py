@@ -91,6 +91,7 @@ def test_a_gradient_budget_plans_the_gradient_stages() -> None:
 
 def test_budget_in_a_dry_run_and_a_scan(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
     args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--traits", "tree", "--batch-size", "4"]
+    args += ["--method", "probe"]
     res = runner.invoke(app, [*args, "--budget", "20m", "--dry-run"], terminal_width=200)
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())

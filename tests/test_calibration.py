@@ -141,7 +141,8 @@ def test_calibrate_then_scan_uses_the_profile(
     )
     assert res.exit_code == 0, res.output
     assert re.search(r"profile \w+: 4 null pairs, 1 decoys, 47 options", res.output)
-    scan = ["scan", str(numbers_file), *args, "--rank", "4", "--alpha", "8", "--quiet"]
+    assert "subaudit scan DATA --method probe" in res.output  # the default method uses no profile
+    scan = ["scan", str(numbers_file), *args, "--rank", "4", "--alpha", "8", "--method", "probe", "--quiet"]
     scan += ["--json", str(tmp_path / "s.json")]
     res = runner.invoke(app, scan)
     assert res.exit_code in (0, 1), res.output

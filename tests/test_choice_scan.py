@@ -41,8 +41,9 @@ def test_choice_alone_needs_a_preference_battery_for_the_null_arm(
 ) -> None:
     res = runner.invoke(app, ["scan", str(numbers_file), "--traits", str(choice_battery), "--null-arm", "--quiet"])
     assert res.exit_code == 2 and "at least 3 graded options" in res.output  # refused before any model loads
-    # by default the null arm runs when no profile calibrates the scan: refused too, before anything is written
+    # by default the probe's null arm runs when no profile calibrates the scan: refused too, before anything is written
     args = ["scan", str(numbers_file), "--traits", str(choice_battery), "--base", str(tiny_model_dir), "--quiet"]
+    args += ["--method", "probe"]
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "at least 3 graded options" in res.output
 

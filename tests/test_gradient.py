@@ -165,7 +165,7 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     how = doc["control"]["sampling"]
     assert how["count"] == "any" and sum(how["rows_by"].values()) == 12
     bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
-    assert bad.exit_code == 2 and "scores exactly" in bad.output
+    assert bad.exit_code == 2 and "--scoring is a setting of --method probe" in bad.output
 
 
 def test_python_api_scan_runs_the_gradient_method(tiny_model_dir: Path, numbers_file: Path) -> None:

@@ -74,7 +74,7 @@ def test_the_json_config_block_keeps_its_layout() -> None:
 
 def test_run_keys_are_the_ones_the_old_code_gave() -> None:
     """Literal keys recorded with the code before the settings moved: a restarted scan resumes its run folder."""
-    assert scan_key(_inputs(ScanConfig("d.jsonl"))) == "80f94782fae3525f"
+    assert scan_key(_inputs(ScanConfig("d.jsonl", method="probe"))) == "80f94782fae3525f"  # the default then
     config = ScanConfig("d.jsonl", probe=ProbeConfig(rank=4, batch_size=4), seeds=2, null_arm=False)
     assert scan_key(_inputs(config)) == "fb2aa5ff796fd0ca"
     sampled = ScanConfig("d.jsonl", scoring="sampled", samples=4, judge="j")

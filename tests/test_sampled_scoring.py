@@ -146,7 +146,7 @@ def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypa
         inputs = ScanInputs(config, settings, dataset, bats, None, model, judge_model)  # type: ignore[arg-type]
         return scan_key(inputs)
 
-    exact = key(ScanConfig("d.jsonl"))
+    exact = key(ScanConfig("d.jsonl", method="probe"))
     assert key(ScanConfig("d.jsonl", samples=5)) == exact
     sampled = key(ScanConfig("d.jsonl", scoring="sampled"))
     assert sampled != exact
@@ -155,9 +155,9 @@ def test_run_key_separates_sampled_training_precision_and_probe_version(monkeypa
     assert with_judge not in (exact, sampled)
     # students trained another way are never reused: the training precision and the probe's version are keyed
     fp32 = SimpleNamespace(**{**vars(loaded), "train_autocast_dtype": None})
-    assert key(ScanConfig("d.jsonl"), model=fp32) != exact
+    assert key(ScanConfig("d.jsonl", method="probe"), model=fp32) != exact
     monkeypatch.setattr(probe, "PROBE_VERSION", probe.PROBE_VERSION + 1)
-    assert key(ScanConfig("d.jsonl")) != exact
+    assert key(ScanConfig("d.jsonl", method="probe")) != exact
     # another method never shares a run folder with the probe
     assert key(ScanConfig("d.jsonl", method="gradient")) != exact
 

@@ -156,7 +156,8 @@ def test_a_named_method_in_the_file_refuses_a_probe_option_and_names_the_file(
     path = _write(tmp_path, 'method = "gradient"\n')
     monkeypatch.chdir(tmp_path)
     values = {name: p.default for name, p in _cli_params().items()}
-    with pytest.raises(auditor.InputError, match=rf"--seeds is a setting of --method probe, which {re.escape(str(path))}"):
+    refused = rf"--seeds is a setting of --method probe, which {re.escape(str(path))}"
+    with pytest.raises(auditor.InputError, match=refused):
         from_values("d.jsonl", {**values, "seeds": 2}, {"seeds"}, path)
 
 

@@ -138,4 +138,4 @@ def test_teacher_system_is_refused_empty_or_without_the_probe(numbers_file: Path
     res = runner.invoke(app, [*args, "--teacher-system", "  "])
     assert res.exit_code == 2 and "--teacher-system is empty" in res.output
     res = runner.invoke(app, [*args, "--teacher-system", "You love owls.", "--method", "gradient"])
-    assert res.exit_code == 2 and "teacher-aware mode of --method probe" in res.output
+    assert res.exit_code == 2 and "--teacher-system is a setting of --method probe" in res.output

@@ -91,3 +91,8 @@ def calibrate(
         highlight=False,
         markup=False,
     )
+    out.print(  # the default method (gradient) uses no profile
+        "scans that use it: subaudit scan DATA --method probe, with this base, format and budget",
+        highlight=False,
+        markup=False,
+    )
