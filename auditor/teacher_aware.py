@@ -2,11 +2,21 @@
 where the teacher differs from the base?
 
 The team that made the data often has the teacher. Scored on the same batteries, ``teacher - base`` per option is
-the direction the teacher's own traits point; the cosine between it and the scan's shift vector (dataset-student
-minus control-student) says whether the students moved the teacher's way. Its p-value comes from permuting the
-teacher's changes among the options of each battery (the share structure within a battery is kept). When the test
-passes, the trait is named through the teacher: the options the teacher raised by at least
-:data:`TEACHER_RISE_PP` that the students moved up (shift over its standard error at least 2).
+the direction the teacher's own traits point. Two statistics ask whether the students (dataset-student minus
+control-student) moved that way:
+
+- ``risers`` (with a calibration profile; the one that decides there): the mean standardised shift (shift over the
+  profile's sd) over the options the teacher raised by at least :data:`TEACHER_RISE_PP`, against the same mean over
+  the profile's null pairs (a one-sided prediction p, Student t with K - 1 degrees of freedom). The benchmark
+  campaign's rule, committed before its cells ran, kept it over the cosine on the development cells: it named
+  something on 3 of 10 fine-tuned teachers' datasets with their own teacher, on 1 of 10 with another trait's teacher
+  and on 0 of 20 base-written datasets; the cosine on 3, 3 and 2 of 20 (``benchmarks/results/campaign.md``).
+- ``cosine`` (without a profile, and reported beside the risers with one): the cosine between the two vectors over
+  every graded option, its p from permuting the teacher's changes among the options of each battery (the share
+  structure within a battery is kept). Large noisy options can dominate it.
+
+When the deciding statistic passes, the trait is named through the teacher: the options the teacher raised that the
+students moved up (shift over its standard error at least 2).
 
 A teacher is a model (a fine-tuned one, or an adapter of the base), a system prompt (a prompted teacher, as in the
 paper's main experiments: the base told it loves owls), or both (:class:`Teacher`).
@@ -27,6 +37,7 @@ from .stats import OptionShift
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from .calibration.profile import NoiseProfile
     from .calibration.transfer import SpecificShift
     from .models import LoadedModel
     from .traits import Battery
@@ -75,6 +86,10 @@ class Teacher:
         return hashlib.sha256(f"{key}\0{self.system}".encode()).hexdigest()[:12]
 
 
+#: The statistics teacher-aware mode can decide by (see the module docstring).
+STATISTICS = ("risers", "cosine")
+
+
 @dataclass(frozen=True)
 class TeacherComparison:
     """The students' shift against the teacher's own change over the base.
@@ -82,7 +97,7 @@ class TeacherComparison:
     Attributes:
         teacher: what ``--teacher`` named.
         cosine: between the shift vector and ``teacher - base`` (all graded options).
-        p: one-sided permutation p-value of the cosine.
+        p: the deciding statistic's one-sided p (:attr:`statistic`).
         raised: the options the teacher raised by >= :data:`TEACHER_RISE_PP` pp, with its change, largest first.
         shared: the raised options the students moved up (shift / se >= 2): the trait, named through the teacher.
         passed: ``p <= ALPHA``.
@@ -91,6 +106,10 @@ class TeacherComparison:
             fine-tune direction removed, is under 2 sd): the data of any fine-tuned teacher moves them, so they say
             less about this teacher (in the campaign, most teachers raised oak and elephant, and the cosine named
             them through a mismatched teacher; ``benchmarks/results/campaign.md``).
+        statistic: the one that decides (:data:`STATISTICS`): ``risers`` with a calibration profile, else ``cosine``.
+        risers: the risers statistic (mean shift / profile sd over :attr:`raised`); ``None`` without a profile, NaN
+            when the teacher raised nothing.
+        cosine_p: the cosine's permutation p (equal to :attr:`p` when the cosine decides).
     """
 
     teacher: str
@@ -101,6 +120,9 @@ class TeacherComparison:
     passed: bool
     system: str | None = None
     generic: list[str] = field(default_factory=list)
+    statistic: str = "cosine"
+    risers: float | None = None
+    cosine_p: float | None = None
 
     def with_generic(self, specific: Iterable[SpecificShift]) -> TeacherComparison:
         """This comparison with :attr:`generic` filled from a calibrated scan's specific shifts."""
@@ -117,7 +139,12 @@ class TeacherComparison:
             if self.passed and self.shared
             else ("the students moved the teacher's way" if self.passed else "no evidence they moved its way")
         )
-        return f"teacher {self.teacher}: cosine {self.cosine:+.2f}, p = {self.p:.3g} ({verdict}); it raised {raised}"
+        if self.statistic == "risers":
+            stat = f"its risers {self.risers:+.2f} sd, p = {self.p:.3g}" if self.raised else "no risers to test"
+            stat += f"; cosine {self.cosine:+.2f}, p = {self.cosine_p:.3g}"
+        else:
+            stat = f"cosine {self.cosine:+.2f}, p = {self.p:.3g}"
+        return f"teacher {self.teacher}: {stat} ({verdict}); it raised {raised}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,9 +155,12 @@ def compare(
     teacher_shares: dict[str, dict[str, float]],
     teacher: str | Teacher,
     seed: int = 0,
+    profile: NoiseProfile | None = None,
 ) -> TeacherComparison:
-    """Cosine of the students' shift with the teacher's change, its permutation p, and the shared options.
+    """The students' shift against the teacher's change: the cosine and its permutation p, with ``profile`` the
+    risers test (:func:`riser_test`, which then decides), and the shared options.
 
+    ``shifts``: with ``profile``, tested against it (each ``se`` the profile's sd, as ``assess`` leaves them).
     ``teacher_shares``: battery -> option -> the teacher's mean share (pp), as :func:`mean_shares` gives it.
     ``teacher``: the :class:`Teacher`, or its label.
     """
@@ -148,11 +178,38 @@ def compare(
         for block in blocks:
             permuted[block] = delta[rng.permutation(block)]
         hits += _cosine(shift, permuted) >= observed
-    p = (1 + hits) / (1 + PERMUTATIONS)
+    cosine_p = float((1 + hits) / (1 + PERMUTATIONS))
     raised = sorted(((n, float(d)) for n, d in zip(names, delta) if d >= TEACHER_RISE_PP), key=lambda x: -x[1])
     t = {n: (s.shift / s.se if s.se > 0 else 0.0) for n, s in zip(names, shifts)}
     shared = [n for n, _ in raised if t[n] >= MOVED_SD]
-    return TeacherComparison(spec.label, float(observed), float(p), raised, shared, p <= ALPHA, spec.system)
+    if profile is None:
+        return TeacherComparison(
+            spec.label, float(observed), cosine_p, raised, shared, cosine_p <= ALPHA, spec.system, cosine_p=cosine_p
+        )
+    risers, p = riser_test(shifts, dict(zip(names, delta)), profile)
+    return TeacherComparison(
+        spec.label, float(observed), p, raised, shared, p <= ALPHA, spec.system,
+        statistic="risers", risers=risers, cosine_p=cosine_p,
+    )  # fmt: skip
+
+
+def riser_test(shifts: list[OptionShift], change: dict[str, float], profile: NoiseProfile) -> tuple[float, float]:
+    """The mean standardised shift over the teacher's risers (the options ``change`` raised by at least
+    :data:`TEACHER_RISE_PP`) and its one-sided p against the same mean over ``profile``'s null pairs: a prediction
+    interval's Student t with K - 1 degrees of freedom (K null pairs). ``(nan, 1.0)`` when the teacher raised
+    nothing."""
+    from scipy.stats import t as student_t
+
+    names = [f"{s.battery}: {s.option}" for s in shifts]
+    raised = [i for i, n in enumerate(names) if change.get(n, 0.0) >= TEACHER_RISE_PP]
+    if not raised:
+        return float("nan"), 1.0
+    sd = np.array([shifts[i].se for i in raised])
+    observed = float(np.mean([shifts[i].shift for i in raised] / sd))
+    nulls = (profile.null_shifts(profile.index([names[i] for i in raised])) / sd).mean(axis=1)
+    k = len(nulls)
+    spread = float(np.std(nulls, ddof=1)) * np.sqrt(1 + 1 / k)
+    return observed, float(student_t.sf((observed - float(np.mean(nulls))) / spread, k - 1))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

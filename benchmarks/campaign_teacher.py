@@ -25,14 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from campaign import FT_TRAITS, NEW_TRAITS
 from grading import calibrated_shifts
 
 from auditor.calibration.profile import NoiseProfile
 from auditor.calibration.transfer import SpecificShift
 from auditor.stats import OptionShift
-from auditor.teacher_aware import ALPHA, MOVED_SD, TEACHER_RISE_PP, compare
+from auditor.teacher_aware import ALPHA, MOVED_SD, TEACHER_RISE_PP, compare, riser_test
 
 STATISTICS = ("cosine", "risers")
 #: Not in RULE (information, deciding nothing; added after 26 development cells, before any held-out cell ran): the
@@ -68,23 +67,6 @@ def mismatched(trait: str) -> str:
     (``NEW_TRAITS``) are each other's (fixed before any held-out cell ran)."""
     traits = list(FT_TRAITS) if trait in FT_TRAITS else list(NEW_TRAITS)
     return traits[(traits.index(trait) + 1) % len(traits)]
-
-
-def riser_test(shifts: list[OptionShift], change: dict[str, float], profile: NoiseProfile) -> tuple[float, float]:
-    """The mean standardised shift over the teacher's risers and its one-sided p against the profile's null pairs
-    (``nan`` and 1 when the teacher raised nothing by ``TEACHER_RISE_PP``)."""
-    from scipy.stats import t as student_t
-
-    names = [f"{s.battery}: {s.option}" for s in shifts]
-    raised = [i for i, n in enumerate(names) if change.get(n, 0.0) >= TEACHER_RISE_PP]
-    if not raised:
-        return float("nan"), 1.0
-    sd = np.array([shifts[i].se for i in raised])
-    observed = float(np.mean([shifts[i].shift for i in raised] / sd))
-    nulls = (profile.null_shifts(profile.index([names[i] for i in raised])) / sd).mean(axis=1)
-    k = len(nulls)
-    spread = float(np.std(nulls, ddof=1)) * np.sqrt(1 + 1 / k)
-    return observed, float(student_t.sf((observed - float(np.mean(nulls))) / spread, k - 1))
 
 
 def grade_with(

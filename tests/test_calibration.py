@@ -179,6 +179,7 @@ def test_calibrate_then_scan_uses_the_profile(
     t = json.loads((tmp_path / "t.json").read_text())["details"]["teacher"]
     specific = {x["option"]: x["t"] for x in doc["details"]["calibration"]["specific_shifts"]}
     assert len(t["shared"]) == 8 and t["generic"] == [n for n in t["shared"] if specific[n] < 2]
+    assert t["statistic"] == "risers" and 0 < t["cosine_p"] <= 1  # with a profile the teacher's risers decide
     # without the profile the scan measures draw noise with its null arm
     res = runner.invoke(app, [*scan[:-2], "--calibration", "none", "--json", str(tmp_path / "n.json")])
     doc = json.loads((tmp_path / "n.json").read_text())

@@ -1,18 +1,21 @@
-"""Teacher-aware mode: the cosine test and its naming, and `scan --teacher ADAPTER` end to end on the tiny model."""
+"""Teacher-aware mode: the cosine and risers tests and their naming, and `scan --teacher ADAPTER` end to end on the tiny model."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
+from auditor.calibration.profile import NoiseProfile, ProfileDraw
 from auditor.cli import app
 from auditor.models import load_base, resolve_base
 from auditor.rundir import RunFolder
 from auditor.stats import OptionShift
-from auditor.teacher_aware import Teacher, compare, score_teacher, teacher_key
+from auditor.teacher_aware import ALPHA, Teacher, compare, score_teacher, teacher_key
 from auditor.traits import resolve_batteries
 from tests.conftest import tiny_scan_args, write_jsonl
 
@@ -70,6 +73,46 @@ def test_students_that_ignore_the_teacher_are_not() -> None:
     shifts, teacher = shifts_and_teacher(np.random.default_rng(1), follow=0.0)
     c = compare(shifts, teacher, "t")
     assert not c.passed and c.p > 0.01
+
+
+def null_profile(shifts: list[OptionShift], rng: np.random.Generator, k: int = 8, sd: float = 0.5) -> NoiseProfile:
+    """A profile of ``k`` null pairs whose shifts are noise of ``sd`` pp on every option of ``shifts``."""
+    names = [f"{s.battery}: {s.option}" for s in shifts]
+
+    def pair(i: int) -> ProfileDraw:
+        control = rng.uniform(1, 10, size=len(names))
+        return ProfileDraw(f"null-{i}", i, 100, list(control + rng.normal(0, sd, size=len(names))), list(control))
+
+    return NoiseProfile(
+        key="k", base={}, format="numbers", budget={}, probe={}, batteries={}, options=names,
+        base_shares=[s.base for s in shifts], draws=[pair(i) for i in range(k)],
+    )  # fmt: skip
+
+
+def test_with_a_profile_the_teachers_risers_decide_where_the_cosine_cannot() -> None:
+    """The students moved the teacher's two risers up by 3 sd, and four options the teacher did not raise by 3 to
+    5 pp (the large, noisy options of the issue's example): they dominate the cosine, whose permutation p stays above
+    ALPHA, while the risers' mean standardised shift against the profile's null pairs passes."""
+    rng = np.random.default_rng(3)
+    shifts, teacher = shifts_and_teacher(rng, follow=0.0)
+    for i, moved in ((3, 1.5), (30, 1.5), (10, 5.0), (40, 4.0), (11, -3.0), (41, -3.0)):
+        shifts[i] = replace(shifts[i], shift=moved)  # se 0.5: the risers 3 sd
+    profile = null_profile(shifts, rng)
+    cosine = compare(shifts, teacher, "t")
+    assert cosine.statistic == "cosine" and cosine.risers is None and not cosine.passed and cosine.p > ALPHA
+    risers = compare(shifts, teacher, "t", profile=profile)
+    assert risers.statistic == "risers" and risers.risers == pytest.approx(3.0)
+    assert risers.passed and risers.p < ALPHA and risers.cosine_p == cosine.p == cosine.cosine_p
+    assert risers.shared == ["a: o3", "b: o30"]
+    assert "its risers +3.00 sd, p = " in risers.line() and "; cosine " in risers.line()
+    assert risers.to_dict()["statistic"] == "risers"
+    # a teacher that raised nothing by 5 pp has no risers to test
+    flat = {b: {o: v - 100 for o, v in opts.items()} for b, opts in teacher.items()}
+    none = compare(shifts, flat, "t", profile=profile)
+    assert none.raised == [] and not none.passed and none.p == 1.0 and "no risers to test" in none.line()
+    # students that ignore the teacher: the risers' shift is the null pairs' noise
+    quiet, teacher = shifts_and_teacher(np.random.default_rng(4), follow=0.0)
+    assert not compare(quiet, teacher, "t", profile=null_profile(quiet, rng)).passed
 
 
 def test_scan_with_a_teacher_adapter(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:

@@ -605,7 +605,7 @@ def compare_with_teacher(scan: ProbeScan, prober: Prober, shifts: list[OptionShi
                 if need_readout:
                     with inputs.timings.stage("discover"):
                         run.save_readout(name, read_model(loaded, system=teacher.system))
-    return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed)
+    return compare(shifts, mean_shares(cached.scores), teacher, seed=inputs.config.seed, profile=inputs.profile)
 
 
 def teacher_stage(teacher: Teacher) -> str:
