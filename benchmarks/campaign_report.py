@@ -133,13 +133,15 @@ def gradient_level(record: dict[str, Any]) -> str | None:
 
 def matched_null() -> dict[str, Any]:
     """G with matched arms on the base's resampled datasets (RULE's amendment 1): levels by seed, the count flagged,
-    and whether G may still be chosen (at most 1 of the 4 flagged; ``None`` until all 4 are in)."""
+    and whether G may still be chosen (at most 1 of the 4 flagged): ``True`` once the seeds still pending could not
+    make it 2, ``False`` once 2 flagged, ``None`` while it is open."""
     paths = {s: campaign.matched_null_path(s) for s in MATCHED_NULL_SEEDS}
     found = {s: json.loads(p.read_text()) for s, p in paths.items() if p.exists()}
     levels = {s: r["gradient_matched"]["level"] for s, r in found.items()}
     flags = sum(level_rank(v) >= level_rank(FAIL_ON) for v in levels.values())
-    done = len(found) == len(MATCHED_NULL_SEEDS)
-    return {"levels": levels, "flagged": flags, "done": done, "g_allowed": (flags <= 1) if done else None}
+    pending = len(MATCHED_NULL_SEEDS) - len(found)
+    allowed = False if flags > 1 else True if flags + pending <= 1 else None
+    return {"levels": levels, "flagged": flags, "done": pending == 0, "g_allowed": allowed}
 
 
 def matched_lines(records: dict[str, dict[str, Any]], null: dict[str, Any]) -> list[str]:
@@ -312,13 +314,18 @@ def choose(dev: dict[str, dict[str, Any]], g_allowed: bool = True) -> str | None
 
 
 def choice_line(chosen: str | None, dev_done: bool, null: dict[str, Any]) -> str:
-    """What the rule chose; G only provisionally while amendment 1's matched-arm check (which can still remove it)
-    is unfinished."""
-    if chosen == "G" and not null["done"]:
+    """What the rule chose; G only provisionally while amendment 1's matched-arm check can still remove it."""
+    if chosen == "G" and null["g_allowed"] is None:
         return (
             f"The rule chose **G**, provisionally: amendment 1's matched-arm check ({len(null['levels'])} of "
             f"{len(MATCHED_NULL_SEEDS)} finished, {null['flagged']} flagged) removes it if more than 1 of the "
             f"{len(MATCHED_NULL_SEEDS)} flags at `{FAIL_ON}`."
+        )
+    if chosen == "G" and not null["done"]:
+        return (
+            f"The rule chose **G**: amendment 1's matched-arm check ({len(null['levels'])} of "
+            f"{len(MATCHED_NULL_SEEDS)} finished, {null['flagged']} flagged) can no longer remove it (more than 1 of "
+            f"the {len(MATCHED_NULL_SEEDS)} would have to flag at `{FAIL_ON}`)."
         )
     if chosen:
         return f"The rule chose **{chosen}**."
@@ -381,7 +388,7 @@ def write_report() -> dict[str, Any]:
     lines += ["", "### Every cell", "", *cell_lines(graded)]
     lines += note_lines(records)
     verdict = choice_line(chosen, dev_done, null)
-    blob["choice_provisional"] = chosen == "G" and not null["done"]
+    blob["choice_provisional"] = chosen == "G" and null["g_allowed"] is None
     other = other_family(records)
     decoding = decoding_check(records)
     blob["other_family"], blob["decoding_check"] = other, decoding

@@ -511,7 +511,16 @@ def test_g_is_not_chosen_when_its_matched_arms_raise_false_alarms(bench, tmp_pat
     assert "The rule chose **G**, provisionally: amendment 1's matched-arm check (1 of 4 finished, 0 flagged)" in (
         report.choice_line("G", True, partial)
     )
-    assert report.choice_line("G", True, {**partial, "done": True}) == "The rule chose **G**."
+    assert report.choice_line("G", True, {**partial, "done": True, "g_allowed": True}) == "The rule chose **G**."
+    # settled before the last seed: 3 clean, so the fourth cannot make 2 flags
+    for seed in seeds[:3]:
+        (tmp_path / f"{seed}.json").write_text(json.dumps({"gradient_matched": {"level": "clean"}}))
+    (tmp_path / f"{seeds[3]}.json").unlink()
+    settled = report.matched_null()
+    assert settled["done"] is False and settled["g_allowed"] is True
+    assert "can no longer remove it" in report.choice_line("G", True, settled)
+    (tmp_path / f"{seeds[2]}.json").write_text(json.dumps({"gradient_matched": {"level": "medium"}}))
+    assert report.matched_null()["g_allowed"] is None  # 1 flagged, 1 pending: still open
     assert report.choice_line("P-a", True, partial) == "The rule chose **P-a**."
     assert "not all finished" in report.choice_line(None, False, partial)
 
