@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .common import app, out
 
 
@@ -19,6 +21,17 @@ def methods_list() -> None:
         table.add_column(col)
     for name in method_names():
         m = get_method(name)
-        settings = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(m.settings)) or "-"
+        settings = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(m.settings)) or "-"
         table.add_row(name, m.summary, m.unit, "yes" if m.gate else "no: finds rows", settings)
     out.print(table)
+
+
+def _default(field: Any) -> object:
+    """A setting's default as the table shows it: its value, or ``ProbeConfig()`` for a dataclass built by its
+    factory (the students' settings: ``--rank``, ``--alpha`` ...)."""
+    import dataclasses
+
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    value = field.default_factory()
+    return f"{type(value).__name__}()" if dataclasses.is_dataclass(value) else value
