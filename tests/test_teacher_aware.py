@@ -1,4 +1,5 @@
-"""Teacher-aware mode: the cosine and risers tests and their naming, and `scan --teacher ADAPTER` end to end on the tiny model."""
+"""Teacher-aware mode: the cosine and risers tests and their naming, and `scan --teacher ADAPTER` end to end on the
+tiny model."""
 
 from __future__ import annotations
 
