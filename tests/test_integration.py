@@ -88,3 +88,21 @@ def test_real_scan_with_the_default_method(real_model: Path, tmp_path: Path) -> 
     shifts = [f for f in doc["findings"] if f["battery"] == "animal"]
     assert len(shifts) == 26 and all(f["ci"][0] <= f["shift"] <= f["ci"][1] for f in shifts)
     assert doc["verdict"]["level"] in ("clean", "low", "medium", "high")
+
+
+def test_the_shipped_profile_calibrates_the_probe_on_the_embedded_default(real_model: Path) -> None:
+    """benchmarks/ship_profile.py's profile (the campaign's base-written number datasets and decoys) is found by a
+    probe scan of number data at the default budget on the embedded model, and by no other scan."""
+    from types import SimpleNamespace
+
+    from auditor.calibration.lookup import find_profile
+    from auditor.config import ScanConfig
+    from auditor.models import load_base, resolve_base
+
+    loaded = load_base(resolve_base(str(real_model)), device="cpu")
+    numbers = SimpleNamespace(completion_format="numbers")
+    profile = find_profile(ScanConfig("d.jsonl", method="probe"), loaded, numbers)
+    assert profile is not None and len(profile.draws) >= 16 and len(profile.decoys) == 3
+    assert {"animal", "tree"} <= set(profile.batteries)
+    assert find_profile(ScanConfig("d.jsonl", method="probe", max_rows=100), loaded, numbers) is None  # another budget
+    assert find_profile(ScanConfig("d.jsonl", method="probe", seeds=2), loaded, numbers) is None

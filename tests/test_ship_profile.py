@@ -56,6 +56,20 @@ def test_the_campaigns_records_make_the_default_scans_profile(
     found = find_profile(ScanConfig("d.jsonl"), tiny_loaded, SimpleNamespace(completion_format="numbers"))
     assert found is not None and found.key == profile.key  # a scan with no options (animal and tree) finds it
     assert matching_options(found, resolve_batteries(None)) is not None
+    # the same base scored on another machine (float32 sums in another order) is the same base; another is not
+    records["neg-4"] = {**records["neg-4"], "base": [b + 1e-4 for b in records["neg-4"]["base"]]}
+    assert len(ship_profile.profile_from_records(records, base, readouts).draws) == 6
     records["neg-3"] = {**records["neg-3"], "base": [0.0] * len(options)}
     with pytest.raises(ValueError, match="neg-3"):
         ship_profile.profile_from_records(records, base, readouts)
+
+
+def test_the_probes_profile_ships_once_the_development_cells_allow_it() -> None:
+    import ship_profile
+
+    def blob(chosen: str | None, p_a_false_alarms: int) -> dict:
+        return {"chosen": chosen, "development": {"P-a": {"false_alarms": [p_a_false_alarms, 20, 0.0, 0.2]}}}
+
+    assert ship_profile.shippable(blob("G", 0)) and ship_profile.shippable(blob("P-a", 1))  # whatever the default
+    assert not ship_profile.shippable(blob(None, 0))  # development cells still running
+    assert not ship_profile.shippable(blob("G", 2))  # the calibrated probe broke the rule's bound
