@@ -55,9 +55,12 @@ DEFAULT_METHOD = "gradient"
 #: Settings only the probe reads (teacher-aware mode, the readout, its seeds, null arm and profile, sampled scoring),
 #: as ``method_args`` keys: a config built in Python with one of them and no method runs the probe.
 PROBE_ONLY_ARGS = tuple(name for name in (*LEGACY_SETTINGS, *PROBE_OPTIONS) if name != "probe")
+#: The students' training settings (options; :data:`PROBE_FIELDS` names their ``ProbeConfig`` fields): only the probe
+#: trains (the gradient method's adapter reads rank, alpha, target modules and batch size too).
+TRAINING_SETTINGS = ("probe_kind", "lr", "epochs", "max_steps")
 #: The same as settings by name (the CLI's options), with the students' training: naming one on the command line or
 #: in a config file without ``--method`` runs the probe; with another method it is refused.
-PROBE_ONLY_SETTINGS = (*PROBE_ONLY_ARGS, "probe_kind", "lr", "epochs", "max_steps")
+PROBE_ONLY_SETTINGS = (*PROBE_ONLY_ARGS, *TRAINING_SETTINGS)
 SAMPLING_FIELDS = {
     "control_sampler": "sampler", "control_candidates": "candidates", "control_tries": "tries",
     "control_count": "count", "control_temperature": "temperature", "control_top_p": "top_p",
@@ -66,14 +69,13 @@ SAMPLING_FIELDS = {
 
 def reads_probe_only(method_args: dict[str, Any]) -> bool:
     """Whether ``method_args`` hold a setting only the probe reads: one of :data:`PROBE_ONLY_ARGS`, or students
-    (``probe``) that train differently from the default (another kind, learning rate, epochs or steps; rank, alpha,
-    target modules and batch size the gradient method's adapter reads too)."""
+    (``probe``) that train differently from the default (:data:`TRAINING_SETTINGS`)."""
     if any(name in method_args for name in PROBE_ONLY_ARGS):
         return True
     students, default = method_args.get("probe"), ProbeConfig()
     if not isinstance(students, ProbeConfig):
         return False
-    trained = ("kind", "learning_rate", "epochs", "max_steps")
+    trained = [PROBE_FIELDS[name] for name in TRAINING_SETTINGS]
     return any(getattr(students, f) != getattr(default, f) for f in trained)
 
 

@@ -199,17 +199,13 @@ def _probe(config: ScanConfig, values: dict[str, Any]) -> Any:
 
 def _method_args(config: ScanConfig, values: dict[str, Any], label: str) -> dict[str, Any]:
     """The method's settings: ``method_arg`` (KEY=VALUE strings) over the config's; ``discover`` and
-    ``teacher_system`` for the probe (a ``method_arg`` of that name wins; ``--teacher-system`` with another method
-    is refused). The options the probe owns (``seeds``, ``rank`` ...) are added by :func:`apply`."""
+    ``teacher_system`` for the probe (a ``method_arg`` of that name wins; with another method :func:`choose_method`
+    has refused them). The options the probe owns (``seeds``, ``rank`` ...) are added by :func:`apply`."""
     args = {**config.method_args, **key_values(list(values.get("method_arg") or []), label)}
-    method = values.get("method", config.method)
-    for name in PROBE_OPTIONS:
-        if values.get(name) is None:
-            continue
-        if method == "probe":
-            args.setdefault(name, values[name])
-        elif name == "teacher_system":
-            raise InputError(f"--teacher-system is teacher-aware mode of --method probe, not of {method!r}")
+    if values.get("method", config.method) == "probe":
+        for name in PROBE_OPTIONS:
+            if values.get(name) is not None:
+                args.setdefault(name, values[name])
     return args
 
 

@@ -29,7 +29,7 @@ def test_registry_knows_the_builtin_methods_and_refuses_others() -> None:
 def test_methods_command_lists_methods_and_settings(mock_method: type) -> None:
     res = runner.invoke(app, ["methods"], terminal_width=200)
     assert res.exit_code == 0
-    for text in ("probe", "gradient", "questions=8", "mock", "option=owl", "probe=ProbeConfig()"):
+    for text in ("probe", "gradient (default)", "questions=8", "mock", "option=owl", "probe=ProbeConfig()"):
         assert text in res.output
     assert "MISSING" not in res.output  # a factory-made default is shown as what it builds
 

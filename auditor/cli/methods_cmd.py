@@ -14,6 +14,7 @@ def methods_list() -> None:
 
     from rich.table import Table
 
+    from ..config import DEFAULT_METHOD
     from ..methods import get_method, method_names
 
     table = Table(title="detection methods (--method NAME; settings: --method-arg KEY=VALUE)")
@@ -22,7 +23,8 @@ def methods_list() -> None:
     for name in method_names():
         m = get_method(name)
         settings = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(m.settings)) or "-"
-        table.add_row(name, m.summary, m.unit, "yes" if m.gate else "no: finds rows", settings)
+        shown = f"{name} (default)" if name == DEFAULT_METHOD else name
+        table.add_row(shown, m.summary, m.unit, "yes" if m.gate else "no: finds rows", settings)
     out.print(table)
 
 

@@ -248,8 +248,7 @@ READING = "rows unlike the base's own samples (where they push, not which trait)
 class GradientMethod(Method):
     name = "gradient"
     summary = (
-        "first-order: how much one step on each row would push each option, against the base's own rows; lists the "
-        "rows (default)"
+        "first-order: how much one step on each row would push each option, against the base's own rows; lists the rows"
     )
     settings = GradientSettings
     unit = "push"
