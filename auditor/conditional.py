@@ -153,6 +153,7 @@ class Draw:
         steps: decoding steps of the number rows' samples (what they cost; a rejected try counts the steps it ran).
         ess: mean effective sample size of the resampled rows, out of ``candidates`` (``None`` without any).
         pilot_keep_rate: the share of ``auto``'s pilot tries that passed (``None`` without a pilot).
+        samplers: per prompt, the sampler that gave its text (``None`` where every try failed).
     """
 
     texts: tuple[str | None, ...]
@@ -162,6 +163,7 @@ class Draw:
     steps: int = 0
     ess: float | None = None
     pilot_keep_rate: float | None = None
+    samplers: tuple[str | None, ...] = ()
 
     @property
     def sampler(self) -> str:
@@ -228,6 +230,7 @@ class _Job:
         self.sampling, self.max_new, self.progress = sampling, max_new, progress
         self.journal = journal or Journal(None)  # the rounds an interrupted draw finished (none kept without one)
         self.texts: list[str | None] = [None] * len(prompts)
+        self.samplers: list[str | None] = [None] * len(prompts)
         self.rows_by = {"rejection": 0, "resample": 0, "constrained": 0}
         self.attempts = self.attempts_constrained = self.accepted = self.steps = self.round = 0
         self.ess: list[float] = []
@@ -236,8 +239,8 @@ class _Job:
 
     def result(self) -> Draw:
         ess = sum(self.ess) / len(self.ess) if self.ess else None
-        m = self.sampling.candidates
-        return Draw(tuple(self.texts), self.rows_by, m, self.attempts, self.steps, ess, self.pilot_keep_rate)
+        m, samplers = self.sampling.candidates, tuple(self.samplers)
+        return Draw(tuple(self.texts), self.rows_by, m, self.attempts, self.steps, ess, self.pilot_keep_rate, samplers)
 
     def _seed(self) -> int:
         self.round += 1
@@ -245,6 +248,7 @@ class _Job:
 
     def _keep(self, i: int, text: str, sampler: str) -> None:
         self.texts[i] = text
+        self.samplers[i] = sampler
         self.rows_by[sampler] += 1
         if self.progress:
             self.progress(1)

@@ -41,7 +41,8 @@ class ControlSet:
     """Control rows aligned with the dataset: ``rows[i]`` is the control for ``dataset.examples[i]``.
 
     ``None`` marks a prompt for which no valid control row was produced; such rows are dropped from
-    both arms so the arms stay paired. ``how`` describes a generated draw (``None`` for a file).
+    both arms so the arms stay paired. ``how`` describes a generated draw (``None`` for a file); ``samplers`` says
+    which sampler gave each row (``None`` for a file, or a draw cached before it was recorded).
     """
 
     source: str  # "generated" | "file"
@@ -53,10 +54,17 @@ class ControlSet:
     from_cache: bool = False
     notes: list[str] = field(default_factory=list)
     how: Sampled | None = None
+    samplers: list[str | None] | None = None
 
     @property
     def keep_rate(self) -> float:
         return self.kept / self.attempts if self.attempts else 1.0
+
+    def exact_rows(self) -> list[bool] | None:
+        """Per row, whether it is an exact sample (drawn by rejection); ``None`` when that is unknown."""
+        if self.samplers is None:
+            return None
+        return [s == "rejection" for s in self.samplers]
 
     def draw_info(self, seed: int | None) -> DrawInfo:
         """How this set of rows was drawn (``seed``: its sampling seed, ``None`` for a file)."""
@@ -335,15 +343,18 @@ def build_control(
         drawn = draw_rows(loaded, prompts, checks, seed, sampling, max_new, advance, Journal(rounds))
         how = asdict(Sampled.of(drawn, sampling))
         blob = {"completions": list(drawn.texts), "attempts": drawn.attempts, "how": how, "seed": seed}
-        return {**blob, "format": fmt, "model": loaded.fingerprint}
+        return {**blob, "samplers": list(drawn.samplers), "format": fmt, "model": loaded.fingerprint}
 
-    def parse(blob: dict[str, Any]) -> tuple[list[str | None], int, Sampled]:
+    def parse(blob: dict[str, Any]) -> tuple[list[str | None], int, Sampled, list[str | None] | None]:
         completions = blob["completions"]
         if not isinstance(completions, list) or len(completions) != len(dataset.examples):
             raise Damaged(f"{len(completions)} rows cached for {len(dataset.examples)} prompts")
-        return completions, int(blob["attempts"]), Sampled(**blob["how"])
+        samplers = blob.get("samplers")  # absent from draws cached before it was recorded
+        if samplers is not None and len(samplers) != len(completions):
+            raise Damaged(f"{len(samplers)} samplers cached for {len(completions)} rows")
+        return completions, int(blob["attempts"]), Sampled(**blob["how"]), samplers
 
-    (completions, attempts, how), cached = compute_once(path, draw, parse, use_cache)
+    (completions, attempts, how, samplers), cached = compute_once(path, draw, parse, use_cache)
     if rounds is not None:
         rounds.unlink(missing_ok=True)  # the draw is stored
     rows = [None if c is None else control_row(e, c) for e, c in zip(dataset.examples, completions)]
@@ -353,7 +364,7 @@ def build_control(
             f"{len(rows) - kept} of {len(rows)} rows found no valid control sample and left every arm: the scan "
             "measures the rows the base can write in this format"
         )
-    return ControlSet("generated", rows, fmt, attempts, kept, str(path), cached, notes, how)
+    return ControlSet("generated", rows, fmt, attempts, kept, str(path), cached, notes, how, samplers)
 
 
 def control_row(row: Example, completion: str) -> Example:

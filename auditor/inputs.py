@@ -27,11 +27,13 @@ NULL_SEED_OFFSET = 1000
 
 @dataclass
 class PairedRows:
-    """The dataset rows that have a control row (and a null-arm row when there is a null arm), aligned."""
+    """The dataset rows that have a control row (and a null-arm row when there is a null arm), aligned;
+    ``exact``: per pair, whether its control row is an exact sample (``None`` when unknown)."""
 
     data: list[Example]
     control: list[Example]
     null: list[Example] | None = None
+    exact: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -57,15 +59,17 @@ class Controls:
     def pairs(self, dataset: Dataset) -> PairedRows:
         """The dataset rows every arm has a row for (a prompt without a usable control row is left out of all)."""
         null_rows = self.null.rows if self.null else [None] * len(dataset)
+        exact = self.control.exact_rows()
         kept = [
-            (e, c, n)
-            for e, c, n in zip(dataset.examples, self.control.rows, null_rows)
+            i
+            for i, (c, n) in enumerate(zip(self.control.rows, null_rows))
             if c is not None and (self.null is None or n is not None)
         ]
         return PairedRows(
-            data=[e for e, _, _ in kept],
-            control=[c for _, c, _ in kept if c is not None],
-            null=None if self.null is None else [n for _, _, n in kept if n is not None],
+            data=[dataset.examples[i] for i in kept],
+            control=[row for i in kept if (row := self.control.rows[i]) is not None],
+            null=None if self.null is None else [row for i in kept if (row := null_rows[i]) is not None],
+            exact=None if exact is None else [exact[i] for i in kept],
         )
 
     def info(self) -> ControlInfo:

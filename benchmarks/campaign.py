@@ -225,6 +225,19 @@ added after seeing 26 development cells (so their development numbers are optimi
 the test): E-x, a cell flagged when G or P-x flags (G and the probe caught different development positives); and
 `specific` teacher-aware naming, the teacher's risers whose specific shift (the decoys' generic direction removed)
 reaches 2 profile sd (oak, which most fine-tuned teachers raise, was what the cosine named on a mismatched teacher).
+
+Amendment 5 (2026-12-07, 41 cells finished: every development cell and decoy, 6 held-out; it adds information and
+changes nothing this rule decides). G's control (rejection-resample, 400 tries) importance-resampled 33 of 135 and
+27 of 125 rows of ho-neg-random-323 and -324, and 324's G control held longer lists than its data (4.26 against 3.09
+numbers a row, q 0.0034; G low there). From 0.4.1 a control records which sampler gave each row and G repeats its
+paired test on the pairs whose control row is exact (`exact_pairs`: the pairs --control-sampler rejection would
+keep); every cell whose G control is drawn from now on keeps that block in its record (`gradient.exact_pairs`; null
+with `gradient.rows_by` holding no resampled row: every control row exact; null otherwise: not recorded, no block).
+Decided after the campaign by this rule, committed before any cell with the block ran: over the held-out cells whose
+record has the block, E-G (flagged when the exact pairs' level, or G's where every control row is exact, is >=
+medium; fewer than 3 exact pairs: not flagged) replaces G's default control by rejection alone if it flags no more
+base-written negatives than G and no fewer fine-tuned positives; otherwise G's control stays and its report keeps
+the exact-pairs line. Both counts are reported whatever they are, with how many cells had the block.
 """
 
 
@@ -800,11 +813,17 @@ def gradient_block(result: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     grad = {f.name: f for f in result.findings}
+    exact = getattr(result.details, "exact_pairs", None)
+    how = None if result.control is None else result.control.draw.how
     return {
         "level": result.verdict.level,
         "push": {n: round(f.shift.shift, 8) for n, f in grad.items()},
         "q": {n: round(f.shift.q, 6) for n, f in grad.items()},
         "sampling": asdict(result.config.control_sampling),
+        # RULE's amendment 5: the test on the pairs whose control row is exact, when some are not (with the rows
+        # each sampler gave, a null block tells "every row exact" from "not recorded": a control drawn before 0.4.1)
+        "exact_pairs": None if exact is None else exact.to_json(),
+        "rows_by": None if how is None else dict(how.rows_by),
     }
 
 

@@ -543,7 +543,18 @@ def test_a_resampled_cell_gets_its_matched_gradient_scan_on_request(bench, tmp_p
         scanned.append(config)
         verdict = type("V", (), {"level": "low"})()
         config_ns = type("C", (), {"control_sampling": config.control_sampling})()
-        return type("R", (), {"findings": [], "verdict": verdict, "config": config_ns, "timings": {"total": 1.0}})()
+        return type(
+            "R",
+            (),
+            {
+                "findings": [],
+                "verdict": verdict,
+                "config": config_ns,
+                "timings": {"total": 1.0},
+                "details": None,
+                "control": None,
+            },
+        )()
 
     monkeypatch.setattr(campaign, "scan", fake_scan)
     campaign.fill_matched(cell)
@@ -909,3 +920,27 @@ def test_a_finished_cell_gets_its_rows_block_only_from_finished_run_folders_of_t
     cached["gradient"] = False  # its control had left the cache: drawn again, so not the scan's
     with pytest.raises(RuntimeError, match="was not in the cache"):
         campaign.fill_rows(cell)
+
+
+def test_a_gradient_block_keeps_the_exact_pairs_and_the_rows_each_sampler_gave(bench) -> None:
+    """RULE's amendment 5: the record tells 'every control row exact' (no block, no resampled row) from 'not
+    recorded' (no block, resampled rows)."""
+    from types import SimpleNamespace
+
+    from auditor.conditional import ControlSampling
+    from auditor.methods.gradient import ExactPairs, GradientDetails
+
+    campaign, _ = bench
+
+    def result(exact, rows_by):
+        control = SimpleNamespace(draw=SimpleNamespace(how=SimpleNamespace(rows_by=rows_by)))
+        config = SimpleNamespace(control_sampling=ControlSampling())
+        details = GradientDetails({}, {}, exact)
+        return SimpleNamespace(findings=[], verdict=SimpleNamespace(level="low"), config=config, details=details,
+                               control=control)  # fmt: skip
+
+    mixed = campaign.gradient_block(result(ExactPairs(98, 125, "clean"), {"rejection": 98, "resample": 27}))
+    assert mixed["exact_pairs"] == {"rows": 98, "of": 125, "level": "clean", "top": []}
+    assert mixed["rows_by"] == {"rejection": 98, "resample": 27} and mixed["level"] == "low"
+    exact = campaign.gradient_block(result(None, {"rejection": 125}))
+    assert exact["exact_pairs"] is None and exact["rows_by"] == {"rejection": 125}

@@ -275,6 +275,40 @@ def test_rejection_resample_resamples_only_what_rejection_left(format_loaded) ->
     assert draw.kept == 40 and draw.rows_by["rejection"] + draw.rows_by["resample"] == 40
     only = draw_rows(format_loaded, [PROMPT] * 40, [three] * 40, 3, ControlSampling("rejection", tries=4), 12)
     assert draw.rows_by["rejection"] == only.kept < 40  # the same rejection pass, then the rest resampled
+    # each row says which sampler gave it: the rows rejection gave are exactly what rejection alone keeps
+    assert [s == "rejection" for s in draw.samplers] == [t is not None for t in only.texts]
+    assert [t for t, s in zip(draw.texts, draw.samplers) if s == "rejection"] == [t for t in only.texts if t]
+    assert only.samplers == tuple("rejection" if t else None for t in only.texts)
+
+
+def test_a_control_keeps_which_rows_are_exact_and_pairs_carry_it(format_loaded, tmp_path: Path) -> None:
+    """The cached control records each row's sampler; pairs say which control rows are exact; a draw cached before
+    that was recorded reads back without it (unknown, not all exact)."""
+    from auditor.control import build_control
+    from auditor.inputs import Controls
+    from auditor.io import atomic_write_sealed_json, read_sealed_json
+
+    rows = [{"prompt": "10,01", "completion": c} for c in ("1,0,1", "0,1,1", "1")] * 10
+    ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
+    sampling = ControlSampling("rejection-resample", tries=4)
+    control = build_control(format_loaded, ds, seed=2, sampling=sampling)
+    assert control.samplers is not None and len(control.samplers) == len(ds)
+    exact = control.exact_rows()
+    assert exact is not None and sum(exact) == control.how.rows_by["rejection"]
+    assert 0 < sum(exact) < len(ds)  # some rows resampled: a mixed control
+    pairs = Controls(control, None, 2).pairs(ds)
+    kept = [i for i, r in enumerate(control.rows) if r is not None]
+    assert pairs.exact == [exact[i] for i in kept]
+    again = build_control(format_loaded, ds, seed=2, sampling=sampling)
+    assert again.from_cache and again.samplers == control.samplers
+    path = Path(str(control.cache_path))
+    blob = read_sealed_json(path)
+    assert blob is not None
+    del blob["samplers"]
+    atomic_write_sealed_json(path, blob)
+    old = build_control(format_loaded, ds, seed=2, sampling=sampling)
+    assert old.from_cache and old.samplers is None and Controls(old, None, 2).pairs(ds).exact is None
+    assert [r.completion if r else None for r in old.rows] == [r.completion if r else None for r in control.rows]
 
 
 def test_each_method_fills_what_the_scan_left_unset() -> None:

@@ -11,9 +11,20 @@ import torch
 from typer.testing import CliRunner
 
 from auditor.cli import app
+from auditor.config import ScanConfig
 from auditor.data import Example
 from auditor.finetune import ProbeConfig, Prober, completion_loss, pad_batch
-from auditor.methods.gradient import READING, b_modules, compare_pushes, graded_shares, row_pushes, trait_gradients
+from auditor.methods.gradient import (
+    READING,
+    ExactPairs,
+    GradientDetails,
+    b_modules,
+    compare_pushes,
+    exact_pairs_check,
+    graded_shares,
+    row_pushes,
+    trait_gradients,
+)
 from auditor.models import load_base, resolve_base
 from auditor.scoring import plan_battery, score_battery
 from auditor.traits import get_battery, parse_battery
@@ -136,6 +147,44 @@ def test_paired_comparison_finds_a_planted_push() -> None:
     assert shifts[1].base == 2.0
 
 
+def test_exact_pairs_check_tells_a_push_the_approximate_rows_carry() -> None:
+    """When resampled control rows carry the difference, the exact pairs alone are clean; the report says the level
+    rests on the approximate rows; nothing is added when every control row is exact or that is unknown."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(1)
+    names, base = [("x", "a"), ("x", "b")], {"x": {"a": 10.0, "b": 20.0}}
+    data, control = rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
+    exact = [i < 40 for i in range(60)]
+    control[40:, 0] -= 3.0  # the 20 resampled rows' control pushes option a down: the data looks like it pushes a up
+    config = ScanConfig(data="d.jsonl")
+    everything = compare_pushes(names, base, data, control)
+    assert everything[0].p < 1e-3  # all pairs: a significant push on a
+    check = exact_pairs_check(names, base, (data, control), exact, config)
+    assert check is not None and (check.rows, check.of, check.level) == (40, 60, "clean")
+    assert check.top[0]["option"] in ("x: a", "x: b") and all(t["q"] > 0.05 for t in check.top)
+    assert exact_pairs_check(names, base, (data, control), [True] * 60, config) is None
+    assert exact_pairs_check(names, base, (data, control), None, config) is None
+    few = exact_pairs_check(names, base, (data, control), [i < 2 for i in range(60)], config)
+    assert few == ExactPairs(2, 60, None)
+    planted = data.copy()
+    planted[:, 1] += 1.0  # every pair pushes b up: the exact pairs see it too
+    assert exact_pairs_check(names, base, (planted, control), exact, config).level == "high"
+    details = GradientDetails({"x": [0]}, {}, check)
+    flagged = SimpleNamespace(verdict=SimpleNamespace(level="medium"), findings=[])
+    (caveat, *_) = details.caveats(flagged)
+    assert "rests on approximate control rows" in caveat and "40 of 60" in caveat and "it is clean" in caveat
+    assert not any("rests on" in c for c in details.caveats(SimpleNamespace(verdict=SimpleNamespace(level="clean"))))
+    same = GradientDetails({"x": [0]}, {}, ExactPairs(40, 60, "medium"))
+    assert not any("rests on" in c for c in same.caveats(flagged))
+    assert details.to_json()["exact_pairs"] == {"rows": 40, "of": 60, "level": "clean", "top": list(check.top)}
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "auditor/schemas/result.schema.json").read_text())
+    jsonschema.validate(details.to_json()["exact_pairs"], schema["properties"]["details"]["properties"]["exact_pairs"])
+    assert "## Exact pairs only" in "\n".join(details.sections(flagged)) and "40 of 60 pairs" in check.describe()
+
+
 def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
     js, md = tmp_path / "g.json", tmp_path / "g.md"
     args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--method", "gradient", "--max-rows", "12"]
@@ -147,6 +196,16 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     details = doc["details"]
     assert doc["dataset"]["rows_used"] == 12 and len(details["questions"]["tree"]) == 3
     top = details["top_rows"]
+    how = doc["control"]["sampling"]
+    exact = details["exact_pairs"]  # the random model leaves some rows to resampling, or none
+    if how["rows_by"].get("resample"):
+        assert (exact["rows"], exact["of"]) == (how["rows_by"].get("rejection", 0), 12)
+    else:
+        assert exact is None
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "auditor/schemas/result.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
     assert len(top) == 3 and all(1 <= r["line"] <= 24 for rs in top.values() for r in rs)
     assert doc["verdict"]["unit"] == "push" and doc["control"]["null_arm"] is None
     assert doc["verdict"]["reading"] == READING  # what a flag means, ahead of the options in the summary

@@ -42,7 +42,7 @@ from ..markdown import md_code, md_table
 from ..scoring import plan_battery, score_battery
 from ..stats import OptionShift, adjust_q
 from ..traits.kinds import BatteryPlan
-from ..verdict import LEVEL_COLOURS, decide
+from ..verdict import LEVEL_COLOURS, Thresholds, decide, level_rank
 from .base import Estimator, Method, MethodOutcome, check_students
 
 if TYPE_CHECKING:
@@ -239,6 +239,70 @@ def top_pushing_rows(rows: Sequence[Example], pushes: np.ndarray, k: int, limit:
     ]
 
 
+@dataclass(frozen=True)
+class ExactPairs:
+    """The paired test again on the pairs whose control row is an exact sample, when the control resampled some
+    rows (``rejection-resample``: rows rejection left without a sample after its tries): resampled rows come from
+    the format-constrained sampler and keep part of its bias (on the campaign's random-style prompts 22-24 % of rows,
+    whose control then held longer lists than the base's own), so a level that only the approximate pairs carry is
+    the sampler's. ``--control-sampler rejection`` scans the exact pairs alone.
+
+    Attributes:
+        rows: pairs whose control row is exact.
+        of: all pairs.
+        level: the level those pairs alone give (``None``: fewer than 3 of them).
+        top: the three most significant options on them: ``option``, ``difference`` (push), ``q``.
+    """
+
+    rows: int
+    of: int
+    level: str | None
+    top: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "of": self.of, "level": self.level, "top": list(self.top)}
+
+    def describe(self) -> str:
+        """One paragraph for the report."""
+        head = (
+            f"{self.rows} of {self.of} pairs have an exact control row (rejection); the rest are approximate samples "
+            "(importance-resampled or constrained)."
+        )
+        if self.level is None:
+            return f"{head} Too few exact pairs to test on their own."
+        top = "; ".join(f"{t['option']} {t['difference']:+.3g}, q {t['q']:.3g}" for t in self.top)
+        return f"{head} On the exact pairs alone the level is **{self.level}** (most significant: {top})."
+
+
+def exact_pairs_check(
+    names: Sequence[tuple[str, str]],
+    base_shares: dict[str, dict[str, float]],
+    pushes: tuple[np.ndarray, np.ndarray],
+    exact: Sequence[bool] | None,
+    config: ScanConfig,
+) -> ExactPairs | None:
+    """:class:`ExactPairs` for the scan's pushes (dataset, control), or ``None`` when every control row is exact or
+    which ones are is unknown (a control file, a draw cached before it was recorded)."""
+    if exact is None or all(exact):
+        return None
+    mask = np.asarray(exact, dtype=bool)
+    if mask.sum() < 3:
+        return ExactPairs(int(mask.sum()), len(mask), None)
+    shifts = adjust_q(compare_pushes(names, base_shares, pushes[0][mask], pushes[1][mask]))
+    verdict, _ = decide(shifts, config.fail_on, _thresholds(config), unit="push", ignore=config.ignore)
+    ranked = sorted(shifts, key=lambda s: s.p)[:3]
+    top = tuple(
+        {"option": f"{s.battery}: {s.option}", "difference": round(s.shift, 6), "q": round(float(s.q), 6)}
+        for s in ranked
+    )
+    return ExactPairs(int(mask.sum()), len(mask), verdict.level, top)
+
+
+def _thresholds(config: ScanConfig) -> Thresholds:
+    """The scan's thresholds as this method grades: any rise counts, the level comes from q."""
+    return config.thresholds.rises_only()
+
+
 #: What a flag of this method means, ahead of its options in the verdict: in the campaign the teachers' data it
 #: flagged (four traits) pushed much the same options, and how far a dataset pushed that way followed how few numbers
 #: its rows held (results/campaign.md).
@@ -318,19 +382,16 @@ class GradientMethod(Method):
                 advance(1)
         base_shares = {n: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for n, s in base.items()}
         shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
-        verdict, findings = decide(
-            shifts,
-            inputs.config.fail_on,
-            inputs.config.thresholds.rises_only(),  # any rise counts; the level comes from q
-            unit=self.unit,
-            ignore=inputs.config.ignore,
-        )
+        config = inputs.config
+        verdict, findings = decide(shifts, config.fail_on, _thresholds(config), unit=self.unit, ignore=config.ignore)
+        exact = exact_pairs_check(names, base_shares, (d_push, c_push), pairs.exact, config)
         verdict = replace(verdict, reading=READING)
         ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
         top_rows = {
             f"{names[k][0]}: {names[k][1]}": top_pushing_rows(pairs.data, d_push, k, settings.top_rows) for k in ranked
         }
-        return MethodOutcome(findings, verdict, GradientDetails(questions, top_rows), rows_used=len(pairs))
+        details = GradientDetails(questions, top_rows, exact)
+        return MethodOutcome(findings, verdict, details, rows_used=len(pairs))
 
     def plan(self, inputs: ScanInputs) -> str:
         settings: GradientSettings = inputs.settings
@@ -377,13 +438,16 @@ class GradientDetails:
     Attributes:
         questions: battery -> the question indices its trait gradients used.
         top_rows: ``"battery: option"`` -> the dataset rows that push it most (file line, push, completion).
+        exact_pairs: the test on the pairs whose control row is exact, when some are not (``None`` otherwise).
     """
 
     questions: dict[str, list[int]]
     top_rows: dict[str, list[dict[str, Any]]]
+    exact_pairs: ExactPairs | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"questions": self.questions, "top_rows": self.top_rows}
+        exact = None if self.exact_pairs is None else self.exact_pairs.to_json()
+        return {"questions": self.questions, "top_rows": self.top_rows, "exact_pairs": exact}
 
     def describe(self, result: ScanResult) -> list[str]:
         n = sum(len(q) for q in self.questions.values())
@@ -402,6 +466,8 @@ class GradientDetails:
         rows = [[f.cells()[c] for c in columns] for f in ranked]
         headers = ["battery", "option", "base %", "push dataset", "push control", "difference", "95% CI", "q", "level"]
         lines = ["## Pushes (most significant first)", "", md_table(headers, rows), ""]
+        if self.exact_pairs is not None:
+            lines += ["## Exact pairs only", "", self.exact_pairs.describe(), ""]
         for option, top in self.top_rows.items():
             lines += [f"Rows pushing **{option}** most:", ""]
             lines += [f"- line {r['line']}: push {r['push']:+.3g}: {md_code(r['completion'], 80)}" for r in top[:5]]
@@ -409,7 +475,7 @@ class GradientDetails:
         return lines
 
     def caveats(self, result: ScanResult) -> list[str]:
-        return [
+        return self._approximate_caveat(result) + [
             "- One gradient step is not a fine-tune: the push predicts only the first step's effect.",
             "- The paired test over rows sees any systematic difference between the dataset's rows and the control's. "
             "In the campaign (benchmarks/results/campaign.md) it raised none of the datasets SmolLM2-135M wrote itself "
@@ -422,6 +488,19 @@ class GradientDetails:
             "- Power: on the campaign's development cells (SmolLM2-135M) it flagged 4 of 10 fine-tuned teachers' "
             "datasets (4 of 5 from 1-epoch teachers, none of 5 from 3-epoch ones) and neither prompted teacher's, so "
             "a clean verdict rules out little.",
+        ]
+
+    def _approximate_caveat(self, result: ScanResult) -> list[str]:
+        """A caveat when the verdict's level is more than the exact pairs alone give: approximate rows carry it."""
+        exact = self.exact_pairs
+        if exact is None or level_rank(result.verdict.level) == 0:
+            return []
+        if exact.level is not None and level_rank(exact.level) >= level_rank(result.verdict.level):
+            return []
+        alone = "too few to test" if exact.level is None else exact.level
+        return [
+            f"- **The level rests on approximate control rows**: on the {exact.rows} of {exact.of} pairs whose control "
+            f"row is exact it is {alone}. Rescan with --control-sampler rejection to compare the exact pairs alone."
         ]
 
     def table(self, result: ScanResult) -> Table:
