@@ -23,7 +23,8 @@ cat > "$logs/keeper.sh" <<KEEPER
 cd "$src/benchmarks"
 export OMP_NUM_THREADS=1 PYTHONPATH="$src"
 while true; do
-  n=\$(pgrep -fc "^$py campaign.py run" || true)
+  # workers, and cells still running whose worker is gone (a handover to a new frozen copy leaves them orphaned)
+  n=\$(( \$(pgrep -fc "^$py campaign.py run" || true) + \$(pgrep -P 1 -fc "campaign.py cell" || true) ))
   if [ "\$n" -lt "$workers" ]; then
     echo "\$(date -u +%H:%M) starting a worker (\$n running)" >> "$logs/keeper.log"
     nohup bash -c "$py campaign.py run --split profile; $py campaign.py run --split dev; $py campaign.py run --split heldout" >> "$logs/workers.log" 2>&1 &
