@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import campaign
+import campaign_exact_pairs
 import campaign_meaning
 import campaign_teacher
 import numpy as np
@@ -401,6 +402,9 @@ def write_report() -> dict[str, Any]:
     lines += ["", *campaign_meaning.g_direction_lines(blob["g_direction"])]
     blob["g_and_row_count"] = campaign_meaning.g_and_row_count(records, levels, FAIL_ON)
     lines += ["", *campaign_meaning.g_and_row_count_lines(blob["g_and_row_count"])]
+    held_done = all(c.id in records for c in CELLS if c.split == "heldout")
+    blob["exact_pairs"] = campaign_exact_pairs.exact_pairs_check(records, levels, FAIL_ON, held_done)
+    lines += ["", *campaign_exact_pairs.exact_pairs_lines(blob["exact_pairs"])]
     blob["control_fidelity"] = campaign_meaning.control_fidelity(records)
     lines += ["", *campaign_meaning.control_fidelity_lines(blob["control_fidelity"])]
     nulls = [r for r in records.values() if is_null_pair(r)]

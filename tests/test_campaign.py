@@ -944,3 +944,37 @@ def test_a_gradient_block_keeps_the_exact_pairs_and_the_rows_each_sampler_gave(b
     assert mixed["rows_by"] == {"rejection": 98, "resample": 27} and mixed["level"] == "low"
     exact = campaign.gradient_block(result(None, {"rejection": 125}))
     assert exact["exact_pairs"] is None and exact["rows_by"] == {"rejection": 125}
+
+
+def test_amendment_5_grades_e_g_only_where_the_record_keeps_the_block() -> None:
+    """E-G is the exact pairs' level, G's where every control row is exact, ungraded without the block; the choice
+    waits for every held-out cell and keeps rejection alone only if it flags no more negatives, no fewer positives."""
+    import campaign_exact_pairs as ep
+
+    def rec(truth, block, split="heldout", teacher="fine-tuned"):
+        return {"truth": truth, "split": split, "teacher": teacher, "gradient": {"level": "x", **block}}
+
+    mixed_clean = {"exact_pairs": {"rows": 98, "of": 125, "level": "low", "top": []}, "rows_by": {"rejection": 98}}
+    all_exact = {"exact_pairs": None, "rows_by": {"rejection": 120}}
+    unknown = {"exact_pairs": None, "rows_by": {"rejection": 90, "resample": 30}}
+    few = {"exact_pairs": {"rows": 2, "of": 125, "level": None, "top": []}, "rows_by": {"rejection": 2}}
+    assert ep.exact_pairs_level(rec("negative", mixed_clean), "medium") == "low"
+    assert ep.exact_pairs_level(rec("negative", all_exact), "medium") == "medium"
+    assert ep.exact_pairs_level(rec("negative", unknown), "medium") is None
+    assert ep.exact_pairs_level(rec("negative", few), "high") == "clean"
+    assert ep.exact_pairs_level(rec("negative", {}), "medium") is None  # made before 0.4.1
+    assert ep.exact_pairs_level(rec("negative", mixed_clean), None) is None  # G ungraded
+    records = {
+        "n1": rec("negative", mixed_clean, teacher="base"), "n2": rec("negative", all_exact, teacher="base"),
+        "p1": rec("positive", all_exact), "p2": rec("positive", mixed_clean), "old": rec("negative", {}),
+        "dev": rec("negative", mixed_clean, split="dev"), "prompted": rec("positive", all_exact, teacher="prompted"),
+    }  # fmt: skip
+    levels = {"n1": "medium", "n2": "clean", "p1": "high", "p2": "medium", "old": "high", "dev": "high"}
+    found = ep.exact_pairs_check(records, levels, "medium", done=False)
+    assert found["counts"] == {"negative": {"cells": 2, "G": 1, "E-G": 0}, "positive": {"cells": 2, "G": 2, "E-G": 1}}
+    assert found["choice"] is None and [c["cell"] for c in found["cells"]] == ["n1", "n2", "p1", "p2"]
+    assert ep.exact_pairs_check(records, levels, "medium", done=True)["choice"] == "rejection-resample"  # lost p2
+    levels["p2"] = "low"
+    assert ep.exact_pairs_check(records, levels, "medium", done=True)["choice"] == "rejection"
+    lines = "\n".join(ep.exact_pairs_lines(ep.exact_pairs_check(records, levels, "medium", done=True)))
+    assert "| n1 | medium | low | 98 of 125 |" in lines and "becomes rejection" in lines
