@@ -147,6 +147,44 @@ def test_paired_comparison_finds_a_planted_push() -> None:
     assert shifts[1].base == 2.0
 
 
+def test_row_pushes_are_kept_batch_by_batch_and_an_interrupted_run_replays_them(
+    prober: Prober, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.journal import Journal
+    from auditor.methods import gradient
+
+    plan = plan_battery(prober.loaded.tokenizer, get_battery("tree"))
+    _, grads = trait_gradients(prober, [plan], {"tree": [1, 2]})
+    data = rows(7)
+    straight = row_pushes(prober, data, grads, batch_size=2)  # 4 batches, nothing kept
+    real, calls = gradient.pad_batch, []
+
+    def stopping_after(n: int):
+        def pad(*args, **kwargs):
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        return pad
+
+    path = tmp_path / "pushes.jsonl"
+    monkeypatch.setattr(gradient, "pad_batch", stopping_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        row_pushes(prober, data, grads, 2, Journal(path), "dataset")
+    assert len(path.read_text().splitlines()) == 2  # the 2 finished batches
+    calls.clear()
+    monkeypatch.setattr(gradient, "pad_batch", stopping_after(10**6))
+    resumed = row_pushes(prober, data, grads, 2, Journal(path), "dataset")
+    assert len(calls) == 2 and np.array_equal(resumed, straight)  # 2 replayed, 2 computed, the same pushes
+    calls.clear()
+    again = Journal(path)
+    assert np.array_equal(row_pushes(prober, data, grads, 2, again, "dataset"), straight) and not calls
+    assert again.replayed == 4
+    row_pushes(prober, data, grads, 2, Journal(path), "control")  # another arm at the same place: computed
+    assert len(calls) == 4
+
+
 def test_exact_pairs_check_tells_a_push_the_approximate_rows_carry() -> None:
     """When resampled control rows carry the difference, the exact pairs alone are clean; the report says the level
     rests on the approximate rows; nothing is added when every control row is exact or that is unknown."""
@@ -185,7 +223,9 @@ def test_exact_pairs_check_tells_a_push_the_approximate_rows_carry() -> None:
     assert "## Exact pairs only" in "\n".join(details.sections(flagged)) and "40 of 60 pairs" in check.describe()
 
 
-def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+def test_gradient_scan_cli(
+    tiny_model_dir: Path, numbers_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     js, md = tmp_path / "g.json", tmp_path / "g.md"
     args = ["scan", str(numbers_file), "--base", str(tiny_model_dir), "--method", "gradient", "--max-rows", "12"]
     args += ["--traits", "tree", "--method-arg", "questions=3", "--quiet", "--json", str(js), "--report", str(md)]
@@ -225,6 +265,16 @@ def test_gradient_scan_cli(tiny_model_dir: Path, numbers_file: Path, tmp_path: P
     assert how["count"] == "any" and sum(how["rows_by"].values()) == 12
     bad = runner.invoke(app, [*args[:6], "--method", "gradient", "--scoring", "sampled", "--quiet"])
     assert bad.exit_code == 2 and "--scoring is a setting of --method probe" in bad.output
+    # the rows' pushes are kept in the run folder batch by batch: the same scan again computes none of them
+    from auditor.methods import gradient
+
+    assert len((Path(doc["run_dir"]) / gradient.PUSHES_FILE).read_text().splitlines()) == 2 * 2  # 12 rows, batches of 8
+    computed, arms = [], []
+    monkeypatch.setattr(gradient, "pad_batch", lambda *a, **k: computed.append(1) or pad_batch(*a, **k))
+    monkeypatch.setattr(gradient, "row_pushes", lambda *a, **k: arms.append(a[5]) or row_pushes(*a, **k))
+    again = runner.invoke(app, args)
+    assert again.exit_code == res.exit_code and arms == ["dataset", "control"] and not computed
+    assert json.loads(js.read_text())["findings"] == doc["findings"]
 
 
 def test_python_api_scan_runs_the_gradient_method(tiny_model_dir: Path, numbers_file: Path) -> None:

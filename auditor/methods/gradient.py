@@ -38,6 +38,7 @@ from ..data import Example
 from ..errors import InputError
 from ..finetune import ProbeConfig, Prober, pad_batch
 from ..inputs import Controls, ScanInputs
+from ..journal import Journal
 from ..markdown import md_code, md_table
 from ..scoring import plan_battery, score_battery
 from ..stats import OptionShift, adjust_q
@@ -58,6 +59,11 @@ ROW_BATCH = 8
 #: Bumped when :func:`trait_gradients` or the adapter's initialisation changes what it computes (cached values of an
 #: older version are not read).
 TRAIT_GRADIENTS_VERSION = 1
+#: Bumped when :func:`row_pushes` changes what it computes (a run folder's recorded pushes of an older version are
+#: computed again).
+ROW_PUSHES_VERSION = 1
+#: Each batch of row pushes, recorded in the run folder as it finishes (:class:`~auditor.journal.Journal`).
+PUSHES_FILE = "pushes.jsonl"
 
 
 @dataclass(frozen=True)
@@ -140,9 +146,16 @@ def gradient_key(inputs: ScanInputs, questions: dict[str, list[int]]) -> dict[st
 
 
 def row_pushes(
-    prober: Prober, rows: Sequence[Example], grads: dict[str, Tensor], batch_size: int = ROW_BATCH
+    prober: Prober,
+    rows: Sequence[Example],
+    grads: dict[str, Tensor],
+    batch_size: int = ROW_BATCH,
+    journal: Journal | None = None,
+    arm: str = "",
 ) -> np.ndarray:
-    """``[rows, options]``: ``-g_k . grad L_r`` for every row (its per-row mean completion loss)."""
+    """``[rows, options]``: ``-g_k . grad L_r`` for every row (its per-row mean completion loss). With a
+    ``journal``, each batch's pushes are recorded as they finish (keyed by ``arm`` and the rows' file lines), and a
+    run that finds them replays them instead of computing them again."""
     import torch
 
     loaded = prober.loaded
@@ -164,32 +177,46 @@ def row_pushes(
     n_options = next(iter(grads.values())).shape[0]
     push = np.zeros((len(rows), n_options))
     pad = loaded.tokenizer.pad_token_id or 0
+    journal = journal or Journal(None)
+
+    def batch_pushes(idx: list[int]) -> np.ndarray:
+        ids, att, lab = pad_batch([encoded[i] for i in idx], pad)
+        ids, att, lab = ids.to(device), att.to(device), lab.to(device)
+        with torch.enable_grad(), loaded.train_autocast():
+            hidden = decoder(input_ids=ids, attention_mask=att).last_hidden_state
+            targets = lab[:, 1:]
+            keep = targets != -100
+            # the output layer only where a completion token is predicted (a third of a number row's positions):
+            # 32 rows of a number dataset took 75.5 and 73.2 s against 86.9 and 95.3 s with every position's
+            # logits (interleaved, 2 other jobs on the 2 cores); the same pushes up to fp32 rounding
+            logits = head(hidden[:, :-1][keep]).float()
+            token_loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+            per_token = keep.sum(dim=1).clamp(min=1)[keep.nonzero()[:, 0]]
+            (token_loss / per_token).sum().backward()  # the sum over rows of each row's mean token loss
+        total = torch.zeros((len(idx), n_options), device=device)
+        for name in modules:
+            per_example = torch.einsum("bto,bti->boi", outputs[name].float(), inputs[name].float())
+            total += torch.einsum("boi,koi->bk", per_example, grads[name].to(device))
+        prober.model.zero_grad(set_to_none=True)
+        return -total.cpu().double().numpy()
+
     try:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ids, att, lab = pad_batch([encoded[i] for i in idx], pad)
-            ids, att, lab = ids.to(device), att.to(device), lab.to(device)
-            with torch.enable_grad(), loaded.train_autocast():
-                hidden = decoder(input_ids=ids, attention_mask=att).last_hidden_state
-                targets = lab[:, 1:]
-                keep = targets != -100
-                # the output layer only where a completion token is predicted (a third of a number row's positions):
-                # 32 rows of a number dataset took 75.5 and 73.2 s against 86.9 and 95.3 s with every position's
-                # logits (interleaved, 2 other jobs on the 2 cores); the same pushes up to fp32 rounding
-                logits = head(hidden[:, :-1][keep]).float()
-                token_loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
-                per_token = keep.sum(dim=1).clamp(min=1)[keep.nonzero()[:, 0]]
-                (token_loss / per_token).sum().backward()  # the sum over rows of each row's mean token loss
-            total = torch.zeros((len(idx), n_options), device=device)
-            for name in modules:
-                per_example = torch.einsum("bto,bti->boi", outputs[name].float(), inputs[name].float())
-                total += torch.einsum("boi,koi->bk", per_example, grads[name].to(device))
-            push[idx] = -total.cpu().double().numpy()
-            prober.model.zero_grad(set_to_none=True)
+            key = ["pushes", ROW_PUSHES_VERSION, arm, [rows[i].line for i in idx]]
+            push[idx] = journal.step(key, lambda idx=idx: batch_pushes(idx), np.ndarray.tolist, np.asarray)
     finally:
         for h in handles:
             h.remove()
     return push
+
+
+def push_journal(run: RunFolder) -> Journal:
+    """The run folder's journal of row pushes: replayed when the scan resumes, started afresh when it does not."""
+    path = run.path / PUSHES_FILE
+    if not run.resume:
+        path.unlink(missing_ok=True)
+    return Journal(path)
 
 
 def compare_pushes(
@@ -373,12 +400,14 @@ class GradientMethod(Method):
                 grads = {name: g.to(inputs.loaded.device) for name, g in stored.items()}  # stored on the CPU
                 advance(len(plans))
         batch = settings.probe.batch_size
-        with timings.stage("row_gradients"):
+        # under the stage's lock: a scan sharing the run folder waits, then replays what this one recorded
+        with timings.stage("row_gradients"), run.stage_lock("pushes"):
+            journal = push_journal(run)
             with rep.stage("dataset rows (gradients)", total=1) as advance:
-                d_push = row_pushes(prober, pairs.data, grads, batch)
+                d_push = row_pushes(prober, pairs.data, grads, batch, journal, "dataset")
                 advance(1)
             with rep.stage("control rows (gradients)", total=1) as advance:
-                c_push = row_pushes(prober, pairs.control, grads, batch)
+                c_push = row_pushes(prober, pairs.control, grads, batch, journal, "control")
                 advance(1)
         base_shares = {n: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for n, s in base.items()}
         shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
