@@ -928,7 +928,7 @@ def test_a_gradient_block_keeps_the_exact_pairs_and_the_rows_each_sampler_gave(b
     from types import SimpleNamespace
 
     from auditor.conditional import ControlSampling
-    from auditor.methods.gradient import ExactPairs, GradientDetails
+    from auditor.methods.gradient_details import ExactPairs, GradientDetails
 
     campaign, _ = bench
 

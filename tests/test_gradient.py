@@ -16,8 +16,6 @@ from auditor.data import Example
 from auditor.finetune import ProbeConfig, Prober, completion_loss, pad_batch
 from auditor.methods.gradient import (
     READING,
-    ExactPairs,
-    GradientDetails,
     b_modules,
     compare_pushes,
     exact_pairs_check,
@@ -25,6 +23,7 @@ from auditor.methods.gradient import (
     row_pushes,
     trait_gradients,
 )
+from auditor.methods.gradient_details import ExactPairs, GradientDetails
 from auditor.models import load_base, resolve_base
 from auditor.scoring import plan_battery, score_battery
 from auditor.traits import get_battery, parse_battery
@@ -280,7 +279,6 @@ def test_gradient_scan_cli(
 def test_python_api_scan_runs_the_gradient_method(tiny_model_dir: Path, numbers_file: Path) -> None:
     """``auditor.scan`` honours ``method="gradient"`` (it once ran the probe whatever the method said)."""
     import auditor
-    from auditor.methods.gradient import GradientDetails
 
     config = auditor.ScanConfig(
         str(numbers_file),
