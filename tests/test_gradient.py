@@ -212,6 +212,12 @@ def test_exact_pairs_check_tells_a_push_the_approximate_rows_carry() -> None:
     (caveat, *_) = details.caveats(flagged)
     assert "rests on approximate control rows" in caveat and "40 of 60" in caveat and "it is clean" in caveat
     assert not any("rests on" in c for c in details.caveats(SimpleNamespace(verdict=SimpleNamespace(level="clean"))))
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(details.table(flagged))  # the terminal says it too, under the table
+    caption = " ".join(console.export_text().split())  # wrapped to the table's width
+    assert "rests on approximate control rows: on the 40 of 60 pairs whose control row is exact it is clean" in caption
     same = GradientDetails({"x": [0]}, {}, ExactPairs(40, 60, "medium"))
     assert not any("rests on" in c for c in same.caveats(flagged))
     assert details.to_json()["exact_pairs"] == {"rows": 40, "of": 60, "level": "clean", "top": list(check.top)}

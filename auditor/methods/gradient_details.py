@@ -110,22 +110,32 @@ class GradientDetails:
         ]
 
     def _approximate_caveat(self, result: ScanResult) -> list[str]:
-        """A caveat when the verdict's level is more than the exact pairs alone give: approximate rows carry it."""
+        note = self.resting_on_approximate_rows(result)
+        return [] if note is None else [f"- **{note[0]}**: {note[1]}"]
+
+    def resting_on_approximate_rows(self, result: ScanResult) -> tuple[str, str] | None:
+        """When the verdict's level is more than the exact pairs alone give (approximate rows carry it): a heading and
+        what to do, for the report's caveats and the terminal table's caption; else ``None``."""
         exact = self.exact_pairs
         if exact is None or level_rank(result.verdict.level) == 0:
-            return []
+            return None
         if exact.level is not None and level_rank(exact.level) >= level_rank(result.verdict.level):
-            return []
+            return None
         alone = "too few to test" if exact.level is None else exact.level
-        return [
-            f"- **The level rests on approximate control rows**: on the {exact.rows} of {exact.of} pairs whose control "
-            f"row is exact it is {alone}. Rescan with --control-sampler rejection to compare the exact pairs alone."
-        ]
+        return (
+            "The level rests on approximate control rows",
+            f"on the {exact.rows} of {exact.of} pairs whose control row is exact it is {alone}. Rescan with "
+            "--control-sampler rejection to compare the exact pairs alone.",
+        )
 
     def table(self, result: ScanResult) -> Table:
         from rich.table import Table
 
-        table = Table(title="subaudit (gradient): push of dataset rows minus control rows, per option")
+        note = self.resting_on_approximate_rows(result)
+        table = Table(
+            title="subaudit (gradient): push of dataset rows minus control rows, per option",
+            caption=None if note is None else f"{note[0]}: {note[1]}",
+        )
         columns = ["battery", "option", "base", "shift", "ci", "q", "level"]
         for col in ("battery", "option", "base %", "difference", "95% CI", "q", "level"):
             table.add_column(col, justify="right" if col in ("base %", "difference", "q") else "left")
