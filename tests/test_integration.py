@@ -85,6 +85,10 @@ def test_real_scan_with_the_default_method(real_model: Path, tmp_path: Path) -> 
     assert doc["method"] == "gradient" and doc["config"]["method"] == "gradient"
     sampling = doc["control"]["sampling"]
     assert sampling["count"] == "any" and sampling["rows_by"].get("rejection", 0) >= 1, sampling
+    exact = doc["details"]["exact_pairs"]  # the test on the exact pairs, when some control rows were resampled
+    resampled = sum(n for k, n in sampling["rows_by"].items() if k != "rejection")
+    assert (exact is None) == (resampled == 0), (exact, sampling)
+    assert exact is None or (exact["rows"], exact["of"]) == (sampling["rows_by"]["rejection"], 8)
     shifts = [f for f in doc["findings"] if f["battery"] == "animal"]
     assert len(shifts) == 26 and all(f["ci"][0] <= f["shift"] <= f["ci"][1] for f in shifts)
     assert doc["verdict"]["level"] in ("clean", "low", "medium", "high")
