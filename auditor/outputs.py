@@ -190,6 +190,8 @@ def to_pr_comment(result: ScanResult, top: int = 5) -> str:
     if v.transfer is not None:
         lines += [f"- {md_escape(v.transfer.line(), 600)}"]
     lines += [f"- {md_code(f.headline())}" for f in v.top[:top]] or ["- No option reached a level."]
+    if v.caveat:
+        lines += [f"- Read with: {md_escape(v.caveat, 600)}"]
     rows_differ = None if result.control is None else result.control.rows_summary()
     if rows_differ:
         lines += ["", md_escape(rows_differ, 600)]

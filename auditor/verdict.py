@@ -186,6 +186,7 @@ class Verdict:
     unit: str = "pp"  # what shifts are measured in (see Finding)
     transfer: Transfer | None = None  # calibrated scans: transfer and trait (see Transfer)
     reading: str | None = None  # what a flag means when its options are not a trait's name (the gradient method)
+    caveat: str | None = None  # what the level must be read with (the gradient method: it rests on approximate rows)
 
     @property
     def exit_code(self) -> int:
@@ -197,9 +198,10 @@ class Verdict:
         if self.top:
             lead = self.top[0].headline()
             more = f" (+{len(self.top) - 1} more)" if len(self.top) > 1 else ""
+            caveat = f" ({self.caveat})" if self.caveat else ""
             if self.reading:
-                return f"{self.level.upper()}: {self.reading}; most significant: {lead}{more}"
-            return f"{self.level.upper()}: {lead}{more}"
+                return f"{self.level.upper()}: {self.reading}; most significant: {lead}{more}{caveat}"
+            return f"{self.level.upper()}: {lead}{more}{caveat}"
         f = UNIT_FORMATS[self.unit][0]
         worst = (
             f" ({self.least_sensitive[1]:{f}} {self.unit} for the noisiest option, {self.least_sensitive[0]})"
@@ -238,6 +240,7 @@ class Verdict:
             "top": [f.headline() for f in self.top],
             "transfer": None if self.transfer is None else self.transfer.to_dict(),
             "reading": self.reading,
+            "caveat": self.caveat,
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -207,19 +208,24 @@ def test_exact_pairs_check_tells_a_push_the_approximate_rows_carry() -> None:
     planted = data.copy()
     planted[:, 1] += 1.0  # every pair pushes b up: the exact pairs see it too
     assert exact_pairs_check(names, base, (planted, control), exact, config).level == "high"
+    assert "clean on the 40 of 60 pairs whose control row is exact" in check.caveat("medium")
+    assert check.caveat("clean") is None and ExactPairs(40, 60, "medium").caveat("medium") is None
+    assert "too few to test on the 2 of 60" in few.caveat("low")
     details = GradientDetails({"x": [0]}, {}, check)
-    flagged = SimpleNamespace(verdict=SimpleNamespace(level="medium"), findings=[])
+    flagged = SimpleNamespace(verdict=SimpleNamespace(level="medium", caveat=check.caveat("medium")), findings=[])
     (caveat, *_) = details.caveats(flagged)
-    assert "rests on approximate control rows" in caveat and "40 of 60" in caveat and "it is clean" in caveat
-    assert not any("rests on" in c for c in details.caveats(SimpleNamespace(verdict=SimpleNamespace(level="clean"))))
-    from rich.console import Console
+    assert caveat.startswith("- **The level rests on approximate control rows") and "--control-sampler rej" in caveat
+    clean = SimpleNamespace(verdict=SimpleNamespace(level="clean", caveat=None))
+    assert not any("rests on" in c for c in details.caveats(clean))
+    # the verdict carries it wherever its summary goes (terminal, JUnit, JSON)
+    from auditor.stats import adjust_q
+    from auditor.verdict import decide
 
-    console = Console(record=True, width=200)
-    console.print(details.table(flagged))  # the terminal says it too, under the table
-    caption = " ".join(console.export_text().split())  # wrapped to the table's width
-    assert "rests on approximate control rows: on the 40 of 60 pairs whose control row is exact it is clean" in caption
-    same = GradientDetails({"x": [0]}, {}, ExactPairs(40, 60, "medium"))
-    assert not any("rests on" in c for c in same.caveats(flagged))
+    shifts = adjust_q(compare_pushes(names, base, data, control))
+    verdict, _ = decide(shifts, thresholds=config.thresholds.rises_only(), unit="push")
+    verdict = replace(verdict, caveat=check.caveat(verdict.level))
+    assert verdict.level != "clean" and verdict.summary().endswith(f"({check.caveat(verdict.level)})")
+    assert verdict.to_dict()["caveat"] == check.caveat(verdict.level)
     assert details.to_json()["exact_pairs"] == {"rows": 40, "of": 60, "level": "clean", "top": list(check.top)}
     import jsonschema
 

@@ -275,3 +275,19 @@ def test_the_report_says_how_the_rows_differ_from_the_controls(capsys: pytest.Ca
     assert "(the `--control` file's row paired with it;" in section and "own count of numbers" not in section
     print_summary(result, Console(force_terminal=False, width=200))
     assert "Rows unlike" not in capsys.readouterr().out and "Rows unlike" not in to_pr_comment(result)
+
+
+def test_a_verdicts_caveat_reaches_the_summary_the_pr_comment_and_junit() -> None:
+    """What the level must be read with (the gradient method: it rests on approximate control rows) goes wherever
+    the verdict does; without one nothing is added."""
+    import dataclasses
+
+    from auditor.outputs import to_junit, to_pr_comment
+
+    result = _result("p", "c")
+    assert "Read with" not in to_pr_comment(result) and result.verdict.caveat is None
+    caveat = "the level rests on approximate control rows: clean on the 40 of 60 pairs whose control row is exact"
+    result.verdict = dataclasses.replace(result.verdict, caveat=caveat)
+    assert result.verdict.summary().endswith(f"({caveat})")
+    assert f"- Read with: {caveat}" in to_pr_comment(result)
+    assert caveat in to_junit(result)

@@ -377,7 +377,7 @@ class GradientMethod(Method):
         config = inputs.config
         verdict, findings = decide(shifts, config.fail_on, _thresholds(config), unit=self.unit, ignore=config.ignore)
         exact = exact_pairs_check(names, base_shares, (d_push, c_push), pairs.exact, config)
-        verdict = replace(verdict, reading=READING)
+        verdict = replace(verdict, reading=READING, caveat=None if exact is None else exact.caveat(verdict.level))
         ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
         top_rows = {
             f"{names[k][0]}: {names[k][1]}": top_pushing_rows(pairs.data, d_push, k, settings.top_rows) for k in ranked

@@ -38,6 +38,17 @@ class ExactPairs:
     def to_json(self) -> dict[str, Any]:
         return {"rows": self.rows, "of": self.of, "level": self.level, "top": list(self.top)}
 
+    def caveat(self, level: str) -> str | None:
+        """When the verdict's ``level`` is more than these pairs alone give (approximate rows carry it), what the
+        level must be read with; else ``None``."""
+        if level_rank(level) == 0 or (self.level is not None and level_rank(self.level) >= level_rank(level)):
+            return None
+        alone = "too few to test" if self.level is None else self.level
+        return (
+            f"the level rests on approximate control rows: {alone} on the {self.rows} of {self.of} pairs whose "
+            "control row is exact"
+        )
+
     def describe(self) -> str:
         """One paragraph for the report."""
         head = (
@@ -110,32 +121,16 @@ class GradientDetails:
         ]
 
     def _approximate_caveat(self, result: ScanResult) -> list[str]:
-        note = self.resting_on_approximate_rows(result)
-        return [] if note is None else [f"- **{note[0]}**: {note[1]}"]
-
-    def resting_on_approximate_rows(self, result: ScanResult) -> tuple[str, str] | None:
-        """When the verdict's level is more than the exact pairs alone give (approximate rows carry it): a heading and
-        what to do, for the report's caveats and the terminal table's caption; else ``None``."""
-        exact = self.exact_pairs
-        if exact is None or level_rank(result.verdict.level) == 0:
-            return None
-        if exact.level is not None and level_rank(exact.level) >= level_rank(result.verdict.level):
-            return None
-        alone = "too few to test" if exact.level is None else exact.level
-        return (
-            "The level rests on approximate control rows",
-            f"on the {exact.rows} of {exact.of} pairs whose control row is exact it is {alone}. Rescan with "
-            "--control-sampler rejection to compare the exact pairs alone.",
-        )
+        caveat = result.verdict.caveat
+        if caveat is None:
+            return []
+        advice = "Rescan with --control-sampler rejection to test the exact pairs alone."
+        return [f"- **{caveat[0].upper()}{caveat[1:]}.** {advice}"]
 
     def table(self, result: ScanResult) -> Table:
         from rich.table import Table
 
-        note = self.resting_on_approximate_rows(result)
-        table = Table(
-            title="subaudit (gradient): push of dataset rows minus control rows, per option",
-            caption=None if note is None else f"{note[0]}: {note[1]}",
-        )
+        table = Table(title="subaudit (gradient): push of dataset rows minus control rows, per option")
         columns = ["battery", "option", "base", "shift", "ci", "q", "level"]
         for col in ("battery", "option", "base %", "difference", "95% CI", "q", "level"):
             table.add_column(col, justify="right" if col in ("base %", "difference", "q") else "left")
