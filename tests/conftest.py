@@ -42,6 +42,19 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
+def stopping_after(real, calls: list, n: int):
+    """``real``, counting its calls in ``calls``, that raises KeyboardInterrupt instead of its call number ``n + 1``
+    (an interruption at a chosen step)."""
+
+    def wrapped(*args, **kwargs):
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    return wrapped
+
+
 def number_rows(n: int, seed: int = 0) -> list[dict]:
     import random
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from auditor.completion_formats.numbers import NumberCheck
 from auditor.conditional import ControlSampling, RowCheck, draw_rows, effective_size
 from auditor.data import load_dataset
+from tests.conftest import stopping_after as interrupting
 from tests.conftest import write_jsonl
 
 PROMPT = [{"role": "user", "content": "10,01"}]
@@ -394,16 +396,7 @@ def test_an_interrupted_control_draw_replays_its_finished_rounds(format_loaded, 
     ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
     sampling = ControlSampling("rejection-resample", tries=40)  # rounds of rejection, then importance resampling
     real, calls = conditional.draw_number_lists, []
-
-    def stopping_after(n: int):
-        def draw(*args, **kwargs):
-            if len(calls) == n:
-                raise KeyboardInterrupt
-            calls.append(1)
-            return real(*args, **kwargs)
-
-        return draw
-
+    stopping_after = partial(interrupting, real, calls)
     monkeypatch.setattr(conditional, "draw_number_lists", stopping_after(10**6))
     straight = build_control(format_loaded, ds, seed=2, sampling=sampling, use_cache=False)
     rounds = len(calls)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from auditor.methods.gradient_details import ExactPairs, GradientDetails
 from auditor.models import load_base, resolve_base
 from auditor.scoring import plan_battery, score_battery
 from auditor.traits import get_battery, parse_battery
+from tests.conftest import stopping_after as interrupting
 
 runner = CliRunner()
 
@@ -157,17 +159,8 @@ def test_row_pushes_are_kept_batch_by_batch_and_an_interrupted_run_replays_them(
     _, grads = trait_gradients(prober, [plan], {"tree": [1, 2]})
     data = rows(7)
     straight = row_pushes(prober, data, grads, batch_size=2)  # 4 batches, nothing kept
-    real, calls = gradient.pad_batch, []
-
-    def stopping_after(n: int):
-        def pad(*args, **kwargs):
-            if len(calls) == n:
-                raise KeyboardInterrupt
-            calls.append(1)
-            return real(*args, **kwargs)
-
-        return pad
-
+    calls: list = []
+    stopping_after = partial(interrupting, gradient.pad_batch, calls)
     path = tmp_path / "pushes.jsonl"
     monkeypatch.setattr(gradient, "pad_batch", stopping_after(2))
     with pytest.raises(KeyboardInterrupt):
