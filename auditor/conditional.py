@@ -147,23 +147,27 @@ class Draw:
 
     Attributes:
         texts: one completion per prompt; ``None`` where every try failed.
-        rows_by: rows that got their text from each sampler (``rejection``, ``resample``, ``constrained``).
+        samplers: per prompt, the sampler that gave its text (``rejection``, ``resample``, ``constrained``; ``None``
+            where every try failed).
         candidates: M of ``resample``.
         attempts: samples (tries) drawn in all.
         steps: decoding steps of the number rows' samples (what they cost; a rejected try counts the steps it ran).
         ess: mean effective sample size of the resampled rows, out of ``candidates`` (``None`` without any).
         pilot_keep_rate: the share of ``auto``'s pilot tries that passed (``None`` without a pilot).
-        samplers: per prompt, the sampler that gave its text (``None`` where every try failed).
     """
 
     texts: tuple[str | None, ...]
-    rows_by: dict[str, int]
+    samplers: tuple[str | None, ...]
     candidates: int
     attempts: int
     steps: int = 0
     ess: float | None = None
     pilot_keep_rate: float | None = None
-    samplers: tuple[str | None, ...] = ()
+
+    @property
+    def rows_by(self) -> dict[str, int]:
+        """Rows that got their text from each sampler."""
+        return {k: self.samplers.count(k) for k in ("rejection", "resample", "constrained")}
 
     @property
     def sampler(self) -> str:
@@ -231,7 +235,6 @@ class _Job:
         self.journal = journal or Journal(None)  # the rounds an interrupted draw finished (none kept without one)
         self.texts: list[str | None] = [None] * len(prompts)
         self.samplers: list[str | None] = [None] * len(prompts)
-        self.rows_by = {"rejection": 0, "resample": 0, "constrained": 0}
         self.attempts = self.attempts_constrained = self.accepted = self.steps = self.round = 0
         self.ess: list[float] = []
         self.pilot_keep_rate: float | None = None
@@ -240,7 +243,7 @@ class _Job:
     def result(self) -> Draw:
         ess = sum(self.ess) / len(self.ess) if self.ess else None
         m, samplers = self.sampling.candidates, tuple(self.samplers)
-        return Draw(tuple(self.texts), self.rows_by, m, self.attempts, self.steps, ess, self.pilot_keep_rate, samplers)
+        return Draw(tuple(self.texts), samplers, m, self.attempts, self.steps, ess, self.pilot_keep_rate)
 
     def _seed(self) -> int:
         self.round += 1
@@ -249,7 +252,6 @@ class _Job:
     def _keep(self, i: int, text: str, sampler: str) -> None:
         self.texts[i] = text
         self.samplers[i] = sampler
-        self.rows_by[sampler] += 1
         if self.progress:
             self.progress(1)
 

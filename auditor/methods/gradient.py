@@ -42,7 +42,7 @@ from ..journal import Journal
 from ..scoring import plan_battery, score_battery
 from ..stats import OptionShift, adjust_q
 from ..traits.kinds import BatteryPlan
-from ..verdict import Thresholds, decide
+from ..verdict import Finding, Verdict, decide
 from .base import Estimator, Method, MethodOutcome, check_students
 from .gradient_details import ExactPairs, GradientDetails
 
@@ -276,21 +276,22 @@ def exact_pairs_check(
     if exact is None or all(exact):
         return None
     mask = np.asarray(exact, dtype=bool)
-    if mask.sum() < 3:
-        return ExactPairs(int(mask.sum()), len(mask), None)
+    rows = int(mask.sum())
+    if rows < 3:
+        return ExactPairs(rows, len(mask), None)
     shifts = adjust_q(compare_pushes(names, base_shares, pushes[0][mask], pushes[1][mask]))
-    verdict, _ = decide(shifts, config.fail_on, _thresholds(config), unit="push", ignore=config.ignore)
+    verdict, _ = grade_pushes(shifts, config)
     ranked = sorted(shifts, key=lambda s: s.p)[:3]
     top = tuple(
         {"option": f"{s.battery}: {s.option}", "difference": round(s.shift, 6), "q": round(float(s.q), 6)}
         for s in ranked
     )
-    return ExactPairs(int(mask.sum()), len(mask), verdict.level, top)
+    return ExactPairs(rows, len(mask), verdict.level, top)
 
 
-def _thresholds(config: ScanConfig) -> Thresholds:
-    """The scan's thresholds as this method grades: any rise counts, the level comes from q."""
-    return config.thresholds.rises_only()
+def grade_pushes(shifts: list[OptionShift], config: ScanConfig) -> tuple[Verdict, list[Finding]]:
+    """The verdict on push differences at the scan's settings: any rise counts, the level comes from q."""
+    return decide(shifts, config.fail_on, config.thresholds.rises_only(), unit="push", ignore=config.ignore)
 
 
 #: What a flag of this method means, ahead of its options in the verdict: in the campaign the teachers' data it
@@ -374,9 +375,8 @@ class GradientMethod(Method):
                 advance(1)
         base_shares = {n: {o: float(v) for o, v in zip(s.options, s.share.mean(axis=0) * 100)} for n, s in base.items()}
         shifts = adjust_q(compare_pushes(names, base_shares, d_push, c_push))
-        config = inputs.config
-        verdict, findings = decide(shifts, config.fail_on, _thresholds(config), unit=self.unit, ignore=config.ignore)
-        exact = exact_pairs_check(names, base_shares, (d_push, c_push), pairs.exact, config)
+        verdict, findings = grade_pushes(shifts, inputs.config)
+        exact = exact_pairs_check(names, base_shares, (d_push, c_push), pairs.exact, inputs.config)
         verdict = replace(verdict, reading=READING, caveat=None if exact is None else exact.caveat(verdict.level))
         ranked = sorted(range(len(names)), key=lambda k: -shifts[k].shift)[:3]
         top_rows = {
