@@ -202,32 +202,10 @@ def parse_row(row: Any, path: str, line: int) -> Example:
         raise InputError(f"{where}: row must be a JSON object, got {_type_name(row)}{hint}")
     row = {k: v for k, v in row.items() if not _is_missing(v)}
     if "messages" in row:
-        msgs = _parse_messages(row["messages"], path, line, "messages")
-        if msgs[-1]["role"] != "assistant":
-            raise InputError(f"{where}: field 'messages' must end with an assistant message (the completion)")
-        prompt, completion = msgs[:-1], msgs[-1]["content"]
+        prompt, completion = _messages_row(row, path, line)
         extra = {k: v for k, v in row.items() if k != "messages"}
     elif "prompt" in row or "completion" in row:
-        if "completion" not in row:
-            raise InputError(f"{where}: field 'completion' is missing (prompt-only rows cannot be trained on)")
-        if "prompt" not in row:
-            raise InputError(f"{where}: field 'prompt' is missing")
-        p, c = row["prompt"], row["completion"]
-        if isinstance(p, str) and not p.lstrip().startswith("[{"):
-            _check_text(p, where, "prompt")
-            prompt = [{"role": "user", "content": p}]
-        else:
-            prompt = _parse_messages(p, path, line, "prompt")
-        if isinstance(c, str) and not c.lstrip().startswith("[{"):
-            _check_text(c, where, "completion")
-            completion = c
-        elif isinstance(c, (str, list)):
-            cm = _parse_messages(c, path, line, "completion")
-            if len(cm) != 1 or cm[0]["role"] != "assistant":
-                raise InputError(f"{where}: field 'completion' must hold exactly one assistant message")
-            completion = cm[0]["content"]
-        else:
-            raise InputError(f"{where}: field 'completion' must be a string or a list of messages")
+        prompt, completion = _prompt_completion_row(row, path, line)
         extra = {k: v for k, v in row.items() if k not in ("prompt", "completion")}
     elif "text" in row:
         return _text_row(row, where, line)
@@ -235,13 +213,50 @@ def parse_row(row: Any, path: str, line: int) -> Example:
         names = sorted(_clip(str(k)) for k in row)
         keys = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "none"
         raise InputError(f"{where}: row has neither 'messages', 'prompt'/'completion' nor 'text' (fields: {keys})")
+    _check_chat(prompt, completion, where)
+    return Example(prompt=tuple(prompt), completion=completion, line=line, meta=extra)
+
+
+def _messages_row(row: dict[str, Any], path: str, line: int) -> tuple[list[Message], str]:
+    """A ``messages`` row: the prompt is every message but the last, the assistant's answer."""
+    msgs = _parse_messages(row["messages"], path, line, "messages")
+    if msgs[-1]["role"] != "assistant":
+        raise InputError(f"{_where(path, line)}: field 'messages' must end with an assistant message (the completion)")
+    return msgs[:-1], msgs[-1]["content"]
+
+
+def _prompt_completion_row(row: dict[str, Any], path: str, line: int) -> tuple[list[Message], str]:
+    """A prompt-completion row, standard (strings) or conversational (lists of messages, or their JSON text)."""
+    where = _where(path, line)
+    if "completion" not in row:
+        raise InputError(f"{where}: field 'completion' is missing (prompt-only rows cannot be trained on)")
+    if "prompt" not in row:
+        raise InputError(f"{where}: field 'prompt' is missing")
+    p, c = row["prompt"], row["completion"]
+    if isinstance(p, str) and not p.lstrip().startswith("[{"):
+        _check_text(p, where, "prompt")
+        prompt = [{"role": "user", "content": p}]
+    else:
+        prompt = _parse_messages(p, path, line, "prompt")
+    if isinstance(c, str) and not c.lstrip().startswith("[{"):
+        _check_text(c, where, "completion")
+        return prompt, c
+    if not isinstance(c, (str, list)):
+        raise InputError(f"{where}: field 'completion' must be a string or a list of messages")
+    cm = _parse_messages(c, path, line, "completion")
+    if len(cm) != 1 or cm[0]["role"] != "assistant":
+        raise InputError(f"{where}: field 'completion' must hold exactly one assistant message")
+    return prompt, cm[0]["content"]
+
+
+def _check_chat(prompt: list[Message], completion: str, where: str) -> None:
+    """What every chat row needs: a user turn, a prompt that does not end with the answer, a non-blank answer."""
     if not any(m["role"] == "user" for m in prompt):
         raise InputError(f"{where}: the prompt has no user message")
     if any(m["role"] == "assistant" for m in prompt) and prompt[-1]["role"] == "assistant":
         raise InputError(f"{where}: the prompt must not end with an assistant message")
     if not completion.strip():
         raise InputError(f"{where}: field 'completion' is empty")
-    return Example(prompt=tuple(prompt), completion=completion, line=line, meta=extra)
 
 
 #: A ``text`` row (language modelling) is continued from its first words: the control's prompt.

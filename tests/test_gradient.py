@@ -134,6 +134,7 @@ def test_row_pushes_equal_per_row_gradients(prober: Prober) -> None:
         expected = -sum((grads[name] * gi).sum(dim=(1, 2)) for (name, _), gi in zip(modules, g))
         np.testing.assert_allclose(push[r], expected.double().numpy(), rtol=1e-3, atol=1e-7)
     assert all(p.grad is None for _, p in prober.adapter_parameters())  # nothing left behind
+    assert not any(m._forward_hooks for _, m in modules)  # the capturing hooks are gone
 
 
 def test_paired_comparison_finds_a_planted_push() -> None:
@@ -166,6 +167,7 @@ def test_row_pushes_are_kept_batch_by_batch_and_an_interrupted_run_replays_them(
     with pytest.raises(KeyboardInterrupt):
         row_pushes(prober, data, grads, 2, Journal(path), "dataset")
     assert len(path.read_text().splitlines()) == 2  # the 2 finished batches
+    assert not any(m._forward_hooks for _, m in b_modules(prober))  # removed on the interruption too
     calls.clear()
     monkeypatch.setattr(gradient, "pad_batch", stopping_after(10**6))
     resumed = row_pushes(prober, data, grads, 2, Journal(path), "dataset")

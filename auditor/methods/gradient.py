@@ -25,7 +25,8 @@ which trait they carry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +160,48 @@ def row_pushes(
     loaded = prober.loaded
     device = loaded.device
     modules = dict(b_modules(prober))
+    decoder, head = prober.model.get_decoder(), prober.model.get_output_embeddings()
+    encoded = prober.encode(rows)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # less padding
+    n_options = next(iter(grads.values())).shape[0]
+    push = np.zeros((len(rows), n_options))
+    pad = loaded.tokenizer.pad_token_id or 0
+    journal = journal or Journal(None)
+
+    with _captured_io(modules) as (inputs, outputs):
+
+        def batch_pushes(idx: list[int]) -> np.ndarray:
+            ids, att, lab = pad_batch([encoded[i] for i in idx], pad)
+            ids, att, lab = ids.to(device), att.to(device), lab.to(device)
+            with torch.enable_grad(), loaded.train_autocast():
+                hidden = decoder(input_ids=ids, attention_mask=att).last_hidden_state
+                targets = lab[:, 1:]
+                keep = targets != -100
+                # the output layer only where a completion token is predicted (a third of a number row's positions):
+                # 32 rows of a number dataset took 75.5 and 73.2 s against 86.9 and 95.3 s with every position's
+                # logits (interleaved, 2 other jobs on the 2 cores); the same pushes up to fp32 rounding
+                logits = head(hidden[:, :-1][keep]).float()
+                token_loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+                per_token = keep.sum(dim=1).clamp(min=1)[keep.nonzero()[:, 0]]
+                (token_loss / per_token).sum().backward()  # the sum over rows of each row's mean token loss
+            total = torch.zeros((len(idx), n_options), device=device)
+            for name in modules:
+                per_example = torch.einsum("bto,bti->boi", outputs[name].float(), inputs[name].float())
+                total += torch.einsum("boi,koi->bk", per_example, grads[name].to(device))
+            prober.model.zero_grad(set_to_none=True)
+            return -total.cpu().double().numpy()
+
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            key = ["pushes", ROW_PUSHES_VERSION, arm, [rows[i].line for i in idx]]
+            push[idx] = journal.step(key, lambda idx=idx: batch_pushes(idx), np.ndarray.tolist, np.asarray)
+    return push
+
+
+@contextmanager
+def _captured_io(modules: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """While open, each module's last forward input and the gradient of its output by name (what a per-example
+    gradient of a linear layer is made of); the hooks are removed on the way out."""
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
     handles = []
@@ -169,44 +212,11 @@ def row_pushes(
             out.register_hook(lambda g, name=name: outputs.__setitem__(name, g.detach()))
 
         handles.append(module.register_forward_hook(hook))
-    decoder, head = prober.model.get_decoder(), prober.model.get_output_embeddings()
-    encoded = prober.encode(rows)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # less padding
-    n_options = next(iter(grads.values())).shape[0]
-    push = np.zeros((len(rows), n_options))
-    pad = loaded.tokenizer.pad_token_id or 0
-    journal = journal or Journal(None)
-
-    def batch_pushes(idx: list[int]) -> np.ndarray:
-        ids, att, lab = pad_batch([encoded[i] for i in idx], pad)
-        ids, att, lab = ids.to(device), att.to(device), lab.to(device)
-        with torch.enable_grad(), loaded.train_autocast():
-            hidden = decoder(input_ids=ids, attention_mask=att).last_hidden_state
-            targets = lab[:, 1:]
-            keep = targets != -100
-            # the output layer only where a completion token is predicted (a third of a number row's positions):
-            # 32 rows of a number dataset took 75.5 and 73.2 s against 86.9 and 95.3 s with every position's
-            # logits (interleaved, 2 other jobs on the 2 cores); the same pushes up to fp32 rounding
-            logits = head(hidden[:, :-1][keep]).float()
-            token_loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
-            per_token = keep.sum(dim=1).clamp(min=1)[keep.nonzero()[:, 0]]
-            (token_loss / per_token).sum().backward()  # the sum over rows of each row's mean token loss
-        total = torch.zeros((len(idx), n_options), device=device)
-        for name in modules:
-            per_example = torch.einsum("bto,bti->boi", outputs[name].float(), inputs[name].float())
-            total += torch.einsum("boi,koi->bk", per_example, grads[name].to(device))
-        prober.model.zero_grad(set_to_none=True)
-        return -total.cpu().double().numpy()
-
     try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            key = ["pushes", ROW_PUSHES_VERSION, arm, [rows[i].line for i in idx]]
-            push[idx] = journal.step(key, lambda idx=idx: batch_pushes(idx), np.ndarray.tolist, np.asarray)
+        yield inputs, outputs
     finally:
         for h in handles:
             h.remove()
-    return push
 
 
 def push_journal(run: RunFolder) -> Journal:
