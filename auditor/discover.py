@@ -318,46 +318,66 @@ def profile_test(
     k = len(pairs.null)
     if k < 3 or not len(words):
         return None
-    null = pairs.matrix(pairs.null, words)
-    tested = np.isfinite(null)
-    x = np.log(np.maximum(prob_control, FLOOR))
-    xs = np.tile(x, (k, 1))
-    fit = fit_word_noise(null[tested], xs[tested])
-    trend = np.exp(fit[0] + fit[1] * x) if fit is not None else np.sqrt(np.nanmean(null**2))
-    k_w = tested.sum(axis=0)
-    sq = np.where(tested, null, 0.0) ** 2
-    var = (PRIOR_PAIRS * trend**2 + sq.sum(axis=0)) / (PRIOR_PAIRS + k_w)
-    generic, beta, g_var = np.zeros(len(words)), 0.0, np.zeros(len(words))
-    if pairs.decoys:
-        decoys = pairs.matrix(pairs.decoys, words)
-        seen = np.isfinite(decoys).sum(axis=0)
-        g = np.where(seen > 0, np.nansum(decoys, axis=0) / np.maximum(seen, 1), 0.0)
-        denom = float((g * g / var).sum())
-        beta = max(0.0, float((g * lift / var).sum()) / denom) if denom > 0 else 0.0
-        generic = beta * g
-        spread = np.nansum((decoys - g) ** 2, axis=0) / np.maximum(seen - 1, 1)
-        g_var = np.where(seen > 1, spread / np.maximum(seen, 1), 0.0)
+    var, k_w = _null_variance(words, prob_control, pairs)
+    generic, beta, g_var = _generic_direction(words, lift, var, pairs)
     se = np.sqrt(var + beta**2 * g_var)
     z = (lift - generic) / se
     p = student_t.sf(z, k_w + PRIOR_PAIRS)
     threshold = null_top_z(pairs) if calibrate else None
-    noise = (
+    return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), _noise_text(pairs, beta, threshold), threshold)
+
+
+def _null_variance(words: Sequence[str], prob_control: np.ndarray, pairs: PairLifts) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's variance of its lift under the null (the mean square of the null pairs that tested it, moderated
+    towards the trend over words with :data:`PRIOR_PAIRS` pairs' weight), and how many pairs tested it."""
+    null = pairs.matrix(pairs.null, words)
+    tested = np.isfinite(null)
+    x = np.log(np.maximum(prob_control, FLOOR))
+    xs = np.tile(x, (len(pairs.null), 1))
+    fit = fit_word_noise(null[tested], xs[tested])
+    trend = np.exp(fit[0] + fit[1] * x) if fit is not None else np.sqrt(np.nanmean(null**2))
+    k_w = tested.sum(axis=0)
+    sq = np.where(tested, null, 0.0) ** 2
+    return (PRIOR_PAIRS * trend**2 + sq.sum(axis=0)) / (PRIOR_PAIRS + k_w), k_w
+
+
+def _generic_direction(
+    words: Sequence[str], lift: np.ndarray, var: np.ndarray, pairs: PairLifts
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """The decoys' generic fine-tune direction in ``lift`` (``beta g``), ``beta`` and the variance of ``g``'s mean
+    per word; nothing removed without decoys."""
+    if not pairs.decoys:
+        return np.zeros(len(words)), 0.0, np.zeros(len(words))
+    decoys = pairs.matrix(pairs.decoys, words)
+    seen = np.isfinite(decoys).sum(axis=0)
+    g = np.where(seen > 0, np.nansum(decoys, axis=0) / np.maximum(seen, 1), 0.0)
+    denom = float((g * g / var).sum())
+    beta = max(0.0, float((g * lift / var).sum()) / denom) if denom > 0 else 0.0
+    spread = np.nansum((decoys - g) ** 2, axis=0) / np.maximum(seen - 1, 1)
+    return beta * g, beta, np.where(seen > 1, spread / np.maximum(seen, 1), 0.0)
+
+
+def _noise_text(pairs: PairLifts, beta: float, threshold: float | None) -> str:
+    """How the profile test measured each word's noise, for the report."""
+    k = len(pairs.null)
+    decoys = (
+        f"the mean lift of {len(pairs.decoys)} decoy teachers' students removed (beta = {beta:.2f}); "
+        if pairs.decoys
+        else "no decoys, no generic direction removed; "
+    )
+    listing = (
+        f"; a word is listed when its q passes and its z passes {threshold:.2f}, the largest z any null pair "
+        f"reached against the others, so at most 1 in {k + 1} datasets like the null pairs' lists a word"
+        if threshold is not None
+        else ""
+    )
+    return (
         f"the calibration profile's {k} null pairs: each word's variance of their lifts moderated towards the trend "
         f"over words ({PRIOR_PAIRS:g} pairs' weight); "
-        + (
-            f"the mean lift of {len(pairs.decoys)} decoy teachers' students removed (beta = {beta:.2f}); "
-            if pairs.decoys
-            else "no decoys, no generic direction removed; "
-        )
+        + decoys
         + f"one-sided Student t on up to {k + PRIOR_PAIRS:g} df; Benjamini-Hochberg over the words tested"
-        + (
-            f"; a word is listed when its q passes and its z passes {threshold:.2f}, the largest z any null pair "
-            f"reached against the others, so at most 1 in {k + 1} datasets like the null pairs' lists a word"
-            if threshold is not None
-            else ""
-        )
+        + listing
     )
-    return WordTest(generic, se, z, p, np.asarray(bh_q(p.tolist())), noise, threshold)
 
 
 def null_top_z(pairs: PairLifts) -> float | None:
