@@ -13,6 +13,7 @@ py="$repo/.venv/bin/python"
 "$py" campaign_report.py > /dev/null
 "$py" campaign_readouts.py > /dev/null
 "$py" campaign_option_words.py > /dev/null
+"$py" exact_pairs_posthoc.py report > /dev/null
 progress=$("$py" campaign.py progress)
 cd "$repo"
 git add benchmarks/results
