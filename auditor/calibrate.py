@@ -50,7 +50,8 @@ class CalibrateConfig:
         seed: the first null draw's prompt seed.
         out: also write the profile to this file.
         work_dir: where datasets, teachers and students are kept (default: in the cache, per base).
-        device, precision, trust_remote_code, allow_pickle: as for ``scan``.
+        device, precision, trust_remote_code, allow_pickle, chat_template: as for ``scan`` (the template is used
+            wherever the base is loaded: the null datasets, the decoy teachers, their data and the pairs' scans).
     """
 
     base: str | None = None
@@ -69,6 +70,7 @@ class CalibrateConfig:
     precision: str = "auto"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    chat_template: str | None = None
 
     def validate(self) -> None:
         generate_format(self.format)  # the prompts the pairs' datasets answer: a format ``generate`` writes
@@ -95,6 +97,7 @@ class CalibrateConfig:
             precision=self.precision,
             trust_remote_code=self.trust_remote_code,
             allow_pickle=self.allow_pickle,
+            chat_template=self.chat_template,
             run_dir=str(run_dir),
         )
 
@@ -109,7 +112,7 @@ def calibrate(config: CalibrateConfig, progress: Progress = lambda _m: None) -> 
     config.validate()
     spec = resolve_base(config.base)
     options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
-    fingerprint = options.load(spec).fingerprint
+    fingerprint = options.load(spec, chat_template=config.chat_template).fingerprint
     work = Path(config.work_dir) if config.work_dir else cache_dir() / "calibration" / fingerprint
     draws = [null_pair(config, work, config.seed + k, progress) for k in range(config.draws)]
     decoys = [decoy_pair(config, work, name, DECOY_SEED + j, progress) for j, name in enumerate(config.decoys)]
@@ -164,7 +167,14 @@ def null_pair(config: CalibrateConfig, work: Path, seed: int, progress: Progress
     from .generate import GenerateConfig
 
     data = work / "data" / f"null-{seed}.jsonl"
-    gen = GenerateConfig(out=str(data), teacher=config.base, format=config.format, rows=config.rows, seed=seed)
+    gen = GenerateConfig(
+        out=str(data),
+        teacher=config.base,
+        chat_template=config.chat_template,
+        format=config.format,
+        rows=config.rows,
+        seed=seed,
+    )
     return scan_pair(config, work, f"null-{seed}", seed, gen, progress)
 
 
@@ -190,11 +200,18 @@ def decoy_pair(config: CalibrateConfig, work: Path, name: str, seed: int, progre
                     precision=config.precision,
                     trust_remote_code=config.trust_remote_code,
                     allow_pickle=config.allow_pickle,
+                    chat_template=config.chat_template,
                 )
             )
     data = work / "data" / f"decoy-{name}.jsonl"
     gen = GenerateConfig(
-        out=str(data), teacher=config.base, adapter=str(teacher), format=config.format, rows=config.rows, seed=seed
+        out=str(data),
+        teacher=config.base,
+        chat_template=config.chat_template,
+        adapter=str(teacher),
+        format=config.format,
+        rows=config.rows,
+        seed=seed,
     )
     return scan_pair(config, work, name, seed, gen, progress)
 

@@ -107,6 +107,8 @@ class ScanConfig:
         resume: reuse finished stages found in ``run_dir``.
         trust_remote_code, allow_pickle: unsafe loading, off unless asked for.
         adapter: a peft LoRA folder merged into the base: the student is base + adapter.
+        chat_template: a Jinja chat template file for a base whose tokenizer ships none (it replaces the model's own
+            and enters the base's fingerprint); a teacher (``--teacher``) is loaded with it too.
         load_in_4bit: QLoRA students on a 4-bit base (CUDA with bitsandbytes only).
         device_map: ``auto`` spreads a base larger than one GPU over the devices.
         budget: a time budget (``10m``, ``90s``, ``1h``): rows (and the method's repeats, the probe's seeds) are
@@ -144,6 +146,7 @@ class ScanConfig:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     adapter: str | None = None
+    chat_template: str | None = None
     load_in_4bit: bool = False
     device_map: str | None = None
     budget: str | None = None
@@ -243,7 +246,7 @@ JSON_ORDER = (
     "null_control", "control_sampling", "gate", "teacher", "ignore", "traits", "seeds", "seed", "max_rows", "probe",
     "device", "precision", "fail_on", "thresholds", "n_boot", "run_dir", "resume", "trust_remote_code",
     "allow_pickle", "adapter", "load_in_4bit", "device_map", "budget", "scoring", "samples", "judge", "method",
-    "method_args", "min_rows",
+    "method_args", "min_rows", "chat_template",
 )  # fmt: skip
 
 

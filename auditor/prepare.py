@@ -46,7 +46,7 @@ def prepare_inputs(config: ScanConfig, reporter: Reporter | None = None, timings
         spec = resolve_base(config.base, config.revision)
     with timings.stage("load_base"):
         rep.note(f"loading base {spec.display}")
-        loaded = config.load_options().load(spec, adapter=config.adapter)
+        loaded = config.load_options().load(spec, chat_template=config.chat_template, adapter=config.adapter)
         judge = method.load_judge(config, settings, rep)
     inputs = ScanInputs(config, settings, dataset, batteries, spec, loaded, judge, rep, timings)
     with timings.stage("load_base"):

@@ -49,14 +49,14 @@ KINDS: dict[str, type] = {
     "teacher": str, "teacher_system": str, "discover": bool, "report": str, "json_out": str, "junit": str, "sarif": str,
     "pr_comment": str, "plots": str, "github": bool, "run_dir": str, "resume": bool, "trust_remote_code": bool,
     "allow_pickle": bool, "load_in_4bit": bool, "device_map": str, "adapter": str, "budget": str, "quiet": bool,
-    "min_rows": int,
+    "min_rows": int, "chat_template": str,
 }  # fmt: skip
 
 #: Settings that are ScanConfig fields of the same name.
 SCAN_FIELDS = (
     "split", "subset", "data_revision", "base", "revision", "control", "traits", "seed", "device", "precision",
     "fail_on", "run_dir", "resume", "trust_remote_code", "allow_pickle", "method", "adapter", "load_in_4bit",
-    "device_map", "budget", "min_rows",
+    "device_map", "budget", "min_rows", "chat_template",
 )  # fmt: skip
 #: Settings that are method settings of the same name (the probe's; ``method_args``, read back through the
 #: config's names for them): a method without one ignores it.

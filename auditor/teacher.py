@@ -45,7 +45,7 @@ class TeacherConfig:
             generate`` without an adapter), trained on with the chat set so that the teacher keeps writing that
             format and its data can be drawn exactly; ``None``: the chat set alone.
         keep_format_rows: how many ``keep_format`` rows (``None``: all of them).
-        device, precision, trust_remote_code, allow_pickle: as for ``scan``.
+        device, precision, trust_remote_code, allow_pickle, chat_template: as for ``scan``.
     """
 
     chat: str
@@ -64,6 +64,7 @@ class TeacherConfig:
     precision: str = "auto"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    chat_template: str | None = None
 
 
 @dataclass
@@ -129,7 +130,7 @@ def train_teacher(config: TeacherConfig, on_step: Callable[[int, float], None] |
     rows = [*chat, *kept]
     batteries = resolve_batteries(config.traits)
     options = LoadOptions(config.device, config.precision, config.trust_remote_code, config.allow_pickle)
-    loaded = options.load(resolve_base(config.base))
+    loaded = options.load(resolve_base(config.base), chat_template=config.chat_template)
     probe = ProbeConfig(
         rank=config.rank,
         alpha=config.alpha,

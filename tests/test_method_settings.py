@@ -33,7 +33,7 @@ def _inputs(config: ScanConfig, judge: object = None) -> ScanInputs:
 
 def test_scan_config_keeps_only_what_every_method_needs() -> None:
     names = {f.name for f in dataclasses.fields(ScanConfig)}
-    assert not names & set(LEGACY_SETTINGS) and len(names) == 28  # 27, then min_rows (every method's floor)
+    assert not names & set(LEGACY_SETTINGS) and len(names) == 29  # 27, min_rows, then chat_template (the base's)
     probe = {f.name for f in dataclasses.fields(ProbeSettings)}
     assert set(LEGACY_SETTINGS) <= probe and "probe" in {f.name for f in dataclasses.fields(GradientSettings)}
 
@@ -69,7 +69,7 @@ def test_the_json_config_block_keeps_its_layout() -> None:
         "calibration",
     ]
     assert d["seeds"] == 2 and d["method_args"] == {"discover": False} and d["probe"] == ProbeConfig().to_dict()
-    assert len(d) == 38 and list(d)[-1] == "min_rows"  # added last, so the old keys keep their order
+    assert len(d) == 39 and list(d)[-2:] == ["min_rows", "chat_template"]  # added last: the old keys keep their order
 
 
 def test_run_keys_are_the_ones_the_old_code_gave() -> None:

@@ -12,6 +12,7 @@ from .options import (
     AllowPickleOpt,
     AlphaOpt,
     BatchSizeOpt,
+    ChatTemplateOpt,
     DeviceOpt,
     PrecisionOpt,
     ProbeKindOpt,
@@ -51,6 +52,7 @@ def calibrate(
     precision: PrecisionOpt = "auto",
     trust_remote_code: TrustRemoteCodeOpt = False,
     allow_pickle: AllowPickleOpt = False,
+    chat_template: ChatTemplateOpt = None,
 ) -> None:
     """Measure how the base's students move on data that carries nothing (and on decoy teachers' data), for scans
     at this budget: a calibration profile, cached and used by `scan --calibration auto`. Resumes where it stopped."""
@@ -79,6 +81,7 @@ def calibrate(
         precision=precision,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
+        chat_template=chat_template,
     )
     try:
         profile = call(run_calibrate, config, lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import app, call, err, out
-from .options import AllowPickleOpt, DeviceOpt, PrecisionOpt, TrustRemoteCodeOpt
+from .options import AllowPickleOpt, ChatTemplateOpt, DeviceOpt, PrecisionOpt, TrustRemoteCodeOpt
 
 
 @app.command()
@@ -63,9 +63,7 @@ def generate(
     precision: PrecisionOpt = "auto",
     trust_remote_code: TrustRemoteCodeOpt = False,
     allow_pickle: AllowPickleOpt = False,
-    chat_template: Annotated[
-        str | None, typer.Option(help="Jinja chat template file, for a teacher that ships none.")
-    ] = None,
+    chat_template: ChatTemplateOpt = None,
 ) -> None:
     """Write a teacher dataset with known ground truth (numbers, code or reasoning), filtered as the paper did."""
     from ..generate import GenerateConfig

@@ -24,6 +24,14 @@ LoadIn4bitOpt = Annotated[
 DeviceMapOpt = Annotated[
     str | None, typer.Option(help="auto: spread a base larger than one GPU over the visible GPUs (accelerate).")
 ]
+ChatTemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A Jinja chat template file for a base whose tokenizer ships none (most pretrained bases: Llama 3 "
+        "8B, Gemma GGUFs; examples/templates/ has two); it replaces the model's own and enters its fingerprint.",
+        show_default=False,
+    ),
+]
 
 # The students' options (scan, calibrate; teacher shares the LoRA shape).
 ProbeKindOpt = Annotated[

@@ -16,6 +16,7 @@ from .options import (
     AllowPickleOpt,
     AlphaOpt,
     BatchSizeOpt,
+    ChatTemplateOpt,
     DeviceMapOpt,
     DeviceOpt,
     LoadIn4bitOpt,
@@ -242,6 +243,7 @@ def scan(
     adapter: Annotated[
         str | None, typer.Option(help="A peft LoRA folder merged into the base: scan base + adapter as the student.")
     ] = None,
+    chat_template: ChatTemplateOpt = None,
     budget: Annotated[
         str | None,
         typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import app, call, out
-from .options import AllowPickleOpt, AlphaOpt, DeviceOpt, PrecisionOpt, RankOpt, TrustRemoteCodeOpt
+from .options import AllowPickleOpt, AlphaOpt, ChatTemplateOpt, DeviceOpt, PrecisionOpt, RankOpt, TrustRemoteCodeOpt
 
 
 @app.command()
@@ -37,6 +37,7 @@ def teacher(
     precision: PrecisionOpt = "auto",
     trust_remote_code: TrustRemoteCodeOpt = False,
     allow_pickle: AllowPickleOpt = False,
+    chat_template: ChatTemplateOpt = None,
 ) -> None:
     """Fine-tune a base into a teacher with a trait (LoRA) and score it against the base."""
     from rich.table import Table
@@ -59,6 +60,7 @@ def teacher(
         precision=precision,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
+        chat_template=chat_template,
     )
     result = call(train_teacher, config)
     table = Table(title="teacher vs base: the options that rose most (share, pp)")

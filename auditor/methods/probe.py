@@ -626,13 +626,14 @@ def teacher_model(inputs: ScanInputs, prober: Prober, teacher: Teacher) -> Itera
 
 def load_teacher(inputs: ScanInputs, teacher: str) -> Any:
     """The teacher as a :class:`~auditor.models.LoadedModel`: a peft adapter folder is merged into a fresh copy of
-    the base; any other value is loaded as ``--base`` would be (with its own tokenizer)."""
+    the base; any other value is loaded as ``--base`` would be (with its own tokenizer); either with the scan's
+    ``--chat-template`` when one is given (the teacher shares the base)."""
     from ..models import resolve_base
 
-    options = inputs.config.load_options()
+    options, template = inputs.config.load_options(), inputs.config.chat_template
     if (Path(teacher) / "adapter_config.json").is_file():
-        return options.load(inputs.spec, adapter=teacher)
-    return options.load(resolve_base(teacher))
+        return options.load(inputs.spec, chat_template=template, adapter=teacher)
+    return options.load(resolve_base(teacher), chat_template=template)
 
 
 def discover_words(scan: ProbeScan, base: Readout, students: Students) -> Discovery:

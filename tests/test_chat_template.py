@@ -1,0 +1,141 @@
+"""``--chat-template FILE``: a base whose tokenizer ships no chat template (most pretrained bases) can be scanned,
+calibrated and fine-tuned into a teacher; every command that loads the base passes the template on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+
+runner = CliRunner()
+TEMPLATES = Path(__file__).resolve().parent.parent / "examples" / "templates"
+LLAMA3 = TEMPLATES / "llama3.jinja"
+
+
+@pytest.fixture(scope="module")
+def bare_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with its chat template removed, as a pretrained base ships."""
+    bare = tmp_path_factory.mktemp("bare") / "model"
+    shutil.copytree(tiny_model_dir, bare)
+    cfg_path = bare / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.pop("chat_template", None)
+    cfg_path.write_text(json.dumps(cfg))
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    return bare
+
+
+def test_the_llama3_template_keeps_the_prompt_a_prefix_of_the_conversation(bare_model_dir: Path) -> None:
+    """What completion-only loss needs: the prompt with its generation prompt is the start of the whole turn, and
+    the assistant's turn ends with a marker ``end_of_turn_ids`` knows."""
+    from auditor.chat import end_of_turn_ids
+    from auditor.models import load_base, resolve_base
+
+    loaded = load_base(resolve_base(str(bare_model_dir)), device="cpu", chat_template=str(LLAMA3))
+    tok = loaded.tokenizer
+    prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "Add numbers: 1, 2"}]
+    head = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    whole = tok.apply_chat_template([*prompt, {"role": "assistant", "content": "3, 4"}], tokenize=False)
+    assert head.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert whole == head + "3, 4<|eot_id|>"
+    assert "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>" in head
+    assert tok.eos_token_id in end_of_turn_ids(tok)
+
+
+def test_scan_refuses_a_base_without_a_template_and_runs_with_one(
+    bare_model_dir: Path, numbers_file: Path, tmp_path: Path
+) -> None:
+    args = ["scan", str(numbers_file), "--base", str(bare_model_dir), "--method", "gradient", "--max-rows", "8"]
+    args += ["--traits", "tree", "--method-arg", "questions=2", "--quiet"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 3 and "has no chat template" in refused.output and "--chat-template" in refused.output
+
+    js = tmp_path / "scan.json"
+    res = runner.invoke(app, [*args, "--chat-template", str(LLAMA3), "--json", str(js)])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads(js.read_text())
+    assert doc["config"]["chat_template"] == str(LLAMA3)
+    assert "+template:" in doc["base"]["fingerprint"] and doc["dataset"]["rows_used"] == 8
+
+
+def test_a_config_file_sets_the_template(bare_model_dir: Path, numbers_file: Path, tmp_path: Path) -> None:
+    from auditor.config import ScanConfig
+    from auditor.settings import resolve
+
+    toml = tmp_path / "subaudit.toml"
+    toml.write_text(f'chat-template = "{LLAMA3}"\n')
+    settings = resolve(ScanConfig(str(numbers_file)), config_file=toml)
+    assert settings.config.chat_template == str(LLAMA3) and settings.config.sources["chat_template"] == str(toml)
+    assert settings.config.setting("chat_template") == str(LLAMA3)
+
+
+def test_a_teacher_is_loaded_with_the_scans_template(
+    bare_model_dir: Path, numbers_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Teacher-aware mode: an adapter teacher (the base plus its adapter) and a teacher given as a model are both
+    loaded through the scan's ``--chat-template``."""
+    from types import SimpleNamespace
+
+    from auditor.config import ScanConfig
+    from auditor.methods import probe
+    from auditor.models import LoadOptions, resolve_base
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(LoadOptions, "load", lambda self, spec, **kw: calls.append((spec.location, kw)) or "loaded")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    config = ScanConfig(str(numbers_file), base=str(bare_model_dir), chat_template=str(LLAMA3))
+    inputs = SimpleNamespace(config=config, spec=resolve_base(str(bare_model_dir)))
+    assert probe.load_teacher(inputs, str(adapter)) == "loaded"
+    assert probe.load_teacher(inputs, str(bare_model_dir)) == "loaded"
+    assert [kw["chat_template"] for _, kw in calls] == [str(LLAMA3), str(LLAMA3)]
+    assert calls[0][1]["adapter"] == str(adapter)
+
+
+def test_calibrate_passes_the_template_to_every_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bare_model_dir: Path
+) -> None:
+    """``calibrate``: the null datasets, the decoy teachers, their data and the pairs' scans all use the template."""
+    from auditor import calibrate as calibration
+    from auditor import teacher
+
+    config = calibration.CalibrateConfig(base=str(bare_model_dir), chat_template=str(LLAMA3))
+    assert config.scan_config("d.jsonl", tmp_path).chat_template == str(LLAMA3)
+    generated, teachers = [], []
+    monkeypatch.setattr(calibration, "scan_pair", lambda config, work, name, seed, gen, progress: generated.append(gen))
+    monkeypatch.setattr(teacher, "train_teacher", teachers.append)
+    calibration.null_pair(config, tmp_path, 7, lambda _m: None)
+    calibration.decoy_pair(config, tmp_path, "pirate", 8, lambda _m: None)
+    assert [g.chat_template for g in generated] == [str(LLAMA3), str(LLAMA3)]
+    assert [t.chat_template for t in teachers] == [str(LLAMA3)]
+
+
+def test_teacher_and_calibrate_commands_take_the_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor import teacher
+    from auditor.calibration import build
+    from auditor.errors import InputError
+
+    seen: dict[str, object] = {}
+
+    def stop(name: str):
+        def record(config, *a, **k):
+            seen[name] = config.chat_template
+            raise InputError(f"{name} stopped here")
+
+        return record
+
+    monkeypatch.setattr(teacher, "train_teacher", stop("teacher"))
+    monkeypatch.setattr(build, "calibrate", stop("calibrate"))
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text('{"prompt": "hi", "completion": "owls"}\n')
+    res = runner.invoke(app, ["teacher", str(chat), "--out", str(tmp_path / "t"), "--chat-template", str(LLAMA3)])
+    assert res.exit_code == 2 and "teacher stopped here" in res.output, res.output
+    res = runner.invoke(app, ["calibrate", "--chat-template", str(LLAMA3)])
+    assert res.exit_code == 2 and "calibrate stopped here" in res.output, res.output
+    assert seen == {"teacher": str(LLAMA3), "calibrate": str(LLAMA3)}
