@@ -57,7 +57,11 @@ ALIASES: dict[str, Alias] = {
         ),
         Alias("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct"),
         Alias("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct"),
-        Alias("llama-3-8b", "meta-llama/Meta-Llama-3-8B", "gated on the hub"),
+        Alias(
+            "llama-3-8b",
+            "meta-llama/Meta-Llama-3-8B",
+            "gated on the hub; pretrained: with no chat template, --chat-template examples/templates/llama3.jinja",
+        ),
         Alias("llama-3-8b-instruct", "meta-llama/Meta-Llama-3-8B-Instruct", "gated on the hub"),
         Alias("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "gated on the hub"),
         Alias("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct", "gated on the hub"),

@@ -1,4 +1,4 @@
-"""``--chat-template FILE``: a base whose tokenizer ships no chat template (most pretrained bases) can be scanned,
+"""``--chat-template FILE``: a base whose tokenizer ships no chat template (many pretrained bases) can be scanned,
 calibrated and fine-tuned into a teacher; every command that loads the base passes the template on."""
 
 from __future__ import annotations
