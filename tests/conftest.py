@@ -20,6 +20,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bare_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with its chat template removed, as many pretrained bases ship."""
+    import shutil
+
+    bare = tmp_path_factory.mktemp("bare") / "model"
+    shutil.copytree(tiny_model_dir, bare)
+    cfg_path = bare / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.pop("chat_template", None)
+    cfg_path.write_text(json.dumps(cfg))
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    return bare
+
+
+@pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir: Path):
     from auditor.models import load_base, resolve_base
 

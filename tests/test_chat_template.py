@@ -4,7 +4,6 @@ calibrated and fine-tuned into a teacher; every command that loads the base pass
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,6 @@ from auditor.cli import app
 runner = CliRunner()
 TEMPLATES = Path(__file__).resolve().parent.parent / "examples" / "templates"
 LLAMA3 = TEMPLATES / "llama3.jinja"
-
-
-@pytest.fixture(scope="module")
-def bare_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with its chat template removed, as a pretrained base ships."""
-    bare = tmp_path_factory.mktemp("bare") / "model"
-    shutil.copytree(tiny_model_dir, bare)
-    cfg_path = bare / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.pop("chat_template", None)
-    cfg_path.write_text(json.dumps(cfg))
-    (bare / "chat_template.jinja").unlink(missing_ok=True)
-    return bare
 
 
 def test_the_llama3_template_keeps_the_prompt_a_prefix_of_the_conversation(bare_model_dir: Path) -> None:

@@ -64,21 +64,12 @@ def test_precision_picks_autocast_per_stage(tiny_model_dir, monkeypatch, precisi
         assert torch.is_autocast_enabled("cpu") == (score is not None)
 
 
-def test_chat_template_file_for_a_base_without_one(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_chat_template_file_for_a_base_without_one(tmp_path: Path, bare_model_dir: Path) -> None:
     """A base that ships no chat template is refused unless a template file is given; the file's template
     is used and becomes part of the fingerprint (so caches never mix templates)."""
-    import json
-    import shutil
-
     from auditor.models import load_base
 
-    bare = tmp_path / "bare"
-    shutil.copytree(tiny_model_dir, bare)
-    cfg_path = bare / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.pop("chat_template", None)
-    cfg_path.write_text(json.dumps(cfg))
-    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    bare = bare_model_dir
     with pytest.raises(ModelLoadError, match="--chat-template"):
         load_base(resolve_base(str(bare)), device="cpu")
 
