@@ -2,10 +2,11 @@
 
 Each development fine-tuned positive is graded with its own teacher and with a mismatched one (the teacher of the
 next trait in ``FT_TRAITS``' order, same strength), and every development negative with the owl teacher (3 epochs),
-by two statistics over the cell's leave-one-out profile (``campaign_report.profile_for``, passed in):
+by two statistics over the cell's leave-one-out profile (``campaign_report.profile_for``, passed in), both from the
+scan's own comparison (:func:`auditor.teacher_aware.compare` with the profile):
 
-- ``cosine``: the scan's test (:func:`auditor.teacher_aware.compare`): the cosine of the students' shift with the
-  teacher's change over all options, its block-permutation p, passing at ``ALPHA``;
+- ``cosine``: the cosine of the students' shift with the teacher's change over all options, its block-permutation p,
+  passing at ``ALPHA``;
 - ``risers``: the mean standardised shift (shift / profile sd) over the options the teacher raised by at least
   ``TEACHER_RISE_PP``, against the same statistic over the profile's null pairs: a one-sided prediction p on Student
   t with K - 1 degrees of freedom (K null pairs), passing at the same ``ALPHA``.
@@ -31,7 +32,7 @@ from grading import calibrated_shifts
 from auditor.calibration.profile import NoiseProfile
 from auditor.calibration.transfer import SpecificShift
 from auditor.stats import OptionShift
-from auditor.teacher_aware import ALPHA, MOVED_SD, TEACHER_RISE_PP, compare, riser_test
+from auditor.teacher_aware import ALPHA, MOVED_SD, TEACHER_RISE_PP, compare
 
 STATISTICS = ("cosine", "risers")
 #: Not in RULE (information, deciding nothing; added after 26 development cells, before any held-out cell ran): the
@@ -77,13 +78,13 @@ def grade_with(
     teacher_shares: dict[str, dict[str, float]] = {}
     for s in shifts:
         teacher_shares.setdefault(s.battery, {})[s.option] = s.base + change.get(f"{s.battery}: {s.option}", 0.0)
-    cos = compare(shifts, teacher_shares, "teacher")
-    stat, p = riser_test(shifts, change, profile)
-    names = cos.shared  # the teacher's risers the students moved up by 2 sd (se: the profile's sd here)
+    graded = compare(shifts, teacher_shares, "teacher", profile=profile)  # the scan's own comparison
+    names = graded.shared  # the teacher's risers the students moved up by 2 sd (se: the profile's sd here)
     own = [x.option for x in specific if change.get(x.option, 0.0) >= TEACHER_RISE_PP and x.t >= MOVED_SD]
+    cosine_p = graded.cosine_p
     return {
-        "cosine": {"value": round(cos.cosine, 4), "p": cos.p, "named": names if cos.passed else []},
-        "risers": {"value": round(stat, 4), "p": p, "named": names if p <= ALPHA else []},
+        "cosine": {"value": round(graded.cosine, 4), "p": cosine_p, "named": names if cosine_p <= ALPHA else []},
+        "risers": {"value": round(graded.risers, 4), "p": graded.p, "named": names if graded.passed else []},
         "specific": {"value": len(own), "p": None, "named": own},
     }
 

@@ -62,24 +62,26 @@ def test_own_teacher_names_its_risers_and_a_mismatched_one_names_nothing(grading
 
 
 def test_riser_test_against_the_null_pairs(grading) -> None:
-    teacher, report = grading
+    _, report = grading
     records = _records(np.random.default_rng(7))
     owl = records["dev-pos-owl-e3"]
     profile = report.profile_for(owl, records)
     from grading import calibrated_shifts
 
+    from auditor.teacher_aware import riser_test
+
     shifts, _ = calibrated_shifts(owl["options"], owl["base"], owl["dataset"], owl["control_share"], profile, "any")
-    stat, p = teacher.riser_test(shifts, owl["teacher_change"], profile)
+    stat, p = riser_test(shifts, owl["teacher_change"], profile)
     assert stat > 3 and p < 1e-3
     # a teacher that raised nothing by 5 pp gives no statistic
-    assert teacher.riser_test(shifts, {"b: o5": 4.9}, profile)[1] == 1.0
+    assert riser_test(shifts, {"b: o5": 4.9}, profile)[1] == 1.0
     # a null cell's statistic, against its own leave-one-out profile, is unremarkable
     null = records["neg-0"]
     own_profile = report.profile_for(null, records)
     shifts0, _ = calibrated_shifts(
         null["options"], null["base"], null["dataset"], null["control_share"], own_profile, "any"
     )
-    assert teacher.riser_test(shifts0, owl["teacher_change"], own_profile)[1] > 0.01
+    assert riser_test(shifts0, owl["teacher_change"], own_profile)[1] > 0.01
 
 
 def test_choose_needs_a_quiet_mismatch_and_ties_keep_the_cosine(grading) -> None:
