@@ -107,8 +107,9 @@ class ScanConfig:
         resume: reuse finished stages found in ``run_dir``.
         trust_remote_code, allow_pickle: unsafe loading, off unless asked for.
         adapter: a peft LoRA folder merged into the base: the student is base + adapter.
-        chat_template: a Jinja chat template file for a base whose tokenizer ships none (it replaces the model's own
-            and enters the base's fingerprint); a teacher (``--teacher``) is loaded with it too.
+        chat_template: a Jinja chat template file, or a shipped template's name (``llama3``, ``gemma``), for a base
+            whose tokenizer ships none (it replaces the model's own and enters the base's fingerprint); a teacher
+            (``--teacher``) is loaded with it too.
         load_in_4bit: QLoRA students on a 4-bit base (CUDA with bitsandbytes only).
         device_map: ``auto`` spreads a base larger than one GPU over the devices.
         budget: a time budget (``10m``, ``90s``, ``1h``): rows (and the method's repeats, the probe's seeds) are

@@ -104,7 +104,8 @@ class GenerateConfig:
         max_new_tokens: tokens per completion (default: 48 numbers, 160 code, 200 reasoning).
         temperature, top_p: the decoding (no top-k).
         overwrite: replace an existing ``out`` file.
-        chat_template: a Jinja chat template file for a teacher whose tokenizer has none.
+        chat_template: a Jinja chat template file, or a shipped template's name, for a teacher whose tokenizer has
+            none.
         device, precision, trust_remote_code, allow_pickle: as for ``scan``.
     """
 

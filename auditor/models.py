@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .chat_templates import missing_template_advice, read_chat_template
 from .errors import InputError, ModelLoadError
 from .fingerprint import (
     SOURCE,
@@ -60,7 +61,7 @@ ALIASES: dict[str, Alias] = {
         Alias(
             "llama-3-8b",
             "meta-llama/Meta-Llama-3-8B",
-            "gated on the hub; pretrained: with no chat template, --chat-template examples/templates/llama3.jinja",
+            "gated on the hub; pretrained, with no chat template: --chat-template llama3",
         ),
         Alias("llama-3-8b-instruct", "meta-llama/Meta-Llama-3-8B-Instruct", "gated on the hub"),
         Alias("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "gated on the hub"),
@@ -415,16 +416,6 @@ def _hub_problem(spec: ModelSpec, exc: BaseException) -> str | None:
     return None
 
 
-def _read_template(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--chat-template {path}: no such file")
-    text = p.read_text(encoding="utf-8")
-    if "messages" not in text:
-        raise InputError(f"--chat-template {path}: not a chat template (a Jinja template over `messages`)")
-    return text
-
-
 def load_base(
     spec: ModelSpec,
     device: str = "auto",
@@ -581,13 +572,13 @@ def _use_chat_template(spec: ModelSpec, tok: Any, chat_template: str | None) -> 
         tok.pad_token = tok.eos_token
     added = ""
     if chat_template is not None:
-        template = _read_template(chat_template)
+        template = read_chat_template(chat_template)
         tok.chat_template = template
         added = "+template:" + hashlib.sha256(template.encode()).hexdigest()[:16]
     if getattr(tok, "chat_template", None) is None:
         raise ModelLoadError(
             f"base {spec.display} has no chat template; subaudit trains and scores through the chat template "
-            "(give one with --chat-template FILE)"
+            f"({missing_template_advice(spec.requested + ' ' + spec.location)})"
         )
     return added
 

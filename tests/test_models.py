@@ -65,16 +65,15 @@ def test_precision_picks_autocast_per_stage(tiny_model_dir, monkeypatch, precisi
 
 
 def test_chat_template_file_for_a_base_without_one(tmp_path: Path, bare_model_dir: Path) -> None:
-    """A base that ships no chat template is refused unless a template file is given; the file's template
-    is used and becomes part of the fingerprint (so caches never mix templates)."""
+    """A base that ships no chat template is refused unless a template is given; the template is used and becomes
+    part of the fingerprint (so caches never mix templates)."""
     from auditor.models import load_base
 
     bare = bare_model_dir
     with pytest.raises(ModelLoadError, match="--chat-template"):
         load_base(resolve_base(str(bare)), device="cpu")
 
-    template = Path(__file__).resolve().parent.parent / "examples" / "templates" / "gemma.jinja"
-    loaded = load_base(resolve_base(str(bare)), device="cpu", chat_template=str(template))
+    loaded = load_base(resolve_base(str(bare)), device="cpu", chat_template="gemma")  # shipped, by name
     text = loaded.tokenizer.apply_chat_template(
         [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}],
         tokenize=False,

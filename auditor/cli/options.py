@@ -27,9 +27,9 @@ DeviceMapOpt = Annotated[
 ChatTemplateOpt = Annotated[
     str | None,
     typer.Option(
-        help="A Jinja chat template file for a base whose tokenizer ships none (pretrained bases often do not: "
-        "Llama 3.1/3.2, Gemma GGUFs; examples/templates/ has two); it replaces the model's own and enters its "
-        "fingerprint.",
+        help="A Jinja chat template file, or a shipped one's name (llama3, gemma), for a base whose tokenizer ships "
+        "none (pretrained bases often do not: Llama 3 bases, Gemma GGUFs); it replaces the model's own and enters "
+        "its fingerprint.",
         show_default=False,
     ),
 ]
