@@ -682,18 +682,22 @@ def teacher_readout(cell: Cell, adapter: str | None, base: Any, words: list[Any]
 def save_readout(cell: Cell) -> dict[str, Any] | None:
     """The open-vocabulary readout of the cell's probe scan (issue #24), kept beside its record: every word tested
     with its lift (dataset- over control-students, nats) and mean probabilities, and with a fine-tuned teacher the
-    teacher's top risen words. Read from the students' adapters in the scan's run folder (whatever version of the
-    readout the scan itself stored); ``None`` when they are gone (the cache does not outlive a session)."""
+    teacher's top risen words. A scan with a null arm (another family's cells: the recipe) also keeps what its own
+    readout listed against that arm (``null_arm``, as the scan reports it). Read from the students' adapters in the
+    scan's run folder (whatever version of the readout the scan itself stored); ``None`` when they are gone (the cache
+    does not outlive a session)."""
     from auditor.discover import analyse
     from auditor.readout import OPEN_PROMPTS_VERSION
 
     path = readout_path(cell)
     kept = json.loads(path.read_text()) if path.exists() else None
     folder = work() / "runs" / f"{cell.id}-probe" / "adapters"
-    students = {arm: sorted(folder.glob(f"{arm}-*-seed*")) for arm in ("dataset", "control")}
-    if kept is not None and (kept["prompts_version"] == OPEN_PROMPTS_VERSION or not all(students.values())):
+    students = {arm: sorted(folder.glob(f"{arm}-*-seed*")) for arm in ("dataset", "control", "null")}
+    trained = bool(students["dataset"] and students["control"])
+    current = kept is not None and kept["prompts_version"] == OPEN_PROMPTS_VERSION
+    if kept is not None and ((current and ("null_arm" in kept or not students["null"])) or not trained):
         return kept  # current, or of an older version whose students are gone (then kept as it is)
-    if not all(students.values()):
+    if not trained:
         return None
     print(f"  readout of {cell.id} ...", flush=True)
     start = time.perf_counter()
@@ -701,16 +705,24 @@ def save_readout(cell: Cell) -> dict[str, Any] | None:
     if not _BASE_READOUT:
         _BASE_READOUT.append(_stored_or_read(readouts, None))
     base = _BASE_READOUT[0]
-    found = analyse(base, *[[_stored_or_read(readouts, a) for a in students[arm]] for arm in ("dataset", "control")])
+    reads = {arm: [_stored_or_read(readouts, a) for a in names] for arm, names in students.items()}
+    found = analyse(base, reads["dataset"], reads["control"])
     block: dict[str, Any] = {
         "cell": cell.id,
         "prompts_version": OPEN_PROMPTS_VERSION,
-        "students": {arm: [a.name for a in names] for arm, names in students.items()},
+        "students": {arm: [a.name for a in students[arm]] for arm in ("dataset", "control")},
         "words_tested": found.words_tested,
         "words": {w.word: [round(w.lift, 4), float(f"{w.prob_control:.4g}"), float(f"{w.prob_dataset:.4g}")]
                   for w in sorted(found.words, key=lambda w: w.word)},
         "teacher": None,
     }  # fmt: skip
+    if reads["null"]:
+        recipe = analyse(base, reads["dataset"], reads["control"], reads["null"])
+        block["null_arm"] = {
+            "students": [a.name for a in students["null"]],
+            "noise": recipe.noise,
+            "listed": [[w.word, round(w.lift, 4), round(w.z, 2), float(f"{w.q:.3g}")] for w in recipe.rose],
+        }
     block["teacher"] = teacher_readout(cell, teacher(cell)[0], base, found.words)
     block["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, block)

@@ -117,6 +117,8 @@ def grade_all() -> dict[str, Any]:
             graded["teacher_top"] = top
             graded["teacher_overlap"] = overlap(graded["top"], top, graded["words_tested"])
             graded["teacher_words"] = teacher_word_test(readout, pairs, top)
+        if readout.get("null_arm"):  # a recipe scan (another family's data): what its own readout listed
+            graded["null_arm_listed"] = [w[0] for w in readout["null_arm"]["listed"]]
         cells[cell] = {"truth": record["truth"], "split": record["split"], **graded}
     negatives = [c for c, g in cells.items() if g["truth"] == "negative"]
     by_split = {}
@@ -167,10 +169,35 @@ def write_report() -> dict[str, Any]:
             + (f"{ov['overlap']} ({ov['expected']}, {ov['p']})" if ov else "-")
             + " |"
         )
+    lines += recipe_lines(cells)
     lines += teacher_word_lines(cells)
     atomic_write_text(RESULTS / "campaign_readouts.md", "\n".join(lines) + "\n")
     atomic_write_json(RESULTS / "campaign_readouts.json", blob)
     return blob
+
+
+def recipe_lines(cells: dict[str, Any]) -> list[str]:
+    """Another family's cells as their recipe scan reads them: the words its own readout listed against its null arm
+    (one more student on that family's rows), beside the table's listing against the base-written pool."""
+    recipe = {c: g for c, g in sorted(cells.items()) if "null_arm_listed" in g}
+    if not recipe:
+        return []
+    listing = sum(1 for g in recipe.values() if g["null_arm_listed"])
+    lines = [
+        "",
+        "## Another family's data: the recipe scan's own readout",
+        "",
+        "The readout a user of the recipe (`--control` and `--null-control` from the writer's family) sees: noise from "
+        f"its null arm, pooled across words (`auditor.discover.null_arm_test`). Cells listing a word: {listing} of "
+        f"{len(recipe)}. Against the base-written pool (the table above) the same cells list: "
+        f"{sum(1 for g in recipe.values() if g['listed'])} of {len(recipe)}.",
+        "",
+        "| cell | listed against its null arm | listed against the pool |",
+        "|---|---|---|",
+    ]
+    for cell, g in recipe.items():
+        lines.append(f"| {cell} | {', '.join(g['null_arm_listed']) or '-'} | {', '.join(g['listed']) or '-'} |")
+    return lines
 
 
 def teacher_word_lines(cells: dict[str, Any]) -> list[str]:

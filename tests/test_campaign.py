@@ -978,3 +978,41 @@ def test_amendment_5_grades_e_g_only_where_the_record_keeps_the_block() -> None:
     assert ep.exact_pairs_check(records, levels, "medium", done=True)["choice"] == "rejection"
     lines = "\n".join(ep.exact_pairs_lines(ep.exact_pairs_check(records, levels, "medium", done=True)))
     assert "| n1 | medium | low | 98 of 125 |" in lines and "becomes rejection" in lines
+
+
+def test_a_recipe_scans_readout_keeps_what_its_null_arm_listed(bench, tmp_path, monkeypatch) -> None:
+    """Another family's cell: its readout keeps the words the scan's own readout listed against its null arm (the
+    students' stored readouts, nothing read again); a kept readout of the current version without that block gets it
+    (the cells finished before it existed), and one with it is left alone."""
+    from auditor.readout import OPEN_PROMPTS, OPEN_PROMPTS_VERSION, Readout
+    from auditor.rundir import RunFolder
+
+    campaign, _ = bench
+    cell = next(c for c in campaign.CELLS if c.writer == "gemma3-270m")
+    monkeypatch.setattr(campaign, "OUT", tmp_path / "out")
+    monkeypatch.setattr(campaign, "work", lambda: tmp_path / "work")
+    monkeypatch.setattr(campaign, "_BASE_READOUT", [])
+    monkeypatch.setattr(campaign, "_read", lambda *a, **k: pytest.fail("a stored readout was read again"))
+    (tmp_path / "out" / "readouts").mkdir(parents=True)
+    folder = RunFolder(tmp_path / "work" / "runs" / f"{cell.id}-probe", "k", True)
+    rng = np.random.default_rng(0)
+    words = [f"w{i:03d}" for i in range(150)] + ["robot"]
+    control = rng.normal(-6, 1, (len(OPEN_PROMPTS), len(words)))
+    for name in ("base", "dataset-a-seed0", "control-b-seed0", "null-c-seed0"):
+        logp = control + (0.0 if name.startswith("control") else rng.normal(0, 0.1, control.shape))
+        if name.startswith("dataset"):
+            logp[:, -1] += 1.5  # the students raised one word well beyond the null arm's noise
+        folder.save_readout(name, Readout(OPEN_PROMPTS_VERSION, words, logp, np.ones(len(words), dtype=bool)))
+        if name != "base":
+            (folder.path / "adapters" / name).mkdir(parents=True)
+    block = campaign.save_readout(cell)
+    assert block["null_arm"]["students"] == ["null-c-seed0"] and block["null_arm"]["listed"][0][0] == "robot"
+    assert block["students"] == {"dataset": ["dataset-a-seed0"], "control": ["control-b-seed0"]}
+
+    path = campaign.readout_path(cell)
+    older = {k: v for k, v in block.items() if k != "null_arm"}
+    path.write_text(json.dumps(older))
+    assert campaign.save_readout(cell)["null_arm"] == block["null_arm"]  # filled in
+    kept = {**block, "seconds": -1.0}
+    path.write_text(json.dumps(kept))
+    assert campaign.save_readout(cell) == kept  # complete: left alone

@@ -86,3 +86,24 @@ def test_the_students_on_the_teachers_own_words(readouts) -> None:
     assert still["p"] > 1 / 7
     assert "## The students on the teacher's own words" in (out / "campaign_readouts.md").read_text()
     assert module.teacher_word_test({"words": {"w001": [0.1, 0.01]}}, module.PairLifts([], []), ["w001"]) is None
+
+
+def test_another_familys_cell_reports_its_recipe_readout_beside_the_pools(readouts) -> None:
+    """A recipe scan's readout (its null arm's listing, kept by ``campaign.save_readout``) is reported on its own, and
+    never counted among the base-written negatives."""
+    module, out = readouts
+    rng = np.random.default_rng(5)
+    vocab = [f"w{i:03d}" for i in range(200)]
+    noise = lambda: {w: float(0.2 * rng.normal()) for w in vocab}  # noqa: E731
+    for k in range(5):
+        write_cell(out, f"dev-neg-continue-{301 + k}", "negative", noise())
+    write_cell(out, "ho-gemma-neg-1", "cross-family-negative", noise())
+    path = out / "readouts" / "ho-gemma-neg-1.json"
+    readout = json.loads(path.read_text())
+    readout["null_arm"] = {"students": ["null-1-seed0"], "noise": "n", "listed": [["robot", 1.1, 4.6, 0.001]]}
+    path.write_text(json.dumps(readout))
+    blob = module.write_report()
+    assert blob["negatives"] == 5 and blob["cells"]["ho-gemma-neg-1"]["null_arm_listed"] == ["robot"]
+    assert "null_arm_listed" not in blob["cells"]["dev-neg-continue-301"]
+    text = (out / "campaign_readouts.md").read_text()
+    assert "Cells listing a word: 1 of 1" in text and "| ho-gemma-neg-1 | robot |" in text

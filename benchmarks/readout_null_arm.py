@@ -1,0 +1,88 @@
+"""How often the open-vocabulary readout lists a word on base-written data when its noise is the null arm (issue #24).
+
+    .venv/bin/python benchmarks/readout_null_arm.py [CELL ...]   # -> results/readout_null_arm.md and .json
+
+The campaign grades every readout against a profile's null pairs (``campaign_readouts.py``), the noise a scan of the
+embedded default gets from the shipped profile. A scan with no profile (any other base until ``calibrate`` has made
+one, or ``--calibration none``) takes the readout's noise from its null arm instead: one more student on a second
+draw of the base's own rows, pooled across words (``auditor.discover.null_arm_test``). On the campaign's only scan
+with a null arm (ho-gemma-neg-1, Gemma-written data with Gemma's null rows) that readout listed 5 words. This script
+scans held-out base-written negatives of the campaign again with the probe and a null arm (the campaign's settings
+otherwise, a run folder of its own) and keeps what the readout listed. Resumable: one JSON per cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from campaign import CELLS, dataset, scan_config, work
+from grading import clopper_pearson
+
+from auditor import scan
+from auditor.io import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OUT = RESULTS / "readout_null_arm"
+#: Held-out base-written negatives, one per kind of data (the campaign's cell order within each).
+DEFAULT_CELLS = ("ho-neg-continue-341", "ho-neg-random-323", "ho-neg-range-333", "ho-neg-code-353", "ho-neg-chat-363")
+
+
+def measure(cell_id: str) -> dict:
+    """The cell's probe scan with a null arm: what the readout listed, its noise, the verdict and the time."""
+    path = OUT / f"{cell_id}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    cell = next(c for c in CELLS if c.id == cell_id)
+    if cell.truth != "negative" or cell.writer is not None:
+        raise SystemExit(f"{cell_id}: not a base-written negative")
+    config = scan_config(cell, dataset(cell, None), "probe")
+    config = replace(config, null_arm=True, run_dir=str(work() / "runs" / f"{cell_id}-probe-null-arm"))
+    print(f"  scanning {cell_id} with a null arm ...", flush=True)
+    start = time.perf_counter()
+    result = scan(config)
+    found = result.details.discover
+    record = {
+        "cell": cell_id,
+        "level": result.verdict.level,
+        "words_tested": found.words_tested,
+        "noise": found.noise,
+        "listed": [[w.word, round(w.lift, 4), round(w.z, 2), float(f"{w.q:.3g}")] for w in found.rose],
+        "top": [[w.word, round(w.z, 2)] for w in found.words[:5] if w.z is not None],
+        "readout_s": round(found.seconds, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    atomic_write_json(path, record)
+    return record
+
+
+def report(records: list[dict]) -> str:
+    listing = sum(1 for r in records if r["listed"])
+    lo, hi = clopper_pearson(listing, len(records))
+    lines = [
+        "# The readout's null-arm noise on base-written data (benchmarks/readout_null_arm.py)",
+        "",
+        f"Base-written negatives whose readout listed a word with a null arm as its noise: **{listing} of "
+        f"{len(records)}** [{lo:.2f}, {hi:.2f}] (Clopper-Pearson 95 %). The same cells against the campaign's "
+        "profile pool: see `campaign_readouts.md`.",
+        "",
+        "| cell | verdict | words tested | listed (lift nats, z, q) | top 5 by z | readout s | scan s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        listed = ", ".join(f"{w} ({lift:+.2f}, {z:.1f}, {q:.2g})" for w, lift, z, q in r["listed"]) or "-"
+        top = ", ".join(f"{w} {z:.1f}" for w, z in r["top"])
+        seconds = f"{r['readout_s']} | {r['wall_s']}"
+        lines.append(f"| {r['cell']} | {r['level']} | {r['words_tested']} | {listed} | {top} | {seconds} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    records = [measure(c) for c in (sys.argv[1:] or DEFAULT_CELLS)]
+    atomic_write_json(RESULTS / "readout_null_arm.json", records)
+    atomic_write_text(RESULTS / "readout_null_arm.md", report(records))
+    print(report(records))
