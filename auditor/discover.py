@@ -17,14 +17,16 @@ null lift near 0 would make any lift significant), so, like :func:`auditor.stats
 the null lifts are pooled across words: ``log|null lift| = a + b log(mean control probability)`` (``b`` clipped to
 [-1, 0]: rarer words move more in log space), corrected by ``E log|x| = log sd - 0.635`` for a normal ``x``. A
 word's standard error is ``sqrt(se_prompts^2 + noise^2)`` (the per-prompt standard error of its seed-mean lift, and
-the fitted draw noise in quadrature), ``z = lift / se`` and ``p`` is the one-sided normal tail; Benjamini-Hochberg
-(:func:`auditor.stats.bh_q`) over the words tested gives ``q``. A word **rose beyond noise** when ``q <=``
-:data:`ALPHA` and its lift is positive. With a calibration profile whose pairs hold word lifts
-(:func:`profile_test`), a word's noise is its null pairs' spread instead, the decoys' generic fine-tune direction is
-removed, and a listed word's ``z`` must also pass the largest ``z`` any null pair reaches against the others
-(:func:`null_top_z`: at most 1 in K + 1 base-written datasets then lists a word). With neither (``--no-null-arm``,
-or a profile without word lifts) there is no noise model: the lifts are reported, not tested (``z``, ``p``, ``q``
-are ``None``).
+the fitted draw noise in quadrature) and ``z = lift / se``. The null arm's own lifts, standardised the same way,
+have tails far heavier than the normal's (on Gemma-written data 4.6 % of them beyond 3, and a normal tail listed 23
+of its words), so ``p`` is the one-sided tail of a Student t fitted to them (``scipy.stats.t.fit``, location 0;
+:data:`MIN_TAIL_WORDS` at least); Benjamini-Hochberg (:func:`auditor.stats.bh_q`) over the words tested gives ``q``.
+A word **rose beyond noise** when ``q <=`` :data:`ALPHA` and its lift is positive. With a calibration profile whose
+pairs hold word lifts (:func:`profile_test`), a word's noise is its null pairs' spread instead, the decoys' generic
+fine-tune direction is removed, and a listed word's ``z`` must also pass the largest ``z`` any null pair reaches
+against the others (:func:`null_top_z`: at most 1 in K + 1 base-written datasets then lists a word). With neither
+(``--no-null-arm``, or a profile without word lifts) there is no noise model: the lifts are reported, not tested
+(``z``, ``p``, ``q`` are ``None``).
 
 The readout informs; it never changes the verdict or the exit code.
 """
@@ -247,6 +249,9 @@ def fit_word_noise(null_lift: np.ndarray, log_prob: np.ndarray) -> tuple[float, 
     return a, b
 
 
+#: The null arm's tail is fitted to the words it moved; with fewer, the readout is reported, not tested.
+MIN_TAIL_WORDS = 10
+
 #: Prior weight (in pairs) of the pooled trend when a profile's per-word null variance is moderated towards it.
 PRIOR_PAIRS = 4.0
 
@@ -406,26 +411,36 @@ def lift_z(lifts: dict[str, list[float]], pairs: PairLifts) -> dict[str, float] 
 
 
 def null_arm_test(
-    lift: np.ndarray, se_prompts: np.ndarray, prob_control: np.ndarray, null_lift: np.ndarray
+    lift: np.ndarray,
+    se_prompts: np.ndarray,
+    prob_control: np.ndarray,
+    null_lift: np.ndarray,
+    null_se_prompts: np.ndarray,
 ) -> WordTest | str:
     """Each word's lift against the null arm's lifts pooled across words (the module docstring), or why it cannot be
     tested."""
-    from scipy.stats import norm
+    from scipy.stats import t as student_t
 
     from .stats import bh_q
 
     x = np.log(np.maximum(prob_control, FLOOR))
     fit = fit_word_noise(null_lift, x)
-    if fit is None:
-        return "the null arm moved fewer than 3 words off the floor: no noise model, reported, not tested"
+    moved = null_lift != 0
+    if fit is None or moved.sum() < MIN_TAIL_WORDS:
+        return f"the null arm moved fewer than {MIN_TAIL_WORDS} words: no noise model, reported, not tested"
     a, b = fit
-    se = np.sqrt(se_prompts**2 + np.exp(a + b * x) ** 2)
+    sd = np.exp(a + b * x)
+    se = np.sqrt(se_prompts**2 + sd**2)
     z = lift / se
-    p = norm.sf(z)
+    null_z = null_lift[moved] / np.sqrt(null_se_prompts[moved] ** 2 + sd[moved] ** 2)
+    df, _, scale = student_t.fit(null_z, floc=0)
+    p = student_t.sf(z, df, 0, scale)
     noise = (
         "the null arm's lifts (null - control) pooled across words: log|null lift| = "
-        f"{a - 0.635:.2f} {b:+.2f} log p(control), as sd; se = sqrt(se_prompts^2 + sd^2); one-sided normal p; "
-        "Benjamini-Hochberg over the words tested"
+        f"{a - 0.635:.2f} {b:+.2f} log p(control), as sd; se = sqrt(se_prompts^2 + sd^2); z = lift / se, its "
+        f"one-sided p from a Student t fitted to the null arm's own z ({int(moved.sum())} words: {df:.2f} degrees of "
+        f"freedom, scale {scale:.2f}; a normal tail listed words on data with no trait); Benjamini-Hochberg over the "
+        "words tested"
     )
     return WordTest(None, se, z, p, np.asarray(bh_q(p.tolist())), noise)
 
@@ -454,8 +469,10 @@ def analyse(
     null_lift = None
     test: WordTest | str | None = None
     if null:
-        null_lift = (np.stack([r.matrix(words) for r in null]) - c).mean(axis=(0, 1))
-        test = null_arm_test(lift, se_prompts, mean_c, null_lift)
+        null_per_prompt = (np.stack([r.matrix(words) for r in null]) - c).mean(axis=0)
+        null_lift = null_per_prompt.mean(axis=0)
+        null_se = null_per_prompt.std(axis=0, ddof=1) / math.sqrt(n_prompts) if n_prompts > 1 else np.zeros(len(words))
+        test = null_arm_test(lift, se_prompts, mean_c, null_lift, null_se)
     elif profile is not None:
         test = profile_test(words, lift, mean_c, profile)
     noise = noise_note or "no null arm and no readouts in a calibration profile: no noise model, reported, not tested"

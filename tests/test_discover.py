@@ -160,16 +160,23 @@ def test_only_words_spelled_whole_are_tested() -> None:
 
 
 def synthetic(
-    rng: np.random.Generator, raised: dict[str, float], seeds: int = 2, n_words: int = 300, prompts: int = 40
+    rng: np.random.Generator,
+    raised: dict[str, float],
+    seeds: int = 2,
+    n_words: int = 300,
+    prompts: int = 40,
+    tails: float | None = None,
 ):
     """Readouts of a scan with no trait (every student moves every word by its own noise, shared over prompts) but
-    the words in ``raised``, which every dataset-student raises by that many nats in every prompt."""
+    the words in ``raised``, which every dataset-student raises by that many nats in every prompt. ``tails``: the
+    degrees of freedom of a Student t for each word's move (``None``: normal)."""
     words = [f"w{i:03d}" for i in range(n_words)] + list(raised)
     base = np.log(rng.dirichlet(np.full(len(words), 0.5), size=prompts).clip(FLOOR) + 2e-4)
     scale = 0.05 + 0.3 * (-base.mean(axis=0) / 10)  # rarer words move more
 
     def student(extra: np.ndarray | None = None) -> Readout:
-        logp = base + scale * rng.normal(size=len(words)) + 0.02 * rng.normal(size=base.shape)
+        move = rng.normal(size=len(words)) if tails is None else rng.standard_t(tails, size=len(words))
+        logp = base + scale * move + 0.02 * rng.normal(size=base.shape)
         if extra is not None:
             logp = logp + extra
         return Readout(OPEN_PROMPTS_VERSION, words, np.maximum(logp, math.log(FLOOR)))
@@ -194,6 +201,17 @@ def test_a_word_raised_in_every_prompt_ranks_first_and_rises_beyond_noise() -> N
     assert doc["rose"][0] == "owl" and doc["top_words"][0]["word"] == "owl" and doc["words_tested"] == len(found.words)
     section = "\n".join(found.section())
     assert "## What else moved" in section and "owl" in section and "Nothing beyond noise" not in section
+
+
+def test_heavy_tailed_noise_lists_nothing_in_most_draws_with_a_null_arm() -> None:
+    """Students move words with tails heavier than the normal's (on Gemma-written data the null arm's own z had 4.6 %
+    beyond 3 and a normal tail listed 23 of its words): the null arm's fitted t keeps such scans quiet, and a word
+    raised far beyond every student's move is still listed."""
+    rng = np.random.default_rng(7)
+    listed = [len(analyse(*synthetic(rng, {}, tails=2.0)).rose) for _ in range(20)]
+    assert sum(n == 0 for n in listed) >= 16, listed
+    found = analyse(*synthetic(np.random.default_rng(8), {"owl": 10.0}, tails=2.0))
+    assert [w.word for w in found.rose] == ["owl"] and "Student t fitted to the null arm" in found.noise
 
 
 def test_pure_noise_lists_nothing_in_most_draws() -> None:
