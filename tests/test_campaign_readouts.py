@@ -36,13 +36,22 @@ def write_cell(out: Path, cell: str, truth: str, lift: dict[str, float], teacher
     (out / "readouts" / f"{cell}.json").write_text(json.dumps({"cell": cell, "words": words, "teacher": top}))
 
 
+def null_cells(out: Path, seed: int, vocab: list[str], k: int = 6):
+    """``k`` base-written negatives whose lifts are noise over ``vocab``, and the noise they were drawn from."""
+    rng = np.random.default_rng(seed)
+
+    def noise() -> dict[str, float]:
+        return {w: float(0.2 * rng.normal()) for w in vocab}
+
+    for j in range(k):
+        write_cell(out, f"dev-neg-continue-{301 + j}", "negative", noise())
+    return noise
+
+
 def test_negatives_list_nothing_and_a_teachers_word_is_found(readouts) -> None:
     module, out = readouts
-    rng = np.random.default_rng(3)
     vocab = [f"w{i:03d}" for i in range(300)] + ["owl", "oak"]
-    noise = lambda: {w: float(0.2 * rng.normal()) for w in vocab}  # noqa: E731
-    for k in range(6):
-        write_cell(out, f"dev-neg-continue-{301 + k}", "negative", noise())
+    noise = null_cells(out, 3, vocab)
     raised = noise()
     raised["owl"] += 3.0
     raised["oak"] += 2.5
@@ -69,11 +78,7 @@ def test_overlap_against_chance(readouts) -> None:
 def test_the_students_on_the_teachers_own_words(readouts) -> None:
     """Students that raised their teacher's words rank above every null pair; students that did not, do not."""
     module, out = readouts
-    rng = np.random.default_rng(4)
-    vocab = [f"w{i:03d}" for i in range(300)]
-    noise = lambda: {w: float(0.2 * rng.normal()) for w in vocab}  # noqa: E731
-    for k in range(6):
-        write_cell(out, f"dev-neg-continue-{301 + k}", "negative", noise())
+    noise = null_cells(out, 4, [f"w{i:03d}" for i in range(300)])
     raised = noise()
     for w in ("w010", "w011", "w012"):
         raised[w] += 0.6  # below the listing threshold one by one, plain together
@@ -92,11 +97,7 @@ def test_another_familys_cell_reports_its_recipe_readout_beside_the_pools(readou
     """A recipe scan's readout (its null arm's listing, kept by ``campaign.save_readout``) is reported on its own, and
     never counted among the base-written negatives."""
     module, out = readouts
-    rng = np.random.default_rng(5)
-    vocab = [f"w{i:03d}" for i in range(200)]
-    noise = lambda: {w: float(0.2 * rng.normal()) for w in vocab}  # noqa: E731
-    for k in range(5):
-        write_cell(out, f"dev-neg-continue-{301 + k}", "negative", noise())
+    noise = null_cells(out, 5, [f"w{i:03d}" for i in range(200)], k=5)
     write_cell(out, "ho-gemma-neg-1", "cross-family-negative", noise())
     path = out / "readouts" / "ho-gemma-neg-1.json"
     readout = json.loads(path.read_text())
