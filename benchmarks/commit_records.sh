@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Commit the campaign's finished work (issue #21): at least hourly while cells run, and at a session's end. Stashes
-# the cache's control draws (campaign.py stash), rebuilds the reports from the records, and commits
+# the cache's control draws (campaign.py stash), completes the readouts, rebuilds the reports from the records, and commits
 # benchmarks/results alone (nothing else that is staged or changed).
 #
 #     bash benchmarks/commit_records.sh ["message"]
@@ -10,6 +10,7 @@ cd "$repo/benchmarks"
 export OMP_NUM_THREADS=1
 py="$repo/.venv/bin/python"
 "$py" campaign.py stash
+"$py" campaign.py readouts > /dev/null  # fills what a worker's older copy left out (a recipe scan's null_arm)
 "$py" campaign_report.py > /dev/null
 "$py" campaign_readouts.py > /dev/null
 "$py" campaign_option_words.py > /dev/null
