@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Commit the campaign's finished work (issue #21): at least hourly while cells run, and at a session's end. Stashes
-# the cache's control draws (campaign.py stash), completes the readouts, rebuilds the reports from the records, and commits
-# benchmarks/results alone (nothing else that is staged or changed).
+# the cache's control draws (campaign.py stash), completes the readouts, rebuilds the reports from the records, and
+# commits benchmarks/results alone (nothing else that is staged or changed).
 #
 #     bash benchmarks/commit_records.sh ["message"]
 set -euo pipefail
