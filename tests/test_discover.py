@@ -408,3 +408,13 @@ def test_a_word_no_null_pair_tested_gets_the_trend_not_a_small_variance() -> Non
     test = profile_test([*words, "rare"], np.zeros(201), np.full(201, 0.01), PairLifts(null))
     assert test.se[-1] == pytest.approx(np.median(test.se[:-1]), rel=0.25)  # the trend's sd, about 0.3
     assert test.se[-1] > 0.2
+
+
+def test_a_null_arm_with_no_tail_model_is_reported_not_tested(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A degenerate fit of the null arm's tail (no finite, positive scale) leaves the words untested rather than
+    giving them p-values from it."""
+    import scipy.stats
+
+    monkeypatch.setattr(scipy.stats.t, "fit", lambda *a, **k: (float("nan"), 0.0, float("nan")))
+    found = analyse(*synthetic(np.random.default_rng(9), {"owl": 10.0}))
+    assert not found.tested and found.rose == [] and "no tail model" in found.noise
