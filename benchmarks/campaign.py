@@ -721,12 +721,17 @@ def save_readout(cell: Cell) -> dict[str, Any] | None:
         block["null_arm"] = {
             "students": [a.name for a in students["null"]],
             "noise": recipe.noise,
-            "listed": [[w.word, round(w.lift, 4), round(w.z, 2), float(f"{w.q:.3g}")] for w in recipe.rose],
+            "listed": listed_words(recipe),
         }
     block["teacher"] = teacher_readout(cell, teacher(cell)[0], base, found.words)
     block["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(path, block)
     return block
+
+
+def listed_words(found: Any) -> list[list[Any]]:
+    """The words a :class:`auditor.discover.Discovery` listed, as records keep them: word, lift (nats), z, q."""
+    return [[w.word, round(w.lift, 4), round(w.z, 2), float(f"{w.q:.3g}")] for w in found.rose]
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from campaign import CELLS, dataset, scan_config, work
+from campaign import CELLS, dataset, listed_words, scan_config, work
 from grading import clopper_pearson
 
 from auditor import scan
@@ -57,7 +57,7 @@ def measure(cell_id: str) -> dict:
         "level": result.verdict.level,
         "words_tested": found.words_tested,
         "noise": found.noise,
-        "listed": [[w.word, round(w.lift, 4), round(w.z, 2), float(f"{w.q:.3g}")] for w in found.rose],
+        "listed": listed_words(found),
         "top": [[w.word, round(w.z, 2)] for w in found.words[:5] if w.z is not None],
         "readout_s": round(found.seconds, 1),
         "wall_s": round(time.perf_counter() - start, 1),
@@ -81,8 +81,7 @@ def retest(record: dict) -> dict:
     if not {"base", "dataset", "control", "null"} <= set(reads):
         return {**record, "now": record.get("now")}
     found = analyse(reads["base"], [reads["dataset"]], [reads["control"]], [reads["null"]])
-    listed = [[w.word, round(w.lift, 4), round(w.z, 2), float(f"{w.q:.3g}")] for w in found.rose]
-    return {**record, "now": {"listed": listed, "noise": found.noise}}
+    return {**record, "now": {"listed": listed_words(found), "noise": found.noise}}
 
 
 def report(records: list[dict]) -> str:

@@ -5,6 +5,7 @@ ships two templates by name."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,7 @@ def test_a_shipped_template_by_name_is_its_file_and_a_local_file_wins(
     assert load_base(spec, device="cpu", chat_template="llama3").fingerprint != by_name
 
 
-def test_an_unknown_template_names_the_shipped_ones(tmp_path: Path) -> None:
+def test_an_unknown_template_names_the_shipped_ones() -> None:
     with pytest.raises(
         InputError, match=r"llama2: no such file, and no shipped template of that name \(gemma, llama3\)"
     ):
@@ -169,8 +170,6 @@ def test_the_refusal_suggests_the_familys_template(base: str, advice: str) -> No
 def test_scan_of_a_template_less_llama_3_base_names_the_shipped_template(
     bare_model_dir: Path, numbers_file: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     base = tmp_path / "Meta-Llama-3-8B"
     shutil.copytree(bare_model_dir, base)
     args = ["scan", str(numbers_file), "--base", str(base), "--method", "gradient", "--max-rows", "8", "--quiet"]
