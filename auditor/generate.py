@@ -200,9 +200,10 @@ def load_teacher(config: GenerateConfig) -> LoadedModel:
 
 
 def manifest_path(out: str | Path) -> Path:
-    """``data/x.jsonl`` -> ``data/x.manifest.json``."""
+    """``data/x.jsonl`` -> ``data/x.manifest.json``, ``data/x.control.jsonl`` -> ``data/x.control.manifest.json``:
+    only the last suffix goes, so files that share a stem keep a manifest each."""
     out = Path(out)
-    return out.with_name(out.name.split(".")[0] + ".manifest.json")
+    return out.with_name(out.with_suffix("").name + ".manifest.json")
 
 
 def _sample_chunk(loaded: LoadedModel, config: GenerateConfig, batch: list, seed: int, max_new: int) -> dict:

@@ -62,7 +62,6 @@ def _generated(out: Path, **settings: Any) -> Path:
 
 def dataset(k: int, temperature: float = 1.0, rows: int = ROWS) -> Path:
     """The k-th base-written dataset at ``temperature`` (generated once, kept under results/exact_control/data)."""
-    # no dot in the name: a manifest is named after the part before the first dot (generate.manifest_path)
     name = f"neg-exact-{k}" if temperature == 1.0 else f"neg-exact-t{round(temperature * 10):02d}-{k}"
     seed = SEED0 + k + (0 if temperature == 1.0 else 50)
     return _generated(OUT / "data" / f"{name}.jsonl", rows=rows, seed=seed, temperature=temperature)

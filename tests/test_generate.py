@@ -90,6 +90,19 @@ def test_filters_count_each_row_once_under_its_first_failure() -> None:
 
 def test_manifest_path() -> None:
     assert manifest_path("d/x.jsonl") == Path("d/x.manifest.json")
+    assert manifest_path("d/x.control.jsonl") == Path("d/x.control.manifest.json")
+
+
+def test_files_that_share_a_stem_keep_a_manifest_each(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A dataset and a second draw for its prompts (``x.jsonl``, ``x.control.jsonl``): the second's manifest does not
+    replace the first's (both were once ``x.manifest.json``)."""
+    data, control = tmp_path / "x.jsonl", tmp_path / "x.control.jsonl"
+    generate(GenerateConfig(out=str(data), teacher=str(tiny_model_dir), rows=8, seed=3, constrain=True))
+    generate(GenerateConfig(out=str(control), teacher=str(tiny_model_dir), rows=8, seed=9, constrain=True,
+                            prompts_from=str(data)))  # fmt: skip
+    first, second = (json.loads(manifest_path(p).read_text()) for p in (data, control))
+    assert Path(first["dataset"]) == data and first["sample_seed"] == 4
+    assert Path(second["dataset"]) == control and second["prompts_from"] == str(data)
 
 
 def test_generate_numbers_writes_dataset_manifest_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
