@@ -17,7 +17,9 @@ filter, the ``continue`` prompt style, new prompt seeds 501 and 502):
 Each is scanned once by G at the campaign's settings with every row (``max_rows=None``); its run folder keeps every
 row's push. The report re-tests subsets from those pushes with the method's own test (``compare_pushes``,
 ``adjust_q``, ``grade_pushes``: the scan's own verdict when the subset is every row): for n in :data:`SIZES`, the
-first n rows of the file and :data:`DRAWS` random n-row subsets, the share flagged at ``medium``.
+first n rows of the file and :data:`DRAWS` random n-row subsets, the share flagged at ``medium``. Added after the
+owl dataset's scan (information): G's test on the pairs whose control row is exact (RULE's amendment 5's E-G), on
+every row.
 """
 
 from __future__ import annotations
@@ -74,10 +76,12 @@ def measure(cell: Cell) -> dict[str, Any]:
     subset test needs."""
     path = pushes_path(cell)
     if path.exists():
-        return json.loads(path.read_text())
+        kept = json.loads(path.read_text())
+        if "exact_pairs" in kept:
+            return kept
     data = draw(cell)
     config = scan_config(cell, data, "gradient")
-    print(f"  scanning {cell.id} (gradient, every row) ...", flush=True)
+    print(f"  scanning {cell.id} (gradient, every row; resumes a finished scan from its run folder) ...", flush=True)
     result = scan(config)
     shifts = [f.shift for f in result.findings]
     arms = read_pushes(Path(result.run_dir) / PUSHES_FILE)
@@ -94,7 +98,9 @@ def measure(cell: Cell) -> dict[str, Any]:
         "control_rows_by": None
         if result.control is None or result.control.draw.how is None
         else dict(result.control.draw.how.rows_by),
-        "timings_s": result.timings,
+        # added after the owl cell's scan (information): G's test on the pairs whose control row is exact
+        "exact_pairs": None if result.details.exact_pairs is None else result.details.exact_pairs.to_json(),
+        "timings_s": result.timings if not path.exists() else json.loads(path.read_text())["timings_s"],
     }
     atomic_write_json(path, kept)
     return kept
@@ -145,12 +151,16 @@ def report(records: list[dict[str, Any]]) -> str:
         "intervals: Clopper-Pearson 95 % (random subsets of one dataset share rows: they tell how stable the",
         "level is within it, not across datasets).",
         "",
-        "| dataset | truth | rows | G, every row | time (s) |",
-        "|---|---|---|---|---|",
+        "| dataset | truth | rows | G, every row | G, exact pairs only | time (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in records:
         seconds = r["timings_s"].get("total", 0)
-        lines.append(f"| {r['cell']} | {r['truth']} | {r['rows']} | {r['level']} | {seconds:.0f} |")
+        exact = r.get("exact_pairs")
+        exact = (
+            "every pair exact" if exact is None else f"{exact['level'] or 'clean'} ({exact['rows']} of {exact['of']})"
+        )
+        lines.append(f"| {r['cell']} | {r['truth']} | {r['rows']} | {r['level']} | {exact} | {seconds:.0f} |")
     lines += ["", "| dataset | rows | first n rows | random subsets flagged |", "|---|---|---|---|"]
     for r in records:
         for s in r["subsets"]:
@@ -169,7 +179,7 @@ def main() -> None:
         if sys.argv[1:] == ["report"] and not pushes_path(cell).exists():
             continue
         kept = measure(cell)
-        records.append({**{k: kept[k] for k in ("cell", "truth", "rows", "level", "timings_s")},
+        records.append({**{k: kept[k] for k in ("cell", "truth", "rows", "level", "exact_pairs", "timings_s")},
                         "subsets": subsets(kept, config)})  # fmt: skip
     atomic_write_json(RESULTS / "power_rows.json", records)
     atomic_write_text(RESULTS / "power_rows.md", report(records))

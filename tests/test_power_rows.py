@@ -65,10 +65,11 @@ def test_read_pushes_joins_the_journal_by_arm_and_line(module, tmp_path) -> None
 
 def test_the_report_gives_each_size_with_an_interval(module) -> None:
     record = {"cell": "rows-pos-owl-e3", "truth": "positive", "rows": 1000, "level": "medium",
-              "timings_s": {"total": 12.0},
+              "exact_pairs": {"rows": 936, "of": 1000, "level": None, "top": []}, "timings_s": {"total": 12.0},
               "subsets": [{"rows": 200, "first_rows": "clean", "flagged": 10, "draws": 50},
                           {"rows": 1000, "first_rows": "medium", "flagged": 1, "draws": 1}]}  # fmt: skip
-    text = module.report([record])
-    assert "| rows-pos-owl-e3 | positive | 1000 | medium | 12 |" in text
+    text = module.report([record, {**record, "cell": "rows-neg-continue-502", "exact_pairs": None}])
+    assert "| rows-pos-owl-e3 | positive | 1000 | medium | clean (936 of 1000) | 12 |" in text
+    assert "| rows-neg-continue-502 | positive | 1000 | medium | every pair exact | 12 |" in text
     assert "| rows-pos-owl-e3 | 200 | clean | 10/50 [0.10, 0.34] |" in text
     assert "| rows-pos-owl-e3 | 1000 | medium | (every row) |" in text
