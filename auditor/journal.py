@@ -30,7 +30,7 @@ class Journal:
 
     def __init__(self, path: str | Path | None):
         self.path = None if path is None else Path(path)
-        self._recorded, whole = _read(self.path) if self.path is not None else ([], True)
+        self._recorded, whole = read_steps(self.path) if self.path is not None else ([], True)
         self._at = 0
         self.replayed = 0
         if not whole:  # what follows a torn line would never be read: rewrite the file without it
@@ -64,7 +64,7 @@ class Journal:
         atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in self._recorded))
 
 
-def _read(path: Path) -> tuple[list[dict[str, Any]], bool]:
+def read_steps(path: Path) -> tuple[list[dict[str, Any]], bool]:
     """The recorded steps, up to the first line that is not a whole step (an interrupted write), and whether every
     line was one."""
     if not path.exists():

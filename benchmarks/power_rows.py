@@ -35,6 +35,7 @@ from grading import clopper_pearson
 
 from auditor import scan
 from auditor.io import atomic_write_json, atomic_write_text
+from auditor.journal import read_steps
 from auditor.methods.gradient import PUSHES_FILE, compare_pushes, grade_pushes
 from auditor.stats import adjust_q
 from auditor.verdict import level_rank
@@ -75,10 +76,9 @@ def measure(cell: Cell) -> dict[str, Any]:
     """G's scan of every row; keeps each row's data and control push (by file line), the options and what the
     subset test needs."""
     path = pushes_path(cell)
-    if path.exists():
-        kept = json.loads(path.read_text())
-        if "exact_pairs" in kept:
-            return kept
+    earlier = json.loads(path.read_text()) if path.exists() else None
+    if earlier is not None and "exact_pairs" in earlier:
+        return earlier
     data = draw(cell)
     config = scan_config(cell, data, "gradient")
     print(f"  scanning {cell.id} (gradient, every row; resumes a finished scan from its run folder) ...", flush=True)
@@ -100,7 +100,7 @@ def measure(cell: Cell) -> dict[str, Any]:
         else dict(result.control.draw.how.rows_by),
         # added after the owl cell's scan (information): G's test on the pairs whose control row is exact
         "exact_pairs": None if result.details.exact_pairs is None else result.details.exact_pairs.to_json(),
-        "timings_s": result.timings if not path.exists() else json.loads(path.read_text())["timings_s"],
+        "timings_s": result.timings if earlier is None else earlier["timings_s"],  # the first scan's, not a resume's
     }
     atomic_write_json(path, kept)
     return kept
@@ -109,10 +109,9 @@ def measure(cell: Cell) -> dict[str, Any]:
 def read_pushes(journal: Path) -> dict[str, dict[int, list[float]]]:
     """Each arm's push vector per row (by its file line) from a gradient run folder's journal."""
     arms: dict[str, dict[int, list[float]]] = {}
-    for line in journal.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        _, _, arm, rows = entry["key"]
-        arms.setdefault(arm, {}).update(zip(rows, entry["value"]))
+    for step in read_steps(journal)[0]:
+        _, _, arm, rows = step["key"]
+        arms.setdefault(arm, {}).update(zip(rows, step["value"]))
     return arms
 
 
